@@ -1,0 +1,71 @@
+//! The small set of operations that the model forwards and the ODE solvers are written against.
+//! `cpu::CpuBackend` implements it with the Rust kernels; the GPU backend implements it with WGSL
+//! dispatches, so architectures and solvers exist once.
+//!
+//! Layout conventions: matrices are row-major [rows, cols]; images are NCHW; `linear` weights
+//! are [out, in] as PyTorch stores them; conv weights are [c_out, c_in, kh, kw].
+
+use crate::cpu::Activation;
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+pub trait Backend {
+    /// A tensor living on this backend (host memory for the CPU, a buffer for the GPU).
+    type Tensor;
+
+    /// Short human-readable name, e.g. "cpu" or "webgpu (SwiftShader)".
+    fn name(&self) -> String;
+
+    fn upload(&self, host: &Tensor) -> Result<Self::Tensor>;
+    fn download(&self, t: &Self::Tensor) -> Result<Tensor>;
+    fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize];
+
+    /// act(x[n,k] · w[m,k]ᵀ + b[m]) → [n,m].
+    fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>, act: Activation) -> Result<Self::Tensor>;
+
+    /// NCHW convolution with square stride and zero padding.
+    fn conv2d(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self::Tensor>;
+
+    /// GroupNorm over NCHW followed by an optional fused activation.
+    fn group_norm(
+        &self,
+        x: &Self::Tensor,
+        groups: usize,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        eps: f32,
+        act: Activation,
+    ) -> Result<Self::Tensor>;
+
+    fn silu(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// x[n,c,h,w] + bias[n,c] broadcast over the pixels.
+    fn add_channel_bias(&self, x: &Self::Tensor, bias: &Self::Tensor) -> Result<Self::Tensor>;
+    fn upsample_nearest2x(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Concatenate along axis 1 (channels of NCHW, columns of a matrix).
+    fn concat_axis1(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// Sinusoidal embedding of one time `t` repeated for `n` rows → [n, dim].
+    fn time_embedding(&self, t: f32, n: usize, dim: usize, time_scale: f32) -> Result<Self::Tensor>;
+    /// Rows of `table` [vocab, d] picked by `ids` → [ids.len(), d]. Ids are checked by the caller.
+    fn embedding(&self, table: &Self::Tensor, ids: &[u32]) -> Result<Self::Tensor>;
+
+    /// x + Σ cᵢ·kᵢ, the Runge–Kutta stage/update.
+    fn lincomb(&self, x: &Self::Tensor, terms: &[(f32, &Self::Tensor)]) -> Result<Self::Tensor>;
+    /// Stack `x` on itself along axis 0 ([n,…] → [2n,…]) to run cond and uncond in one batch.
+    fn repeat2(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// v[2n,…] = [cond; uncond] → v_u + w·(v_c − v_u) [n,…].
+    fn guidance_mix(&self, v: &Self::Tensor, w: f32) -> Result<Self::Tensor>;
+    /// Adaptive step control's error norm (one scalar read back per step on the GPU).
+    fn scaled_rms_error(&self, err: &Self::Tensor, x_old: &Self::Tensor, x_new: &Self::Tensor, rtol: f32, atol: f32)
+    -> Result<f32>;
+    /// True when every value is finite (checked once per solve, at the end, on the GPU).
+    fn all_finite(&self, x: &Self::Tensor) -> Result<bool>;
+}

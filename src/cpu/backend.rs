@@ -1,0 +1,182 @@
+//! `Backend` over host memory with the Rust kernels.
+
+use super::conv2d::{self, Conv2dShape};
+use super::{Activation, elementwise, embed, matmul, norm};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuBackend;
+
+fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+fn dims<const N: usize>(op: &'static str, t: &Tensor) -> Result<[usize; N]> {
+    t.shape().try_into().map_err(|_| shape_err(op, format!("expected a {N}-d tensor, got shape {:?}", t.shape())))
+}
+
+impl Backend for CpuBackend {
+    type Tensor = Tensor;
+
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn upload(&self, host: &Tensor) -> Result<Tensor> {
+        Ok(host.clone())
+    }
+
+    fn download(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.clone())
+    }
+
+    fn shape<'a>(&self, t: &'a Tensor) -> &'a [usize] {
+        t.shape()
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        let [n, k] = dims::<2>("linear", x)?;
+        let [m, k2] = dims::<2>("linear", w)?;
+        if k != k2 || b.is_some_and(|b| b.shape() != [m]) {
+            return Err(shape_err(
+                "linear",
+                format!("x {:?}, w {:?}, b {:?}", x.shape(), w.shape(), b.map(|b| b.shape().to_vec())),
+            ));
+        }
+        let mut out = Tensor::zeros(vec![n, m])?;
+        matmul::linear(x.data(), w.data(), b.map(|b| b.data()), act, n, k, m, out.data_mut());
+        Ok(out)
+    }
+
+    fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
+        let [batch, c_in, h, wd] = dims::<4>("conv2d", x)?;
+        let [c_out, c_in2, kh, kw] = dims::<4>("conv2d", w)?;
+        if c_in != c_in2 || stride == 0 || h + 2 * pad < kh || wd + 2 * pad < kw || b.is_some_and(|b| b.shape() != [c_out]) {
+            return Err(shape_err("conv2d", format!("x {:?}, w {:?}, stride {stride}, pad {pad}", x.shape(), w.shape())));
+        }
+        let s = Conv2dShape { batch, c_in, h, w: wd, c_out, kh, kw, stride, pad };
+        let mut out = Tensor::zeros(vec![batch, c_out, s.out_h(), s.out_w()])?;
+        conv2d::conv2d(x.data(), w.data(), b.map(|b| b.data()), &s, out.data_mut());
+        Ok(out)
+    }
+
+    fn group_norm(&self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Activation) -> Result<Tensor> {
+        let [n, c, h, w] = dims::<4>("group_norm", x)?;
+        if groups == 0 || c % groups != 0 || gamma.shape() != [c] || beta.shape() != [c] {
+            return Err(shape_err("group_norm", format!("x {:?}, groups {groups}", x.shape())));
+        }
+        let mut out = Tensor::zeros(x.shape().to_vec())?;
+        norm::group_norm(x.data(), n, c, h * w, groups, gamma.data(), beta.data(), eps, act, out.data_mut());
+        Ok(out)
+    }
+
+    fn silu(&self, x: &Tensor) -> Result<Tensor> {
+        let mut out = x.clone();
+        elementwise::silu_in_place(out.data_mut());
+        Ok(out)
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if a.shape() != b.shape() {
+            return Err(shape_err("add", format!("{:?} vs {:?}", a.shape(), b.shape())));
+        }
+        let mut out = Tensor::zeros(a.shape().to_vec())?;
+        elementwise::add(a.data(), b.data(), out.data_mut());
+        Ok(out)
+    }
+
+    fn add_channel_bias(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let [n, c, h, w] = dims::<4>("add_channel_bias", x)?;
+        if bias.shape() != [n, c] {
+            return Err(shape_err("add_channel_bias", format!("x {:?}, bias {:?}", x.shape(), bias.shape())));
+        }
+        let mut out = x.clone();
+        elementwise::add_channel_bias_in_place(out.data_mut(), bias.data(), n, c, h * w);
+        Ok(out)
+    }
+
+    fn upsample_nearest2x(&self, x: &Tensor) -> Result<Tensor> {
+        let [n, c, h, w] = dims::<4>("upsample_nearest2x", x)?;
+        let mut out = Tensor::zeros(vec![n, c, 2 * h, 2 * w])?;
+        elementwise::upsample_nearest2x(x.data(), n * c, h, w, out.data_mut());
+        Ok(out)
+    }
+
+    fn concat_axis1(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let (sa, sb) = (a.shape(), b.shape());
+        if sa.len() < 2 || sa.len() != sb.len() || sa[0] != sb[0] || sa[2..] != sb[2..] {
+            return Err(shape_err("concat_axis1", format!("{sa:?} vs {sb:?}")));
+        }
+        let inner: usize = sa[2..].iter().product();
+        let mut shape = sa.to_vec();
+        shape[1] = sa[1] + sb[1];
+        let mut out = Tensor::zeros(shape)?;
+        elementwise::concat_axis1(a.data(), b.data(), sa[0], sa[1], sb[1], inner, out.data_mut());
+        Ok(out)
+    }
+
+    fn time_embedding(&self, t: f32, n: usize, dim: usize, time_scale: f32) -> Result<Tensor> {
+        if dim % 2 != 0 {
+            return Err(shape_err("time_embedding", format!("dim {dim} must be even")));
+        }
+        let mut row = vec![0.0; dim];
+        embed::sinusoidal(t, time_scale, &mut row);
+        Tensor::new(vec![n, dim], row.repeat(n))
+    }
+
+    fn embedding(&self, table: &Tensor, ids: &[u32]) -> Result<Tensor> {
+        let [vocab, d] = dims::<2>("embedding", table)?;
+        let mut data = Vec::with_capacity(ids.len() * d);
+        for &id in ids {
+            let id = id as usize;
+            if id >= vocab {
+                return Err(shape_err("embedding", format!("id {id} out of range for a table of {vocab} rows")));
+            }
+            data.extend_from_slice(&table.data()[id * d..(id + 1) * d]);
+        }
+        Tensor::new(vec![ids.len(), d], data)
+    }
+
+    fn lincomb(&self, x: &Tensor, terms: &[(f32, &Tensor)]) -> Result<Tensor> {
+        if let Some((_, k)) = terms.iter().find(|(_, k)| k.shape() != x.shape()) {
+            return Err(shape_err("lincomb", format!("{:?} vs {:?}", x.shape(), k.shape())));
+        }
+        let slices: Vec<(f32, &[f32])> = terms.iter().map(|&(c, k)| (c, k.data())).collect();
+        let mut out = Tensor::zeros(x.shape().to_vec())?;
+        elementwise::lincomb(x.data(), &slices, out.data_mut());
+        Ok(out)
+    }
+
+    fn repeat2(&self, x: &Tensor) -> Result<Tensor> {
+        let mut shape = x.shape().to_vec();
+        if shape.is_empty() {
+            return Err(shape_err("repeat2", "scalar tensor".into()));
+        }
+        shape[0] *= 2;
+        Tensor::new(shape, x.data().repeat(2))
+    }
+
+    fn guidance_mix(&self, v: &Tensor, w: f32) -> Result<Tensor> {
+        let mut shape = v.shape().to_vec();
+        if shape.is_empty() || shape[0] % 2 != 0 {
+            return Err(shape_err("guidance_mix", format!("leading dim of {shape:?} must be even")));
+        }
+        shape[0] /= 2;
+        let mut out = Tensor::zeros(shape)?;
+        elementwise::guidance_mix(v.data(), w, out.data_mut());
+        Ok(out)
+    }
+
+    fn scaled_rms_error(&self, err: &Tensor, x_old: &Tensor, x_new: &Tensor, rtol: f32, atol: f32) -> Result<f32> {
+        if err.shape() != x_old.shape() || err.shape() != x_new.shape() {
+            return Err(shape_err("scaled_rms_error", format!("{:?}", err.shape())));
+        }
+        Ok(elementwise::scaled_rms_error(err.data(), x_old.data(), x_new.data(), rtol, atol))
+    }
+
+    fn all_finite(&self, x: &Tensor) -> Result<bool> {
+        Ok(x.data().iter().all(|v| v.is_finite()))
+    }
+}

@@ -1,0 +1,37 @@
+//! Rust CPU kernels: the reference every GPU kernel is tested against, and the fallback
+//! backend where WebGPU is missing (compiled to wasm32 with simd128).
+//!
+//! Each kernel family keeps a plain `naive` version beside the fast one; the naive one is the
+//! test oracle and is never used on a hot path.
+
+pub mod conv2d;
+pub mod elementwise;
+pub mod embed;
+pub mod matmul;
+pub mod norm;
+
+/// Activation fused into the end of a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Silu,
+}
+
+impl Activation {
+    #[inline(always)]
+    pub fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::None => v,
+            Activation::Silu => silu(v),
+        }
+    }
+}
+
+/// SiLU (swish): x · sigmoid(x), written as x / (1 + e^-x) exactly as PyTorch's `F.silu`.
+#[inline(always)]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+mod backend;
+pub use backend::CpuBackend;

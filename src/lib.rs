@@ -1,0 +1,13 @@
+//! pushforward: sample pretrained flow-matching models (`dx/dt = v(x, t)`, noise at t=0, data at
+//! t=1) with Rust CPU kernels or WGSL compute shaders, natively or in the browser.
+//!
+//! See `ARCHITECTURE.md` for the map of concerns to files.
+
+pub mod backend;
+pub mod cpu;
+pub mod error;
+pub mod tensor;
+
+pub use backend::Backend;
+pub use error::{Error, Result};
+pub use tensor::Tensor;
