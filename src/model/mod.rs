@@ -1,0 +1,143 @@
+//! Models: the weights format (load + validate), the architectures, and a `Network` that runs
+//! a loaded model on any `Backend`.
+
+pub mod config;
+pub mod format;
+pub mod mlp;
+pub mod unet;
+
+pub use config::{ArchConfig, DataConfig, MlpConfig, ModelConfig, PathConfig, Provenance, UnetConfig};
+pub use format::{load, save};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use std::collections::HashMap;
+
+/// A validated model in host memory: its config and every parameter, by `state_dict()` name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub config: ModelConfig,
+    pub params: HashMap<String, Tensor>,
+}
+
+/// Every tensor the config's architecture needs, with its exact shape.
+pub fn expected_params(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    match &config.arch {
+        ArchConfig::Mlp(c) => mlp::param_shapes(c, config.num_classes),
+        ArchConfig::Unet(c) => unet::param_shapes(c, config.num_classes),
+    }
+}
+
+impl Model {
+    /// Parses and validates a `.safetensors` weights file (see `format::load`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        format::load(bytes)
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params.values().map(Tensor::numel).sum()
+    }
+
+    /// A model with seeded random weights (PyTorch-like uniform fan-in init, GroupNorm at
+    /// identity): for tests and benchmarks that need a network before trained weights exist.
+    pub fn random(config: ModelConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+        let mut uniform = move || {
+            // splitmix64: a tiny, well-mixed generator; quality here only needs to be "random-looking".
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        };
+        let mut params = HashMap::new();
+        for (name, shape) in expected_params(&config) {
+            let n: usize = shape.iter().product();
+            let is_norm = name.contains("norm");
+            let data: Vec<f32> = if is_norm {
+                let one = if name.ends_with(".weight") { 1.0 } else { 0.0 };
+                (0..n).map(|_| one + 0.1 * uniform()).collect()
+            } else if name.starts_with("class_emb") {
+                (0..n).map(|_| uniform()).collect()
+            } else {
+                let fan_in: usize = if name.ends_with(".bias") {
+                    // Bias bound uses the weight's fan-in: look it up from the sibling tensor.
+                    let w = name.trim_end_matches(".bias").to_string() + ".weight";
+                    expected_params(&config).into_iter().find(|(k, _)| *k == w).map_or(1, |(_, s)| s[1..].iter().product())
+                } else {
+                    shape[1..].iter().product()
+                };
+                let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+                (0..n).map(|_| bound * uniform()).collect()
+            };
+            params.insert(name, Tensor::new(shape, data)?);
+        }
+        Ok(Model { config, params })
+    }
+}
+
+/// Parameters uploaded to a backend, looked up by name.
+pub struct Params<B: Backend> {
+    tensors: HashMap<String, B::Tensor>,
+}
+
+impl<B: Backend> Params<B> {
+    pub fn get(&self, name: &str) -> Result<&B::Tensor> {
+        self.tensors.get(name).ok_or_else(|| Error::MissingTensor(name.to_string()))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+}
+
+/// A model ready to run on one backend.
+pub struct Network<B: Backend> {
+    pub config: ModelConfig,
+    params: Params<B>,
+}
+
+impl<B: Backend> Network<B> {
+    pub fn new(backend: &B, model: &Model) -> Result<Self> {
+        let mut tensors = HashMap::with_capacity(model.params.len());
+        for (name, t) in &model.params {
+            tensors.insert(name.clone(), backend.upload(t)?);
+        }
+        Ok(Self { config: model.config.clone(), params: Params { tensors } })
+    }
+
+    /// The velocity v(x, t[, y]) for a batch x [n, …sample shape]. `labels` (one per row, each
+    /// ≤ num_classes, where num_classes is the null class) is required exactly when the model
+    /// is class-conditional.
+    pub fn velocity(&self, backend: &B, x: &B::Tensor, t: f32, labels: Option<&[u32]>) -> Result<B::Tensor> {
+        let shape = backend.shape(x);
+        let sample = self.config.sample_shape();
+        if shape.len() != sample.len() + 1 || shape[1..] != sample[..] {
+            return Err(Error::Shape { op: "velocity", detail: format!("input {shape:?}, model takes [n, {sample:?}]") });
+        }
+        match (labels, self.config.num_classes) {
+            (None, 0) => {}
+            (Some(ids), k) if k > 0 => {
+                if ids.len() != shape[0] {
+                    return Err(Error::Shape { op: "velocity", detail: format!("{} labels for {} rows", ids.len(), shape[0]) });
+                }
+                if let Some(&bad) = ids.iter().find(|&&id| id as usize > k) {
+                    return Err(Error::InvalidOption { option: "label", reason: format!("{bad} is out of range 0..={k}") });
+                }
+            }
+            (Some(_), _) => {
+                return Err(Error::InvalidOption { option: "label", reason: "this model is unconditional".into() });
+            }
+            (None, _) => {
+                return Err(Error::InvalidOption { option: "label", reason: "this model is class-conditional".into() });
+            }
+        }
+        match &self.config.arch {
+            ArchConfig::Mlp(c) => mlp::forward(backend, c, &self.params, x, t, labels),
+            ArchConfig::Unet(c) => unet::forward(backend, c, &self.params, x, t, labels),
+        }
+    }
+}

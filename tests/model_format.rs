@@ -1,0 +1,337 @@
+//! Weights-format loading and validation, and the architectures' forward on the CPU.
+
+use pushforward::cpu::CpuBackend;
+use pushforward::model::{self, ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, Network, PathConfig, UnetConfig};
+use pushforward::{Backend, Error, Tensor};
+use std::collections::HashMap;
+
+fn mlp_config(num_classes: usize) -> ModelConfig {
+    ModelConfig {
+        format_version: 1,
+        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 24, depth: 3, time_embed_dim: 8, time_scale: 1000.0 }),
+        data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
+        num_classes,
+        path: PathConfig::Linear,
+        provenance: Default::default(),
+    }
+}
+
+fn unet_config() -> ModelConfig {
+    ModelConfig {
+        format_version: 1,
+        arch: ArchConfig::Unet(UnetConfig {
+            in_channels: 1,
+            base_channels: 8,
+            channel_mult: vec![1, 2, 2],
+            num_res_blocks: 1,
+            groups: 4,
+            time_scale: 1000.0,
+        }),
+        data: DataConfig::Image { channels: 1, height: 12, width: 8, range: [-1.0, 1.0] },
+        num_classes: 3,
+        path: PathConfig::Linear,
+        provenance: Default::default(),
+    }
+}
+
+/// Writes a safetensors file by hand, so tests can make files our own writer never would.
+fn raw_safetensors(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn config_json_escaped(cfg: &ModelConfig) -> String {
+    serde_json::to_string(&cfg.to_json()).unwrap()
+}
+
+#[test]
+fn save_then_load_round_trips_exactly() {
+    for cfg in [mlp_config(0), mlp_config(4), unet_config()] {
+        let m = Model::random(cfg, 7).unwrap();
+        let bytes = model::save(&m).unwrap();
+        let back = model::load(&bytes).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.param_count(), m.param_count());
+    }
+}
+
+#[test]
+fn mlp_param_count_matches_formula() {
+    let m = Model::random(mlp_config(0), 1).unwrap();
+    // (2+8)·24+24 + 2·(24·24+24) + 24·2+2
+    assert_eq!(m.param_count(), 264 + 2 * 600 + 50);
+}
+
+#[test]
+fn f16_tensors_are_widened_exactly() {
+    assert_eq!(model::format::f16_to_f32(0x3c00), 1.0);
+    assert_eq!(model::format::f16_to_f32(0xc000), -2.0);
+    assert_eq!(model::format::f16_to_f32(0x7bff), 65504.0);
+    assert_eq!(model::format::f16_to_f32(0x0001), 2f32.powi(-24)); // smallest subnormal
+    assert_eq!(model::format::f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24)); // largest subnormal
+    assert_eq!(model::format::f16_to_f32(0x0400), 2f32.powi(-14)); // smallest normal
+    assert!(model::format::f16_to_f32(0x7c00).is_infinite());
+    assert!(model::format::f16_to_f32(0x7e00).is_nan());
+    assert_eq!(model::format::f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+
+    // A whole model stored as F16 loads and equals the F32 values rounded to half precision.
+    let cfg = mlp_config(0);
+    let m = Model::random(cfg.clone(), 3).unwrap();
+    let mut names: Vec<_> = m.params.keys().cloned().collect();
+    names.sort();
+    let mut header = String::from("{");
+    let mut data = Vec::new();
+    let mut expect = HashMap::new();
+    for name in &names {
+        let t = &m.params[name];
+        let start = data.len();
+        let mut vals = Vec::new();
+        for &v in t.data() {
+            let h = f32_to_f16_truncate(v);
+            data.extend_from_slice(&h.to_le_bytes());
+            vals.push(model::format::f16_to_f32(h));
+        }
+        header += &format!("\"{name}\":{{\"dtype\":\"F16\",\"shape\":{:?},\"data_offsets\":[{start},{}]}},", t.shape(), data.len());
+        expect.insert(name.clone(), vals);
+    }
+    header += &format!("\"__metadata__\":{{\"pushforward\":{}}}}}", config_json_escaped(&cfg));
+    let loaded = model::load(&raw_safetensors(&header, &data)).unwrap();
+    for (name, vals) in expect {
+        assert_eq!(loaded.params[&name].data(), &vals[..], "{name}");
+    }
+}
+
+/// f32 → f16 by truncating the mantissa (normal range only; enough for small weights).
+fn f32_to_f16_truncate(v: f32) -> u16 {
+    if v == 0.0 {
+        return 0;
+    }
+    let b = v.to_bits();
+    let sign = ((b >> 31) as u16) << 15;
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    assert!((1..31).contains(&exp), "value {v} outside the normal f16 range");
+    sign | ((exp as u16) << 10) | ((b >> 13) & 0x3ff) as u16
+}
+
+fn valid_bytes() -> (Model, Vec<u8>) {
+    let m = Model::random(mlp_config(0), 11).unwrap();
+    let b = model::save(&m).unwrap();
+    (m, b)
+}
+
+#[test]
+fn truncated_and_garbage_files_are_typed_errors() {
+    let (_, bytes) = valid_bytes();
+    for cut in [0, 3, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+        let err = model::load(&bytes[..cut]).unwrap_err();
+        assert!(matches!(err, Error::WeightsFormat(_)), "cut at {cut}: {err}");
+    }
+    // Header length that points past the end of the file.
+    let mut lying = bytes.clone();
+    lying[..8].copy_from_slice(&(bytes.len() as u64 * 4).to_le_bytes());
+    let err = model::load(&lying).unwrap_err();
+    assert!(err.to_string().contains("past the end") || matches!(err, Error::WeightsFormat(_)), "{err}");
+    // Header length of 2^63.
+    let mut huge = bytes.clone();
+    huge[..8].copy_from_slice(&(1u64 << 63).to_le_bytes());
+    assert!(matches!(model::load(&huge), Err(Error::WeightsFormat(_))));
+    // Extra trailing bytes.
+    let mut padded = bytes.clone();
+    padded.extend_from_slice(&[0; 16]);
+    assert!(matches!(model::load(&padded), Err(Error::WeightsFormat(_))));
+    // Not JSON at all.
+    assert!(matches!(model::load(&raw_safetensors("not json", &[])), Err(Error::WeightsFormat(_))));
+}
+
+#[test]
+fn tensor_that_claims_more_data_than_the_file_is_rejected_before_allocating() {
+    let cfg = mlp_config(0);
+    // One tensor that claims 10^12 elements but the file holds 8 bytes of data.
+    let header = format!(
+        "{{\"layers.0.weight\":{{\"dtype\":\"F32\",\"shape\":[1000000,1000000],\"data_offsets\":[0,8]}},\"__metadata__\":{{\"pushforward\":{}}}}}",
+        config_json_escaped(&cfg)
+    );
+    let err = model::load(&raw_safetensors(&header, &[0; 8])).unwrap_err();
+    assert!(matches!(err, Error::WeightsFormat(_)), "{err}");
+}
+
+/// Rebuilds `m`'s file with one tensor replaced (or removed with `None`), or one added.
+fn with_tensor(m: &Model, name: &str, t: Option<Tensor>) -> Vec<u8> {
+    let mut m2 = m.clone();
+    match t {
+        Some(t) => {
+            m2.params.insert(name.into(), t);
+        }
+        None => {
+            m2.params.remove(name);
+        }
+    }
+    model::save(&m2).unwrap()
+}
+
+#[test]
+fn tensor_set_mismatches_name_the_tensor() {
+    let (m, _) = valid_bytes();
+    let err = model::load(&with_tensor(&m, "layers.1.bias", None)).unwrap_err();
+    assert_eq!(err, Error::MissingTensor("layers.1.bias".into()));
+
+    let err = model::load(&with_tensor(&m, "layers.9.weight", Some(Tensor::zeros(vec![2]).unwrap()))).unwrap_err();
+    assert_eq!(err, Error::UnexpectedTensor("layers.9.weight".into()));
+
+    let err = model::load(&with_tensor(&m, "out.weight", Some(Tensor::zeros(vec![2, 23]).unwrap()))).unwrap_err();
+    assert_eq!(err, Error::TensorShape { name: "out.weight".into(), expected: vec![2, 24], found: vec![2, 23] });
+
+    let mut nan = m.params["layers.0.bias"].clone();
+    nan.data_mut()[5] = f32::NAN;
+    let err = model::load(&with_tensor(&m, "layers.0.bias", Some(nan))).unwrap_err();
+    assert_eq!(err, Error::NonFiniteWeight { name: "layers.0.bias".into(), index: 5 });
+
+    let mut inf = m.params["out.bias"].clone();
+    inf.data_mut()[1] = f32::NEG_INFINITY;
+    assert!(matches!(model::load(&with_tensor(&m, "out.bias", Some(inf))), Err(Error::NonFiniteWeight { .. })));
+}
+
+#[test]
+fn wrong_dtype_is_named() {
+    let cfg = mlp_config(0);
+    let header = format!(
+        "{{\"out.bias\":{{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}},\"__metadata__\":{{\"pushforward\":{}}}}}",
+        config_json_escaped(&cfg)
+    );
+    // Unexpected/missing checks come first for a partial file, so build a full file and swap one dtype.
+    let (m, _) = valid_bytes();
+    let bytes = model::save(&m).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let hdr = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let pos = hdr.find("\"out.bias\":{\"dtype\":\"F32\"").expect("writer puts dtype first");
+    let swapped = hdr[..pos].to_string() + &hdr[pos..].replacen("F32", "I32", 1);
+    let file = raw_safetensors(&swapped, &bytes[8 + n..]);
+    assert_eq!(model::load(&file).unwrap_err(), Error::TensorDtype { name: "out.bias".into(), found: "I32".into() });
+    assert!(model::load(&raw_safetensors(&header, &[0; 8])).is_err());
+}
+
+fn load_with_config_json(json: &str) -> Error {
+    let (m, _) = valid_bytes();
+    let bytes = model::save(&m).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let hdr: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut hdr = hdr.as_object().unwrap().clone();
+    hdr.insert("__metadata__".into(), serde_json::json!({ "pushforward": json }));
+    model::load(&raw_safetensors(&serde_json::to_string(&hdr).unwrap(), &bytes[8 + n..])).unwrap_err()
+}
+
+#[test]
+fn absurd_or_missing_config_values_name_the_field() {
+    let good = serde_json::to_value(mlp_config(0)).unwrap();
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("/arch/width", serde_json::json!(1_000_000_000u64), "arch.width"),
+        ("/arch/depth", serde_json::json!(0), "arch.depth"),
+        ("/arch/time_embed_dim", serde_json::json!(7), "arch.time_embed_dim"),
+        ("/arch/time_scale", serde_json::json!(-1.0), "arch.time_scale"),
+        ("/format_version", serde_json::json!(99), "format_version"),
+        ("/num_classes", serde_json::json!(-3), "pushforward"),
+        ("/data/range", serde_json::json!([[1.0, -1.0], [0.0, 1.0]]), "data.range"),
+    ];
+    for (ptr, value, field) in cases {
+        let mut v = good.clone();
+        *v.pointer_mut(ptr).unwrap() = value.clone();
+        let err = load_with_config_json(&v.to_string());
+        match &err {
+            Error::Config { field: f, .. } => assert_eq!(f, field, "{ptr} = {value}: {err}"),
+            other => panic!("{ptr} = {value}: expected a config error, got {other}"),
+        }
+    }
+    assert!(matches!(load_with_config_json("{"), Error::Config { .. }));
+    // A file with no metadata at all.
+    let (m, _) = valid_bytes();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = Vec::new();
+    let empty = safetensors::serialize(views, None).unwrap();
+    assert!(matches!(model::load(&empty), Err(Error::Config { .. })));
+    drop(m);
+}
+
+#[test]
+fn unet_config_checks_groups_and_sides() {
+    let mut cfg = unet_config();
+    if let ArchConfig::Unet(u) = &mut cfg.arch {
+        u.groups = 3;
+    }
+    assert!(matches!(cfg.validate(), Err(Error::Config { field, .. }) if field == "arch.groups"));
+    let mut cfg = unet_config();
+    cfg.data = DataConfig::Image { channels: 1, height: 10, width: 8, range: [-1.0, 1.0] };
+    assert!(matches!(cfg.validate(), Err(Error::Config { .. })));
+}
+
+/// The MLP written out longhand with plain loops (independent of the Backend code path).
+fn mlp_reference(m: &Model, x: &[f32], t: f32) -> Vec<f32> {
+    let p = |n: &str| m.params[n].data().to_vec();
+    let ArchConfig::Mlp(c) = &m.config.arch else { unreachable!() };
+    let half = c.time_embed_dim / 2;
+    let n = x.len() / 2;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut h: Vec<f64> = vec![x[2 * i] as f64, x[2 * i + 1] as f64];
+        let mut e = vec![0.0; c.time_embed_dim];
+        for k in 0..half {
+            let a = (c.time_scale * t) as f64 * (-(10000f64).ln() * k as f64 / half as f64).exp();
+            e[k] = a.cos();
+            e[half + k] = a.sin();
+        }
+        h.extend(e);
+        let layer = |h: &[f64], w: &[f32], b: &[f32], act: bool| -> Vec<f64> {
+            let fan_in = h.len();
+            (0..b.len())
+                .map(|j| {
+                    let z = b[j] as f64 + (0..fan_in).map(|q| w[j * fan_in + q] as f64 * h[q]).sum::<f64>();
+                    if act { z / (1.0 + (-z).exp()) } else { z }
+                })
+                .collect()
+        };
+        for l in 0..c.depth {
+            h = layer(&h, &p(&format!("layers.{l}.weight")), &p(&format!("layers.{l}.bias")), true);
+        }
+        out.extend(layer(&h, &p("out.weight"), &p("out.bias"), false).into_iter().map(|v| v as f32));
+    }
+    out
+}
+
+#[test]
+fn mlp_forward_matches_longhand_reference() {
+    let m = Model::random(mlp_config(0), 5).unwrap();
+    let b = CpuBackend;
+    let net = Network::new(&b, &m).unwrap();
+    let xs: Vec<f32> = (0..14).map(|i| (i as f32 * 0.37).sin() * 2.0).collect();
+    for t in [0.0, 0.25, 0.5, 0.999, 1.0] {
+        let x = Tensor::new(vec![7, 2], xs.clone()).unwrap();
+        let v = b.download(&net.velocity(&b, &b.upload(&x).unwrap(), t, None).unwrap()).unwrap();
+        let r = mlp_reference(&m, &xs, t);
+        for (a, e) in v.data().iter().zip(&r) {
+            assert!((a - e).abs() <= 1e-5 + 1e-4 * e.abs(), "t={t}: {a} vs {e}");
+        }
+    }
+}
+
+#[test]
+fn conditional_models_check_labels() {
+    let b = CpuBackend;
+    let m = Model::random(unet_config(), 9).unwrap();
+    let net = Network::new(&b, &m).unwrap();
+    let x = Tensor::new(vec![2, 1, 12, 8], (0..192).map(|i| (i as f32 * 0.1).cos()).collect()).unwrap();
+    let v = net.velocity(&b, &x, 0.3, Some(&[0, 3])).unwrap();
+    assert_eq!(v.shape(), &[2, 1, 12, 8]);
+    assert!(v.data().iter().all(|v| v.is_finite()));
+    // Labels change the output; the same labels reproduce it exactly.
+    let v2 = net.velocity(&b, &x, 0.3, Some(&[1, 3])).unwrap();
+    assert_ne!(v.data()[..96], v2.data()[..96]);
+    assert_eq!(v.data()[96..], v2.data()[96..]);
+    assert!(matches!(net.velocity(&b, &x, 0.3, Some(&[0, 4])), Err(Error::InvalidOption { option: "label", .. })));
+    assert!(matches!(net.velocity(&b, &x, 0.3, None), Err(Error::InvalidOption { .. })));
+    assert!(matches!(net.velocity(&b, &x, 0.3, Some(&[0])), Err(Error::Shape { .. })));
+    let wrong = Tensor::zeros(vec![2, 1, 8, 8]).unwrap();
+    assert!(matches!(net.velocity(&b, &wrong, 0.3, Some(&[0, 1])), Err(Error::Shape { .. })));
+
+    let mlp = Network::new(&b, &Model::random(mlp_config(0), 1).unwrap()).unwrap();
+    assert!(matches!(mlp.velocity(&b, &Tensor::zeros(vec![3, 2]).unwrap(), 0.5, Some(&[0, 0, 0])), Err(Error::InvalidOption { .. })));
+}
