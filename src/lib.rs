@@ -4,9 +4,15 @@
 //! See `ARCHITECTURE.md` for the map of concerns to files.
 
 pub mod backend;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod cpu;
 pub mod error;
 pub mod model;
+pub mod ode;
+pub mod render;
+pub mod rng;
+pub mod sampler;
 pub mod tensor;
 
 pub use backend::Backend;

@@ -1,1 +1,211 @@
-fn main() {}
+//! `pushforward` — the native command line: sample a model to PNG (and .npy/.csv), print a
+//! model's config, or benchmark the CPU kernels and sampler.
+
+use pushforward::cpu::CpuBackend;
+use pushforward::model::{ArchConfig, DataConfig, Model};
+use pushforward::ode::Solver;
+use pushforward::render;
+use pushforward::sampler::{Labels, SampleOptions, Sampler};
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::process::ExitCode;
+use std::time::Instant;
+
+const USAGE: &str = "\
+pushforward — sample flow-matching models on the CPU
+
+USAGE:
+  pushforward sample --model FILE [options]
+      --solver euler|midpoint|heun|rk4|dopri5   (default heun)
+      --steps N          fixed-step solvers (default 8)
+      --rtol X --atol X  dopri5 tolerances (default 1e-3)
+      --n N              number of samples (default 10000 points / 20 images)
+      --seed N           (default 0)
+      --label K|all      class for conditional models; `all` cycles 0..K-1 (default all)
+      --guidance W       classifier-free guidance scale (default 1)
+      --trajectories K   draw the paths, keeping every K-th step
+      --out FILE.png     (default samples.png)
+      --npy FILE.npy     also write the raw samples as float32 .npy
+      --csv FILE.csv     also write the raw samples as CSV
+      --size PX          plot size for 2-D models (default 512)
+  pushforward info --model FILE
+  pushforward bench [--quick]
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.starts_with("usage") || e.contains("unknown") || e.contains("missing") {
+                eprintln!("\n{USAGE}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `--key value` pairs (and bare `--flag`s) after the subcommand.
+fn parse_flags(args: &[String], known: &[&str], bare: &[&str]) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let Some(key) = a.strip_prefix("--") else { return Err(format!("unexpected argument `{a}`")) };
+        if bare.contains(&key) {
+            out.insert(key.to_string(), String::new());
+            i += 1;
+            continue;
+        }
+        if !known.contains(&key) {
+            return Err(format!("unknown option `--{key}`"));
+        }
+        let v = args.get(i + 1).ok_or_else(|| format!("missing value for `--{key}`"))?;
+        out.insert(key.to_string(), v.clone());
+        i += 2;
+    }
+    Ok(out)
+}
+
+fn num<T: std::str::FromStr>(flags: &HashMap<String, String>, key: &str, default: T) -> Result<T, String> {
+    match flags.get(key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| format!("`--{key} {v}` is not a valid number")),
+    }
+}
+
+fn load_model(flags: &HashMap<String, String>) -> Result<Model, String> {
+    let path = flags.get("model").ok_or("missing `--model FILE`")?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    Model::from_bytes(&bytes).map_err(|e| format!("`{path}`: {e}"))
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let Some(cmd) = args.first() else { return Err("usage: a subcommand is required".into()) };
+    match cmd.as_str() {
+        "sample" => sample(&args[1..]),
+        "info" => info(&args[1..]),
+        "bench" => bench(&args[1..]),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown subcommand `{other}`")),
+    }
+}
+
+fn info(args: &[String]) -> Result<(), String> {
+    let flags = parse_flags(args, &["model"], &[])?;
+    let m = load_model(&flags)?;
+    println!("parameters: {}", m.param_count());
+    println!("{}", serde_json::to_string_pretty(&m.config).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+fn sample(args: &[String]) -> Result<(), String> {
+    let flags = parse_flags(
+        args,
+        &["model", "solver", "steps", "rtol", "atol", "n", "seed", "label", "guidance", "trajectories", "out", "npy", "csv", "size", "max-steps"],
+        &[],
+    )?;
+    let model = load_model(&flags)?;
+    let is_image = matches!(model.config.data, DataConfig::Image { .. });
+    let solver: Solver = flags.get("solver").map_or(Ok(Solver::Heun), |s| s.parse()).map_err(|e| format!("{e}"))?;
+    let labels = match (model.config.num_classes, flags.get("label").map(String::as_str)) {
+        (0, None) => Labels::Unconditional,
+        (0, Some(_)) => return Err("`--label`: this model is unconditional".into()),
+        (_, None | Some("all")) => Labels::Cycle,
+        (_, Some("none")) => Labels::Unconditional,
+        (_, Some(v)) => Labels::Class(v.parse().map_err(|_| format!("`--label {v}` is not a class number"))?),
+    };
+    let opts = SampleOptions {
+        n: num(&flags, "n", if is_image { 20 } else { 10_000 })?,
+        solver,
+        steps: num(&flags, "steps", 8)?,
+        rtol: num(&flags, "rtol", 1e-3)?,
+        atol: num(&flags, "atol", 1e-3)?,
+        max_steps: num(&flags, "max-steps", 1000)?,
+        seed: num(&flags, "seed", 0)?,
+        labels,
+        guidance: num(&flags, "guidance", 1.0)?,
+        trajectory_every: flags.get("trajectories").map(|v| v.parse().map_err(|_| format!("`--trajectories {v}`"))).transpose()?,
+    };
+    let sampler = Sampler::new(CpuBackend, &model).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let out = sampler
+        .sample(&opts, &mut |p| {
+            if let Some(total) = p.total_steps {
+                eprint!("\rstep {}/{} (t = {:.3}, {} NFE)", p.step, total, p.t, p.nfe);
+            } else {
+                eprint!("\rstep {} (t = {:.3}, {} NFE)", p.step, p.t, p.nfe);
+            }
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| format!("\n{e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!();
+    println!(
+        "{} samples, solver {}, {} NFE ({} accepted, {} rejected steps), {:.3} s on the cpu backend",
+        opts.n, opts.solver, out.stats.nfe, out.stats.accepted, out.stats.rejected, secs
+    );
+
+    let img = match &model.config.data {
+        DataConfig::Points2d { range } => {
+            let size = num(&flags, "size", 512usize)?.clamp(16, 4096);
+            let frames: Vec<Vec<f32>> = out.frames.iter().map(|(_, t)| t.data().to_vec()).collect();
+            render::density_plot(out.samples.data(), *range, size, size, &frames, 300)
+        }
+        DataConfig::Image { channels, height, width, range } => {
+            let cols = if model.config.num_classes > 0 { model.config.num_classes.min(opts.n) } else { 10 };
+            render::image_grid(out.samples.data(), opts.n, *channels, *height, *width, *range, cols, 3)
+        }
+    };
+    let png_path = flags.get("out").cloned().unwrap_or_else(|| "samples.png".into());
+    let png = render::png::encode(&img).map_err(|e| e.to_string())?;
+    std::fs::write(&png_path, png).map_err(|e| format!("cannot write `{png_path}`: {e}"))?;
+    println!("wrote {png_path}");
+    if let Some(p) = flags.get("npy") {
+        std::fs::write(p, npy_bytes(out.samples.shape(), out.samples.data())).map_err(|e| format!("cannot write `{p}`: {e}"))?;
+        println!("wrote {p}");
+    }
+    if let Some(p) = flags.get("csv") {
+        let row = out.samples.shape()[1..].iter().product::<usize>().max(1);
+        let mut s = String::new();
+        if let ArchConfig::Mlp(_) = model.config.arch {
+            s.push_str("x,y\n");
+        }
+        for r in out.samples.data().chunks(row) {
+            s.push_str(&r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
+            s.push('\n');
+        }
+        std::fs::write(p, s).map_err(|e| format!("cannot write `{p}`: {e}"))?;
+        println!("wrote {p}");
+    }
+    Ok(())
+}
+
+/// NumPy .npy v1.0, little-endian float32, C order.
+fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let dims = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+    let dims = if shape.len() == 1 { format!("{dims},") } else { dims };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    // Pad so that magic(6) + version(2) + len(2) + header + '\n' is a multiple of 64.
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(total.next_multiple_of(64) - total));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let flags = parse_flags(args, &[], &["quick"])?;
+    let quick = flags.contains_key("quick");
+    pushforward::bench::run_cpu(quick);
+    Ok(())
+}

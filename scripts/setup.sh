@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh Debian machine with Rust and Node: installs only what is
+# missing, and says what it did. Called by `npm start` and `npm test`; safe to run by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# Debian packages the tests and the demo need (none yet beyond Rust and Node; the GPU and
+# browser issues add mesa-vulkan-drivers, libvulkan1, chromium, chromium-driver here).
+APT_PACKAGES=()
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    say "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+    exit 1
+  fi
+fi
+
+command -v cargo >/dev/null || { say "cargo not found: install Rust from rustup.rs"; exit 1; }
+command -v node >/dev/null || { say "node not found: install Node.js 20+"; exit 1; }
+
+# The wasm target, for the browser build (and the `cargo check` that keeps it compiling).
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# npm packages pinned in package-lock.json (only when there are any and they are not installed).
+if grep -q '"dependencies"\|"devDependencies"' package.json && [ ! -d node_modules ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund
+fi
+say "ready"

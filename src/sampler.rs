@@ -1,0 +1,222 @@
+//! The public sampling API: model + solver + steps + seed (+ class and guidance) → samples,
+//! with per-step progress, cancellation and optional trajectory frames.
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::model::{Model, Network};
+use crate::ode::{self, AdaptiveOptions, Schedule, SolveStats, Solver, StepInfo};
+use crate::rng;
+use crate::tensor::Tensor;
+use std::ops::ControlFlow;
+
+/// Largest batch accepted, in f32 values (n × values per sample): 2^28 values = 1 GiB of state,
+/// and a solver keeps several states alive. Bigger requests are an error, not an abort.
+pub const MAX_BATCH_VALUES: usize = 1 << 28;
+/// Largest fixed step count accepted.
+pub const MAX_STEPS: usize = 100_000;
+/// |guidance| above this is certainly a mistake (samples leave the data range long before).
+pub const MAX_GUIDANCE: f32 = 100.0;
+
+/// Which classes to draw, for class-conditional models.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Labels {
+    /// The null class: unconditional samples (the only choice for unconditional models).
+    #[default]
+    Unconditional,
+    /// Every sample of this class.
+    Class(u32),
+    /// Sample i gets class i mod num_classes (a grid with one column per class).
+    Cycle,
+    /// One explicit class per sample.
+    PerSample(Vec<u32>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleOptions {
+    pub n: usize,
+    pub solver: Solver,
+    /// Steps of the uniform time grid (fixed-step solvers).
+    pub steps: usize,
+    /// Dopri5 tolerances and step budget.
+    pub rtol: f32,
+    pub atol: f32,
+    pub max_steps: usize,
+    pub seed: u64,
+    pub labels: Labels,
+    /// Classifier-free guidance scale w: v = v_u + w·(v_c − v_u); 1 = plain conditional.
+    pub guidance: f32,
+    /// Keep the state every `k` accepted steps (plus the first and last) for drawing paths.
+    pub trajectory_every: Option<usize>,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            n: 1000,
+            solver: Solver::Heun,
+            steps: 8,
+            rtol: 1e-3,
+            atol: 1e-3,
+            max_steps: 1000,
+            seed: 0,
+            labels: Labels::Unconditional,
+            guidance: 1.0,
+            trajectory_every: None,
+        }
+    }
+}
+
+/// Reported to the progress callback after every accepted step (and once at t = 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub step: usize,
+    /// Known for fixed grids; `None` for adaptive solves.
+    pub total_steps: Option<usize>,
+    pub t: f32,
+    pub nfe: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SampleOutput {
+    /// [n, …sample shape].
+    pub samples: Tensor,
+    /// (t, state) pairs when trajectories were requested.
+    pub frames: Vec<(f32, Tensor)>,
+    pub stats: SolveStats,
+    /// The class of each sample (empty for unconditional models).
+    pub labels: Vec<u32>,
+}
+
+/// A model bound to a backend, ready to sample.
+pub struct Sampler<B: Backend> {
+    backend: B,
+    network: Network<B>,
+}
+
+impl<B: Backend> Sampler<B> {
+    pub fn new(backend: B, model: &Model) -> Result<Self> {
+        let network = Network::new(&backend, model)?;
+        Ok(Self { backend, network })
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn network(&self) -> &Network<B> {
+        &self.network
+    }
+
+    /// Checks options against the model and resolves the per-sample labels.
+    fn resolve_labels(&self, o: &SampleOptions) -> Result<Vec<u32>> {
+        let k = self.network.config.num_classes;
+        let bad = |reason: String| Error::InvalidOption { option: "label", reason };
+        if k == 0 {
+            return match o.labels {
+                Labels::Unconditional => Ok(Vec::new()),
+                _ => Err(bad("this model is unconditional".into())),
+            };
+        }
+        let null = k as u32;
+        let labels = match &o.labels {
+            Labels::Unconditional => vec![null; o.n],
+            Labels::Class(c) => vec![*c; o.n],
+            Labels::Cycle => (0..o.n).map(|i| (i % k) as u32).collect(),
+            Labels::PerSample(v) if v.len() == o.n => v.clone(),
+            Labels::PerSample(v) => return Err(bad(format!("{} labels for n = {}", v.len(), o.n))),
+        };
+        if let Some(&c) = labels.iter().find(|&&c| c > null) {
+            return Err(bad(format!("class {c} is out of range 0..{k} (or {null} for unconditional)")));
+        }
+        Ok(labels)
+    }
+
+    fn validate(&self, o: &SampleOptions) -> Result<Schedule> {
+        let len = self.network.config.sample_len();
+        if o.n == 0 || o.n.checked_mul(len).is_none_or(|v| v > MAX_BATCH_VALUES) {
+            return Err(Error::InvalidOption {
+                option: "n",
+                reason: format!("{} samples of {len} values; allowed 1..={}", o.n, MAX_BATCH_VALUES / len.max(1)),
+            });
+        }
+        if !o.guidance.is_finite() || o.guidance < 0.0 || o.guidance > MAX_GUIDANCE {
+            return Err(Error::InvalidOption { option: "guidance", reason: format!("{} must be in [0, {MAX_GUIDANCE}]", o.guidance) });
+        }
+        if o.trajectory_every == Some(0) {
+            return Err(Error::InvalidOption { option: "trajectory_every", reason: "must be ≥ 1".into() });
+        }
+        if o.solver.is_adaptive() {
+            Ok(Schedule::Adaptive(AdaptiveOptions {
+                t0: 0.0,
+                t1: 1.0,
+                rtol: o.rtol,
+                atol: o.atol,
+                max_steps: o.max_steps,
+                initial_step: None,
+            }))
+        } else {
+            if o.steps == 0 || o.steps > MAX_STEPS {
+                return Err(Error::InvalidOption { option: "steps", reason: format!("{} must be in 1..={MAX_STEPS}", o.steps) });
+            }
+            Ok(Schedule::Grid(ode::uniform_grid(0.0, 1.0, o.steps)?))
+        }
+    }
+
+    /// The initial noise x0 [n, …sample shape] for a seed: sample i, value j is
+    /// `rng::normal(seed, STREAM_INIT, i·len + j)`, the same on every backend.
+    pub fn initial_noise(&self, n: usize, seed: u64) -> Result<Tensor> {
+        let mut shape = vec![n];
+        shape.extend(self.network.config.sample_shape());
+        let mut x0 = Tensor::zeros(shape)?;
+        rng::fill_normal(seed, rng::STREAM_INIT, 0, x0.data_mut());
+        Ok(x0)
+    }
+
+    /// Draws `o.n` samples. `progress` is called after every accepted step; returning
+    /// `ControlFlow::Break(())` cancels the solve with `Error::Cancelled`.
+    pub fn sample(&self, o: &SampleOptions, progress: &mut dyn FnMut(Progress) -> ControlFlow<()>) -> Result<SampleOutput> {
+        let schedule = self.validate(o)?;
+        let labels = self.resolve_labels(o)?;
+        let b = &self.backend;
+        let x0 = b.upload(&self.initial_noise(o.n, o.seed)?)?;
+
+        let conditional = !labels.is_empty();
+        let guided = conditional && o.guidance != 1.0;
+        // For guidance, cond and uncond run as one batch [x; x] with labels [y; null].
+        let guided_labels: Vec<u32> = if guided {
+            labels.iter().copied().chain(std::iter::repeat_n(self.network.config.num_classes as u32, o.n)).collect()
+        } else {
+            Vec::new()
+        };
+        let net = &self.network;
+        let mut velocity = |x: &B::Tensor, t: f32| -> Result<B::Tensor> {
+            if guided {
+                let v = net.velocity(b, &b.repeat2(x)?, t, Some(&guided_labels))?;
+                b.guidance_mix(&v, o.guidance)
+            } else {
+                net.velocity(b, x, t, conditional.then_some(&labels[..]))
+            }
+        };
+
+        let mut frames = Vec::new();
+        let mut on_step = |info: &StepInfo<'_, B::Tensor>| -> Result<()> {
+            if let Some(k) = o.trajectory_every {
+                let last = info.total_steps == Some(info.step);
+                if info.step % k == 0 || last {
+                    frames.push((info.t, b.download(info.x)?));
+                }
+            }
+            match progress(Progress { step: info.step, total_steps: info.total_steps, t: info.t, nfe: info.nfe }) {
+                ControlFlow::Continue(()) => Ok(()),
+                ControlFlow::Break(()) => Err(Error::Cancelled),
+            }
+        };
+        let (x1, stats) = ode::integrate(b, o.solver, &schedule, x0, &mut velocity, &mut on_step)?;
+        let samples = b.download(&x1)?;
+        // Adaptive solves don't know their last step in advance: make sure the end is a frame.
+        if o.trajectory_every.is_some() && frames.last().is_none_or(|(t, _)| *t != 1.0) {
+            frames.push((1.0, samples.clone()));
+        }
+        Ok(SampleOutput { samples, frames, stats, labels })
+    }
+}

@@ -1,0 +1,97 @@
+//! The native CLI end to end: info, sample (PNG + .npy + .csv), and clear errors.
+
+use pushforward::model::{self, ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, PathConfig};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pushforward"))
+}
+
+fn temp_model() -> (std::path::PathBuf, Model) {
+    let m = Model::random(
+        ModelConfig {
+            format_version: 1,
+            arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 16, depth: 2, time_embed_dim: 8, time_scale: 1000.0 }),
+            data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
+            num_classes: 0,
+            path: PathConfig::Linear,
+            provenance: Default::default(),
+        },
+        1,
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("pushforward-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("m.safetensors");
+    std::fs::write(&p, model::save(&m).unwrap()).unwrap();
+    (p, m)
+}
+
+#[test]
+fn info_prints_config_and_parameter_count() {
+    let (p, m) = temp_model();
+    let out = bin().args(["info", "--model", p.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains(&format!("parameters: {}", m.param_count())), "{s}");
+    assert!(s.contains("\"kind\": \"mlp\""), "{s}");
+}
+
+#[test]
+fn sample_writes_png_npy_and_csv() {
+    let (p, _) = temp_model();
+    let dir = p.parent().unwrap();
+    let (png, npy, csv) = (dir.join("s.png"), dir.join("s.npy"), dir.join("s.csv"));
+    let out = bin()
+        .args(["sample", "--model", p.to_str().unwrap(), "--n", "300", "--steps", "4", "--solver", "rk4"])
+        .args(["--trajectories", "1", "--size", "64", "--out", png.to_str().unwrap()])
+        .args(["--npy", npy.to_str().unwrap(), "--csv", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("16 NFE"));
+    let png = std::fs::read(&png).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 64);
+    let npy = std::fs::read(&npy).unwrap();
+    assert_eq!(&npy[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    assert_eq!((10 + hlen) % 64, 0);
+    assert!(std::str::from_utf8(&npy[10..10 + hlen]).unwrap().contains("'shape': (300, 2)"));
+    assert_eq!(npy.len(), 10 + hlen + 300 * 2 * 4);
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv.lines().count(), 301);
+    // The CSV and .npy hold the same numbers.
+    let first: Vec<f32> = csv.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+    let v0 = f32::from_le_bytes(npy[10 + hlen..14 + hlen].try_into().unwrap());
+    assert_eq!(first[0], v0);
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message() {
+    let (p, _) = temp_model();
+    let m = p.to_str().unwrap();
+    for args in [
+        vec![],
+        vec!["frobnicate"],
+        vec!["sample"],
+        vec!["sample", "--model", "/nonexistent/file.safetensors"],
+        vec!["sample", "--model", m, "--solver", "leapfrog"],
+        vec!["sample", "--model", m, "--steps", "zero"],
+        vec!["sample", "--model", m, "--steps", "0"],
+        vec!["sample", "--model", m, "--label", "3"],
+        vec!["sample", "--model", m, "--bogus", "1"],
+        vec!["info", "--model", env!("CARGO_MANIFEST_DIR")],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    // A corrupt file names the problem.
+    let bad = p.with_file_name("bad.safetensors");
+    std::fs::write(&bad, b"\x10\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+    let out = bin().args(["info", "--model", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid weights file"));
+}

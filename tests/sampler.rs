@@ -1,0 +1,175 @@
+//! The sampling API: determinism, labels and guidance, progress, cancellation, trajectories,
+//! and typed errors for bad options.
+
+use pushforward::Error;
+use pushforward::cpu::CpuBackend;
+use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, PathConfig, UnetConfig};
+use pushforward::ode::Solver;
+use pushforward::sampler::{Labels, Progress, SampleOptions, Sampler};
+use std::ops::ControlFlow;
+
+fn mlp_model() -> Model {
+    Model::random(
+        ModelConfig {
+            format_version: 1,
+            arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 32, depth: 2, time_embed_dim: 16, time_scale: 1000.0 }),
+            data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
+            num_classes: 0,
+            path: PathConfig::Linear,
+            provenance: Default::default(),
+        },
+        42,
+    )
+    .unwrap()
+}
+
+fn unet_model() -> Model {
+    Model::random(
+        ModelConfig {
+            format_version: 1,
+            arch: ArchConfig::Unet(UnetConfig {
+                in_channels: 1,
+                base_channels: 8,
+                channel_mult: vec![1, 2],
+                num_res_blocks: 1,
+                groups: 4,
+                time_scale: 1000.0,
+            }),
+            data: DataConfig::Image { channels: 1, height: 8, width: 8, range: [-1.0, 1.0] },
+            num_classes: 3,
+            path: PathConfig::Linear,
+            provenance: Default::default(),
+        },
+        7,
+    )
+    .unwrap()
+}
+
+fn go(s: &Sampler<CpuBackend>, o: &SampleOptions) -> pushforward::Result<pushforward::sampler::SampleOutput> {
+    s.sample(o, &mut |_| ControlFlow::Continue(()))
+}
+
+#[test]
+fn same_seed_is_bit_identical_and_seeds_differ() {
+    let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
+    for solver in Solver::ALL {
+        let o = SampleOptions { n: 64, solver, steps: 4, seed: 3, ..Default::default() };
+        let a = go(&s, &o).unwrap();
+        let b = go(&s, &o).unwrap();
+        let bits = |t: &pushforward::Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.samples), bits(&b.samples), "{solver}");
+        let c = go(&s, &SampleOptions { seed: 4, ..o.clone() }).unwrap();
+        assert_ne!(a.samples, c.samples, "{solver}");
+        assert_eq!(a.samples.shape(), &[64, 2]);
+        assert!(a.samples.data().iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn prefix_of_a_larger_batch_equals_the_smaller_batch() {
+    // Noise is indexed by sample, so sample i does not depend on n.
+    let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
+    let o = SampleOptions { n: 10, steps: 3, ..Default::default() };
+    let small = go(&s, &o).unwrap();
+    let big = go(&s, &SampleOptions { n: 37, ..o }).unwrap();
+    for (a, b) in small.samples.data().iter().zip(big.samples.data()) {
+        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn progress_reports_every_step_and_nfe() {
+    let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
+    let mut seen: Vec<Progress> = Vec::new();
+    let o = SampleOptions { n: 8, solver: Solver::Rk4, steps: 5, ..Default::default() };
+    let out = s
+        .sample(&o, &mut |p| {
+            seen.push(p);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(seen.len(), 6);
+    assert_eq!(seen.last().unwrap().nfe, 20);
+    assert_eq!(out.stats.nfe, 20);
+    assert!(seen.iter().enumerate().all(|(i, p)| p.step == i && p.total_steps == Some(5)));
+    assert_eq!(seen.last().unwrap().t, 1.0);
+}
+
+#[test]
+fn cancellation_stops_the_solve() {
+    let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
+    let mut calls = 0;
+    let o = SampleOptions { n: 8, steps: 50, ..Default::default() };
+    let r = s.sample(&o, &mut |p| {
+        calls += 1;
+        if p.step == 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    });
+    assert_eq!(r.unwrap_err(), Error::Cancelled);
+    assert_eq!(calls, 4);
+    // Still usable afterwards.
+    assert!(go(&s, &o).is_ok());
+}
+
+#[test]
+fn trajectories_keep_every_kth_state_from_noise_to_samples() {
+    let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
+    let o = SampleOptions { n: 16, steps: 8, trajectory_every: Some(2), ..Default::default() };
+    let out = go(&s, &o).unwrap();
+    let ts: Vec<f32> = out.frames.iter().map(|(t, _)| *t).collect();
+    assert_eq!(ts, vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    assert_eq!(out.frames[0].1, s.initial_noise(16, o.seed).unwrap());
+    assert_eq!(out.frames.last().unwrap().1, out.samples);
+
+    let ad = go(&s, &SampleOptions { solver: Solver::Dopri5, trajectory_every: Some(1), ..o }).unwrap();
+    assert_eq!(ad.frames.first().unwrap().0, 0.0);
+    assert_eq!(ad.frames.last().unwrap().0, 1.0);
+    assert_eq!(ad.frames.len(), ad.stats.accepted + 1);
+}
+
+#[test]
+fn guidance_batches_cond_and_uncond() {
+    let s = Sampler::new(CpuBackend, &unet_model()).unwrap();
+    let base = SampleOptions { n: 6, steps: 2, labels: Labels::Cycle, ..Default::default() };
+    let w1 = go(&s, &base).unwrap();
+    assert_eq!(w1.labels, vec![0, 1, 2, 0, 1, 2]);
+    assert_eq!(w1.samples.shape(), &[6, 1, 8, 8]);
+    let w0 = go(&s, &SampleOptions { guidance: 0.0, ..base.clone() }).unwrap();
+    let unc = go(&s, &SampleOptions { labels: Labels::Unconditional, ..base.clone() }).unwrap();
+    // w = 0 is exactly the unconditional velocity (up to the mix's rounding).
+    for (a, b) in w0.samples.data().iter().zip(unc.samples.data()) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    let w3 = go(&s, &SampleOptions { guidance: 3.0, ..base.clone() }).unwrap();
+    assert_ne!(w3.samples, w1.samples);
+    // Guidance extrapolates: w=3 moves past w=1 away from the unconditional result.
+    let d = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>();
+    assert!(d(w3.samples.data(), unc.samples.data()) > d(w1.samples.data(), unc.samples.data()));
+}
+
+#[test]
+fn bad_options_are_typed_errors() {
+    let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
+    let u = Sampler::new(CpuBackend, &unet_model()).unwrap();
+    let ok = SampleOptions { n: 4, steps: 2, ..Default::default() };
+    let opt = |e: Error| match e {
+        Error::InvalidOption { option, .. } => option,
+        other => panic!("expected InvalidOption, got {other}"),
+    };
+    assert_eq!(opt(go(&s, &SampleOptions { n: 0, ..ok.clone() }).unwrap_err()), "n");
+    assert_eq!(opt(go(&s, &SampleOptions { n: usize::MAX, ..ok.clone() }).unwrap_err()), "n");
+    assert_eq!(opt(go(&s, &SampleOptions { n: 1 << 30, ..ok.clone() }).unwrap_err()), "n");
+    assert_eq!(opt(go(&s, &SampleOptions { steps: 0, ..ok.clone() }).unwrap_err()), "steps");
+    assert_eq!(opt(go(&s, &SampleOptions { steps: 10_000_000, ..ok.clone() }).unwrap_err()), "steps");
+    assert_eq!(opt(go(&s, &SampleOptions { labels: Labels::Class(1), ..ok.clone() }).unwrap_err()), "label");
+    assert_eq!(opt(go(&s, &SampleOptions { trajectory_every: Some(0), ..ok.clone() }).unwrap_err()), "trajectory_every");
+    for g in [f32::NAN, -1.0, f32::INFINITY, 1e6] {
+        assert_eq!(opt(go(&u, &SampleOptions { guidance: g, ..ok.clone() }).unwrap_err()), "guidance");
+    }
+    assert_eq!(opt(go(&u, &SampleOptions { labels: Labels::Class(4), ..ok.clone() }).unwrap_err()), "label");
+    assert_eq!(opt(go(&u, &SampleOptions { labels: Labels::PerSample(vec![0, 1]), ..ok.clone() }).unwrap_err()), "label");
+    assert!(go(&u, &SampleOptions { labels: Labels::Class(3), ..ok.clone() }).is_ok(), "null class is valid");
+    for (rtol, atol) in [(0.0, 1e-3), (-1.0, 1e-3), (f32::NAN, 1e-3), (1e-3, 0.0)] {
+        let e = go(&s, &SampleOptions { solver: Solver::Dopri5, rtol, atol, ..ok.clone() }).unwrap_err();
+        assert!(matches!(e, Error::InvalidOption { .. }), "rtol {rtol} atol {atol}: {e}");
+    }
+}
