@@ -1,0 +1,138 @@
+//! The shipped models (`models/*.safetensors`): forward parity with PyTorch (fixtures written by
+//! `train/make_fixtures.py` in float64), and sample quality by the Rust sampler against the
+//! floors of the trained-models issue.
+
+use pushforward::cpu::CpuBackend;
+use pushforward::metrics::sliced_w2;
+use pushforward::model::{DataConfig, Model, Network};
+use pushforward::ode::Solver;
+use pushforward::sampler::{SampleOptions, Sampler};
+use pushforward::{Backend, Tensor};
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read_fixture(path: &Path) -> HashMap<String, Tensor> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            assert_eq!(v.dtype(), safetensors::Dtype::F32, "{name}");
+            let data = v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            (name, Tensor::new(v.shape().to_vec(), data).unwrap())
+        })
+        .collect()
+}
+
+fn shipped_models() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("models"))
+        .expect("models/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_shipped_model_loads_and_has_a_forward_fixture() {
+    let models = shipped_models();
+    assert!(!models.is_empty(), "no shipped models in models/");
+    for p in models {
+        let name = p.file_stem().unwrap().to_str().unwrap();
+        let m = Model::from_bytes(&std::fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(std::fs::metadata(&p).unwrap().len() <= 4 << 20, "{name} is over 4 MB");
+        assert!(m.param_count() > 0);
+        let fx = root().join(format!("tests/fixtures/{name}_forward.safetensors"));
+        assert!(fx.exists(), "missing parity fixture {}", fx.display());
+    }
+}
+
+/// Runs every `tests/fixtures/*_forward.safetensors` against the weights it was made from
+/// (`models/NAME.safetensors`, or `tests/fixtures/NAME.safetensors` for untrained
+/// non-default-size models) and compares with PyTorch's float64 outputs.
+#[test]
+fn cpu_forward_matches_pytorch_fixtures() {
+    let mut checked = 0;
+    for e in std::fs::read_dir(root().join("tests/fixtures")).unwrap() {
+        let path = e.unwrap().path();
+        let fname = path.file_name().unwrap().to_str().unwrap().to_string();
+        let Some(name) = fname.strip_suffix("_forward.safetensors") else { continue };
+        let weights = [root().join(format!("models/{name}.safetensors")), root().join(format!("tests/fixtures/{name}.safetensors"))]
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no weights for fixture {fname}"));
+        let model = Model::from_bytes(&std::fs::read(&weights).unwrap()).unwrap();
+        let fx = read_fixture(&path);
+        let (x, t, v) = (&fx["x"], &fx["t"], &fx["v"]);
+        let b = CpuBackend;
+        let net = Network::new(&b, &model).unwrap();
+        let rows = x.shape()[0];
+        let per = x.numel() / rows;
+        let mut worst = 0f32;
+        for r in 0..rows {
+            let mut shape = x.shape().to_vec();
+            shape[0] = 1;
+            let xr = Tensor::new(shape, x.data()[r * per..(r + 1) * per].to_vec()).unwrap();
+            let label = fx.get("y").map(|y| vec![y.data()[r] as u32]);
+            let out = net.velocity(&b, &xr, t.data()[r], label.as_deref()).unwrap();
+            let out = b.download(&out).unwrap();
+            let expect = &v.data()[r * per..(r + 1) * per];
+            let scale = expect.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+            for (a, e) in out.data().iter().zip(expect) {
+                // 1e-4 relative to the output's magnitude (f32 forward vs float64 reference).
+                let err = (a - e).abs() / scale;
+                worst = worst.max(err);
+                assert!(err <= 1e-4, "{name} row {r} t={}: {a} vs {e} (rel {err:e})", t.data()[r]);
+            }
+        }
+        println!("{name}: {rows} rows, worst relative error {worst:e}");
+        checked += 1;
+    }
+    assert!(checked > 0, "no forward fixtures found");
+}
+
+/// Quality floors from the trained-models issue, measured by the Rust sampler: sliced W2
+/// between 10k samples and 10k fresh data points ≤ 1.5× the data-vs-data floor with Heun at
+/// 8 NFE and ≤ 3× with the best solver at 2 NFE.
+#[test]
+fn shipped_2d_models_meet_the_quality_floors() {
+    let mut checked = 0;
+    for p in shipped_models() {
+        let name = p.file_stem().unwrap().to_str().unwrap().to_string();
+        let model = Model::from_bytes(&std::fs::read(&p).unwrap()).unwrap();
+        let DataConfig::Points2d { .. } = model.config.data else { continue };
+        let dataset = model.config.provenance.dataset.clone().expect("2-D models record their dataset");
+        let fx = read_fixture(&root().join(format!("tests/fixtures/{dataset}_data.safetensors")));
+        let (a, bset) = (&fx["a"], &fx["b"]);
+        let floor = sliced_w2(a.data(), bset.data()).unwrap();
+        let n = a.shape()[0];
+        let sampler = Sampler::new(CpuBackend, &model).unwrap();
+        let sw = |solver: Solver, steps: usize| {
+            let o = SampleOptions { n, solver, steps, seed: 2024, ..Default::default() };
+            let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+            sliced_w2(out.samples.data(), a.data()).unwrap()
+        };
+        let heun8 = sw(Solver::Heun, 4);
+        let two = [sw(Solver::Euler, 2), sw(Solver::Midpoint, 1), sw(Solver::Heun, 1)];
+        let best2 = two.iter().cloned().fold(f64::INFINITY, f64::min);
+        println!(
+            "{name}: floor {floor:.4}, heun 8 NFE {heun8:.4} ({:.2}x), 2 NFE euler/midpoint/heun {:.4}/{:.4}/{:.4} (best {:.2}x)",
+            heun8 / floor,
+            two[0],
+            two[1],
+            two[2],
+            best2 / floor
+        );
+        assert!(heun8 <= 1.5 * floor, "{name}: heun 8 NFE SW2 {heun8:.4} > 1.5 × floor {floor:.4}");
+        assert!(best2 <= 3.0 * floor, "{name}: 2 NFE SW2 {best2:.4} > 3 × floor {floor:.4}");
+        checked += 1;
+    }
+    assert!(checked > 0, "no 2-D models shipped");
+}
