@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod cpu;
 pub mod error;
+pub mod ode;
 pub mod rng;
 pub mod tensor;
 
