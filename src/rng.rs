@@ -1,0 +1,126 @@
+//! Seeded, counter-based Gaussian noise: the same `(seed, stream, index)` gives the same number
+//! on every backend, in any order, on any number of threads — so a sample drawn on the CPU, in
+//! wasm, or by a WGSL shader is bit-for-bit (up to the last ulp of `ln`/`cos`/`sin`) the same.
+//!
+//! A counter-based generator is used instead of a stateful one because the GPU fills noise in
+//! parallel: every element can be computed independently from its index, with no sequential
+//! state to thread through.
+//!
+//! # Specification (a WGSL twin reproduces this exactly)
+//!
+//! **Generator.** Philox4x32-10 (Salmon, Moraes, Dror & Shaw, "Parallel random numbers: as easy
+//! as 1, 2, 3", SC 2011), exactly as in the Random123 reference implementation:
+//! - constants `M0 = 0xD2511F53`, `M1 = 0xCD9E8D57` (multipliers), `W0 = 0x9E3779B9`,
+//!   `W1 = 0xBB67AE85` (Weyl key increments);
+//! - one round on counter `(c0, c1, c2, c3)` with key `(k0, k1)`:
+//!   `(hi0, lo0) = M0 · c0` and `(hi1, lo1) = M1 · c2` (full 64-bit products split into high and
+//!   low 32-bit words), new counter `= (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)`;
+//! - 10 rounds; the key is bumped `k0 += W0, k1 += W1` (wrapping) *between* rounds (9 bumps, the
+//!   first round uses the key as given). The output is the counter after round 10.
+//!
+//! **Key and counter.** For a `seed: u64`, a `stream: u32` and a flat element index `e: u64`:
+//! - `key = (seed as u32, (seed >> 32) as u32)` (low word first);
+//! - `block = e / 4`, `lane = e % 4`;
+//! - `counter = (block as u32, (block >> 32) as u32, stream, 0)`.
+//!
+//! A flat noise array is sample-major: element index `e = sample · dim + coordinate`.
+//!
+//! **Box–Muller.** The 4 output words `r[0..4]` of one block give 4 normals: lanes `(0, 1)` use the
+//! pair `(ra, rb) = (r[0], r[1])`, lanes `(2, 3)` use `(ra, rb) = (r[2], r[3])`. For a pair, in
+//! `f32` arithmetic throughout:
+//! - `u1 = ((ra >> 8) + 1) as f32 · 2^-24` ∈ (0, 1] (never 0, so the log is finite; exact in f32);
+//! - `u2 = (rb >> 8) as f32 · 2^-24` ∈ [0, 1) (exact in f32);
+//! - `r = sqrt(−2 · ln(u1))`;
+//! - `θ = 2π · u2` with `2π` the f32 constant `6.2831855` (`std::f32::consts::TAU`);
+//! - the even lane (0 or 2) is `r · cos(θ)`, the odd lane (1 or 3) is `r · sin(θ)`.
+//!
+//! With 24-bit uniforms the largest magnitude is `sqrt(2 · 24 · ln 2) ≈ 5.77`: the tails beyond
+//! that (probability ≈ 8·10⁻⁹) are cut off, which is irrelevant for sampling noise.
+//!
+//! **Streams.** Independent uses of one seed take different `stream` values ([`STREAM_INIT`] for
+//! the initial noise `x0`, [`STREAM_SDE`] for per-step noise of stochastic samplers), so they never
+//! share counters.
+
+/// Stream of the initial noise `x0` of an ODE sample.
+pub const STREAM_INIT: u32 = 0;
+/// Stream of per-step noise (stochastic samplers).
+pub const STREAM_SDE: u32 = 1;
+
+const M0: u32 = 0xD251_1F53;
+const M1: u32 = 0xCD9E_8D57;
+const W0: u32 = 0x9E37_79B9;
+const W1: u32 = 0xBB67_AE85;
+
+/// 2^-24: scales a 24-bit integer into [0, 1) exactly.
+const INV_2_24: f32 = 1.0 / 16_777_216.0;
+
+#[inline(always)]
+fn mulhilo(a: u32, b: u32) -> (u32, u32) {
+    let p = a as u64 * b as u64;
+    ((p >> 32) as u32, p as u32)
+}
+
+#[inline(always)]
+fn round(c: [u32; 4], k: [u32; 2]) -> [u32; 4] {
+    let (hi0, lo0) = mulhilo(M0, c[0]);
+    let (hi1, lo1) = mulhilo(M1, c[2]);
+    [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0]
+}
+
+/// Philox4x32-10 block function: 4 random words from a 128-bit counter and a 64-bit key.
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut c = round(counter, key);
+    let mut k = key;
+    for _ in 1..10 {
+        k = [k[0].wrapping_add(W0), k[1].wrapping_add(W1)];
+        c = round(c, k);
+    }
+    c
+}
+
+/// Box–Muller on one pair of words → (even lane, odd lane). See the module docs.
+#[inline(always)]
+fn box_muller(ra: u32, rb: u32) -> (f32, f32) {
+    let u1 = ((ra >> 8) + 1) as f32 * INV_2_24;
+    let u2 = (rb >> 8) as f32 * INV_2_24;
+    let r = (-2.0 * u1.ln()).sqrt();
+    let theta = std::f32::consts::TAU * u2;
+    (r * theta.cos(), r * theta.sin())
+}
+
+/// The 4 normals of one Philox block (elements `4·block .. 4·block + 4`).
+#[inline(always)]
+fn block_normals(key: [u32; 2], stream: u32, block: u64) -> [f32; 4] {
+    let r = philox4x32_10([block as u32, (block >> 32) as u32, stream, 0], key);
+    let (a, b) = box_muller(r[0], r[1]);
+    let (c, d) = box_muller(r[2], r[3]);
+    [a, b, c, d]
+}
+
+#[inline(always)]
+fn key_of(seed: u64) -> [u32; 2] {
+    [seed as u32, (seed >> 32) as u32]
+}
+
+/// Standard normal number `index` of stream `stream` under `seed`.
+pub fn normal(seed: u64, stream: u32, index: u64) -> f32 {
+    block_normals(key_of(seed), stream, index / 4)[(index % 4) as usize]
+}
+
+/// Fills `out[i] = normal(seed, stream, start_index + i)` with one Philox call per 4 outputs
+/// (plus at most one partial block at each end when `start_index` or the length is not a
+/// multiple of 4). Indices wrap modulo 2^64.
+pub fn fill_normal(seed: u64, stream: u32, start_index: u64, out: &mut [f32]) {
+    let key = key_of(seed);
+    let mut idx = start_index;
+    let mut rest = out;
+    while !rest.is_empty() {
+        let lane = (idx % 4) as usize;
+        let vals = block_normals(key, stream, idx / 4);
+        let take = (4 - lane).min(rest.len());
+        let (head, tail) = rest.split_at_mut(take);
+        head.copy_from_slice(&vals[lane..lane + take]);
+        rest = tail;
+        idx = idx.wrapping_add(take as u64);
+    }
+}
