@@ -9,6 +9,10 @@ use crate::cpu::Activation;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
+// Readbacks are `async`: in the browser a GPU buffer can only be mapped by awaiting the event
+// loop. Natively (and on the CPU) the futures are ready at once. The futures need not be `Send`
+// (wasm is single-threaded), hence the allow.
+#[allow(async_fn_in_trait)]
 pub trait Backend {
     /// A tensor living on this backend (host memory for the CPU, a buffer for the GPU).
     type Tensor;
@@ -17,7 +21,7 @@ pub trait Backend {
     fn name(&self) -> String;
 
     fn upload(&self, host: &Tensor) -> Result<Self::Tensor>;
-    fn download(&self, t: &Self::Tensor) -> Result<Tensor>;
+    async fn download(&self, t: &Self::Tensor) -> Result<Tensor>;
     fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize];
 
     /// act(x[n,k] · w[m,k]ᵀ + b[m]) → [n,m].
@@ -64,8 +68,8 @@ pub trait Backend {
     /// v[2n,…] = [cond; uncond] → v_u + w·(v_c − v_u) [n,…].
     fn guidance_mix(&self, v: &Self::Tensor, w: f32) -> Result<Self::Tensor>;
     /// Adaptive step control's error norm (one scalar read back per step on the GPU).
-    fn scaled_rms_error(&self, err: &Self::Tensor, x_old: &Self::Tensor, x_new: &Self::Tensor, rtol: f32, atol: f32)
+    async fn scaled_rms_error(&self, err: &Self::Tensor, x_old: &Self::Tensor, x_new: &Self::Tensor, rtol: f32, atol: f32)
     -> Result<f32>;
     /// True when every value is finite (checked once per solve, at the end, on the GPU).
-    fn all_finite(&self, x: &Self::Tensor) -> Result<bool>;
+    async fn all_finite(&self, x: &Self::Tensor) -> Result<bool>;
 }

@@ -173,8 +173,19 @@ impl<B: Backend> Sampler<B> {
     }
 
     /// Draws `o.n` samples. `progress` is called after every accepted step; returning
-    /// `ControlFlow::Break(())` cancels the solve with `Error::Cancelled`.
+    /// `ControlFlow::Break(())` cancels the solve with `Error::Cancelled`. Blocking form for
+    /// native code; the browser awaits [`Sampler::sample_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn sample(&self, o: &SampleOptions, progress: &mut dyn FnMut(Progress) -> ControlFlow<()>) -> Result<SampleOutput> {
+        pollster::block_on(self.sample_async(o, progress))
+    }
+
+    /// [`Sampler::sample`] as a future.
+    pub async fn sample_async(
+        &self,
+        o: &SampleOptions,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<SampleOutput> {
         let schedule = self.validate(o)?;
         let labels = self.resolve_labels(o)?;
         let b = &self.backend;
@@ -198,12 +209,14 @@ impl<B: Backend> Sampler<B> {
             }
         };
 
-        let mut frames = Vec::new();
+        // Trajectory frames stay on the backend during the solve (a GPU copy, no readback) and
+        // are downloaded once at the end.
+        let mut frames: Vec<(f32, B::Tensor)> = Vec::new();
         let mut on_step = |info: &StepInfo<'_, B::Tensor>| -> Result<()> {
             if let Some(k) = o.trajectory_every {
                 let last = info.total_steps == Some(info.step);
                 if info.step % k == 0 || last {
-                    frames.push((info.t, b.download(info.x)?));
+                    frames.push((info.t, b.lincomb(info.x, &[])?));
                 }
             }
             match progress(Progress { step: info.step, total_steps: info.total_steps, t: info.t, nfe: info.nfe }) {
@@ -211,8 +224,13 @@ impl<B: Backend> Sampler<B> {
                 ControlFlow::Break(()) => Err(Error::Cancelled),
             }
         };
-        let (x1, stats) = ode::integrate(b, o.solver, &schedule, x0, &mut velocity, &mut on_step)?;
-        let samples = b.download(&x1)?;
+        let (x1, stats) = ode::integrate_async(b, o.solver, &schedule, x0, &mut velocity, &mut on_step).await?;
+        let samples = b.download(&x1).await?;
+        let mut frames_host = Vec::with_capacity(frames.len());
+        for (t, f) in &frames {
+            frames_host.push((*t, b.download(f).await?));
+        }
+        let mut frames = frames_host;
         // Adaptive solves don't know their last step in advance: make sure the end is a frame.
         if o.trajectory_every.is_some() && frames.last().is_none_or(|(t, _)| *t != 1.0) {
             frames.push((1.0, samples.clone()));

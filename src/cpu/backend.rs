@@ -28,7 +28,7 @@ impl Backend for CpuBackend {
         Ok(host.clone())
     }
 
-    fn download(&self, t: &Tensor) -> Result<Tensor> {
+    async fn download(&self, t: &Tensor) -> Result<Tensor> {
         Ok(t.clone())
     }
 
@@ -169,14 +169,14 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
-    fn scaled_rms_error(&self, err: &Tensor, x_old: &Tensor, x_new: &Tensor, rtol: f32, atol: f32) -> Result<f32> {
+    async fn scaled_rms_error(&self, err: &Tensor, x_old: &Tensor, x_new: &Tensor, rtol: f32, atol: f32) -> Result<f32> {
         if err.shape() != x_old.shape() || err.shape() != x_new.shape() {
             return Err(shape_err("scaled_rms_error", format!("{:?}", err.shape())));
         }
         Ok(elementwise::scaled_rms_error(err.data(), x_old.data(), x_new.data(), rtol, atol))
     }
 
-    fn all_finite(&self, x: &Tensor) -> Result<bool> {
+    async fn all_finite(&self, x: &Tensor) -> Result<bool> {
         Ok(x.data().iter().all(|v| v.is_finite()))
     }
 }

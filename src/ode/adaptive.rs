@@ -51,7 +51,7 @@ fn step_factor(err: f64, fac_max: f64) -> f64 {
 /// estimate), and `h1 = (0.01 / max(d1, d2))^(1/(q+1))` so that the first step's local error is
 /// about 1% of the tolerance; the result is `min(100·h0, h1, |t1 − t0|)` as a magnitude.
 #[allow(clippy::too_many_arguments)]
-fn initial_step<B: Backend>(
+async fn initial_step<B: Backend>(
     backend: &B,
     x0: &B::Tensor,
     f0: &B::Tensor,
@@ -63,14 +63,14 @@ fn initial_step<B: Backend>(
     nfe: &mut usize,
 ) -> Result<f64> {
     let (rtol, atol) = (opts.rtol, opts.atol);
-    let d0 = backend.scaled_rms_error(x0, x0, x0, rtol, atol)? as f64;
-    let d1 = backend.scaled_rms_error(f0, x0, x0, rtol, atol)? as f64;
+    let d0 = backend.scaled_rms_error(x0, x0, x0, rtol, atol).await? as f64;
+    let d1 = backend.scaled_rms_error(f0, x0, x0, rtol, atol).await? as f64;
     let h0 = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 }.min(span);
     let x1 = backend.lincomb(x0, &[((dir * h0) as f32, f0)])?;
     let f1 = velocity(&x1, (t0 + dir * h0) as f32)?;
     *nfe += 1;
     let df = backend.lincomb(&f1, &[(-1.0, f0)])?;
-    let d2 = backend.scaled_rms_error(&df, x0, x0, rtol, atol)? as f64 / h0;
+    let d2 = backend.scaled_rms_error(&df, x0, x0, rtol, atol).await? as f64 / h0;
     let h1 = if d1 <= 1e-15 && d2 <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / d1.max(d2)).powf(ERR_EXPONENT) };
     let h = (100.0 * h0).min(h1).min(span);
     // A non-finite velocity would make h NaN: fall back to the trial step and let the first
@@ -80,7 +80,7 @@ fn initial_step<B: Backend>(
 
 /// Integrates with adaptive Dopri5 from `opts.t0` to exactly `opts.t1` (either direction).
 /// Options are validated by the caller.
-pub fn integrate_dopri5<B: Backend>(
+pub async fn integrate_dopri5<B: Backend>(
     backend: &B,
     opts: &AdaptiveOptions,
     x0: B::Tensor,
@@ -106,7 +106,7 @@ pub fn integrate_dopri5<B: Backend>(
     // `h` is a magnitude; `dir` gives the direction.
     let mut h = match opts.initial_step {
         Some(h) => (h as f64).min(span),
-        None => initial_step(backend, &x, &k1, t0, dir, span, opts, velocity, &mut stats.nfe)?,
+        None => initial_step(backend, &x, &k1, t0, dir, span, opts, velocity, &mut stats.nfe).await?,
     };
     let mut fac_max = FAC_MAX;
 
@@ -126,13 +126,13 @@ pub fn integrate_dopri5<B: Backend>(
         // not be Clone).
         let step = rk_step(backend, tab, &x, t, dir * h, Some(k1), velocity, &mut stats.nfe)?;
         let err = combine(backend, &zeros, dir * h, &e, &step.k)?.expect("Dopri5 has nonzero error weights");
-        let err_norm = backend.scaled_rms_error(&err, &x, &step.x_new, opts.rtol, opts.atol)? as f64;
+        let err_norm = backend.scaled_rms_error(&err, &x, &step.x_new, opts.rtol, opts.atol).await? as f64;
         let t_new = if last { t1 } else { t + dir * h };
         if !err_norm.is_finite() {
             return Err(Error::NonFiniteState { t: t_new as f32 });
         }
         if err_norm <= 1.0 {
-            if !backend.all_finite(&step.x_new)? {
+            if !backend.all_finite(&step.x_new).await? {
                 return Err(Error::NonFiniteState { t: t_new as f32 });
             }
             stats.accepted += 1;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 ///
 /// Finiteness is checked once, at the end: on the GPU `all_finite` is a readback that would
 /// stall the pipeline if done per step, and NaN/inf propagate through every later step anyway.
-pub fn integrate_grid<B: Backend>(
+pub async fn integrate_grid<B: Backend>(
     backend: &B,
     tab: &Tableau,
     grid: &[f32],
@@ -33,7 +33,7 @@ pub fn integrate_grid<B: Backend>(
         x = rk_step(backend, tab, &x, t, h, None, velocity, &mut nfe)?.x_new;
         on_step(&StepInfo { step: i + 1, t: w[1], x: &x, nfe, total_steps: Some(steps) })?;
     }
-    if !backend.all_finite(&x)? {
+    if !backend.all_finite(&x).await? {
         return Err(Error::NonFiniteState { t: grid[steps] });
     }
     Ok((x, SolveStats { nfe, accepted: steps, rejected: 0 }))

@@ -205,6 +205,9 @@ pub struct StepInfo<'a, T> {
 /// a mismatch or an invalid schedule is `Error::InvalidOption`. A non-finite final state (or,
 /// adaptively, a non-finite accepted state or error estimate) is `Error::NonFiniteState`; an
 /// exhausted step budget is `Error::MaxStepsExceeded`. Errors from `velocity` are passed through.
+///
+/// This blocking form is for native code; the browser awaits [`integrate_async`].
+#[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::type_complexity)] // spelled out on purpose: this is the public contract
 pub fn integrate<B: Backend>(
     backend: &B,
@@ -214,11 +217,25 @@ pub fn integrate<B: Backend>(
     velocity: &mut dyn FnMut(&B::Tensor, f32) -> Result<B::Tensor>,
     on_step: &mut dyn FnMut(&StepInfo<'_, B::Tensor>) -> Result<()>,
 ) -> Result<(B::Tensor, SolveStats)> {
+    pollster::block_on(integrate_async(backend, solver, schedule, x0, velocity, on_step))
+}
+
+/// [`integrate`] as a future: readbacks (Dopri5's error norm, the finiteness check) await the
+/// backend instead of blocking.
+#[allow(clippy::type_complexity)]
+pub async fn integrate_async<B: Backend>(
+    backend: &B,
+    solver: Solver,
+    schedule: &Schedule,
+    x0: B::Tensor,
+    velocity: &mut dyn FnMut(&B::Tensor, f32) -> Result<B::Tensor>,
+    on_step: &mut dyn FnMut(&StepInfo<'_, B::Tensor>) -> Result<()>,
+) -> Result<(B::Tensor, SolveStats)> {
     match (solver.is_adaptive(), schedule) {
-        (false, Schedule::Grid(grid)) => fixed::integrate_grid(backend, solver.tableau(), grid, x0, velocity, on_step),
+        (false, Schedule::Grid(grid)) => fixed::integrate_grid(backend, solver.tableau(), grid, x0, velocity, on_step).await,
         (true, Schedule::Adaptive(opts)) => {
             opts.validate()?;
-            adaptive::integrate_dopri5(backend, opts, x0, velocity, on_step)
+            adaptive::integrate_dopri5(backend, opts, x0, velocity, on_step).await
         }
         (false, Schedule::Adaptive(_)) => Err(Error::InvalidOption {
             option: "schedule",
