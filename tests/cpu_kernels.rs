@@ -103,7 +103,7 @@ fn check_conv(s: Conv2dShape, with_bias: bool, seed: u64) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn linear_matches_naive(n in 1usize..=70, k in 1usize..=70, m in 1usize..=70, bias: bool,
