@@ -1,5 +1,9 @@
 //! 2-D convolution, NCHW, weights [c_out, c_in, kh, kw] (PyTorch's `nn.Conv2d` layout).
 
+use super::Activation;
+use super::blocked::{BLayout, Bias, Gemm, with_workspace};
+pub use super::blocked::{Isa, Workspace};
+
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conv2dShape {
@@ -32,7 +36,100 @@ impl Conv2dShape {
 
 /// out = conv(x, weight) + bias. `out` must hold `s.out_len()` values.
 pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &Conv2dShape, out: &mut [f32]) {
-    naive::conv2d(x, weight, bias, s, out)
+    with_workspace(|ws| conv2d_with(Isa::detect(), ws, x, weight, bias, s, out))
+}
+
+/// `conv2d` with an explicit kernel variant and caller-held scratch.
+///
+/// Each image is one GEMM: weights [c_out, c_in·kh·kw] (as stored) times the im2col matrix
+/// [c_in·kh·kw, oh·ow], which lands directly in the NCHW output plane block [c_out, oh·ow]. A 1×1
+/// stride-1 unpadded convolution uses the input image itself as that matrix.
+pub fn conv2d_with(
+    isa: Isa,
+    ws: &mut Workspace,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    s: &Conv2dShape,
+    out: &mut [f32],
+) {
+    assert!(s.stride > 0 && s.h + 2 * s.pad >= s.kh && s.w + 2 * s.pad >= s.kw);
+    assert!(x.len() == s.batch * s.c_in * s.h * s.w);
+    assert!(weight.len() == s.c_out * s.c_in * s.kh * s.kw);
+    assert!(out.len() == s.out_len());
+    assert!(bias.is_none_or(|b| b.len() == s.c_out));
+    let (hw, ohw) = (s.h * s.w, s.out_h() * s.out_w());
+    let depth = s.c_in * s.kh * s.kw;
+    let direct = s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0;
+    let mut cols = std::mem::take(&mut ws.cols);
+    if !direct && cols.len() < depth * ohw {
+        cols.resize(depth * ohw, 0.0);
+    }
+    for b in 0..s.batch {
+        let img = &x[b * s.c_in * hw..(b + 1) * s.c_in * hw];
+        let bmat: &[f32] = if direct {
+            img
+        } else {
+            im2col(img, s, &mut cols[..depth * ohw]);
+            &cols[..depth * ohw]
+        };
+        let g = Gemm {
+            rows: s.c_out,
+            cols: ohw,
+            depth,
+            a: weight,
+            lda: depth,
+            b: bmat,
+            ldb: ohw,
+            b_layout: BLayout::RowMajor,
+            bias: bias.map_or(Bias::None, Bias::PerRow),
+            act: Activation::None,
+        };
+        g.run(isa, &mut out[b * s.c_out * ohw..(b + 1) * s.c_out * ohw], ohw, ws);
+    }
+    ws.cols = cols;
+}
+
+/// One image [c_in, h, w] → cols[(ci·kh + ky)·kw + kx][oy·ow + ox] (zero where the window
+/// overhangs the padding). Per output row, the in-bounds run of ox is computed once so the body
+/// is a plain copy (stride 1) or a strided gather (stride 2) between zero fills.
+fn im2col(img: &[f32], s: &Conv2dShape, cols: &mut [f32]) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let (st, pad) = (s.stride, s.pad);
+    let mut rows = cols.chunks_exact_mut(oh * ow);
+    for ci in 0..s.c_in {
+        let plane = &img[ci * s.h * s.w..(ci + 1) * s.h * s.w];
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let dst = rows.next().expect("cols sized for c_in·kh·kw rows");
+                // ox is in bounds when 0 <= ox·st + kx − pad < w.
+                let ox_lo = if pad > kx { (pad - kx).div_ceil(st) } else { 0 }.min(ow);
+                let ox_hi = if s.w + pad > kx { ((s.w + pad - kx - 1) / st + 1).min(ow) } else { 0 }.max(ox_lo);
+                for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
+                    let iy = (oy * st + ky) as isize - pad as isize;
+                    if iy < 0 || iy >= s.h as isize {
+                        drow.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * s.w..(iy as usize + 1) * s.w];
+                    drow[..ox_lo].fill(0.0);
+                    drow[ox_hi..].fill(0.0);
+                    if ox_lo == ox_hi {
+                        continue;
+                    }
+                    let ix0 = ox_lo * st + kx - pad;
+                    let body = &mut drow[ox_lo..ox_hi];
+                    if st == 1 {
+                        body.copy_from_slice(&src[ix0..ix0 + body.len()]);
+                    } else {
+                        for (d, &v) in body.iter_mut().zip(src[ix0..].iter().step_by(st)) {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub mod naive {

@@ -5,8 +5,11 @@
 //! `matmul`: out[n,m] = a[n,k] · b[k,m] (used by the convolution's implicit GEMM).
 
 use super::Activation;
+use super::blocked::{BLayout, Bias, Gemm, with_workspace};
+pub use super::blocked::{Isa, Workspace};
 
 /// Fused linear layer. `out` must hold n·m values.
+#[allow(clippy::too_many_arguments)]
 pub fn linear(
     x: &[f32],
     w: &[f32],
@@ -17,18 +20,70 @@ pub fn linear(
     m: usize,
     out: &mut [f32],
 ) {
-    naive::linear(x, w, bias, act, n, k, m, out)
+    with_workspace(|ws| linear_with(Isa::detect(), ws, x, w, bias, act, n, k, m, out))
 }
 
 /// Plain product a·b. `out` must hold n·m values.
 pub fn matmul(a: &[f32], b: &[f32], n: usize, k: usize, m: usize, out: &mut [f32]) {
-    naive::matmul(a, b, n, k, m, out)
+    with_workspace(|ws| matmul_with(Isa::detect(), ws, a, b, n, k, m, out))
+}
+
+/// `linear` with an explicit kernel variant and caller-held scratch (no allocation once `ws`
+/// has grown to the largest layer).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_with(
+    isa: Isa,
+    ws: &mut Workspace,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    n: usize,
+    k: usize,
+    m: usize,
+    out: &mut [f32],
+) {
+    assert!(x.len() == n * k && w.len() == m * k && out.len() == n * m);
+    assert!(bias.is_none_or(|b| b.len() == m));
+    let g = Gemm {
+        rows: n,
+        cols: m,
+        depth: k,
+        a: x,
+        lda: k,
+        b: w,
+        ldb: k,
+        b_layout: BLayout::Transposed,
+        bias: bias.map_or(Bias::None, Bias::PerCol),
+        act,
+    };
+    g.run(isa, out, m, ws);
+}
+
+/// `matmul` with an explicit kernel variant and caller-held scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(isa: Isa, ws: &mut Workspace, a: &[f32], b: &[f32], n: usize, k: usize, m: usize, out: &mut [f32]) {
+    assert!(a.len() == n * k && b.len() == k * m && out.len() == n * m);
+    let g = Gemm {
+        rows: n,
+        cols: m,
+        depth: k,
+        a,
+        lda: k,
+        b,
+        ldb: m,
+        b_layout: BLayout::RowMajor,
+        bias: Bias::None,
+        act: Activation::None,
+    };
+    g.run(isa, out, m, ws);
 }
 
 /// Test oracles: the textbook triple loops, accumulating in f64 to be an independent reference.
 pub mod naive {
     use super::Activation;
 
+    #[allow(clippy::too_many_arguments)]
     pub fn linear(
         x: &[f32],
         w: &[f32],

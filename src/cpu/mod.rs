@@ -4,6 +4,7 @@
 //! Each kernel family keeps a plain `naive` version beside the fast one; the naive one is the
 //! test oracle and is never used on a hot path.
 
+mod blocked;
 pub mod conv2d;
 pub mod elementwise;
 pub mod embed;

@@ -1,0 +1,456 @@
+//! Cache-blocked single-precision GEMM shared by `matmul::linear`, `matmul::matmul` and
+//! `conv2d::conv2d`: C[rows, cols] = act(A[rows, depth] · B[depth, cols] + bias).
+//!
+//! The structure is the classic BLIS/Goto one. B is packed block by block (KC × NC) into
+//! column panels of NR, A (MC × KC) into row panels of MR, both zero-padded to whole panels so
+//! the micro-kernel never sees a ragged edge; only the store back into C is clipped. The
+//! micro-kernel keeps an MR × NR tile of accumulators in a `[[f32; NR]; MR]` which, once fully
+//! unrolled, LLVM holds in vector registers: NR is the vector direction (each packed B row is NR
+//! contiguous floats, each A value is broadcast).
+//!
+//! There is one generic implementation; on x86-64 it is instantiated again inside
+//! `#[target_feature]` functions (AVX2+FMA, AVX-512) and picked at run time, so the same source
+//! autovectorises to whatever the machine has. On wasm32 (`+simd128`) and other targets the
+//! portable instantiation is used, with a plain multiply and add (a fused `mul_add` would become
+//! a libm call there).
+
+use super::Activation;
+use std::cell::RefCell;
+
+/// Instruction-set variant of the kernels. `Isa::detect()` is what the public kernels use;
+/// the others exist so tests and benchmarks can exercise and compare every path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable code (SSE2 on x86-64, simd128 on wasm32, NEON on aarch64): MR×NR = 4×8.
+    Generic,
+    /// x86-64 AVX2 + FMA: 6×16 (12 ymm accumulators).
+    Avx2,
+    /// x86-64 AVX-512F: 12×32 (24 zmm accumulators).
+    Avx512,
+}
+
+impl Isa {
+    /// The best variant this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Generic
+    }
+
+    /// Every variant this CPU can run, portable first.
+    pub fn available() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Generic, Isa::Avx2, Isa::Avx512].into_iter().filter(|&i| i as u8 <= best as u8).collect()
+    }
+
+    /// Falls back to `detect()` when asked for something the CPU cannot run.
+    fn clamp_to_cpu(self) -> Isa {
+        let best = Isa::detect();
+        if self as u8 <= best as u8 { self } else { best }
+    }
+}
+
+/// Reusable scratch memory: the packed panels and the convolution's im2col columns. Holding
+/// one across calls (e.g. for a whole ODE solve) avoids re-allocating and re-faulting megabytes
+/// on every layer. The plain kernels use a thread-local one.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    pack_a: Vec<f32>,
+    pack_b: Vec<f32>,
+    pub(crate) cols: Vec<f32>,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+thread_local! {
+    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
+}
+
+/// Runs `f` with this thread's workspace (a fresh one if it is already borrowed).
+pub(crate) fn with_workspace<R>(f: impl FnOnce(&mut Workspace) -> R) -> R {
+    WORKSPACE.with(|w| match w.try_borrow_mut() {
+        Ok(mut w) => f(&mut w),
+        Err(_) => f(&mut Workspace::default()),
+    })
+}
+
+/// How B's element (p, j) is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BLayout {
+    /// `b[p * ldb + j]` (a plain [depth, cols] matrix, im2col columns).
+    RowMajor,
+    /// `b[j * ldb + p]` (a PyTorch `Linear` weight [cols, depth] used as its transpose).
+    Transposed,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Bias<'a> {
+    None,
+    /// One value per row of C (a convolution's output channel).
+    PerRow(&'a [f32]),
+    /// One value per column of C (a linear layer's output feature).
+    PerCol(&'a [f32]),
+}
+
+/// One product. A is row-major with leading dimension `lda`; C row-major with `ldc`.
+pub(crate) struct Gemm<'a> {
+    pub rows: usize,
+    pub cols: usize,
+    pub depth: usize,
+    pub a: &'a [f32],
+    pub lda: usize,
+    pub b: &'a [f32],
+    pub ldb: usize,
+    pub b_layout: BLayout,
+    pub bias: Bias<'a>,
+    pub act: Activation,
+}
+
+impl Gemm<'_> {
+    fn check(&self, c: &[f32], ldc: usize) {
+        let (r, n, k) = (self.rows, self.cols, self.depth);
+        if r == 0 || n == 0 {
+            return;
+        }
+        assert!(ldc >= n && c.len() >= (r - 1) * ldc + n, "gemm: C too small");
+        if k > 0 {
+            assert!(self.lda >= k && self.a.len() >= (r - 1) * self.lda + k, "gemm: A too small");
+            match self.b_layout {
+                BLayout::RowMajor => {
+                    assert!(self.ldb >= n && self.b.len() >= (k - 1) * self.ldb + n, "gemm: B too small")
+                }
+                BLayout::Transposed => {
+                    assert!(self.ldb >= k && self.b.len() >= (n - 1) * self.ldb + k, "gemm: B too small")
+                }
+            }
+        }
+        match self.bias {
+            Bias::None => {}
+            Bias::PerRow(b) => assert!(b.len() == r, "gemm: bias length"),
+            Bias::PerCol(b) => assert!(b.len() == n, "gemm: bias length"),
+        }
+    }
+
+    /// C = act(A·B + bias), overwriting C.
+    pub fn run(&self, isa: Isa, c: &mut [f32], ldc: usize, ws: &mut Workspace) {
+        self.check(c, ldc);
+        if self.rows == 0 || self.cols == 0 {
+            return;
+        }
+        if self.depth == 0 {
+            for i in 0..self.rows {
+                let row = &mut c[i * ldc..i * ldc + self.cols];
+                for (j, v) in row.iter_mut().enumerate() {
+                    let b = match self.bias {
+                        Bias::None => 0.0,
+                        Bias::PerRow(b) => b[i],
+                        Bias::PerCol(b) => b[j],
+                    };
+                    *v = self.act.apply(b);
+                }
+            }
+            return;
+        }
+        match isa.clamp_to_cpu() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `clamp_to_cpu` only returns Avx512 when the CPU reports avx512f.
+            Isa::Avx512 => unsafe { x86::run_avx512(self, c, ldc, ws) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `clamp_to_cpu` only returns Avx2 when the CPU reports avx2 and fma.
+            Isa::Avx2 => unsafe { x86::run_avx2(self, c, ldc, ws) },
+            _ => run_generic::<4, 8, false>(self, c, ldc, ws, GENERIC_BLOCKS),
+        }
+    }
+}
+
+/// Cache blocking: KC (depth of a packed block), MC (rows of A per packed block), NC (columns
+/// of B per packed block).
+#[derive(Clone, Copy)]
+struct Blocks {
+    kc: usize,
+    mc: usize,
+    nc: usize,
+}
+
+// KC is chosen so a KC×NR packed B micro-panel (reused across every A micro-panel of the
+// block) stays in a 32–48 KiB L1 next to the A micro-panel being streamed; MC×KC of packed A
+// then fits comfortably in a ≥ 512 KiB L2, and KC×NC of packed B in L3. Sized from the cache
+// sizes of the Zen 5 development machine (48 KiB L1d, 1 MiB L2), not swept: the AVX-512 kernel
+// already reaches ~210 GFLOP/s at 512³ there, close to its 2-FMA-per-cycle peak.
+const GENERIC_BLOCKS: Blocks = Blocks { kc: 256, mc: 64, nc: 2048 };
+#[cfg(target_arch = "x86_64")]
+const AVX2_BLOCKS: Blocks = Blocks { kc: 256, mc: 96, nc: 2048 };
+#[cfg(target_arch = "x86_64")]
+const AVX512_BLOCKS: Blocks = Blocks { kc: 256, mc: 144, nc: 2048 };
+
+// The tile shapes matter to the autovectoriser: NR must be a power-of-two multiple of the
+// vector width (an 8×48 AVX-512 tile, 24 accumulators like 12×32, measured 50× slower because
+// the 48-wide rows were not kept in registers), and MR·NR/lanes accumulators plus the B row and
+// a broadcast must fit the register file (16 ymm / 32 zmm).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn run_avx2(g: &Gemm, c: &mut [f32], ldc: usize, ws: &mut Workspace) {
+        run_generic::<6, 16, true>(g, c, ldc, ws, AVX2_BLOCKS)
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn run_avx512(g: &Gemm, c: &mut [f32], ldc: usize, ws: &mut Workspace) {
+        run_generic::<12, 32, true>(g, c, ldc, ws, AVX512_BLOCKS)
+    }
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+#[inline(always)]
+fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
+    g: &Gemm,
+    c: &mut [f32],
+    ldc: usize,
+    ws: &mut Workspace,
+    blk: Blocks,
+) {
+    let kc_max = blk.kc.min(g.depth);
+    // MC is a multiple of MR and NC of NR so only the last panel of the matrix is ragged.
+    let mc_max = (blk.mc.min(g.rows)).div_ceil(MR) * MR;
+    let nc_max = (blk.nc.min(g.cols)).div_ceil(NR) * NR;
+    if ws.pack_a.len() < kc_max * mc_max {
+        ws.pack_a.resize(kc_max * mc_max, 0.0);
+    }
+    if ws.pack_b.len() < kc_max * nc_max {
+        ws.pack_b.resize(kc_max * nc_max, 0.0);
+    }
+    let (pack_a, pack_b) = (&mut ws.pack_a, &mut ws.pack_b);
+
+    for jc in (0..g.cols).step_by(nc_max) {
+        let nc = nc_max.min(g.cols - jc);
+        let n_panels = nc.div_ceil(NR);
+        for pc in (0..g.depth).step_by(kc_max) {
+            let kc = kc_max.min(g.depth - pc);
+            let (first, last) = (pc == 0, pc + kc == g.depth);
+            let bp = &mut pack_b[..n_panels * NR * kc];
+            match g.b_layout {
+                BLayout::RowMajor => pack_b_rowmajor::<NR>(g.b, g.ldb, pc, kc, jc, nc, bp),
+                BLayout::Transposed => pack_b_transposed::<NR>(g.b, g.ldb, pc, kc, jc, nc, bp),
+            }
+            for ic in (0..g.rows).step_by(mc_max) {
+                let mc = mc_max.min(g.rows - ic);
+                let m_panels = mc.div_ceil(MR);
+                let ap = &mut pack_a[..m_panels * MR * kc];
+                pack_a_rowmajor::<MR>(g.a, g.lda, ic, mc, pc, kc, ap);
+                for (jp, bpanel) in bp.chunks_exact(NR * kc).enumerate() {
+                    let j0 = jc + jp * NR;
+                    let nr = NR.min(g.cols - j0);
+                    for (ip, apanel) in ap.chunks_exact(MR * kc).enumerate() {
+                        let i0 = ic + ip * MR;
+                        let mr = MR.min(g.rows - i0);
+                        let acc = micro::<MR, NR, FMA>(apanel, bpanel);
+                        store::<MR, NR>(&acc, c, ldc, i0, j0, mr, nr, first, last, g.bias, g.act);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The register tile: Σ_p a[p][i]·b[p][j] over one packed A and B micro-panel.
+#[inline(always)]
+fn micro<const MR: usize, const NR: usize, const FMA: bool>(a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
+    let mut acc = [[0.0f32; NR]; MR];
+    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        let ak: &[f32; MR] = ak.try_into().unwrap();
+        let bk: &[f32; NR] = bk.try_into().unwrap();
+        for i in 0..MR {
+            for j in 0..NR {
+                acc[i][j] = madd::<FMA>(ak[i], bk[j], acc[i][j]);
+            }
+        }
+    }
+    acc
+}
+
+/// Writes (first depth block: bias + tile; later blocks: C + tile) and, after the last depth
+/// block, the activation, clipped to the valid mr × nr corner of the tile.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn store<const MR: usize, const NR: usize>(
+    acc: &[[f32; NR]; MR],
+    c: &mut [f32],
+    ldc: usize,
+    i0: usize,
+    j0: usize,
+    mr: usize,
+    nr: usize,
+    first: bool,
+    last: bool,
+    bias: Bias,
+    act: Activation,
+) {
+    for (ii, tile_row) in acc.iter().enumerate().take(mr) {
+        let row = &mut c[(i0 + ii) * ldc + j0..][..nr];
+        let tile_row = &tile_row[..nr];
+        if first {
+            match bias {
+                Bias::None => row.copy_from_slice(tile_row),
+                Bias::PerRow(b) => {
+                    let bv = b[i0 + ii];
+                    for (o, &t) in row.iter_mut().zip(tile_row) {
+                        *o = t + bv;
+                    }
+                }
+                Bias::PerCol(b) => {
+                    for ((o, &t), &bv) in row.iter_mut().zip(tile_row).zip(&b[j0..j0 + nr]) {
+                        *o = t + bv;
+                    }
+                }
+            }
+        } else {
+            for (o, &t) in row.iter_mut().zip(tile_row) {
+                *o += t;
+            }
+        }
+        if last && act == Activation::Silu {
+            silu_slice(row);
+        }
+    }
+}
+
+/// Rows i0..i0+mc, depth p0..p0+kc of a row-major A into panels of MR rows laid out [kc][MR].
+#[inline(always)]
+fn pack_a_rowmajor<const MR: usize>(
+    a: &[f32],
+    lda: usize,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
+    for (ip, panel) in dst.chunks_exact_mut(MR * kc).enumerate() {
+        let r0 = i0 + ip * MR;
+        let mr = MR.min(i0 + mc - r0);
+        for ii in 0..MR {
+            if ii < mr {
+                let src = &a[(r0 + ii) * lda + p0..][..kc];
+                for (d, &v) in panel[ii..].iter_mut().step_by(MR).zip(src) {
+                    *d = v;
+                }
+            } else {
+                for d in panel[ii..].iter_mut().step_by(MR) {
+                    *d = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// B[p0..p0+kc, j0..j0+nc] with b(p, j) = b[p·ldb + j] into panels of NR columns laid out [kc][NR].
+#[inline(always)]
+fn pack_b_rowmajor<const NR: usize>(
+    b: &[f32],
+    ldb: usize,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    dst: &mut [f32],
+) {
+    for (jp, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
+        let c0 = j0 + jp * NR;
+        let nr = NR.min(j0 + nc - c0);
+        for (p, drow) in panel.chunks_exact_mut(NR).enumerate() {
+            let src = &b[(p0 + p) * ldb + c0..][..nr];
+            copy_padded::<NR>(src, drow);
+        }
+    }
+}
+
+/// dst = src followed by zeros. The full-width case is a fixed-size copy, which compiles to a
+/// few vector moves instead of a `memcpy` call per packed row.
+#[inline(always)]
+fn copy_padded<const NR: usize>(src: &[f32], dst: &mut [f32]) {
+    let dst: &mut [f32; NR] = dst.try_into().unwrap();
+    if let Ok(src) = <&[f32; NR]>::try_from(src) {
+        *dst = *src;
+    } else {
+        dst[..src.len()].copy_from_slice(src);
+        dst[src.len()..].fill(0.0);
+    }
+}
+
+/// Same, for b(p, j) = b[j·ldb + p] (a transposed weight).
+#[inline(always)]
+fn pack_b_transposed<const NR: usize>(
+    b: &[f32],
+    ldb: usize,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    dst: &mut [f32],
+) {
+    for (jp, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
+        let c0 = j0 + jp * NR;
+        let nr = NR.min(j0 + nc - c0);
+        for jj in 0..NR {
+            if jj < nr {
+                let src = &b[(c0 + jj) * ldb + p0..][..kc];
+                for (d, &v) in panel[jj..].iter_mut().step_by(NR).zip(src) {
+                    *d = v;
+                }
+            } else {
+                for d in panel[jj..].iter_mut().step_by(NR) {
+                    *d = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// In-place SiLU with a polynomial exp the compiler can vectorise (std's `exp` is a scalar libm
+/// call, which would cost as much as the product itself for a 256-wide layer).
+#[inline(always)]
+pub(crate) fn silu_slice(x: &mut [f32]) {
+    for v in x {
+        *v /= 1.0 + exp_approx(-*v);
+    }
+}
+
+/// e^x to about 2 ulp for x in [-87, 88] (clamped outside): Cody–Waite reduction x = n·ln2 + r
+/// and the Cephes `expf` polynomial. Integer n is obtained with the 1.5·2²³ rounding trick and
+/// 2ⁿ built from its bits, so there is no float→int conversion or libm call.
+#[inline(always)]
+pub(crate) fn exp_approx(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let bits = t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23;
+    y * f32::from_bits(bits)
+}
