@@ -9,7 +9,7 @@ pub const SW2_DIRECTIONS: usize = 128;
 /// W2²_k = mean_i (sort(a·u_k)_i − sort(b·u_k)_i)²; SW2 = sqrt(mean_k W2²_k).
 /// Returns `None` if the sets differ in size or are empty.
 pub fn sliced_w2(a: &[f32], b: &[f32]) -> Option<f64> {
-    if a.len() != b.len() || a.is_empty() || a.len() % 2 != 0 {
+    if a.len() != b.len() || a.is_empty() || !a.len().is_multiple_of(2) {
         return None;
     }
     let n = a.len() / 2;

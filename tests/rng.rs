@@ -43,7 +43,7 @@ fn reference(seed: u64, stream: u32, e: u64) -> f64 {
     let lane = (e % 4) as usize;
     let pair = lane & !1;
     let (c, s) = box_muller_f64(w[pair], w[pair + 1]);
-    if lane % 2 == 0 { c } else { s }
+    if lane.is_multiple_of(2) { c } else { s }
 }
 
 #[test]

@@ -118,7 +118,7 @@ impl Backend for CpuBackend {
     }
 
     fn time_embedding(&self, t: f32, n: usize, dim: usize, time_scale: f32) -> Result<Tensor> {
-        if dim % 2 != 0 {
+        if !dim.is_multiple_of(2) {
             return Err(shape_err("time_embedding", format!("dim {dim} must be even")));
         }
         let mut row = vec![0.0; dim];
@@ -160,7 +160,7 @@ impl Backend for CpuBackend {
 
     fn guidance_mix(&self, v: &Tensor, w: f32) -> Result<Tensor> {
         let mut shape = v.shape().to_vec();
-        if shape.is_empty() || shape[0] % 2 != 0 {
+        if shape.is_empty() || !shape[0].is_multiple_of(2) {
             return Err(shape_err("guidance_mix", format!("leading dim of {shape:?} must be even")));
         }
         shape[0] /= 2;

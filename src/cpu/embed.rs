@@ -9,7 +9,7 @@ pub const MAX_PERIOD: f32 = 10_000.0;
 /// Writes the `dim` values of the embedding of one time into `out`. `dim` must be even.
 pub fn sinusoidal(t: f32, time_scale: f32, out: &mut [f32]) {
     let dim = out.len();
-    assert!(dim % 2 == 0);
+    assert!(dim.is_multiple_of(2));
     let half = dim / 2;
     let ts = time_scale * t;
     for i in 0..half {

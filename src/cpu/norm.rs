@@ -16,7 +16,7 @@ pub fn group_norm(
     act: Activation,
     out: &mut [f32],
 ) {
-    assert!(groups > 0 && c % groups == 0);
+    assert!(groups > 0 && c.is_multiple_of(groups));
     assert!(x.len() == n * c * hw && out.len() == x.len() && gamma.len() == c && beta.len() == c);
     let cg = c / groups;
     let len = cg * hw;

@@ -158,11 +158,10 @@ impl AdaptiveOptions {
         if self.max_steps == 0 {
             return bad("max_steps", "must be at least 1".into());
         }
-        if let Some(h) = self.initial_step {
-            if !(h.is_finite() && h > 0.0) {
+        if let Some(h) = self.initial_step
+            && !(h.is_finite() && h > 0.0) {
                 return bad("initial_step", format!("{h} must be finite and > 0 (its sign follows t1 - t0)"));
             }
-        }
         Ok(())
     }
 }

@@ -112,9 +112,9 @@ fn draw_line(img: &mut Rgba, a: [f32; 2], b: [f32; 2], color: [u8; 3], alpha: f3
             continue;
         }
         let i = 4 * (y as usize * img.width + x as usize);
-        for c in 0..3 {
-            let old = img.pixels[i + c] as f32;
-            img.pixels[i + c] = (old + (color[c] as f32 - old) * alpha).round() as u8;
+        for (px, &c) in img.pixels[i..i + 3].iter_mut().zip(&color) {
+            let old = *px as f32;
+            *px = (old + (c as f32 - old) * alpha).round() as u8;
         }
     }
 }
