@@ -15,6 +15,8 @@ pub mod render;
 pub mod rng;
 pub mod sampler;
 pub mod tensor;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use backend::Backend;
 pub use error::{Error, Result};

@@ -1,0 +1,267 @@
+//! The `#[wasm_bindgen]` surface, and nothing else: parse JS options, call the library, draw,
+//! turn every error into a `JsError` with a readable message.
+//!
+//! ```js
+//! import init, { Sampler } from './pkg/pushforward.js';
+//! await init();
+//! const s = await Sampler.create({ canvas, model: 'models/moons.safetensors', backend: 'cpu' });
+//! const r = await s.sample({ n: 4096, solver: 'heun', steps: 8, seed: 1, returnSamples: true });
+//! ```
+
+use crate::cpu::CpuBackend;
+use crate::model::{DataConfig, Model};
+use crate::ode::Solver;
+use crate::render::{self, Rgba};
+use crate::sampler::{Labels, SampleOptions, Sampler as CoreSampler};
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{Clamped, JsCast};
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Options of `sample()`, as JS passes them (camelCase). `onProgress` and `signal` are read
+/// separately because they are JS objects, not data.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+struct JsSampleOptions {
+    n: Option<usize>,
+    solver: Option<String>,
+    steps: Option<usize>,
+    rtol: Option<f32>,
+    atol: Option<f32>,
+    max_steps: Option<usize>,
+    seed: Option<f64>,
+    /// A class number, "all" (one per class, cycling), or null for unconditional.
+    label: Option<serde_json::Value>,
+    guidance: Option<f32>,
+    /// true, or keep every k-th step.
+    trajectories: Option<serde_json::Value>,
+    return_samples: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SampleResult {
+    backend: String,
+    nfe: usize,
+    accepted_steps: usize,
+    rejected_steps: usize,
+    sample_ms: f64,
+    draw_ms: f64,
+    n: usize,
+}
+
+/// A model loaded into a backend, drawing into an optional canvas.
+#[wasm_bindgen]
+pub struct Sampler {
+    core: CoreSampler<CpuBackend>,
+    model: Model,
+    canvas: Option<web_sys::HtmlCanvasElement>,
+    backend_reason: String,
+}
+
+#[wasm_bindgen]
+impl Sampler {
+    /// `Sampler.create({ canvas?, model: url | Uint8Array, backend?: 'auto' | 'cpu' | 'webgpu', onProgress? })`.
+    pub async fn create(opts: JsValue) -> Result<Sampler, JsError> {
+        let get = |k: &str| js_sys::Reflect::get(&opts, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        let model_v = get("model");
+        let bytes: Vec<u8> = if let Some(s) = model_v.as_string() {
+            fetch_bytes(&s).await?
+        } else if let Some(arr) = model_v.dyn_ref::<js_sys::Uint8Array>() {
+            arr.to_vec()
+        } else if let Some(buf) = model_v.dyn_ref::<js_sys::ArrayBuffer>() {
+            js_sys::Uint8Array::new(buf).to_vec()
+        } else {
+            return Err(JsError::new("`model` must be a URL string, a Uint8Array or an ArrayBuffer"));
+        };
+        let model = Model::from_bytes(&bytes).map_err(js_err)?;
+        let backend = get("backend").as_string().unwrap_or_else(|| "auto".into());
+        let reason = match backend.as_str() {
+            "cpu" => "cpu requested".to_string(),
+            "auto" => "WebGPU backend not built into this version; using the wasm CPU kernels".to_string(),
+            "webgpu" => return Err(JsError::new("the WebGPU backend is not available in this build; use backend: 'cpu'")),
+            other => return Err(JsError::new(&format!("unknown backend `{other}` (auto, webgpu or cpu)"))),
+        };
+        let canvas = get("canvas").dyn_into::<web_sys::HtmlCanvasElement>().ok();
+        let core = CoreSampler::new(CpuBackend, &model).map_err(js_err)?;
+        Ok(Sampler { core, model, canvas, backend_reason: reason })
+    }
+
+    /// The model's config, parameter count, backend and why it was chosen.
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        let v = serde_json::json!({
+            "config": self.model.config,
+            "parameters": self.model.param_count(),
+            "backend": "cpu",
+            "backendReason": self.backend_reason,
+        });
+        v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+    }
+
+    /// Samples, draws to the canvas (if any) and resolves with timings; with
+    /// `returnSamples: true` also `samples` (Float32Array) and `labels`.
+    pub async fn sample(&self, opts: JsValue) -> Result<JsValue, JsError> {
+        let on_progress = js_sys::Reflect::get(&opts, &"onProgress".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let signal = js_sys::Reflect::get(&opts, &"signal".into()).ok().and_then(|s| s.dyn_into::<web_sys::AbortSignal>().ok());
+        // Data fields only: copy without the callbacks.
+        let data = js_sys::Object::assign(&js_sys::Object::new(), &opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default());
+        for k in ["onProgress", "signal"] {
+            let _ = js_sys::Reflect::delete_property(&data, &k.into());
+        }
+        let o: JsSampleOptions = serde_wasm_bindgen::from_value(data.into()).map_err(|e| js_err(format!("bad sample options: {e}")))?;
+        let options = self.to_options(&o)?;
+
+        let t0 = now_ms();
+        let mut progress = |p: crate::sampler::Progress| {
+            if signal.as_ref().is_some_and(|s| s.aborted()) {
+                return ControlFlow::Break(());
+            }
+            if let Some(f) = &on_progress {
+                let ev = serde_json::json!({ "step": p.step, "totalSteps": p.total_steps, "t": p.t, "nfe": p.nfe });
+                if let Ok(v) = ev.serialize(&serde_wasm_bindgen::Serializer::json_compatible()) {
+                    let _ = f.call1(&JsValue::NULL, &v);
+                }
+            }
+            ControlFlow::Continue(())
+        };
+        let out = self.core.sample_async(&options, &mut progress).await.map_err(js_err)?;
+        let t1 = now_ms();
+        if let Some(canvas) = &self.canvas {
+            let frames: Vec<Vec<f32>> = out.frames.iter().map(|(_, f)| f.data().to_vec()).collect();
+            let img = self.render(out.samples.data(), options.n, &frames, canvas)?;
+            draw_rgba(canvas, &img)?;
+        }
+        let t2 = now_ms();
+        let res = SampleResult {
+            backend: "cpu".into(),
+            nfe: out.stats.nfe,
+            accepted_steps: out.stats.accepted,
+            rejected_steps: out.stats.rejected,
+            sample_ms: t1 - t0,
+            draw_ms: t2 - t1,
+            n: options.n,
+        };
+        let obj = res.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)?;
+        if o.return_samples {
+            let arr = js_sys::Float32Array::from(out.samples.data());
+            js_sys::Reflect::set(&obj, &"samples".into(), &arr).map_err(|_| JsError::new("cannot set samples"))?;
+            let labels = js_sys::Uint32Array::from(&out.labels[..]);
+            js_sys::Reflect::set(&obj, &"labels".into(), &labels).map_err(|_| JsError::new("cannot set labels"))?;
+        }
+        Ok(obj)
+    }
+
+    /// Frees the model and any backend resources.
+    pub fn dispose(self) {}
+}
+
+impl Sampler {
+    fn to_options(&self, o: &JsSampleOptions) -> Result<SampleOptions, JsError> {
+        let d = SampleOptions::default();
+        let is_image = matches!(self.model.config.data, DataConfig::Image { .. });
+        let solver: Solver = match &o.solver {
+            Some(s) => s.parse().map_err(js_err)?,
+            None => d.solver,
+        };
+        let seed = match o.seed {
+            None => 0,
+            Some(s) if s.is_finite() && s >= 0.0 && s.fract() == 0.0 && s <= 9_007_199_254_740_991.0 => s as u64,
+            Some(s) => return Err(JsError::new(&format!("seed {s} must be a non-negative integer"))),
+        };
+        let k = self.model.config.num_classes;
+        let labels = match (&o.label, k) {
+            (None | Some(serde_json::Value::Null), 0) => Labels::Unconditional,
+            (None, _) => Labels::Cycle,
+            (Some(serde_json::Value::Null), _) => Labels::Unconditional,
+            (Some(serde_json::Value::String(s)), _) if s == "all" => Labels::Cycle,
+            (Some(v), _) => match v.as_u64() {
+                Some(c) if c <= u32::MAX as u64 => Labels::Class(c as u32),
+                _ => return Err(JsError::new(&format!("label {v} must be a class number, \"all\" or null"))),
+            },
+        };
+        let trajectory_every = match &o.trajectories {
+            None | Some(serde_json::Value::Bool(false)) | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Bool(true)) => Some(1),
+            Some(v) => Some(v.as_u64().filter(|&k| k >= 1).ok_or_else(|| JsError::new("trajectories must be true/false or a step stride ≥ 1"))? as usize),
+        };
+        Ok(SampleOptions {
+            n: o.n.unwrap_or(if is_image { 20 } else { 4096 }),
+            solver,
+            steps: o.steps.unwrap_or(d.steps),
+            rtol: o.rtol.unwrap_or(d.rtol),
+            atol: o.atol.unwrap_or(d.atol),
+            max_steps: o.max_steps.unwrap_or(d.max_steps),
+            seed,
+            labels,
+            guidance: o.guidance.unwrap_or(d.guidance),
+            trajectory_every,
+        })
+    }
+
+    fn render(&self, samples: &[f32], n: usize, frames: &[Vec<f32>], canvas: &web_sys::HtmlCanvasElement) -> Result<Rgba, JsError> {
+        Ok(match &self.model.config.data {
+            DataConfig::Points2d { range } => {
+                let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
+                render::density_plot(samples, *range, w, h, frames, 300)
+            }
+            DataConfig::Image { channels, height, width, range } => {
+                let cols = if self.model.config.num_classes > 0 { self.model.config.num_classes.min(n) } else { 10.min(n) };
+                let cw = canvas.width().max(1) as usize;
+                let scale = (cw / (cols * (width + 1) + 1)).max(1);
+                render::image_grid(samples, n, *channels, *height, *width, *range, cols, scale)
+            }
+        })
+    }
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsError> {
+    let global: js_sys::Object = js_sys::global();
+    let fetch = js_sys::Reflect::get(&global, &"fetch".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .ok_or_else(|| JsError::new("fetch() is not available here"))?;
+    let promise: js_sys::Promise =
+        fetch.call1(&global, &url.into()).map_err(|_| JsError::new("fetch() failed"))?.dyn_into().map_err(|_| JsError::new("fetch() failed"))?;
+    let resp: web_sys::Response = JsFuture::from(promise)
+        .await
+        .map_err(|e| JsError::new(&format!("could not fetch `{url}`: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")))))?
+        .dyn_into()
+        .map_err(|_| JsError::new("fetch() did not return a Response"))?;
+    if !resp.ok() {
+        return Err(JsError::new(&format!("could not fetch `{url}`: HTTP {}", resp.status())));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(|_| JsError::new("cannot read the response body"))?)
+        .await
+        .map_err(|_| JsError::new("cannot read the response body"))?;
+    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+}
+
+fn draw_rgba(canvas: &web_sys::HtmlCanvasElement, img: &Rgba) -> Result<(), JsError> {
+    let ctx = canvas
+        .get_context("2d")
+        .map_err(|_| JsError::new("cannot get a 2d context"))?
+        .ok_or_else(|| JsError::new("the canvas already has another context type"))?
+        .dyn_into::<web_sys::CanvasRenderingContext2d>()
+        .map_err(|_| JsError::new("not a 2d context"))?;
+    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&img.pixels), img.width as u32, img.height as u32)
+        .map_err(|_| JsError::new("cannot make ImageData"))?;
+    ctx.set_fill_style_str("#0c0c14");
+    ctx.fill_rect(0.0, 0.0, canvas.width() as f64, canvas.height() as f64);
+    let dx = ((canvas.width() as f64 - img.width as f64) / 2.0).max(0.0);
+    let dy = ((canvas.height() as f64 - img.height as f64) / 2.0).max(0.0);
+    ctx.put_image_data(&data, dx, dy).map_err(|_| JsError::new("cannot draw to the canvas"))
+}
