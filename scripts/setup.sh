@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*"; }
 
-# Debian packages the tests and the demo need (none yet beyond Rust and Node; the GPU and
-# browser issues add mesa-vulkan-drivers, libvulkan1, chromium, chromium-driver here).
-APT_PACKAGES=()
+# Debian packages the tests and the demo need: headless Chromium for the browser tests.
+# (The GPU issue adds mesa-vulkan-drivers libvulkan1 for the lavapipe adapter.)
+APT_PACKAGES=(chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -33,9 +33,20 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx w
   rustup target add wasm32-unknown-unknown
 fi
 
-# npm packages pinned in package-lock.json (only when there are any and they are not installed).
-if grep -q '"dependencies"\|"devDependencies"' package.json && [ ! -d node_modules ]; then
+# The wasm-bindgen CLI must be exactly the version in Cargo.lock (the generated JS and the
+# crate's glue have to agree). Not --locked: the CLI's own lock pins a crate since yanked.
+want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ -n "$want" ] && [ "$have" != "$want" ]; then
+  say "installing wasm-bindgen-cli $want (was: ${have:-none}); takes a few minutes once"
+  cargo install wasm-bindgen-cli --version "$want" --force
+fi
+
+# npm packages pinned in package-lock.json (playwright-core drives Debian's Chromium; binaryen
+# provides wasm-opt). `npm ci` only when node_modules is missing or older than the lock.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   say "installing npm packages"
   npm ci --no-audit --no-fund
+  touch node_modules
 fi
 say "ready"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Every test: Rust unit/integration tests (CPU kernels, weights format, solvers, RNG, shipped
-# models, CLI) and a compile check of the wasm build.
+# Every test: the Rust tests (CPU kernels, weights format, solvers, RNG, sampler, CLI, shipped
+# models), then the wasm build and the browser tests in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TERM_COLOR=never
 echo "== cargo test"
 cargo test --all-targets
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-  echo "== cargo check --target wasm32-unknown-unknown"
-  cargo check --lib --target wasm32-unknown-unknown
-fi
+echo "== browser bundle"
+bash scripts/build-web.sh
+echo "== browser tests (headless Chromium)"
+node --test --test-reporter=spec tests/browser/

@@ -1,0 +1,87 @@
+// The demo page in real headless Chromium: loads clean, draws, samples the data distribution,
+// reproduces by seed, and survives a corrupt model. Run by `npm test` after the wasm build.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { launch, readSafetensors, slicedW2, screenshotPath, root } from './harness.mjs';
+
+let b;
+before(async () => {
+  b = await launch({ webgpu: true });
+  await b.page.goto(`${b.url}/`);
+  await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+});
+after(async () => { await b?.close(); });
+
+test('demo loads with no console errors and draws a non-blank canvas', async () => {
+  const lit = await b.page.evaluate(() => {
+    const c = document.getElementById('canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 40 || d[i + 1] > 40 || d[i + 2] > 60) n++;
+    return { n, total: d.length / 4 };
+  });
+  console.log(`canvas: ${lit.n} of ${lit.total} pixels lit`);
+  assert.ok(lit.n > 500, `canvas looks blank (${lit.n} lit pixels)`);
+  const info = await b.page.evaluate(() => window.pushforward.sampler.info());
+  console.log(`backend: ${info.backend} (${info.backendReason})`);
+  await b.page.screenshot({ path: screenshotPath('demo.png') });
+  assert.deepEqual(b.consoleErrors, []);
+});
+
+async function sampleMoons(opts) {
+  return b.page.evaluate(async (o) => {
+    const s = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu' });
+    const r = await s.sample({ ...o, returnSamples: true });
+    s.dispose();
+    return { ...r, samples: Array.from(r.samples) };
+  }, opts);
+}
+
+test('moons samples match the data distribution (sliced W2 vs the data-vs-data floor)', async () => {
+  const fx = readSafetensors(path.join(root, 'tests/fixtures/moons_data.safetensors'));
+  const n = 4096;
+  const a = fx.a.data.subarray(0, 2 * n), bb = fx.b.data.subarray(0, 2 * n);
+  const floor = slicedW2(a, bb);
+  const r = await sampleMoons({ n, solver: 'heun', steps: 4, seed: 11 });
+  assert.equal(r.nfe, 8);
+  const sw = slicedW2(Float32Array.from(r.samples), a);
+  console.log(`moons ${n} points, heun 8 NFE: SW2 ${sw.toFixed(4)} vs floor ${floor.toFixed(4)} (${(sw / floor).toFixed(2)}x), ${r.sampleMs.toFixed(0)} ms on ${r.backend}`);
+  assert.ok(sw <= 1.5 * floor, `SW2 ${sw} > 1.5 × floor ${floor}`);
+});
+
+test('same seed reproduces exactly; seed, solver and steps change the result', async () => {
+  const base = { n: 512, solver: 'heun', steps: 4, seed: 3 };
+  const r1 = await sampleMoons(base);
+  const r2 = await sampleMoons(base);
+  assert.deepEqual(r1.samples, r2.samples);
+  const diff = (x, y) => Math.max(...x.map((v, i) => Math.abs(v - y[i])));
+  assert.ok(diff(r1.samples, (await sampleMoons({ ...base, seed: 4 })).samples) > 0.1);
+  const euler = await sampleMoons({ ...base, solver: 'euler' });
+  assert.equal(euler.nfe, 4);
+  assert.ok(diff(r1.samples, euler.samples) > 1e-4);
+  const rk4 = await sampleMoons({ ...base, solver: 'rk4', steps: 8 });
+  assert.equal(rk4.nfe, 32);
+  // Heun at 8 NFE is already close to the converged flow: RK4 at 32 NFE moves points little.
+  assert.ok(diff(r1.samples, rk4.samples) < 0.5);
+  const dopri = await sampleMoons({ ...base, solver: 'dopri5', rtol: 1e-3, atol: 1e-3 });
+  assert.ok(dopri.nfe > 6 && dopri.acceptedSteps >= 1);
+});
+
+test('a corrupt model file gives a readable error and the page keeps working', async () => {
+  const msg = await b.page.evaluate(async () => {
+    try {
+      await window.pushforward.Sampler.create({ model: new Uint8Array([16, 0, 0, 0, 0, 0, 0, 0, 123, 125]) });
+      return 'no error';
+    } catch (e) { return String(e.message || e); }
+  });
+  console.log(`corrupt model: ${msg}`);
+  assert.match(msg, /invalid weights file/);
+  const bad = await b.page.evaluate(async () => {
+    try { await window.pushforward.sampler.sample({ steps: 0 }); return 'no error'; } catch (e) { return String(e.message || e); }
+  });
+  assert.match(bad, /steps/);
+  const ok = await b.page.evaluate(async () => (await window.pushforward.sampler.sample({ n: 256, steps: 2 })).nfe);
+  assert.equal(ok, 4);
+  assert.deepEqual(b.consoleErrors, []);
+});

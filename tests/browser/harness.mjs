@@ -1,0 +1,81 @@
+// Shared set-up for the browser tests: the static server, headless Debian Chromium with the
+// flags that give SwiftShader WebGPU here (see ../shared/design.md), fixtures, metrics.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from '../../scripts/serve.mjs';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const outDir = path.join(root, 'test-output');
+
+const BASE_FLAGS = [
+  '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-first-run', '--disable-quic',
+];
+const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader'];
+
+/** Starts the server and a fresh Chromium; `webgpu: false` launches without WebGPU. */
+export async function launch({ webgpu = true } = {}) {
+  const server = await startServer(0);
+  const url = `http://127.0.0.1:${server.address().port}`;
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushforward-chromium-'));
+  const context = await chromium.launchPersistentContext(userDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : [])],
+    viewport: { width: 1100, height: 900 },
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  return {
+    url, page, consoleErrors,
+    async close() {
+      await context.close();
+      server.close();
+      fs.rmSync(userDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads the F32 tensors of a safetensors file into { name: { shape, data: Float32Array } }. */
+export function readSafetensors(file) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const out = {};
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    if (info.dtype !== 'F32') throw new Error(`${name}: ${info.dtype}`);
+    const [s, e] = info.data_offsets;
+    const bytes = buf.subarray(8 + n + s, 8 + n + e);
+    out[name] = { shape: info.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)) };
+  }
+  return out;
+}
+
+/** Sliced W2 exactly as src/metrics.rs and train/evaluate.py define it (128 angles πk/128). */
+export function slicedW2(a, b) {
+  if (a.length !== b.length || a.length === 0) throw new Error('sets must be equal-sized');
+  const n = a.length / 2;
+  const L = 128;
+  const pa = new Float64Array(n), pb = new Float64Array(n);
+  let total = 0;
+  for (let k = 0; k < L; k++) {
+    const th = (Math.PI * k) / L, c = Math.cos(th), s = Math.sin(th);
+    for (let i = 0; i < n; i++) { pa[i] = a[2 * i] * c + a[2 * i + 1] * s; pb[i] = b[2 * i] * c + b[2 * i + 1] * s; }
+    pa.sort(); pb.sort();
+    let acc = 0;
+    for (let i = 0; i < n; i++) acc += (pa[i] - pb[i]) ** 2;
+    total += acc / n;
+  }
+  return Math.sqrt(total / L);
+}
+
+export function screenshotPath(name) {
+  fs.mkdirSync(outDir, { recursive: true });
+  return path.join(outDir, name);
+}

@@ -1,0 +1,106 @@
+// The demo page: wires the controls to one Sampler and keeps the page usable on any error.
+import init, { Sampler } from './pkg/pushforward.js';
+
+const $ = (id) => document.getElementById(id);
+const canvas = $('canvas');
+const status = $('status');
+let sampler = null;
+let busy = false;
+
+function setStatus(text, isError = false) {
+  status.textContent = text;
+  status.classList.toggle('error', isError);
+}
+
+function sizeCanvas() {
+  // HiDPI: draw at device pixels.
+  const px = Math.round(canvas.clientWidth * (window.devicePixelRatio || 1)) || 640;
+  if (canvas.width !== px) { canvas.width = px; canvas.height = px; }
+}
+
+function syncControls() {
+  const info = sampler ? sampler.info() : null;
+  const isImage = info?.config?.data?.kind === 'image';
+  for (const el of document.querySelectorAll('.image-only')) el.hidden = !isImage;
+  for (const el of document.querySelectorAll('.points-only')) el.hidden = isImage;
+  const adaptive = $('solver').value === 'dopri5';
+  for (const el of document.querySelectorAll('.adaptive-only')) el.hidden = !adaptive;
+  for (const el of document.querySelectorAll('.fixed-only')) el.hidden = adaptive;
+  const sel = $('label');
+  const k = info?.config?.num_classes || 0;
+  if (sel.options.length !== k + 1) {
+    sel.innerHTML = '<option value="all">all (one row each)</option>';
+    for (let c = 0; c < k; c++) sel.add(new Option(String(c), String(c)));
+  }
+  if (info) { $('r-backend').textContent = info.backend; $('r-reason').textContent = info.backendReason; }
+}
+
+async function load(model) {
+  setStatus('loading model…');
+  try {
+    const next = await Sampler.create({ canvas, model, backend: new URLSearchParams(location.search).get('backend') || 'auto' });
+    if (sampler) sampler.dispose();
+    sampler = next;
+    syncControls();
+    await run();
+  } catch (e) {
+    setStatus(`could not load the model: ${e.message || e}`, true);
+  }
+}
+
+async function run() {
+  if (!sampler || busy) return;
+  busy = true;
+  $('run').disabled = true;
+  sizeCanvas();
+  const info = sampler.info();
+  const isImage = info.config.data.kind === 'image';
+  const tol = Number($('tol').value);
+  const opts = {
+    solver: $('solver').value,
+    steps: Number($('steps').value),
+    rtol: tol, atol: tol,
+    seed: Number($('seed').value),
+    n: isImage ? (info.config.num_classes || 10) * 4 : Number($('n').value),
+    trajectories: !isImage && $('trajectories').checked,
+    onProgress: (p) => setStatus(p.totalSteps ? `step ${p.step}/${p.totalSteps}` : `step ${p.step}, t = ${p.t.toFixed(3)}`),
+  };
+  if (isImage) {
+    opts.label = $('label').value === 'all' ? 'all' : Number($('label').value);
+    opts.guidance = Number($('guidance').value);
+  }
+  try {
+    const r = await sampler.sample(opts);
+    $('r-nfe').textContent = String(r.nfe);
+    $('r-ms').textContent = `${r.sampleMs.toFixed(0)} ms (+${r.drawMs.toFixed(0)} ms draw)`;
+    setStatus(`${r.n} samples · ${r.nfe} NFE · ${r.sampleMs.toFixed(0)} ms`);
+  } catch (e) {
+    setStatus(`sampling failed: ${e.message || e}`, true);
+  } finally {
+    busy = false;
+    $('run').disabled = false;
+  }
+}
+
+async function loadFile(file) {
+  if (!file) return;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  await load(bytes);
+}
+
+$('controls').addEventListener('submit', (e) => { e.preventDefault(); run(); });
+$('model').addEventListener('change', () => load(`models/${$('model').value}.safetensors`));
+$('solver').addEventListener('change', syncControls);
+$('file').addEventListener('change', () => loadFile($('file').files[0]));
+document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
+document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
+document.addEventListener('drop', (e) => {
+  e.preventDefault();
+  document.body.classList.remove('dragging');
+  loadFile(e.dataTransfer.files[0]);
+});
+
+await init();
+window.pushforward = { Sampler, get sampler() { return sampler; }, run, load };
+await load(`models/${$('model').value}.safetensors`);
+document.body.dataset.ready = '1';
