@@ -62,8 +62,11 @@ test('same seed reproduces exactly; seed, solver and steps change the result', a
   assert.ok(diff(r1.samples, euler.samples) > 1e-4);
   const rk4 = await sampleMoons({ ...base, solver: 'rk4', steps: 8 });
   assert.equal(rk4.nfe, 32);
-  // Heun at 8 NFE is already close to the converged flow: RK4 at 32 NFE moves points little.
-  assert.ok(diff(r1.samples, rk4.samples) < 0.5);
+  // Heun at 8 NFE is already close to the converged flow: RK4 at 32 NFE moves points little
+  // on average (a few points near a decision boundary may switch moons, so not the max).
+  const meanDiff = r1.samples.reduce((s, v, i) => s + Math.abs(v - rk4.samples[i]), 0) / r1.samples.length;
+  console.log(`mean |heun 8 NFE - rk4 32 NFE| = ${meanDiff.toFixed(4)}`);
+  assert.ok(meanDiff < 0.1, `mean difference ${meanDiff}`);
   const dopri = await sampleMoons({ ...base, solver: 'dopri5', rtol: 1e-3, atol: 1e-3 });
   assert.ok(dopri.nfe > 6 && dopri.acceptedSteps >= 1);
 });
