@@ -73,6 +73,12 @@ pub fn density_plot(
             }
         }
     }
+    // Soften each point into a small blob so the picture reads the same at any canvas size
+    // (a 1-pixel dot vanishes on a HiDPI canvas).
+    let radius = width.max(height) / 400;
+    if radius > 0 {
+        blur(&mut hist, width, height, radius);
+    }
     let max = hist.iter().cloned().fold(0.0f32, f32::max);
     let norm = (1.0 + max).ln().max(1e-6);
     let mut img = Rgba::filled(width, height, BACKGROUND);
@@ -95,6 +101,37 @@ pub fn density_plot(
         }
     }
     img
+}
+
+/// Separable triangle blur of radius `r` (weights r+1−|d|), in place.
+fn blur(img: &mut [f32], w: usize, h: usize, r: usize) {
+    let weights: Vec<f32> = (0..=2 * r).map(|i| (r + 1 - i.abs_diff(r)) as f32).collect();
+    let norm: f32 = weights.iter().sum();
+    let mut tmp = vec![0f32; img.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = 0.0;
+            for (i, wt) in weights.iter().enumerate() {
+                let xx = x as isize + i as isize - r as isize;
+                if xx >= 0 && (xx as usize) < w {
+                    acc += wt * img[y * w + xx as usize];
+                }
+            }
+            tmp[y * w + x] = acc / norm;
+        }
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = 0.0;
+            for (i, wt) in weights.iter().enumerate() {
+                let yy = y as isize + i as isize - r as isize;
+                if yy >= 0 && (yy as usize) < h {
+                    acc += wt * tmp[yy as usize * w + x];
+                }
+            }
+            img[y * w + x] = acc / norm;
+        }
+    }
 }
 
 /// Alpha-blended line by uniform sampling along the segment (no anti-aliasing; faint lines
