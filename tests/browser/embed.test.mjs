@@ -1,0 +1,44 @@
+// The one-tag embed on a realistic blog page: three samplers initialise lazily as they
+// scroll into view, share one wasm module, and all draw.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, screenshotPath } from './harness.mjs';
+
+let b;
+before(async () => { b = await launch({ webgpu: true }); });
+after(async () => { await b?.close(); });
+
+test('embed page runs three samplers, lazily, with no console errors', async () => {
+  const { page } = b;
+  await page.goto(`${b.url}/embed.html`);
+  await page.evaluate(() => {
+    window.__sampled = {};
+    for (const el of document.querySelectorAll('pushforward-sampler')) {
+      el.addEventListener('sampled', (e) => { window.__sampled[el.id] = e.detail; });
+    }
+  });
+  await page.waitForFunction(() => window.__sampled.moons, null, { timeout: 60_000 });
+  // The samplers below the fold have not started yet.
+  const before = await page.evaluate(() => Object.keys(window.__sampled));
+  assert.deepEqual(before, ['moons']);
+  await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+  await page.waitForFunction(() => Object.keys(window.__sampled).length === 3, null, { timeout: 120_000 });
+  const results = await page.evaluate(() => window.__sampled);
+  for (const [id, r] of Object.entries(results)) {
+    console.log(`${id}: ${r.n} samples, ${r.nfe} NFE, ${r.sampleMs.toFixed(0)} ms on ${r.backend}`);
+    assert.ok(r.nfe > 0 && r.n > 0);
+  }
+  assert.equal(results.checker.nfe, 4);
+  assert.ok(results.spirals.rejectedSteps >= 0 && results.spirals.acceptedSteps > 0);
+  const lit = await page.evaluate(() => [...document.querySelectorAll('pushforward-sampler')].map((el) => {
+    const c = el.shadowRoot.querySelector('canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 40 || d[i + 1] > 40 || d[i + 2] > 60) n++;
+    return n;
+  }));
+  assert.ok(lit.every((n) => n > 500), `blank canvas among ${lit}`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: screenshotPath('embed.png'), fullPage: true });
+  assert.deepEqual(b.consoleErrors, []);
+});
