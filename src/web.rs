@@ -71,6 +71,10 @@ pub struct Sampler {
     model: Model,
     canvas: Option<web_sys::HtmlCanvasElement>,
     backend_reason: String,
+    /// The last solve's states (t, flattened [n, …]) for `drawAt`/`animate`: every step when
+    /// trajectories were requested, else just noise and samples.
+    frames: std::cell::RefCell<Vec<(f32, Vec<f32>)>>,
+    last_options: std::cell::RefCell<Option<SampleOptions>>,
 }
 
 #[wasm_bindgen]
@@ -98,7 +102,7 @@ impl Sampler {
         };
         let canvas = get("canvas").dyn_into::<web_sys::HtmlCanvasElement>().ok();
         let core = CoreSampler::new(CpuBackend, &model).map_err(js_err)?;
-        Ok(Sampler { core, model, canvas, backend_reason: reason })
+        Ok(Sampler { core, model, canvas, backend_reason: reason, frames: Default::default(), last_options: Default::default() })
     }
 
     /// The model's config, parameter count, backend and why it was chosen.
@@ -145,6 +149,12 @@ impl Sampler {
             let img = self.render(out.samples.data(), options.n, &frames, canvas)?;
             draw_rgba(canvas, &img)?;
         }
+        let mut kept: Vec<(f32, Vec<f32>)> = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
+        if kept.is_empty() {
+            kept = vec![(0.0, self.core.initial_noise(options.n, options.seed).map_err(js_err)?.into_data()), (1.0, out.samples.data().to_vec())];
+        }
+        *self.frames.borrow_mut() = kept;
+        *self.last_options.borrow_mut() = Some(options.clone());
         let t2 = now_ms();
         let res = SampleResult {
             backend: "cpu".into(),
@@ -163,6 +173,48 @@ impl Sampler {
             js_sys::Reflect::set(&obj, &"labels".into(), &labels).map_err(|_| JsError::new("cannot set labels"))?;
         }
         Ok(obj)
+    }
+
+    /// Draws the state at time `t` ∈ [0, 1] of the last solve (linear interpolation between
+    /// the kept steps): noise at 0, samples at 1. For a time slider.
+    #[wasm_bindgen(js_name = drawAt)]
+    pub fn draw_at(&self, t: f32) -> Result<(), JsError> {
+        let Some(canvas) = &self.canvas else { return Err(JsError::new("this sampler has no canvas")) };
+        let frames = self.frames.borrow();
+        if frames.is_empty() {
+            return Err(JsError::new("nothing sampled yet: call sample() first"));
+        }
+        if !t.is_finite() {
+            return Err(JsError::new("t must be a number in [0, 1]"));
+        }
+        let state = interpolate(&frames, t.clamp(0.0, 1.0));
+        let n = self.last_options.borrow().as_ref().map_or(0, |o| o.n);
+        let img = self.render(&state, n, &[], canvas)?;
+        draw_rgba(canvas, &img)
+    }
+
+    /// Shows the push-forward: re-solves the last request keeping every step, then plays it
+    /// from noise (t = 0) to data (t = 1) over `duration` ms (default 2000).
+    pub async fn animate(&self, opts: JsValue) -> Result<(), JsError> {
+        let duration = js_sys::Reflect::get(&opts, &"duration".into()).ok().and_then(|v| v.as_f64()).unwrap_or(2000.0);
+        if !(duration.is_finite() && duration > 0.0 && duration <= 600_000.0) {
+            return Err(JsError::new("duration must be in (0, 600000] ms"));
+        }
+        let Some(mut o) = self.last_options.borrow().clone() else { return Err(JsError::new("call sample() first")) };
+        if o.trajectory_every != Some(1) {
+            o.trajectory_every = Some(1);
+            let out = self.core.sample_async(&o, &mut |_| ControlFlow::Continue(())).await.map_err(js_err)?;
+            *self.frames.borrow_mut() = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
+        }
+        let start = now_ms();
+        loop {
+            next_animation_frame().await?;
+            let t = ((now_ms() - start) / duration).min(1.0) as f32;
+            self.draw_at(t)?;
+            if t >= 1.0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Frees the model and any backend resources.
@@ -226,6 +278,26 @@ impl Sampler {
             }
         })
     }
+}
+
+/// Linear interpolation in t between the two kept states around `t`.
+fn interpolate(frames: &[(f32, Vec<f32>)], t: f32) -> Vec<f32> {
+    let i = frames.iter().rposition(|(ft, _)| *ft <= t).unwrap_or(0);
+    if i + 1 >= frames.len() {
+        return frames[i].1.clone();
+    }
+    let ((ta, a), (tb, b)) = (&frames[i], &frames[i + 1]);
+    let f = if tb > ta { (t - ta) / (tb - ta) } else { 0.0 };
+    a.iter().zip(b).map(|(x, y)| x + (y - x) * f).collect()
+}
+
+/// Resolves on the next `requestAnimationFrame`.
+async fn next_animation_frame() -> Result<(), JsError> {
+    let window = web_sys::window().ok_or_else(|| JsError::new("animate() needs a window"))?;
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = window.request_animation_frame(&resolve);
+    });
+    JsFuture::from(promise).await.map(|_| ()).map_err(|_| JsError::new("animation frame failed"))
 }
 
 async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsError> {

@@ -74,6 +74,7 @@ async function run() {
     $('r-nfe').textContent = String(r.nfe);
     $('r-ms').textContent = `${r.sampleMs.toFixed(0)} ms (+${r.drawMs.toFixed(0)} ms draw)`;
     setStatus(`${r.n} samples · ${r.nfe} NFE · ${r.sampleMs.toFixed(0)} ms`);
+    $('time').value = '1';
   } catch (e) {
     setStatus(`sampling failed: ${e.message || e}`, true);
   } finally {
@@ -89,6 +90,22 @@ async function loadFile(file) {
 }
 
 $('controls').addEventListener('submit', (e) => { e.preventDefault(); run(); });
+$('animate').addEventListener('click', async () => {
+  if (!sampler || busy) return;
+  busy = true;
+  try {
+    setStatus('animating noise → data…');
+    await sampler.animate({ duration: 2500 });
+    $('time').value = '1';
+    setStatus('t = 1: samples');
+  } catch (e) {
+    setStatus(`animation failed: ${e.message || e}`, true);
+  } finally { busy = false; }
+});
+$('time').addEventListener('input', () => {
+  if (!sampler || busy) return;
+  try { sampler.drawAt(Number($('time').value)); setStatus(`t = ${Number($('time').value).toFixed(3)}`); } catch (e) { setStatus(String(e.message || e), true); }
+});
 $('model').addEventListener('change', () => load(`models/${$('model').value}.safetensors`));
 $('solver').addEventListener('change', syncControls);
 $('file').addEventListener('change', () => loadFile($('file').files[0]));

@@ -88,3 +88,31 @@ test('a corrupt model file gives a readable error and the page keeps working', a
   assert.equal(ok, 4);
   assert.deepEqual(b.consoleErrors, []);
 });
+
+test('the flow animates from noise to data and the time slider redraws', async () => {
+  const r = await b.page.evaluate(async () => {
+    const s = window.pushforward.sampler;
+    const c = document.getElementById('canvas');
+    const spread = () => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 40 || d[i + 1] > 40 || d[i + 2] > 60) n++;
+      return n;
+    };
+    await s.sample({ n: 2000, steps: 4 });
+    const t0 = performance.now();
+    await s.animate({ duration: 300 });
+    const ms = performance.now() - t0;
+    s.drawAt(0); const atNoise = spread();
+    s.drawAt(1); const atData = spread();
+    let err = '';
+    try { s.drawAt(NaN); } catch (e) { err = String(e.message || e); }
+    return { ms, atNoise, atData, err };
+  });
+  console.log(`animate: ${r.ms.toFixed(0)} ms; lit pixels at t=0: ${r.atNoise}, t=1: ${r.atData}`);
+  assert.ok(r.ms >= 300);
+  // Noise covers the plane more evenly than the two thin moons do.
+  assert.notEqual(r.atNoise, r.atData);
+  assert.match(r.err, /t must be/);
+  assert.deepEqual(b.consoleErrors, []);
+});
