@@ -83,8 +83,9 @@ impl Sampler {
     pub async fn create(opts: JsValue) -> Result<Sampler, JsError> {
         let get = |k: &str| js_sys::Reflect::get(&opts, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
         let model_v = get("model");
+        let on_progress = get("onProgress").dyn_into::<js_sys::Function>().ok();
         let bytes: Vec<u8> = if let Some(s) = model_v.as_string() {
-            fetch_bytes(&s).await?
+            fetch_bytes(&s, on_progress.as_ref()).await?
         } else if let Some(arr) = model_v.dyn_ref::<js_sys::Uint8Array>() {
             arr.to_vec()
         } else if let Some(buf) = model_v.dyn_ref::<js_sys::ArrayBuffer>() {
@@ -95,8 +96,17 @@ impl Sampler {
         let model = Model::from_bytes(&bytes).map_err(js_err)?;
         let backend = get("backend").as_string().unwrap_or_else(|| "auto".into());
         let reason = match backend.as_str() {
-            "cpu" => "cpu requested".to_string(),
-            "auto" => "WebGPU backend not built into this version; using the wasm CPU kernels".to_string(),
+            "cpu" => "the CPU backend was requested".to_string(),
+            "auto" => match probe_webgpu().await {
+                WebGpuProbe::Missing => "WebGPU is not available in this browser; using the wasm CPU kernels".into(),
+                WebGpuProbe::NoAdapter => "WebGPU found no adapter; using the wasm CPU kernels".into(),
+                WebGpuProbe::Fallback(name) => format!(
+                    "the WebGPU adapter ({name}) is a software fallback, far slower than wasm SIMD; using the wasm CPU kernels"
+                ),
+                WebGpuProbe::Hardware(name) => {
+                    format!("WebGPU adapter {name} found, but this build runs the wasm CPU kernels (GPU engine pending)")
+                }
+            },
             "webgpu" => return Err(JsError::new("the WebGPU backend is not available in this build; use backend: 'cpu'")),
             other => return Err(JsError::new(&format!("unknown backend `{other}` (auto, webgpu or cpu)"))),
         };
@@ -300,7 +310,35 @@ async fn next_animation_frame() -> Result<(), JsError> {
     JsFuture::from(promise).await.map(|_| ()).map_err(|_| JsError::new("animation frame failed"))
 }
 
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsError> {
+/// What `navigator.gpu` offers, read through `Reflect` so the CPU build needs no WebGPU bindings.
+enum WebGpuProbe {
+    Missing,
+    NoAdapter,
+    Fallback(String),
+    Hardware(String),
+}
+
+async fn probe_webgpu() -> WebGpuProbe {
+    let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let navigator = get(&js_sys::global(), "navigator");
+    let gpu = get(&navigator, "gpu");
+    let Ok(request) = get(&gpu, "requestAdapter").dyn_into::<js_sys::Function>() else { return WebGpuProbe::Missing };
+    let Ok(promise) = request.call0(&gpu).and_then(|p| p.dyn_into::<js_sys::Promise>().map_err(JsValue::from)) else {
+        return WebGpuProbe::NoAdapter;
+    };
+    let adapter = match JsFuture::from(promise).await {
+        Ok(a) if !a.is_null() && !a.is_undefined() => a,
+        _ => return WebGpuProbe::NoAdapter,
+    };
+    let info = get(&adapter, "info");
+    let field = |k: &str| get(&info, k).as_string().filter(|s| !s.is_empty());
+    let name = field("description").or_else(|| field("device")).or_else(|| field("vendor")).unwrap_or_else(|| "unnamed".into());
+    let fallback = get(&info, "isFallbackAdapter").as_bool().or_else(|| get(&adapter, "isFallbackAdapter").as_bool()).unwrap_or(false)
+        || name.to_lowercase().contains("swiftshader");
+    if fallback { WebGpuProbe::Fallback(name) } else { WebGpuProbe::Hardware(name) }
+}
+
+async fn fetch_bytes(url: &str, on_progress: Option<&js_sys::Function>) -> Result<Vec<u8>, JsError> {
     let global: js_sys::Object = js_sys::global();
     let fetch = js_sys::Reflect::get(&global, &"fetch".into())
         .ok()
@@ -316,10 +354,35 @@ async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsError> {
     if !resp.ok() {
         return Err(JsError::new(&format!("could not fetch `{url}`: HTTP {}", resp.status())));
     }
-    let buf = JsFuture::from(resp.array_buffer().map_err(|_| JsError::new("cannot read the response body"))?)
-        .await
-        .map_err(|_| JsError::new("cannot read the response body"))?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+    let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok());
+    let report = |loaded: f64| {
+        if let Some(f) = on_progress {
+            let ev = serde_json::json!({ "phase": "download", "loaded": loaded, "total": total });
+            if let Ok(v) = ev.serialize(&serde_wasm_bindgen::Serializer::json_compatible()) {
+                let _ = f.call1(&JsValue::NULL, &v);
+            }
+        }
+    };
+    let read_err = |_| JsError::new(&format!("could not read `{url}`: the download broke off"));
+    // Stream the body so a progress bar can move; fall back to arrayBuffer() where streams are missing.
+    let Some(body) = resp.body() else {
+        let buf = JsFuture::from(resp.array_buffer().map_err(read_err)?).await.map_err(read_err)?;
+        let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+        report(bytes.len() as f64);
+        return Ok(bytes);
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().dyn_into().map_err(|_| JsError::new("cannot read the body"))?;
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(read_err)?;
+        if js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+            break;
+        }
+        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(read_err)?;
+        bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
+        report(bytes.len() as f64);
+    }
+    Ok(bytes)
 }
 
 fn draw_rgba(canvas: &web_sys::HtmlCanvasElement, img: &Rgba) -> Result<(), JsError> {
