@@ -100,6 +100,10 @@ fn cpu_forward_matches_pytorch_fixtures() {
 /// Quality floors from the trained-models issue, measured by the Rust sampler: sliced W2
 /// between 10k samples and 10k fresh data points ≤ 1.5× the data-vs-data floor with Heun at
 /// 8 NFE and ≤ 3× with the best solver at 2 NFE.
+///
+/// SW2 at 10k points is dominated by sampling noise (one moons draw pair gives 0.013, another
+/// 0.021), so both sides are averaged: the floor over every pair of the fixture's independent
+/// data draws, the model over 4 noise seeds × every data draw.
 #[test]
 fn shipped_2d_models_meet_the_quality_floors() {
     let mut checked = 0;
@@ -109,20 +113,33 @@ fn shipped_2d_models_meet_the_quality_floors() {
         let DataConfig::Points2d { .. } = model.config.data else { continue };
         let dataset = model.config.provenance.dataset.clone().expect("2-D models record their dataset");
         let fx = read_fixture(&root().join(format!("tests/fixtures/{dataset}_data.safetensors")));
-        let (a, bset) = (&fx["a"], &fx["b"]);
-        let floor = sliced_w2(a.data(), bset.data()).unwrap();
-        let n = a.shape()[0];
+        let mut draws: Vec<&Tensor> = fx.values().collect();
+        draws.sort_by(|a, b| a.data()[0].total_cmp(&b.data()[0]));
+        assert!(draws.len() >= 2, "{dataset}: need at least two data draws");
+        let mut pairs = Vec::new();
+        for i in 0..draws.len() {
+            for j in i + 1..draws.len() {
+                pairs.push(sliced_w2(draws[i].data(), draws[j].data()).unwrap());
+            }
+        }
+        let floor = pairs.iter().sum::<f64>() / pairs.len() as f64;
+        let n = draws[0].shape()[0];
         let sampler = Sampler::new(CpuBackend, &model).unwrap();
         let sw = |solver: Solver, steps: usize| {
-            let o = SampleOptions { n, solver, steps, seed: 2024, ..Default::default() };
-            let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
-            sliced_w2(out.samples.data(), a.data()).unwrap()
+            let mut acc = Vec::new();
+            for seed in [2024, 2025, 2026, 2027] {
+                let o = SampleOptions { n, solver, steps, seed, ..Default::default() };
+                let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+                acc.extend(draws.iter().map(|d| sliced_w2(out.samples.data(), d.data()).unwrap()));
+            }
+            acc.iter().sum::<f64>() / acc.len() as f64
         };
         let heun8 = sw(Solver::Heun, 4);
         let two = [sw(Solver::Euler, 2), sw(Solver::Midpoint, 1), sw(Solver::Heun, 1)];
         let best2 = two.iter().cloned().fold(f64::INFINITY, f64::min);
         println!(
-            "{name}: floor {floor:.4}, heun 8 NFE {heun8:.4} ({:.2}x), 2 NFE euler/midpoint/heun {:.4}/{:.4}/{:.4} (best {:.2}x)",
+            "{name}: floor {floor:.4} (mean of {} pairs), heun 8 NFE {heun8:.4} ({:.2}x), 2 NFE euler/midpoint/heun {:.4}/{:.4}/{:.4} (best {:.2}x)",
+            pairs.len(),
             heun8 / floor,
             two[0],
             two[1],
@@ -134,4 +151,78 @@ fn shipped_2d_models_meet_the_quality_floors() {
         checked += 1;
     }
     assert!(checked > 0, "no 2-D models shipped");
+}
+
+/// The digit classifier of `train/classifier.py` (conv-relu-pool ×3, fc-relu, head), run with
+/// the crate's CPU kernels so the mnist check needs no PyTorch. Returns logits [n, 10].
+fn classify_digits(weights: &HashMap<String, Tensor>, images: &Tensor) -> Vec<[f32; 10]> {
+    use pushforward::Backend;
+    let b = CpuBackend;
+    let relu_pool = |x: Tensor| -> Tensor {
+        let [n, c, h, w]: [usize; 4] = x.shape().try_into().unwrap();
+        let (oh, ow) = (h / 2, w / 2);
+        let mut out = vec![0f32; n * c * oh * ow];
+        for p in 0..n * c {
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let at = |dy: usize, dx: usize| x.data()[(p * h + 2 * y + dy) * w + 2 * xx + dx];
+                    out[(p * oh + y) * ow + xx] = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1)).max(0.0);
+                }
+            }
+        }
+        Tensor::new(vec![n, c, oh, ow], out).unwrap()
+    };
+    let mut h = images.clone();
+    for l in ["c1", "c2", "c3"] {
+        h = relu_pool(b.conv2d(&h, &weights[&format!("{l}.weight")], Some(&weights[&format!("{l}.bias")]), 1, 1).unwrap());
+    }
+    let n = h.shape()[0];
+    let flat = h.clone().reshape(vec![n, h.numel() / n]).unwrap();
+    let mut f = b.linear(&flat, &weights["fc.weight"], Some(&weights["fc.bias"]), pushforward::cpu::Activation::None).unwrap();
+    f.data_mut().iter_mut().for_each(|v| *v = v.max(0.0));
+    let logits = b.linear(&f, &weights["head.weight"], Some(&weights["head.bias"]), pushforward::cpu::Activation::None).unwrap();
+    logits.data().chunks(10).map(|c| c.try_into().unwrap()).collect()
+}
+
+fn argmax(v: &[f32; 10]) -> u32 {
+    (0..10).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32
+}
+
+/// The classifier itself is right: on the committed held-out digits it matches its recorded
+/// accuracy (a wrong Rust port would not).
+#[test]
+fn digit_classifier_port_is_accurate_on_held_out_digits() {
+    let w = read_fixture(&root().join("tests/fixtures/mnist_classifier.safetensors"));
+    let fx = read_fixture(&root().join("tests/fixtures/mnist_heldout.safetensors"));
+    let (x, y) = (&fx["x"], &fx["y"]);
+    let logits = classify_digits(&w, x);
+    let correct = logits.iter().zip(y.data()).filter(|(l, y)| argmax(l) == **y as u32).count();
+    let acc = correct as f64 / logits.len() as f64;
+    println!("classifier on {} held-out digits: accuracy {acc:.4}", logits.len());
+    assert!(acc >= 0.98, "held-out accuracy {acc}");
+}
+
+/// mnist samples from the Rust sampler are the requested digits: 20 per class, Heun 10 steps
+/// (20 NFE), guidance 2, classified by the exported classifier.
+#[test]
+fn mnist_samples_are_the_requested_class() {
+    let p = root().join("models/mnist.safetensors");
+    let model = Model::from_bytes(&std::fs::read(&p).unwrap()).unwrap();
+    let w = read_fixture(&root().join("tests/fixtures/mnist_classifier.safetensors"));
+    let sampler = Sampler::new(CpuBackend, &model).unwrap();
+    let o = SampleOptions {
+        n: 200,
+        solver: Solver::Heun,
+        steps: 10,
+        seed: 7,
+        labels: pushforward::sampler::Labels::Cycle,
+        guidance: 2.0,
+        ..Default::default()
+    };
+    let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+    let logits = classify_digits(&w, &out.samples);
+    let hits = logits.iter().zip(&out.labels).filter(|(l, y)| argmax(l) == **y).count();
+    let share = hits as f64 / out.labels.len() as f64;
+    println!("mnist: {hits}/{} samples classified as the requested digit ({:.1}%), {} NFE", out.labels.len(), 100.0 * share, out.stats.nfe);
+    assert!(share >= 0.95, "only {share:.3} of samples are the requested class");
 }
