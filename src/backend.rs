@@ -72,4 +72,15 @@ pub trait Backend {
     -> Result<f32>;
     /// True when every value is finite (checked once per solve, at the end, on the GPU).
     async fn all_finite(&self, x: &Self::Tensor) -> Result<bool>;
+
+    /// Standard normals `rng::normal(seed, stream, start_index + i)` for i in 0..numel(shape),
+    /// generated where the tensor lives (the GPU runs rng.wgsl instead of uploading noise).
+    /// Indexing by the flat element index means a batch split into row chunks draws exactly the
+    /// numbers of the whole batch.
+    fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<Self::Tensor>;
+
+    /// How many batch rows one solve may hold when the largest intermediate tensor of a row has
+    /// `peak_values_per_row` values: the GPU is bounded by its storage-binding size, the CPU by
+    /// nothing (usize::MAX). The sampler splits larger batches into row chunks.
+    fn max_batch_rows(&self, peak_values_per_row: usize) -> usize;
 }
