@@ -9,7 +9,9 @@
 //! Uniform parameters: each dispatch's small parameter block goes into a host-side arena; at
 //! submission the arena is written to one uniform buffer (`Queue::write_buffer` runs before the
 //! submitted commands) and every dispatch binds its 256-byte slot with a dynamic offset. No
-//! buffer is created per dispatch.
+//! buffer is created per dispatch. Small host data that an op needs (the time-embedding row, the
+//! class ids) rides in the same arena and is bound as a read-only storage range, so a forward
+//! pass creates no buffers either.
 
 use super::buffers::{BufferPool, Kind, PoolStats, PooledBuffer};
 use super::context::{GpuContext, GpuOptions};
@@ -27,8 +29,13 @@ use std::task::{Context, Poll, Waker};
 
 /// Dispatches recorded before a submission is forced.
 const MAX_PENDING: usize = 256;
-/// Parameter slots in the uniform arena (one per dispatch of a submission).
-const ARENA_SLOTS: usize = 1024;
+/// Bytes of the arena: parameter slots (256 bytes per dispatch) plus small host data.
+const ARENA_BYTES: usize = 512 << 10;
+/// A submission is forced once the arena fills beyond this (an op stages at most one data item
+/// of `MAX_STAGED` bytes and a few parameter slots, which then still fit).
+const ARENA_HIGH_WATER: usize = ARENA_BYTES - (64 << 10);
+/// Largest host data staged in the arena; bigger data is uploaded into its own buffer.
+const MAX_STAGED: usize = 16 << 10;
 
 /// A tensor in a GPU storage buffer (row-major f32, NCHW for images). Dropping it returns the
 /// buffer to the backend's pool.
@@ -48,14 +55,15 @@ impl GpuTensor {
     }
 
     fn bind(&self) -> Bind<'_> {
-        Bind { buf: self.buf.buffer(), bytes: self.len as u64 * 4 }
+        Bind { buf: self.buf.buffer(), offset: 0, bytes: self.len as u64 * 4 }
     }
 }
 
-/// A buffer range bound to a kernel: the first `bytes` of `buf`.
+/// A buffer range bound to a kernel: `bytes` of `buf` from `offset`.
 #[derive(Clone, Copy)]
 pub(crate) struct Bind<'a> {
     buf: &'a wgpu::Buffer,
+    offset: u64,
     bytes: u64,
 }
 
@@ -123,6 +131,16 @@ impl Recorder {
         Ok((max as u32, y as u32))
     }
 
+    /// Appends host data to the arena (256-byte aligned, the storage offset alignment WebGPU
+    /// guarantees) and returns its offset; it reaches the GPU with this submission's parameters.
+    fn stage(&mut self, data: &[u8]) -> u64 {
+        debug_assert!(data.len() <= MAX_STAGED);
+        let offset = self.arena_host.len();
+        self.arena_host.extend_from_slice(data);
+        self.arena_host.resize((offset + data.len().max(16)).next_multiple_of(PARAMS_BYTES as usize), 0);
+        offset as u64
+    }
+
     /// Records `kernel` over a flat count of workgroups (folded into 2-D).
     pub(crate) fn dispatch(
         &mut self,
@@ -167,7 +185,7 @@ impl Recorder {
         fn binding<'b>(b: &Bind<'b>) -> wgpu::BufferBinding<'b> {
             wgpu::BufferBinding {
                 buffer: b.buf,
-                offset: 0,
+                offset: b.offset,
                 size: wgpu::BufferSize::new(b.bytes.max(16).next_multiple_of(16)),
             }
         }
@@ -216,7 +234,7 @@ impl Recorder {
         }
         self.pending += 1;
         self.stats.dispatches += 1;
-        if self.pending >= MAX_PENDING || self.arena_host.len() >= ARENA_SLOTS * PARAMS_BYTES as usize {
+        if self.pending >= MAX_PENDING || self.arena_host.len() >= ARENA_HIGH_WATER {
             self.must_flush = true;
         }
         Ok(())
@@ -282,8 +300,9 @@ impl GpuBackend {
         let device = ctx.device.clone();
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("pushforward params arena"),
-            size: ARENA_SLOTS as u64 * PARAMS_BYTES,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            size: ARENA_BYTES as u64,
+            // Uniform for the parameter slots, read-only storage for staged host data.
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let max_workgroups = ctx.plan.max_workgroups_per_dim;
@@ -291,7 +310,7 @@ impl GpuBackend {
             device,
             encoder: None,
             arena,
-            arena_host: Vec::with_capacity(ARENA_SLOTS * PARAMS_BYTES as usize),
+            arena_host: Vec::with_capacity(ARENA_BYTES),
             max_workgroups,
             pending: 0,
             pipelines: PipelineCache::default(),
@@ -435,6 +454,21 @@ impl GpuBackend {
             self.flush_locked(&mut r)?;
         }
         f(&mut r)
+    }
+
+    /// Records `f` with `data` bound as a read-only storage range: staged in the arena when small
+    /// (no buffer is created), uploaded into a buffer of its own otherwise.
+    fn with_host_data(&self, data: &[u8], f: impl FnOnce(&mut Recorder, Bind) -> Result<()>) -> Result<()> {
+        if data.len() <= MAX_STAGED {
+            self.record(|r| {
+                let offset = r.stage(data);
+                let arena = r.arena.clone();
+                f(r, Bind { buf: &arena, offset, bytes: data.len() as u64 })
+            })
+        } else {
+            let t = self.upload_bytes(vec![data.len() / 4], data.len() / 4, data)?;
+            self.record(|r| f(r, t.bind()))
+        }
     }
 
     /// A fresh output tensor (from the pool). Sizes beyond the device's binding limits are an
@@ -699,10 +733,11 @@ impl Backend for GpuBackend {
         }
         let mut row = vec![0.0f32; dim];
         embed::sinusoidal(t, time_scale, &mut row);
-        let row = self.upload_bytes(vec![dim], dim, bytemuck::cast_slice(&row))?;
         let out = self.alloc(vec![n, dim])?;
         if out.len > 0 {
-            self.record(|r| kernels::broadcast_rows(r, out.bind(), row.bind(), out.len, dim))?;
+            self.with_host_data(bytemuck::cast_slice(&row), |r, row| {
+                kernels::broadcast_rows(r, out.bind(), row, out.len, dim)
+            })?;
         }
         Ok(out)
     }
@@ -715,10 +750,11 @@ impl Backend for GpuBackend {
                 detail: format!("id {id} out of range for a table of {vocab} rows"),
             });
         }
-        let ids_t = self.upload_bytes(vec![ids.len()], ids.len(), bytemuck::cast_slice(ids))?;
         let out = self.alloc(vec![ids.len(), d])?;
         if out.len > 0 {
-            self.record(|r| kernels::gather_rows(r, out.bind(), table.bind(), ids_t.bind(), out.len, d))?;
+            self.with_host_data(bytemuck::cast_slice(ids), |r, ids| {
+                kernels::gather_rows(r, out.bind(), table.bind(), ids, out.len, d)
+            })?;
         }
         Ok(out)
     }

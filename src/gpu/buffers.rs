@@ -28,8 +28,11 @@ impl Kind {
     }
 }
 
-/// Keep at most this many idle bytes; beyond it released buffers are destroyed.
+/// Keep at most this many idle bytes, and this many idle buffers per size class; beyond that
+/// released buffers are destroyed. (Uploads add buffers that no later request may want, e.g.
+/// Dopri5's zero tensor once per solve: without a cap the idle lists would only grow.)
 const MAX_IDLE_BYTES: u64 = 1 << 30;
+const MAX_IDLE_PER_CLASS: usize = 32;
 
 #[derive(Default)]
 struct Inner {
@@ -116,7 +119,8 @@ impl BufferPool {
 
     fn put(&self, kind: Kind, class: u64, buf: wgpu::Buffer) {
         let mut g = self.lock();
-        if g.idle_bytes + class > MAX_IDLE_BYTES {
+        let list_len = g.free.get(&(kind, class)).map_or(0, Vec::len);
+        if g.idle_bytes + class > MAX_IDLE_BYTES || list_len >= MAX_IDLE_PER_CLASS {
             drop(g);
             buf.destroy();
             return;
