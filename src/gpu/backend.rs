@@ -108,6 +108,8 @@ pub(crate) struct Recorder {
     stats: GpuStats,
     /// Set when the pending work must be submitted before the next dispatch.
     must_flush: bool,
+    /// Benchmark comparison only: a fresh uniform buffer per dispatch instead of the arena.
+    fresh_params: bool,
 }
 
 impl Recorder {
@@ -176,9 +178,25 @@ impl Recorder {
             return Err(Error::Gpu("internal: dispatch recorded while a flush is due".into()));
         }
         let pipeline = self.pipelines.get(&self.device, kernel);
+        let fresh = self.fresh_params.then(|| {
+            use wgpu::util::DeviceExt;
+            let mut padded = params.to_vec();
+            padded.resize(PARAMS_BYTES as usize, 0);
+            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params (fresh)"),
+                contents: &padded,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+        });
         let offset = self.arena_host.len();
-        self.arena_host.extend_from_slice(params);
-        self.arena_host.resize(offset + PARAMS_BYTES as usize, 0);
+        if fresh.is_none() {
+            self.arena_host.extend_from_slice(params);
+            self.arena_host.resize(offset + PARAMS_BYTES as usize, 0);
+        }
+        let (param_buf, dyn_offset) = match &fresh {
+            Some(b) => (b, 0),
+            None => (&self.arena, offset as u32),
+        };
 
         // Bindings are rounded up to 16 bytes (vec4 arrays need it; pool buffers are ≥ 256 bytes
         // in 64-byte steps, so the rounded range stays inside the buffer).
@@ -193,7 +211,7 @@ impl Recorder {
             wgpu::BindGroupEntry {
                 binding: 0,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.arena,
+                    buffer: param_buf,
                     offset: 0,
                     size: wgpu::BufferSize::new(PARAMS_BYTES),
                 }),
@@ -229,7 +247,7 @@ impl Recorder {
             };
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
             pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind_group, &[offset as u32]);
+            pass.set_bind_group(0, &bind_group, &[dyn_offset]);
             pass.dispatch_workgroups(x, y, 1);
         }
         self.pending += 1;
@@ -317,6 +335,7 @@ impl GpuBackend {
             profiler: None,
             stats: GpuStats::default(),
             must_flush: false,
+            fresh_params: false,
         };
         Self { ctx, pool: BufferPool::default(), rec: Mutex::new(rec) }
     }
@@ -339,6 +358,14 @@ impl GpuBackend {
         }
         drop(r);
         self.ctx.check()
+    }
+
+    /// For the benchmark's comparison: bind a freshly created uniform buffer per dispatch
+    /// instead of a slot of the parameter arena.
+    pub fn set_fresh_param_buffers(&self, on: bool) -> Result<()> {
+        self.flush()?;
+        self.lock().fresh_params = on;
+        Ok(())
     }
 
     pub fn stats(&self) -> GpuStats {
@@ -728,7 +755,7 @@ impl Backend for GpuBackend {
     /// The embedding row depends only on the scalar t: it is computed on the host with the CPU
     /// kernel (so it is bit-identical to the CPU backend) and broadcast to n rows on the GPU.
     fn time_embedding(&self, t: f32, n: usize, dim: usize, time_scale: f32) -> Result<GpuTensor> {
-        if dim % 2 != 0 {
+        if !dim.is_multiple_of(2) {
             return Err(Error::Shape { op: "time_embedding", detail: format!("dim {dim} must be even") });
         }
         let mut row = vec![0.0f32; dim];
@@ -792,7 +819,7 @@ impl Backend for GpuBackend {
 
     fn guidance_mix(&self, v: &GpuTensor, w: f32) -> Result<GpuTensor> {
         let mut shape = v.shape.clone();
-        if shape.is_empty() || shape[0] % 2 != 0 {
+        if shape.is_empty() || !shape[0].is_multiple_of(2) {
             return Err(Error::Shape { op: "guidance_mix", detail: format!("leading dim of {shape:?} must be even") });
         }
         shape[0] /= 2;

@@ -61,7 +61,7 @@ pub(super) fn linear(
         .u((act == Activation::Silu) as usize)
         .u(0);
     // Without a bias the slot is bound to x (read-only aliasing is allowed) and never read.
-    r.dispatch(Kernel::Linear { vec4: k % 4 == 0 }, p.bytes(), out, &[x, w, b.unwrap_or(x)], (tiles_n * tiles_m) as u64)
+    r.dispatch(Kernel::Linear { vec4: k.is_multiple_of(4) }, p.bytes(), out, &[x, w, b.unwrap_or(x)], (tiles_n * tiles_m) as u64)
 }
 
 /// NCHW convolution; `dims` = (n, cin, h, w, cout, kh, kw, stride, pad, oh, ow).
@@ -110,6 +110,7 @@ pub(super) fn group_norm(
 }
 
 /// The simple one-output-per-invocation kernels of elementwise.wgsl.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn elementwise(
     r: &mut Recorder,
     kernel: Kernel,
@@ -154,6 +155,7 @@ pub(super) fn partials(len: usize, max_wg: u32) -> usize {
 }
 
 /// Stage 1 of the scaled RMS error: per-workgroup sums of squares into `part`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn rms_partial(
     r: &mut Recorder,
     part: Bind,
