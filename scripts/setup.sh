@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*"; }
 
-# Debian packages the tests and the demo need (none yet beyond Rust and Node; the GPU and
-# browser issues add mesa-vulkan-drivers, libvulkan1, chromium, chromium-driver here).
-APT_PACKAGES=()
+# Debian packages the tests and the demo need: Mesa's Vulkan drivers (lavapipe, a software
+# Vulkan device) and the Vulkan loader for the GPU engine's tests (the browser issue adds
+# chromium and chromium-driver here).
+APT_PACKAGES=(mesa-vulkan-drivers libvulkan1)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -204,3 +204,44 @@ fn fixed_step_solve_reads_back_only_at_the_end() {
     eprintln!("second call: {again} new buffers");
     assert_eq!(again, 0, "a repeat call creates no buffers");
 }
+
+/// The CLI samples on the GPU (`--backend gpu`) what it samples on the CPU, and rejects unknown
+/// backends with a message.
+#[test]
+fn cli_backend_gpu_matches_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pushforward-gpu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model_path = dir.join("m.safetensors");
+    std::fs::write(&model_path, pushforward::model::save(&mlp(0, 6)).unwrap()).unwrap();
+    let npy = |backend: &str| {
+        let out_npy = dir.join(format!("{backend}.npy"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushforward"))
+            .args(["sample", "--model", model_path.to_str().unwrap(), "--n", "200", "--steps", "3"])
+            .args(["--backend", backend, "--size", "32", "--out", dir.join(format!("{backend}.png")).to_str().unwrap()])
+            .args(["--npy", out_npy.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(stdout.contains(&format!("on the {backend}")), "{stdout}");
+        let bytes = std::fs::read(out_npy).unwrap();
+        // .npy v1.0: 10-byte preamble + header padded to 64 bytes, then little-endian f32.
+        let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        bytes[10 + header..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>()
+    };
+    let (g, c) = (npy("gpu"), npy("cpu"));
+    assert_eq!(g.len(), 400);
+    let d = max_abs_diff(&g, &c);
+    eprintln!("CLI --backend gpu vs cpu: max |diff| = {d:e}");
+    assert!(d <= 1e-3);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushforward"))
+        .args(["sample", "--model", model_path.to_str().unwrap(), "--backend", "tpu"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown backend"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

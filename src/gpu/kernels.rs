@@ -61,7 +61,13 @@ pub(super) fn linear(
         .u((act == Activation::Silu) as usize)
         .u(0);
     // Without a bias the slot is bound to x (read-only aliasing is allowed) and never read.
-    r.dispatch(Kernel::Linear { vec4: k.is_multiple_of(4) }, p.bytes(), out, &[x, w, b.unwrap_or(x)], (tiles_n * tiles_m) as u64)
+    r.dispatch(
+        Kernel::Linear { vec4: k.is_multiple_of(4) },
+        p.bytes(),
+        out,
+        &[x, w, b.unwrap_or(x)],
+        (tiles_n * tiles_m) as u64,
+    )
 }
 
 /// NCHW convolution; `dims` = (n, cin, h, w, cout, kh, kw, stride, pad, oh, ow).
