@@ -363,3 +363,26 @@ fn bad_shapes_are_errors() {
     pollster::block_on(g.download(&a)).unwrap();
     g.context().check().unwrap();
 }
+
+/// Ops that record several dispatches (the two-stage reductions) must work when the pending
+/// work reaches the forced-submission threshold between their dispatches.
+#[test]
+fn multi_dispatch_ops_across_the_submission_threshold() {
+    let Some(g) = open(&GpuOptions::default()) else { return };
+    let cpu = CpuBackend;
+    let x = t(&[1000], 3);
+    let gx = g.upload(&x).unwrap();
+    let want = pollster::block_on(cpu.scaled_rms_error(&x, &x, &x, 1e-3, 1e-3)).unwrap();
+    for pre in 250..260 {
+        let mut acc = g.add(&gx, &gx).unwrap();
+        for _ in 1..pre {
+            acc = g.add(&acc, &gx).unwrap();
+        }
+        let got = pollster::block_on(g.scaled_rms_error(&gx, &gx, &gx, 1e-3, 1e-3)).unwrap();
+        assert_close(&format!("scaled_rms_error after {pre} dispatches"), &[got], &[want], 0.0, 1e-5);
+        let sum = host(&g, &acc);
+        let expect: Vec<f32> = x.data().iter().map(|v| v * (pre as f32 + 1.0)).collect();
+        assert_close(&format!("{pre} chained adds"), sum.data(), &expect, 1e-5, 1e-5);
+    }
+    g.context().check().unwrap();
+}
