@@ -93,7 +93,8 @@ pub(super) fn conv2d(r: &mut Recorder, out: Bind, x: Bind, w: Bind, b: Option<Bi
         .u(xblocks)
         .u(total)
         .u(0);
-    r.dispatch(Kernel::Conv2d, p.bytes(), out, &[x, w, b.unwrap_or(x)], (total as u64).div_ceil(64))
+    let k3s1 = kh == 3 && kw == 3 && stride == 1;
+    r.dispatch(Kernel::Conv2d { k3s1 }, p.bytes(), out, &[x, w, b.unwrap_or(x)], (total as u64).div_ceil(64))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -67,7 +67,8 @@ pub enum Kernel {
     Linear {
         vec4: bool,
     },
-    Conv2d,
+    /// `k3s1`: the 3×3 stride-1 specialisation.
+    Conv2d { k3s1: bool },
     GroupNorm,
     Silu,
     Add,
@@ -88,10 +89,11 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 20] = [
+    pub const ALL: [Kernel; 21] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
-        Kernel::Conv2d,
+        Kernel::Conv2d { k3s1: true },
+        Kernel::Conv2d { k3s1: false },
         Kernel::GroupNorm,
         Kernel::Silu,
         Kernel::Add,
@@ -115,7 +117,7 @@ impl Kernel {
         use Kernel::*;
         match self {
             Linear { .. } => Shader::Matmul,
-            Conv2d => Shader::Conv2d,
+            Conv2d { .. } => Shader::Conv2d,
             GroupNorm => Shader::Norm,
             Silu | Add | AddChannelBias | Upsample2x | ConcatAxis1 | Lincomb | Tile | GuidanceMix => {
                 Shader::Elementwise
@@ -131,7 +133,8 @@ impl Kernel {
         match self {
             Linear { vec4: true } => "linear_k4",
             Linear { vec4: false } => "linear_any",
-            Conv2d => "conv2d",
+            Conv2d { k3s1: true } => "conv3x3_s1",
+            Conv2d { k3s1: false } => "conv2d",
             GroupNorm => "group_norm",
             Silu => "silu",
             Add => "add",
@@ -156,7 +159,7 @@ impl Kernel {
     pub fn inputs(self) -> usize {
         use Kernel::*;
         match self {
-            Linear { .. } | Conv2d | GroupNorm | RmsPartial => 3,
+            Linear { .. } | Conv2d { .. } | GroupNorm | RmsPartial => 3,
             Add | AddChannelBias | ConcatAxis1 | GatherRows => 2,
             Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows | NonfinitePartial | FinishRms | FinishSum => 1,
             Lincomb => 1 + LINCOMB_TERMS,
