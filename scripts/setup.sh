@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*"; }
 
-# Debian packages the tests and the demo need: headless Chromium for the browser tests.
-# (The GPU issue adds mesa-vulkan-drivers libvulkan1 for the lavapipe adapter.)
-APT_PACKAGES=(chromium)
+# Debian packages the tests and the demo need: Mesa's Vulkan drivers (lavapipe, a software
+# Vulkan device) and the Vulkan loader for the GPU engine's tests; headless Chromium for the
+# browser tests.
+APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

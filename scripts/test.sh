@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Every test: the Rust tests (CPU kernels, weights format, solvers, RNG, sampler, CLI, shipped
-# models), then the wasm build and the browser tests in headless Chromium.
+# Every test: the Rust tests (CPU kernels, GPU kernels and sampler on Vulkan — lavapipe here —,
+# weights format, solvers, RNG, sampler, CLI, shipped models), then the wasm build and the
+# browser tests in headless Chromium. The GPU tests fail without a Vulkan adapter unless
+# PUSHFORWARD_SKIP_GPU_TESTS=1 (CI never sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TERM_COLOR=never
+# lavapipe warns on every device open when XDG_RUNTIME_DIR is unset (containers, CI).
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/pushforward-xdg-$(id -u)"
+  mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+fi
 echo "== cargo test"
 cargo test --all-targets
 echo "== browser bundle"

@@ -72,4 +72,100 @@ pub trait Backend {
     -> Result<f32>;
     /// True when every value is finite (checked once per solve, at the end, on the GPU).
     async fn all_finite(&self, x: &Self::Tensor) -> Result<bool>;
+
+    /// Standard normals `rng::normal(seed, stream, start_index + i)` for i in 0..numel(shape),
+    /// generated where the tensor lives (the GPU runs rng.wgsl instead of uploading noise).
+    /// Indexing by the flat element index means a batch split into row chunks draws exactly the
+    /// numbers of the whole batch.
+    fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<Self::Tensor>;
+
+    /// How many batch rows one solve may hold when the largest intermediate tensor of a row has
+    /// `peak_values_per_row` values: the GPU is bounded by its storage-binding size, the CPU by
+    /// nothing (usize::MAX). The sampler splits larger batches into row chunks.
+    fn max_batch_rows(&self, peak_values_per_row: usize) -> usize;
+}
+
+/// A borrowed backend is a backend: several samplers (or tests) can share one device.
+impl<B: Backend + ?Sized> Backend for &B {
+    type Tensor = B::Tensor;
+
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn upload(&self, host: &Tensor) -> Result<Self::Tensor> {
+        (**self).upload(host)
+    }
+    async fn download(&self, t: &Self::Tensor) -> Result<Tensor> {
+        (**self).download(t).await
+    }
+    fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize] {
+        (**self).shape(t)
+    }
+    fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>, act: Activation) -> Result<Self::Tensor> {
+        (**self).linear(x, w, b, act)
+    }
+    fn conv2d(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self::Tensor> {
+        (**self).conv2d(x, w, b, stride, pad)
+    }
+    fn group_norm(
+        &self,
+        x: &Self::Tensor,
+        groups: usize,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        eps: f32,
+        act: Activation,
+    ) -> Result<Self::Tensor> {
+        (**self).group_norm(x, groups, gamma, beta, eps, act)
+    }
+    fn silu(&self, x: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).silu(x)
+    }
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).add(a, b)
+    }
+    fn add_channel_bias(&self, x: &Self::Tensor, bias: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).add_channel_bias(x, bias)
+    }
+    fn upsample_nearest2x(&self, x: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).upsample_nearest2x(x)
+    }
+    fn concat_axis1(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).concat_axis1(a, b)
+    }
+    fn time_embedding(&self, t: f32, n: usize, dim: usize, time_scale: f32) -> Result<Self::Tensor> {
+        (**self).time_embedding(t, n, dim, time_scale)
+    }
+    fn embedding(&self, table: &Self::Tensor, ids: &[u32]) -> Result<Self::Tensor> {
+        (**self).embedding(table, ids)
+    }
+    fn lincomb(&self, x: &Self::Tensor, terms: &[(f32, &Self::Tensor)]) -> Result<Self::Tensor> {
+        (**self).lincomb(x, terms)
+    }
+    fn repeat2(&self, x: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).repeat2(x)
+    }
+    fn guidance_mix(&self, v: &Self::Tensor, w: f32) -> Result<Self::Tensor> {
+        (**self).guidance_mix(v, w)
+    }
+    async fn scaled_rms_error(&self, err: &Self::Tensor, x_old: &Self::Tensor, x_new: &Self::Tensor, rtol: f32, atol: f32)
+    -> Result<f32> {
+        (**self).scaled_rms_error(err, x_old, x_new, rtol, atol).await
+    }
+    async fn all_finite(&self, x: &Self::Tensor) -> Result<bool> {
+        (**self).all_finite(x).await
+    }
+    fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<Self::Tensor> {
+        (**self).normal_noise(seed, stream, start_index, shape)
+    }
+    fn max_batch_rows(&self, peak_values_per_row: usize) -> usize {
+        (**self).max_batch_rows(peak_values_per_row)
+    }
 }

@@ -104,3 +104,183 @@ pub fn run_cpu(quick: bool) {
         println!("{:<44} {:>8} {:>6} {:>10.1}", name, solver.to_string(), nfe, t * 1e3);
     }
 }
+
+fn once_secs(f: &mut dyn FnMut()) -> f64 {
+    let s = Instant::now();
+    f();
+    s.elapsed().as_secs_f64()
+}
+
+/// One sampling workload of the GPU benchmark.
+struct Workload {
+    name: String,
+    /// "full" (the size the issue names) or "scaled" (sized so a software adapter takes seconds).
+    size: &'static str,
+    config: ModelConfig,
+    opts: SampleOptions,
+    cpu: bool,
+}
+
+fn bench_configs() -> (ModelConfig, ModelConfig) {
+    let mlp = ModelConfig {
+        format_version: 1,
+        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 256, depth: 3, time_embed_dim: 32, time_scale: 1000.0 }),
+        data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
+        num_classes: 0,
+        path: PathConfig::Linear,
+        provenance: Default::default(),
+    };
+    let unet = ModelConfig {
+        format_version: 1,
+        arch: ArchConfig::Unet(UnetConfig {
+            in_channels: 1,
+            base_channels: 32,
+            channel_mult: vec![1, 2, 2],
+            num_res_blocks: 1,
+            groups: 8,
+            time_scale: 1000.0,
+        }),
+        data: DataConfig::Image { channels: 1, height: 28, width: 28, range: [-1.0, 1.0] },
+        num_classes: 10,
+        path: PathConfig::Linear,
+        provenance: Default::default(),
+    };
+    (mlp, unet)
+}
+
+/// `pushforward bench gpu`: whole sample calls on the GPU backend next to the CPU backend,
+/// the GPU time per kernel family (timestamp queries), the cost of the parameter arena vs a
+/// fresh uniform buffer per dispatch, and Dopri5's per-step readback.
+pub fn run_gpu(quick: bool) -> Result<(), String> {
+    use crate::gpu::{Family, GpuBackend, GpuOptions};
+    let gpu = GpuBackend::new(&GpuOptions { timestamps: true, ..Default::default() }).map_err(|e| e.to_string())?;
+    let ctx = gpu.context();
+    println!("GPU adapter: {}", ctx.describe());
+    let t = Instant::now();
+    gpu.warm_up().map_err(|e| e.to_string())?;
+    println!("compiling all {} pipelines: {:.2} s (once per device, not in the timings)", gpu.stats().pipelines_compiled, t.elapsed().as_secs_f64());
+    if !ctx.timestamps {
+        println!("this adapter has no TIMESTAMP_QUERY: no per-kernel-family breakdown");
+    }
+
+    let (mlp, unet) = bench_configs();
+    let mut cases = Vec::new();
+    let heun = |n, steps, labels, guidance| SampleOptions { n, solver: Solver::Heun, steps, labels, guidance, ..Default::default() };
+    // Scaled rows first: they also warm the pipelines and the buffer pool for the full rows.
+    let n_small = if quick { 1024 } else { 4096 };
+    cases.push(Workload { name: format!("MLP 34-256x3-2, {n_small} points, heun 8"), size: "scaled", config: mlp.clone(), opts: heun(n_small, 8, Labels::Unconditional, 1.0), cpu: true });
+    let (n_img, steps_img) = if quick { (2, 2) } else { (4, 10) };
+    cases.push(Workload { name: format!("U-Net 32x[1,2,2], {n_img} images, w=2, heun {steps_img}"), size: "scaled", config: unet.clone(), opts: heun(n_img, steps_img, Labels::Cycle, 2.0), cpu: true });
+    if !quick {
+        cases.push(Workload { name: "MLP 34-256x3-2, 65536 points, heun 8".into(), size: "full", config: mlp.clone(), opts: heun(65536, 8, Labels::Unconditional, 1.0), cpu: true });
+        cases.push(Workload { name: "U-Net 32x[1,2,2], 16 images, w=2, heun 10".into(), size: "full", config: unet.clone(), opts: heun(16, 10, Labels::Cycle, 2.0), cpu: true });
+    }
+    let reps = if quick { 1 } else { 3 };
+    let mut rows = Vec::new();
+    println!("\n| workload | size | NFE | cpu ms | gpu ms | gpu/cpu | GPU time by kernel family |");
+    println!("|---|---|---:|---:|---:|---:|---|");
+    for w in &cases {
+        let model = Model::random(w.config.clone(), 0).map_err(|e| e.to_string())?;
+        let gs = Sampler::new(&gpu, &model).map_err(|e| e.to_string())?;
+        let mut nfe = 0;
+        let mut err = None;
+        // Scaled rows: median of `reps` after a warm-up call; full rows: one timed call.
+        let time = |f: &mut dyn FnMut()| if w.size == "full" { once_secs(f) } else { median_secs(reps, f) };
+        let g_secs = time(&mut || match gs.sample(&w.opts, &mut |_| ControlFlow::Continue(())) {
+            Ok(o) => nfe = o.stats.nfe,
+            Err(e) => err = Some(e.to_string()),
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let c_secs = if w.cpu {
+            let cs = Sampler::new(CpuBackend, &model).map_err(|e| e.to_string())?;
+            time(&mut || {
+                cs.sample(&w.opts, &mut |_| ControlFlow::Continue(())).expect("cpu bench sample");
+            })
+        } else {
+            f64::NAN
+        };
+        // Per-family shares from a separate, profiled call (timestamps cost a readback per
+        // submission, so the timed calls above run without them).
+        let shares = if ctx.timestamps {
+            gpu.set_profiling(true).map_err(|e| e.to_string())?;
+            gs.sample(&w.opts, &mut |_| ControlFlow::Continue(())).map_err(|e| e.to_string())?;
+            let p = gpu.profile().map_err(|e| e.to_string())?.unwrap_or_default();
+            gpu.set_profiling(false).map_err(|e| e.to_string())?;
+            let total: f64 = p.secs.values().sum();
+            let mut v: Vec<(Family, f64)> = p.secs.iter().map(|(f, s)| (*f, *s)).collect();
+            v.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let parts: Vec<String> =
+                v.iter().filter(|(_, s)| *s / total >= 0.005).map(|(f, s)| format!("{} {:.0}%", f.name(), 100.0 * s / total)).collect();
+            format!("{} (sum {:.0} ms)", parts.join(", "), total * 1e3)
+        } else {
+            "n/a (no timestamp queries)".into()
+        };
+        let row = format!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {} |",
+            w.name,
+            w.size,
+            nfe,
+            c_secs * 1e3,
+            g_secs * 1e3,
+            g_secs / c_secs,
+            shares
+        );
+        println!("{row}");
+        rows.push(row);
+    }
+
+    // Parameter arena vs a fresh uniform buffer per dispatch, on the small MLP (many small
+    // dispatches, where per-dispatch overhead shows).
+    let model = Model::random(mlp.clone(), 0).map_err(|e| e.to_string())?;
+    let gs = Sampler::new(&gpu, &model).map_err(|e| e.to_string())?;
+    let o = heun(256, 8, Labels::Unconditional, 1.0);
+    let time_mode = |fresh: bool| -> Result<f64, String> {
+        gpu.set_fresh_param_buffers(fresh).map_err(|e| e.to_string())?;
+        let s = median_secs(if quick { 3 } else { 9 }, || {
+            gs.sample(&o, &mut |_| ControlFlow::Continue(())).expect("bench sample");
+        });
+        Ok(s)
+    };
+    let d0 = gpu.stats().dispatches;
+    gs.sample(&o, &mut |_| ControlFlow::Continue(())).map_err(|e| e.to_string())?;
+    let per_call = gpu.stats().dispatches - d0;
+    let (arena, fresh) = (time_mode(false)?, time_mode(true)?);
+    gpu.set_fresh_param_buffers(false).map_err(|e| e.to_string())?;
+    println!(
+        "\nuniform parameters, MLP 256 points heun 8 ({per_call} dispatches per call): arena {:.2} ms, fresh buffer per dispatch {:.2} ms",
+        arena * 1e3,
+        fresh * 1e3
+    );
+
+    // Dopri5: one 4-byte readback per attempted step.
+    let o = SampleOptions { n: n_small, solver: Solver::Dopri5, rtol: 1e-3, atol: 1e-3, ..Default::default() };
+    let before = gpu.stats();
+    let t = Instant::now();
+    let out = gs.sample(&o, &mut |_| ControlFlow::Continue(())).map_err(|e| e.to_string())?;
+    let wall = t.elapsed().as_secs_f64();
+    let after = gpu.stats();
+    let readbacks = after.readbacks - before.readbacks;
+    // Round trip of one scalar readback on an idle queue: the pure stall a step pays.
+    let x = crate::Backend::upload(&gpu, &crate::Tensor::zeros(vec![1]).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let rt = median_secs(21, || {
+        pollster::block_on(crate::Backend::all_finite(&gpu, &x)).expect("readback");
+    });
+    println!(
+        "dopri5, MLP {n_small} points: {} steps ({} rejected), {} NFE, {readbacks} readbacks, {:.0} ms wall; \
+         waiting in readbacks {:.0} ms (includes the GPU work they wait for); idle round trip {:.3} ms per readback \
+         → {:.1} ms = {:.1}% of the solve",
+        out.stats.accepted + out.stats.rejected,
+        out.stats.rejected,
+        out.stats.nfe,
+        wall * 1e3,
+        (after.readback_secs - before.readback_secs) * 1e3,
+        rt * 1e3,
+        rt * readbacks as f64 * 1e3,
+        100.0 * rt * readbacks as f64 / wall
+    );
+    let s = gpu.stats();
+    println!("buffer pool: {} buffers created, {} reuses; {} submissions, {} dispatches", s.pool.created, s.pool.reused, s.submissions, s.dispatches);
+    Ok(())
+}

@@ -53,6 +53,19 @@ pub enum Error {
 
     #[error("I/O error: {0}")]
     Io(String),
+
+    /// No GPU adapter could be found (no driver, or no Vulkan/WebGPU implementation).
+    #[error("no GPU adapter found: {0}")]
+    NoAdapter(String),
+
+    /// The GPU device was lost (driver reset, device destroyed, out of memory in the driver).
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+
+    /// Any other GPU failure: device request, validation, buffer mapping, a size beyond the
+    /// device's limits.
+    #[error("GPU error: {0}")]
+    Gpu(String),
 }
 
 impl From<std::io::Error> for Error {

@@ -3,7 +3,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::{Model, Network};
+use crate::model::{self, Model, Network};
 use crate::ode::{self, AdaptiveOptions, Schedule, SolveStats, Solver, StepInfo};
 use crate::rng;
 use crate::tensor::Tensor;
@@ -162,8 +162,9 @@ impl<B: Backend> Sampler<B> {
         }
     }
 
-    /// The initial noise x0 [n, …sample shape] for a seed: sample i, value j is
-    /// `rng::normal(seed, STREAM_INIT, i·len + j)`, the same on every backend.
+    /// The initial noise x0 [n, …sample shape] for a seed, on the host: sample i, value j is
+    /// `rng::normal(seed, STREAM_INIT, i·len + j)`. Backends generate the same numbers with
+    /// [`Backend::normal_noise`] (bit-identical on the CPU; within a few ulps on the GPU).
     pub fn initial_noise(&self, n: usize, seed: u64) -> Result<Tensor> {
         let mut shape = vec![n];
         shape.extend(self.network.config.sample_shape());
@@ -181,6 +182,13 @@ impl<B: Backend> Sampler<B> {
     }
 
     /// [`Sampler::sample`] as a future.
+    ///
+    /// Batches larger than the backend can hold at once (on the GPU: the largest intermediate
+    /// tensor must fit one storage binding, see [`Backend::max_batch_rows`]) are solved as row
+    /// chunks one after the other. Noise is indexed by sample, so the samples of a fixed-step
+    /// solve are the same as in one batch; an adaptive (Dopri5) solve controls its steps per
+    /// chunk, so its samples can differ slightly. For chunked solves `stats` are summed over the
+    /// chunks and `progress` restarts at step 0 for each chunk.
     pub async fn sample_async(
         &self,
         o: &SampleOptions,
@@ -188,14 +196,80 @@ impl<B: Backend> Sampler<B> {
     ) -> Result<SampleOutput> {
         let schedule = self.validate(o)?;
         let labels = self.resolve_labels(o)?;
+        let guided = !labels.is_empty() && o.guidance != 1.0;
+        let peak = model::peak_values_per_sample(&self.network.config).saturating_mul(if guided { 2 } else { 1 });
+        let rows = self.backend.max_batch_rows(peak).min(o.n);
+        if rows == 0 {
+            return Err(Error::InvalidOption {
+                option: "n",
+                reason: format!("one sample ({peak} values in its largest tensor) does not fit this backend's buffers"),
+            });
+        }
+        if rows == o.n {
+            return self.solve_rows(o, &schedule, &labels, 0, o.n, progress).await;
+        }
+        if o.solver.is_adaptive() && o.trajectory_every.is_some() {
+            return Err(Error::InvalidOption {
+                option: "trajectory_every",
+                reason: format!(
+                    "{} samples are split into chunks of {rows} on this backend, and adaptive steps differ between \
+                     chunks: request trajectories for at most {rows} samples or use a fixed-step solver",
+                    o.n
+                ),
+            });
+        }
+        let len = self.network.config.sample_len();
+        let mut data = Vec::with_capacity(o.n * len);
+        let mut stats = SolveStats::default();
+        let mut frames: Vec<(f32, Vec<f32>)> = Vec::new();
+        for start in (0..o.n).step_by(rows) {
+            let end = (start + rows).min(o.n);
+            let part = self.solve_rows(o, &schedule, &labels, start, end, progress).await?;
+            data.extend_from_slice(part.samples.data());
+            stats.nfe += part.stats.nfe;
+            stats.accepted += part.stats.accepted;
+            stats.rejected += part.stats.rejected;
+            if start == 0 {
+                frames = part.frames.into_iter().map(|(t, f)| (t, f.into_data())).collect();
+            } else {
+                // Fixed grids give every chunk the same frame times.
+                for ((_, acc), (_, f)) in frames.iter_mut().zip(part.frames) {
+                    acc.extend_from_slice(f.data());
+                }
+            }
+        }
+        let mut shape = vec![o.n];
+        shape.extend(self.network.config.sample_shape());
+        let frames =
+            frames.into_iter().map(|(t, f)| Ok((t, Tensor::new(shape.clone(), f)?))).collect::<Result<Vec<_>>>()?;
+        Ok(SampleOutput { samples: Tensor::new(shape, data)?, frames, stats, labels })
+    }
+
+    /// Solves samples `start..end` of the request (noise and labels of exactly those rows).
+    async fn solve_rows(
+        &self,
+        o: &SampleOptions,
+        schedule: &Schedule,
+        all_labels: &[u32],
+        start: usize,
+        end: usize,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<SampleOutput> {
         let b = &self.backend;
-        let x0 = b.upload(&self.initial_noise(o.n, o.seed)?)?;
+        let n = end - start;
+        let len = self.network.config.sample_len();
+        let mut shape = vec![n];
+        shape.extend(self.network.config.sample_shape());
+        // Noise is generated on the backend (the GPU runs rng.wgsl: nothing to upload), indexed
+        // by sample so that chunks draw exactly the numbers of the whole batch.
+        let x0 = b.normal_noise(o.seed, rng::STREAM_INIT, (start * len) as u64, &shape)?;
+        let labels: Vec<u32> = if all_labels.is_empty() { Vec::new() } else { all_labels[start..end].to_vec() };
 
         let conditional = !labels.is_empty();
         let guided = conditional && o.guidance != 1.0;
         // For guidance, cond and uncond run as one batch [x; x] with labels [y; null].
         let guided_labels: Vec<u32> = if guided {
-            labels.iter().copied().chain(std::iter::repeat_n(self.network.config.num_classes as u32, o.n)).collect()
+            labels.iter().copied().chain(std::iter::repeat_n(self.network.config.num_classes as u32, n)).collect()
         } else {
             Vec::new()
         };
@@ -224,7 +298,7 @@ impl<B: Backend> Sampler<B> {
                 ControlFlow::Break(()) => Err(Error::Cancelled),
             }
         };
-        let (x1, stats) = ode::integrate_async(b, o.solver, &schedule, x0, &mut velocity, &mut on_step).await?;
+        let (x1, stats) = ode::integrate_async(b, o.solver, schedule, x0, &mut velocity, &mut on_step).await?;
         let samples = b.download(&x1).await?;
         let mut frames_host = Vec::with_capacity(frames.len());
         for (t, f) in &frames {

@@ -173,3 +173,22 @@ fn bad_options_are_typed_errors() {
         assert!(matches!(e, Error::InvalidOption { .. }), "rtol {rtol} atol {atol}: {e}");
     }
 }
+
+#[test]
+fn cpu_normal_noise_is_rng_fill_normal_and_batches_are_unbounded() {
+    use pushforward::{Backend, rng};
+    let cpu = CpuBackend;
+    for (seed, stream, start) in [(0u64, rng::STREAM_INIT, 0u64), (9, rng::STREAM_SDE, 3), (u64::MAX, 5, (1 << 40) + 1)] {
+        let t = cpu.normal_noise(seed, stream, start, &[3, 7]).unwrap();
+        assert_eq!(t.shape(), [3, 7]);
+        let mut want = vec![0.0; 21];
+        rng::fill_normal(seed, stream, start, &mut want);
+        assert_eq!(t.data(), &want[..], "the CPU noise is exactly rng::fill_normal");
+    }
+    // The sampler's noise is the backend's: row i of x0 starts at element i·len.
+    let model = mlp_model();
+    let sampler = Sampler::new(CpuBackend, &model).unwrap();
+    let x0 = sampler.initial_noise(5, 11).unwrap();
+    assert_eq!(cpu.normal_noise(11, rng::STREAM_INIT, 4, &[3, 2]).unwrap().data(), &x0.data()[4..10]);
+    assert_eq!(cpu.max_batch_rows(1 << 20), usize::MAX);
+}

@@ -1,18 +1,20 @@
 //! `pushforward` — the native command line: sample a model to PNG (and .npy/.csv), print a
 //! model's config, or benchmark the CPU kernels and sampler.
 
+use pushforward::Backend;
 use pushforward::cpu::CpuBackend;
+use pushforward::gpu::{GpuBackend, GpuOptions};
 use pushforward::model::{ArchConfig, DataConfig, Model};
 use pushforward::ode::Solver;
 use pushforward::render;
-use pushforward::sampler::{Labels, SampleOptions, Sampler};
+use pushforward::sampler::{Labels, SampleOptions, SampleOutput, Sampler};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::time::Instant;
 
 const USAGE: &str = "\
-pushforward — sample flow-matching models on the CPU
+pushforward — sample flow-matching models on the CPU or the GPU
 
 USAGE:
   pushforward sample --model FILE [options]
@@ -28,8 +30,9 @@ USAGE:
       --npy FILE.npy     also write the raw samples as float32 .npy
       --csv FILE.csv     also write the raw samples as CSV
       --size PX          plot size for 2-D models (default 512)
+      --backend cpu|gpu  where to run (default cpu; gpu = wgpu on Vulkan)
   pushforward info --model FILE
-  pushforward bench [--quick]
+  pushforward bench [cpu|gpu] [--quick]
 ";
 
 fn main() -> ExitCode {
@@ -106,7 +109,7 @@ fn info(args: &[String]) -> Result<(), String> {
 fn sample(args: &[String]) -> Result<(), String> {
     let flags = parse_flags(
         args,
-        &["model", "solver", "steps", "rtol", "atol", "n", "seed", "label", "guidance", "trajectories", "out", "npy", "csv", "size", "max-steps"],
+        &["model", "solver", "steps", "rtol", "atol", "n", "seed", "label", "guidance", "trajectories", "out", "npy", "csv", "size", "max-steps", "backend"],
         &[],
     )?;
     let model = load_model(&flags)?;
@@ -131,23 +134,17 @@ fn sample(args: &[String]) -> Result<(), String> {
         guidance: num(&flags, "guidance", 1.0)?,
         trajectory_every: flags.get("trajectories").map(|v| v.parse().map_err(|_| format!("`--trajectories {v}`"))).transpose()?,
     };
-    let sampler = Sampler::new(CpuBackend, &model).map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    let out = sampler
-        .sample(&opts, &mut |p| {
-            if let Some(total) = p.total_steps {
-                eprint!("\rstep {}/{} (t = {:.3}, {} NFE)", p.step, total, p.t, p.nfe);
-            } else {
-                eprint!("\rstep {} (t = {:.3}, {} NFE)", p.step, p.t, p.nfe);
-            }
-            ControlFlow::Continue(())
-        })
-        .map_err(|e| format!("\n{e}"))?;
-    let secs = start.elapsed().as_secs_f64();
-    eprintln!();
+    let (out, secs, backend_name) = match flags.get("backend").map(String::as_str) {
+        None | Some("cpu") => run_sampler(CpuBackend, &model, &opts)?,
+        Some("gpu") => {
+            let gpu = GpuBackend::new(&GpuOptions::default()).map_err(|e| e.to_string())?;
+            run_sampler(gpu, &model, &opts)?
+        }
+        Some(other) => return Err(format!("unknown backend `{other}` (expected cpu or gpu)")),
+    };
     println!(
-        "{} samples, solver {}, {} NFE ({} accepted, {} rejected steps), {:.3} s on the cpu backend",
-        opts.n, opts.solver, out.stats.nfe, out.stats.accepted, out.stats.rejected, secs
+        "{} samples, solver {}, {} NFE ({} accepted, {} rejected steps), {:.3} s on the {} backend",
+        opts.n, opts.solver, out.stats.nfe, out.stats.accepted, out.stats.rejected, secs, backend_name
     );
 
     let img = match &model.config.data {
@@ -185,6 +182,26 @@ fn sample(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Samples with progress on stderr; returns the output, the wall time and the backend's name.
+fn run_sampler<B: Backend>(backend: B, model: &Model, opts: &SampleOptions) -> Result<(SampleOutput, f64, String), String> {
+    let name = backend.name();
+    let sampler = Sampler::new(backend, model).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let out = sampler
+        .sample(opts, &mut |p| {
+            if let Some(total) = p.total_steps {
+                eprint!("\rstep {}/{} (t = {:.3}, {} NFE)", p.step, total, p.t, p.nfe);
+            } else {
+                eprint!("\rstep {} (t = {:.3}, {} NFE)", p.step, p.t, p.nfe);
+            }
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| format!("\n{e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!();
+    Ok((out, secs, name))
+}
+
 /// NumPy .npy v1.0, little-endian float32, C order.
 fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
     let dims = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
@@ -204,8 +221,18 @@ fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
-    let flags = parse_flags(args, &[], &["quick"])?;
+    let (which, rest) = match args.first().map(String::as_str) {
+        Some("cpu") => ("cpu", &args[1..]),
+        Some("gpu") => ("gpu", &args[1..]),
+        _ => ("cpu", args),
+    };
+    let flags = parse_flags(rest, &[], &["quick"])?;
     let quick = flags.contains_key("quick");
-    pushforward::bench::run_cpu(quick);
-    Ok(())
+    match which {
+        "gpu" => pushforward::bench::run_gpu(quick),
+        _ => {
+            pushforward::bench::run_cpu(quick);
+            Ok(())
+        }
+    }
 }

@@ -4,6 +4,7 @@ use super::conv2d::{self, Conv2dShape};
 use super::{Activation, elementwise, embed, matmul, norm};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::rng;
 use crate::tensor::Tensor;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -178,5 +179,16 @@ impl Backend for CpuBackend {
 
     async fn all_finite(&self, x: &Tensor) -> Result<bool> {
         Ok(x.data().iter().all(|v| v.is_finite()))
+    }
+
+    fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<Tensor> {
+        let mut t = Tensor::zeros(shape.to_vec())?;
+        rng::fill_normal(seed, stream, start_index, t.data_mut());
+        Ok(t)
+    }
+
+    /// Host memory is not split into bindings: any batch the sampler accepts fits.
+    fn max_batch_rows(&self, _peak_values_per_row: usize) -> usize {
+        usize::MAX
     }
 }

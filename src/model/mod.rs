@@ -29,6 +29,22 @@ pub fn expected_params(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     }
 }
 
+/// Values per sample of the largest tensor a forward pass creates (the GPU sampler splits
+/// batches so that this tensor fits one storage binding).
+pub fn peak_values_per_sample(config: &ModelConfig) -> usize {
+    let sample = config.sample_len();
+    match (&config.arch, &config.data) {
+        (ArchConfig::Mlp(c), _) => sample.max(c.data_dim + c.time_embed_dim).max(c.width),
+        (ArchConfig::Unet(c), DataConfig::Image { height, width, .. }) => {
+            sample.max(unet::peak_values_per_sample(c, *height, *width))
+        }
+        // A U-Net on non-image data is rejected by config validation; stay conservative anyway.
+        (ArchConfig::Unet(c), _) => {
+            sample.saturating_mul(4 * c.base_channels * c.channel_mult.iter().max().copied().unwrap_or(1))
+        }
+    }
+}
+
 impl Model {
     /// Parses and validates a `.safetensors` weights file (see `format::load`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {

@@ -46,6 +46,26 @@ pub fn norm_channel_counts(c: &UnetConfig) -> Vec<(usize, String)> {
     v
 }
 
+/// Values per sample of the largest activation tensor of a forward on `h × w` images (the
+/// sampler sizes GPU batch chunks by it). Checked against every tensor the forward creates:
+/// block inputs/outputs at each level (including the up path's concatenations), the upsampled
+/// maps, and the time embedding.
+pub fn peak_values_per_sample(c: &UnetConfig, h: usize, w: usize) -> usize {
+    let ch = level_channels(c);
+    let side = |i: usize| (h >> i) * (w >> i);
+    let mut peak = (c.in_channels.max(c.base_channels)) * h * w;
+    peak = peak.max(4 * c.base_channels);
+    for (i, &ci) in ch.iter().enumerate() {
+        let cin_up = if i + 1 == ch.len() { ch[i] } else { ch[i + 1] } + ci;
+        let prev = if i == 0 { c.base_channels } else { ch[i - 1] };
+        peak = peak.max(cin_up.max(prev).max(ci) * side(i));
+        if i > 0 {
+            peak = peak.max(ci * side(i - 1));
+        }
+    }
+    peak
+}
+
 fn conv(v: &mut Vec<(String, Vec<usize>)>, name: &str, cin: usize, cout: usize, k: usize) {
     v.push((format!("{name}.weight"), vec![cout, cin, k, k]));
     v.push((format!("{name}.bias"), vec![cout]));

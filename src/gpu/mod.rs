@@ -1,0 +1,21 @@
+//! The GPU engine: the `Backend` ops as WGSL compute shaders through wgpu (Vulkan natively,
+//! WebGPU in the browser).
+//!
+//! - `context.rs`: instance, adapter, device, limits, device-lost and validation errors;
+//! - `pipelines.rs`: the typed kernel enum and the pipeline cache (each kernel compiled once);
+//! - `buffers.rs`: the buffer pool (tensors return their buffers on drop);
+//! - `kernels.rs`: one function per kernel that binds and dispatches;
+//! - `backend.rs`: `GpuBackend`, recording into a pending encoder, readbacks.
+//!
+//! Shaders live in `shaders/*.wgsl`, one file per kernel family.
+
+mod backend;
+mod buffers;
+mod context;
+mod kernels;
+mod pipelines;
+
+pub use backend::{GpuBackend, GpuStats, GpuTensor, Profile};
+pub use buffers::PoolStats;
+pub use context::{GpuContext, GpuOptions, PlanLimits};
+pub use pipelines::{Family, Kernel};

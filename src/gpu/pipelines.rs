@@ -1,0 +1,273 @@
+//! Compute pipelines, compiled once per device and cached by a typed key. Every kernel is a
+//! variant of [`Kernel`]: its shader file, entry point, number of input bindings and family are
+//! `match`es, so a missing kernel is a compile error, never a failed lookup at run time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One WGSL file per kernel family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Matmul,
+    Conv2d,
+    Norm,
+    Elementwise,
+    Embed,
+    Reduce,
+    Rng,
+}
+
+impl Shader {
+    fn source(self) -> &'static str {
+        match self {
+            Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
+            Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Shader::Norm => include_str!("../../shaders/norm.wgsl"),
+            Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
+            Shader::Embed => include_str!("../../shaders/embed.wgsl"),
+            Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Shader::Rng => include_str!("../../shaders/rng.wgsl"),
+        }
+    }
+}
+
+/// Kernel families, for the per-family timing of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Matmul,
+    Conv2d,
+    Norm,
+    Elementwise,
+    Embed,
+    Reduce,
+    Rng,
+}
+
+impl Family {
+    pub const ALL: [Family; 7] =
+        [Family::Matmul, Family::Conv2d, Family::Norm, Family::Elementwise, Family::Embed, Family::Reduce, Family::Rng];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Matmul => "matmul",
+            Family::Conv2d => "conv2d",
+            Family::Norm => "norm",
+            Family::Elementwise => "elementwise",
+            Family::Embed => "embed",
+            Family::Reduce => "reduce",
+            Family::Rng => "rng",
+        }
+    }
+}
+
+/// Every compute kernel, with the parameters that select a distinct pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `vec4`: k is a multiple of 4 and rows are read as whole vec4s.
+    Linear {
+        vec4: bool,
+    },
+    /// `k3s1`: the 3×3 stride-1 specialisation.
+    Conv2d { k3s1: bool },
+    GroupNorm,
+    Silu,
+    Add,
+    AddChannelBias,
+    Upsample2x,
+    ConcatAxis1,
+    Lincomb,
+    Tile,
+    GuidanceMix,
+    BroadcastRows,
+    GatherRows,
+    RmsPartial,
+    NonfinitePartial,
+    FinishRms,
+    FinishSum,
+    Normal,
+    PhiloxWords,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 21] = [
+        Kernel::Linear { vec4: true },
+        Kernel::Linear { vec4: false },
+        Kernel::Conv2d { k3s1: true },
+        Kernel::Conv2d { k3s1: false },
+        Kernel::GroupNorm,
+        Kernel::Silu,
+        Kernel::Add,
+        Kernel::AddChannelBias,
+        Kernel::Upsample2x,
+        Kernel::ConcatAxis1,
+        Kernel::Lincomb,
+        Kernel::Tile,
+        Kernel::GuidanceMix,
+        Kernel::BroadcastRows,
+        Kernel::GatherRows,
+        Kernel::RmsPartial,
+        Kernel::NonfinitePartial,
+        Kernel::FinishRms,
+        Kernel::FinishSum,
+        Kernel::Normal,
+        Kernel::PhiloxWords,
+    ];
+
+    fn shader(self) -> Shader {
+        use Kernel::*;
+        match self {
+            Linear { .. } => Shader::Matmul,
+            Conv2d { .. } => Shader::Conv2d,
+            GroupNorm => Shader::Norm,
+            Silu | Add | AddChannelBias | Upsample2x | ConcatAxis1 | Lincomb | Tile | GuidanceMix => {
+                Shader::Elementwise
+            }
+            BroadcastRows | GatherRows => Shader::Embed,
+            RmsPartial | NonfinitePartial | FinishRms | FinishSum => Shader::Reduce,
+            Normal | PhiloxWords => Shader::Rng,
+        }
+    }
+
+    fn entry(self) -> &'static str {
+        use Kernel::*;
+        match self {
+            Linear { vec4: true } => "linear_k4",
+            Linear { vec4: false } => "linear_any",
+            Conv2d { k3s1: true } => "conv3x3_s1",
+            Conv2d { k3s1: false } => "conv2d",
+            GroupNorm => "group_norm",
+            Silu => "silu",
+            Add => "add",
+            AddChannelBias => "add_channel_bias",
+            Upsample2x => "upsample_nearest2x",
+            ConcatAxis1 => "concat_axis1",
+            Lincomb => "lincomb",
+            Tile => "tile",
+            GuidanceMix => "guidance_mix",
+            BroadcastRows => "broadcast_rows",
+            GatherRows => "gather_rows",
+            RmsPartial => "rms_partial",
+            NonfinitePartial => "nonfinite_partial",
+            FinishRms => "finish_rms",
+            FinishSum => "finish_sum",
+            Normal => "normal",
+            PhiloxWords => "philox_words",
+        }
+    }
+
+    /// Read-only storage inputs (bindings 2..2+inputs); binding 1 is the output.
+    pub fn inputs(self) -> usize {
+        use Kernel::*;
+        match self {
+            Linear { .. } | Conv2d { .. } | GroupNorm | RmsPartial => 3,
+            Add | AddChannelBias | ConcatAxis1 | GatherRows => 2,
+            Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows | NonfinitePartial | FinishRms | FinishSum => 1,
+            Lincomb => 1 + LINCOMB_TERMS,
+            Normal | PhiloxWords => 0,
+        }
+    }
+
+    pub fn family(self) -> Family {
+        match self.shader() {
+            Shader::Matmul => Family::Matmul,
+            Shader::Conv2d => Family::Conv2d,
+            Shader::Norm => Family::Norm,
+            Shader::Elementwise => Family::Elementwise,
+            Shader::Embed => Family::Embed,
+            Shader::Reduce => Family::Reduce,
+            Shader::Rng => Family::Rng,
+        }
+    }
+}
+
+/// Terms of x + Σ cᵢkᵢ one lincomb dispatch takes (with x and the output that is 8 storage
+/// bindings, WebGPU's default per-stage limit). Longer sums are chained.
+pub const LINCOMB_TERMS: usize = 6;
+
+/// Bytes of the uniform parameter slot every kernel binds (each `Params` struct fits).
+pub const PARAMS_BYTES: u64 = 256;
+
+pub(crate) struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: Arc<wgpu::BindGroupLayout>,
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: HashMap<Shader, wgpu::ShaderModule>,
+    layouts: HashMap<usize, (Arc<wgpu::BindGroupLayout>, wgpu::PipelineLayout)>,
+    pipelines: HashMap<Kernel, Arc<Pipeline>>,
+}
+
+impl PipelineCache {
+    /// Number of pipelines compiled so far (each kernel at most once).
+    pub fn compiled(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    pub fn get(&mut self, device: &wgpu::Device, kernel: Kernel) -> Arc<Pipeline> {
+        if let Some(p) = self.pipelines.get(&kernel) {
+            return p.clone();
+        }
+        let shader = kernel.shader();
+        let module = self.modules.entry(shader).or_insert_with(|| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.entry()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            })
+        });
+        let inputs = kernel.inputs();
+        let (bgl, layout) = self.layouts.entry(inputs).or_insert_with(|| {
+            // Binding 0: the params slot in the uniform arena (dynamic offset); 1: the output;
+            // 2..: read-only inputs.
+            let mut entries = vec![
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
+                    },
+                    count: None,
+                },
+                storage_entry(1, false),
+            ];
+            entries.extend((0..inputs).map(|i| storage_entry(2 + i as u32, true)));
+            let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("pushforward kernel"),
+                entries: &entries,
+            });
+            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("pushforward kernel"),
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+            (Arc::new(bgl), layout)
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry()),
+            layout: Some(layout),
+            module,
+            entry_point: Some(kernel.entry()),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        let p = Arc::new(Pipeline { pipeline, layout: bgl.clone() });
+        self.pipelines.insert(kernel, p.clone());
+        p
+    }
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}

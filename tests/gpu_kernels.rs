@@ -1,0 +1,388 @@
+//! Every GPU kernel against its CPU kernel (the CPU kernels are tested against their naive
+//! oracles in cpu_kernels.rs), on the shapes the shipped models use and on ragged shapes that
+//! are not multiples of any tile. Tolerances are `|gpu - cpu| <= atol + rtol·|cpu|`, stated per
+//! test; the measured maximum error is printed (`cargo test -- --nocapture`).
+//!
+//! Runs on whatever Vulkan adapter wgpu finds (lavapipe in CI). No adapter fails the tests with
+//! instructions, unless PUSHFORWARD_SKIP_GPU_TESTS=1.
+
+mod gpu_common;
+
+use gpu_common::{assert_close, gpu, host, open, rand_vec};
+use pushforward::cpu::{Activation, CpuBackend};
+use pushforward::gpu::{GpuBackend, GpuOptions, PlanLimits};
+use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, Network, PathConfig, UnetConfig};
+use pushforward::{Backend, Tensor, rng};
+
+fn t(shape: &[usize], seed: u64) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::new(shape.to_vec(), rand_vec(n, seed)).unwrap()
+}
+
+/// Linear layers: sums of k products of O(1) values; f32 reassociation error grows like
+/// sqrt(k)·eps, so atol 1e-5 + rtol 1e-4 leaves ~10× headroom at k = 256.
+#[test]
+fn linear_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    // (n, k, m): MLP layers (34→256, 256→256, 256→2), U-Net time MLP (32→128) and ragged shapes
+    // on both kernel variants (k % 4 == 0 reads vec4s, otherwise scalars).
+    let cases = [
+        (37, 34, 256),
+        (64, 256, 256),
+        (33, 256, 2),
+        (6, 32, 128),
+        (1, 1, 1),
+        (5, 3, 7),
+        (130, 36, 47),
+        (31, 17, 33),
+        (2, 128, 64),
+    ];
+    for (i, &(n, k, m)) in cases.iter().enumerate() {
+        let x = t(&[n, k], 10 + i as u64);
+        let w = t(&[m, k], 20 + i as u64);
+        let b = t(&[m], 30 + i as u64);
+        for (bias, act) in [(true, Activation::Silu), (false, Activation::None), (true, Activation::None)] {
+            let want = cpu.linear(&x, &w, bias.then_some(&b), act).unwrap();
+            let (gx, gw, gb) = (g.upload(&x).unwrap(), g.upload(&w).unwrap(), g.upload(&b).unwrap());
+            let got = host(g, &g.linear(&gx, &gw, bias.then_some(&gb), act).unwrap());
+            assert_eq!(got.shape(), want.shape());
+            assert_close(&format!("linear n{n} k{k} m{m} bias {bias} {act:?}"), got.data(), want.data(), 1e-5, 1e-4);
+        }
+    }
+}
+
+/// Convolutions: sums of c_in·9 products (≤ 1152 here): atol 1e-5 + rtol 1e-4.
+#[test]
+fn conv2d_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    // (n, c_in, h, w, c_out, k, stride, pad): the U-Net's conv_in, 3×3 blocks at 28/14/7,
+    // stride-2 downsamples 28→14→7, 1×1 skips, and ragged geometry.
+    let cases = [
+        (2, 1, 28, 28, 32, 3, 1, 1),
+        (1, 32, 28, 28, 32, 3, 1, 1),
+        (2, 32, 28, 28, 32, 3, 2, 1),
+        (1, 64, 14, 14, 64, 3, 2, 1),
+        (2, 128, 7, 7, 64, 3, 1, 1),
+        (2, 96, 14, 14, 32, 1, 1, 0),
+        (1, 32, 28, 28, 1, 3, 1, 1),
+        (3, 5, 9, 11, 7, 3, 2, 1),
+        (1, 3, 5, 6, 6, 3, 1, 0),
+        (2, 4, 6, 5, 3, 1, 1, 0),
+        (1, 2, 4, 4, 5, 3, 1, 2),
+    ];
+    for (i, &(n, cin, h, w, cout, k, s, p)) in cases.iter().enumerate() {
+        let x = t(&[n, cin, h, w], 40 + i as u64);
+        let wt = t(&[cout, cin, k, k], 50 + i as u64);
+        let b = t(&[cout], 60 + i as u64);
+        for bias in [true, false] {
+            let want = cpu.conv2d(&x, &wt, bias.then_some(&b), s, p).unwrap();
+            let (gx, gw, gb) = (g.upload(&x).unwrap(), g.upload(&wt).unwrap(), g.upload(&b).unwrap());
+            let got = host(g, &g.conv2d(&gx, &gw, bias.then_some(&gb), s, p).unwrap());
+            assert_eq!(got.shape(), want.shape());
+            let what = format!("conv2d {n}x{cin}x{h}x{w} -> {cout} k{k} s{s} p{p} bias {bias}");
+            assert_close(&what, got.data(), want.data(), 1e-5, 1e-4);
+        }
+    }
+}
+
+/// GroupNorm: f32 tree reductions vs the CPU's f64 sums; normalised outputs are O(1):
+/// atol 1e-5 + rtol 1e-4.
+#[test]
+fn group_norm_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    let cases = [(2, 32, 28, 28, 8), (3, 64, 7, 7, 8), (1, 128, 14, 14, 8), (3, 12, 5, 7, 3), (1, 4, 1, 1, 4)];
+    for (i, &(n, c, h, w, groups)) in cases.iter().enumerate() {
+        let mut x = t(&[n, c, h, w], 70 + i as u64);
+        // An offset mean, as real activations have, to exercise the two-pass variance.
+        x.data_mut().iter_mut().for_each(|v| *v = 3.0 + 2.0 * *v);
+        let gamma = t(&[c], 80 + i as u64);
+        let beta = t(&[c], 90 + i as u64);
+        for act in [Activation::Silu, Activation::None] {
+            let want = cpu.group_norm(&x, groups, &gamma, &beta, 1e-5, act).unwrap();
+            let (gx, gg, gb) = (g.upload(&x).unwrap(), g.upload(&gamma).unwrap(), g.upload(&beta).unwrap());
+            let got = host(g, &g.group_norm(&gx, groups, &gg, &gb, 1e-5, act).unwrap());
+            assert_close(&format!("group_norm {n}x{c}x{h}x{w} g{groups} {act:?}"), got.data(), want.data(), 1e-5, 1e-4);
+        }
+    }
+}
+
+/// Elementwise ops are one or a few f32 operations per value: copies must be exact (atol 0),
+/// arithmetic within 1e-6 + 1e-6·|cpu| (exp in SiLU may differ in the last bits).
+#[test]
+fn elementwise_ops_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    let up = |x: &Tensor| g.upload(x).unwrap();
+    for (i, shape) in [[2usize, 32, 28, 28], [3, 5, 7, 9], [1, 1, 1, 1]].iter().enumerate() {
+        let s = i as u64 * 100;
+        let (a, b) = (t(shape, s + 1), t(shape, s + 2));
+        let bias = t(&shape[..2], s + 3);
+        let (ga, gb, gbias) = (up(&a), up(&b), up(&bias));
+        let tol = |what: &str, got: &pushforward::gpu::GpuTensor, want: Tensor, atol: f32| {
+            let got = host(g, got);
+            assert_eq!(got.shape(), want.shape(), "{what}");
+            assert_close(&format!("{what} {shape:?}"), got.data(), want.data(), atol, atol);
+        };
+        tol("silu", &g.silu(&ga).unwrap(), cpu.silu(&a).unwrap(), 1e-6);
+        tol("add", &g.add(&ga, &gb).unwrap(), cpu.add(&a, &b).unwrap(), 1e-6);
+        tol(
+            "add_channel_bias",
+            &g.add_channel_bias(&ga, &gbias).unwrap(),
+            cpu.add_channel_bias(&a, &bias).unwrap(),
+            1e-6,
+        );
+        tol("upsample_nearest2x", &g.upsample_nearest2x(&ga).unwrap(), cpu.upsample_nearest2x(&a).unwrap(), 0.0);
+        tol("repeat2", &g.repeat2(&ga).unwrap(), cpu.repeat2(&a).unwrap(), 0.0);
+        let c = t(&[shape[0], 3, shape[2], shape[3]], s + 4);
+        tol("concat_axis1", &g.concat_axis1(&ga, &up(&c)).unwrap(), cpu.concat_axis1(&a, &c).unwrap(), 0.0);
+        let v = t(&[2 * shape[0], shape[1], shape[2], shape[3]], s + 5);
+        tol("guidance_mix", &g.guidance_mix(&up(&v), 2.5).unwrap(), cpu.guidance_mix(&v, 2.5).unwrap(), 1e-6);
+    }
+    // Column concat of matrices (the MLP's [x, e]).
+    let (a, b) = (t(&[37, 2], 7), t(&[37, 32], 8));
+    let got = host(g, &g.concat_axis1(&up(&a), &up(&b)).unwrap());
+    assert_close("concat_axis1 [37,2]+[37,32]", got.data(), cpu.concat_axis1(&a, &b).unwrap().data(), 0.0, 0.0);
+}
+
+/// Runge–Kutta combinations with 0..=9 terms (9 > 6 chains two dispatches): atol/rtol 1e-6.
+#[test]
+fn lincomb_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    let shape = [333usize, 2];
+    let x = t(&shape, 1);
+    let ks: Vec<Tensor> = (0..9).map(|i| t(&shape, 10 + i)).collect();
+    let gx = g.upload(&x).unwrap();
+    let gks: Vec<_> = ks.iter().map(|k| g.upload(k).unwrap()).collect();
+    let coefs = [0.1f32, -0.25, 0.3125, 1.5, -2.0, 0.7, 0.01, -0.9, 0.33];
+    for nterms in [0, 1, 3, 6, 7, 9] {
+        let ct: Vec<(f32, &Tensor)> = coefs.iter().zip(&ks).take(nterms).map(|(c, k)| (*c, k)).collect();
+        let gt: Vec<(f32, &_)> = coefs.iter().zip(&gks).take(nterms).map(|(c, k)| (*c, k)).collect();
+        let want = cpu.lincomb(&x, &ct).unwrap();
+        let got = host(g, &g.lincomb(&gx, &gt).unwrap());
+        assert_close(&format!("lincomb {nterms} terms"), got.data(), want.data(), 1e-6, 1e-6);
+    }
+}
+
+/// The time embedding row is computed by the CPU kernel and broadcast (exact); the class
+/// embedding is a gather (exact).
+#[test]
+fn embeddings_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    for (t_, n, dim) in [(0.0f32, 3usize, 32usize), (0.37, 5, 32), (1.0, 1, 128), (0.5, 7, 2)] {
+        let want = cpu.time_embedding(t_, n, dim, 1000.0).unwrap();
+        let got = host(g, &g.time_embedding(t_, n, dim, 1000.0).unwrap());
+        assert_eq!(got.shape(), want.shape());
+        assert_close(&format!("time_embedding t{t_} n{n} d{dim}"), got.data(), want.data(), 0.0, 0.0);
+    }
+    let table = t(&[11, 128], 5);
+    let ids = [3u32, 10, 0, 0, 7, 10, 1];
+    let want = cpu.embedding(&table, &ids).unwrap();
+    let got = host(g, &g.embedding(&g.upload(&table).unwrap(), &ids).unwrap());
+    assert_close("embedding gather", got.data(), want.data(), 0.0, 0.0);
+    assert!(g.embedding(&g.upload(&table).unwrap(), &[11]).is_err(), "out-of-range id is an error");
+}
+
+/// Reductions: the scaled RMS error within 1e-5 relative (f32 tree sums vs the CPU's f64), the
+/// finiteness check exactly, on sizes from one workgroup to many partials.
+#[test]
+fn reductions_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    for (i, len) in [1usize, 255, 1000, 70_001, 600_000].into_iter().enumerate() {
+        let s = 200 + 3 * i as u64;
+        let (e, a, b) = (t(&[len], s), t(&[len], s + 1), t(&[len], s + 2));
+        let (ge, ga, gb) = (g.upload(&e).unwrap(), g.upload(&a).unwrap(), g.upload(&b).unwrap());
+        let want = pollster::block_on(cpu.scaled_rms_error(&e, &a, &b, 1e-3, 1e-4)).unwrap();
+        let got = pollster::block_on(g.scaled_rms_error(&ge, &ga, &gb, 1e-3, 1e-4)).unwrap();
+        assert_close(&format!("scaled_rms_error len {len}"), &[got], &[want], 0.0, 1e-5);
+        assert!(pollster::block_on(g.all_finite(&ga)).unwrap());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut x = a.clone();
+            x.data_mut()[len / 2] = bad;
+            assert!(!pollster::block_on(g.all_finite(&g.upload(&x).unwrap())).unwrap(), "{bad} at len {len}");
+        }
+    }
+}
+
+/// Philox words must be bit-identical to rng.rs. The normals go through the device's sqrt, cos
+/// and sin (the log is computed accurately in rng.wgsl), whose last bits differ from Rust's
+/// libm: every normal must be within 8 ulps of the CPU's, or within 1e-6 absolute where a value
+/// near 0 makes ulps meaningless (measured on lavapipe: at most 3 ulps).
+#[test]
+fn rng_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (seed, stream, first_block) in
+        [(0u64, 0u32, 0u64), (0xDEAD_BEEF_1234_5678, 1, (1u64 << 32) - 3), (42, 7, 12345)]
+    {
+        let words = pollster::block_on(g.philox_words(seed, stream, first_block, 1000)).unwrap();
+        for (j, w) in words.chunks_exact(4).enumerate() {
+            let b = first_block + j as u64;
+            let want = rng::philox4x32_10([b as u32, (b >> 32) as u32, stream, 0], [seed as u32, (seed >> 32) as u32]);
+            assert_eq!(w, want, "philox block {b} of seed {seed:#x}, stream {stream}");
+        }
+    }
+    let mut max_ulps = 0i64;
+    let mut max_abs = 0.0f32;
+    for (seed, start, len) in [(7u64, 0u64, 100_000usize), (9, 3, 1001), (11, (1u64 << 34) + 2, 517)] {
+        let got = host(g, &g.normal_noise(seed, rng::STREAM_INIT, start, &[len]).unwrap());
+        let mut want = vec![0.0; len];
+        rng::fill_normal(seed, rng::STREAM_INIT, start, &mut want);
+        for (i, (a, b)) in got.data().iter().zip(&want).enumerate() {
+            let ulps = (a.to_bits() as i64 - b.to_bits() as i64).abs();
+            let abs = (a - b).abs();
+            assert!(
+                ulps <= 8 || abs <= 1e-6,
+                "normal {} of seed {seed}: gpu {a} vs cpu {b} ({ulps} ulps)",
+                start + i as u64
+            );
+            max_ulps = max_ulps.max(ulps);
+            max_abs = max_abs.max(abs);
+        }
+    }
+    eprintln!("normal_noise: max difference {max_ulps} ulps, {max_abs:.3e} absolute");
+}
+
+/// A tiny per-dimension workgroup limit forces every kernel onto a folded 2-D grid; results
+/// must match the CPU exactly as with the real limits.
+#[test]
+fn two_d_dispatch_grids_match_cpu() {
+    let limits = PlanLimits { max_binding_bytes: u64::MAX, max_buffer_bytes: u64::MAX, max_workgroups_per_dim: 8 };
+    let Some(g) = open(&GpuOptions { limits: Some(limits), ..Default::default() }) else { return };
+    let cpu = CpuBackend;
+    let x = t(&[300, 36], 1);
+    let w = t(&[70, 36], 2);
+    let want = cpu.linear(&x, &w, None, Activation::Silu).unwrap();
+    let got = host(&g, &g.linear(&g.upload(&x).unwrap(), &g.upload(&w).unwrap(), None, Activation::Silu).unwrap());
+    assert_close("linear on a 8-wide grid", got.data(), want.data(), 1e-5, 1e-4);
+    let xi = t(&[3, 8, 13, 13], 3);
+    let wi = t(&[16, 8, 3, 3], 4);
+    let want = cpu.conv2d(&xi, &wi, None, 1, 1).unwrap();
+    let got = host(&g, &g.conv2d(&g.upload(&xi).unwrap(), &g.upload(&wi).unwrap(), None, 1, 1).unwrap());
+    assert_close("conv2d on a 8-wide grid", got.data(), want.data(), 1e-5, 1e-4);
+    let gx = g.upload(&xi).unwrap();
+    let want = cpu.add(&xi, &xi).unwrap();
+    assert_close("add on a 8-wide grid", host(&g, &g.add(&gx, &gx).unwrap()).data(), want.data(), 1e-6, 1e-6);
+    let gam = t(&[8], 5);
+    let want = cpu.group_norm(&xi, 2, &gam, &gam, 1e-5, Activation::None).unwrap();
+    let gg = g.upload(&gam).unwrap();
+    let got = host(&g, &g.group_norm(&gx, 2, &gg, &gg, 1e-5, Activation::None).unwrap());
+    assert_close("group_norm on a 8-wide grid", got.data(), want.data(), 1e-5, 1e-4);
+    let got = host(&g, &g.normal_noise(5, 0, 0, &[4000]).unwrap());
+    let mut want = vec![0.0; 4000];
+    rng::fill_normal(5, 0, 0, &mut want);
+    assert_close("normal_noise on a 8-wide grid", got.data(), &want, 4e-6, 2e-6);
+    let e = t(&[5000], 6);
+    let ge = g.upload(&e).unwrap();
+    let want = pollster::block_on(cpu.scaled_rms_error(&e, &e, &e, 1e-3, 1e-3)).unwrap();
+    let got = pollster::block_on(g.scaled_rms_error(&ge, &ge, &ge, 1e-3, 1e-3)).unwrap();
+    assert_close("scaled_rms_error with 8 partials", &[got], &[want], 0.0, 1e-5);
+}
+
+pub fn mlp_config(num_classes: usize) -> ModelConfig {
+    ModelConfig {
+        format_version: 1,
+        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 256, depth: 3, time_embed_dim: 32, time_scale: 1000.0 }),
+        data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
+        num_classes,
+        path: PathConfig::Linear,
+        provenance: Default::default(),
+    }
+}
+
+pub fn unet_config() -> ModelConfig {
+    ModelConfig {
+        format_version: 1,
+        arch: ArchConfig::Unet(UnetConfig {
+            in_channels: 1,
+            base_channels: 32,
+            channel_mult: vec![1, 2, 2],
+            num_res_blocks: 1,
+            groups: 8,
+            time_scale: 1000.0,
+        }),
+        data: DataConfig::Image { channels: 1, height: 28, width: 28, range: [-1.0, 1.0] },
+        num_classes: 10,
+        path: PathConfig::Linear,
+        provenance: Default::default(),
+    }
+}
+
+/// Relative error max|gpu - cpu| / max|cpu| of one velocity evaluation.
+fn forward_rel_error(g: &GpuBackend, model: &Model, x: &Tensor, t_: f32, labels: Option<&[u32]>) -> f32 {
+    let cpu = CpuBackend;
+    let cnet = Network::new(&cpu, model).unwrap();
+    let gnet = Network::new(g, model).unwrap();
+    let want = cnet.velocity(&cpu, x, t_, labels).unwrap();
+    let got = host(g, &gnet.velocity(g, &g.upload(x).unwrap(), t_, labels).unwrap());
+    let scale = want.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let err = got.data().iter().zip(want.data()).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    err / scale
+}
+
+/// Whole forwards of random-weight models of the shipped sizes: ≤ 1e-4 relative to the largest
+/// output magnitude.
+#[test]
+fn model_forwards_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let mlp = Model::random(mlp_config(0), 1).unwrap();
+    let x = t(&[45, 2], 9);
+    for t_ in [0.0f32, 0.37, 1.0] {
+        let rel = forward_rel_error(g, &mlp, &x, t_, None);
+        eprintln!("MLP forward t = {t_}: relative error {rel:.3e}");
+        assert!(rel <= 1e-4, "MLP forward at t = {t_}: relative error {rel:e} > 1e-4");
+    }
+    let cond = Model::random(mlp_config(4), 2).unwrap();
+    let labels = (0..45u32).map(|i| i % 5).collect::<Vec<_>>();
+    let rel = forward_rel_error(g, &cond, &x, 0.6, Some(&labels));
+    eprintln!("conditional MLP forward: relative error {rel:.3e}");
+    assert!(rel <= 1e-4, "conditional MLP forward: relative error {rel:e} > 1e-4");
+
+    let unet = Model::random(unet_config(), 3).unwrap();
+    let x = t(&[3, 1, 28, 28], 10);
+    let rel = forward_rel_error(g, &unet, &x, 0.42, Some(&[0, 9, 10]));
+    eprintln!("U-Net forward: relative error {rel:.3e}");
+    assert!(rel <= 1e-4, "U-Net forward: relative error {rel:e} > 1e-4");
+}
+
+/// Shape errors are typed errors, not panics or GPU validation failures.
+#[test]
+fn bad_shapes_are_errors() {
+    let Some(g) = gpu() else { return };
+    let a = g.upload(&t(&[3, 4], 1)).unwrap();
+    let b = g.upload(&t(&[4, 3], 2)).unwrap();
+    assert!(g.add(&a, &b).is_err());
+    assert!(g.linear(&a, &a, None, Activation::None).is_ok());
+    assert!(g.linear(&a, &b, None, Activation::None).is_err());
+    assert!(g.guidance_mix(&g.upload(&t(&[3, 2], 3)).unwrap(), 2.0).is_err());
+    assert!(g.conv2d(&a, &b, None, 1, 1).is_err());
+    pollster::block_on(g.download(&a)).unwrap();
+    g.context().check().unwrap();
+}
+
+/// Ops that record several dispatches (the two-stage reductions) must work when the pending
+/// work reaches the forced-submission threshold between their dispatches.
+#[test]
+fn multi_dispatch_ops_across_the_submission_threshold() {
+    let Some(g) = open(&GpuOptions::default()) else { return };
+    let cpu = CpuBackend;
+    let x = t(&[1000], 3);
+    let gx = g.upload(&x).unwrap();
+    let want = pollster::block_on(cpu.scaled_rms_error(&x, &x, &x, 1e-3, 1e-3)).unwrap();
+    for pre in 250..260 {
+        let mut acc = g.add(&gx, &gx).unwrap();
+        for _ in 1..pre {
+            acc = g.add(&acc, &gx).unwrap();
+        }
+        let got = pollster::block_on(g.scaled_rms_error(&gx, &gx, &gx, 1e-3, 1e-3)).unwrap();
+        assert_close(&format!("scaled_rms_error after {pre} dispatches"), &[got], &[want], 0.0, 1e-5);
+        let sum = host(&g, &acc);
+        let expect: Vec<f32> = x.data().iter().map(|v| v * (pre as f32 + 1.0)).collect();
+        assert_close(&format!("{pre} chained adds"), sum.data(), &expect, 1e-5, 1e-5);
+    }
+    g.context().check().unwrap();
+}
