@@ -219,9 +219,11 @@ fn fixed_step_solve_reads_back_only_at_the_end() {
         after.submissions - before.submissions
     );
     // Buffers are recycled: a second call creates (almost) nothing new.
-    let created = g.stats().pool.created;
+    let (created, compiled) = (g.stats().pool.created, g.stats().pipelines_compiled);
     s.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
     let again = g.stats().pool.created - created;
+    assert_eq!(g.stats().pipelines_compiled, compiled, "no pipeline is compiled twice");
+    assert!(compiled <= pushforward::gpu::Kernel::ALL.len());
     eprintln!("second call: {again} new buffers");
     assert_eq!(again, 0, "a repeat call creates no buffers");
 }
