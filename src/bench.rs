@@ -158,22 +158,57 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
     println!("GPU adapter: {}", ctx.describe());
     let t = Instant::now();
     gpu.warm_up().map_err(|e| e.to_string())?;
-    println!("compiling all {} pipelines: {:.2} s (once per device, not in the timings)", gpu.stats().pipelines_compiled, t.elapsed().as_secs_f64());
+    println!(
+        "creating all {} pipelines: {:.2} s (once per device; a driver that compiles lazily, like lavapipe, does it in the untimed warm-up call)",
+        gpu.stats().pipelines_compiled,
+        t.elapsed().as_secs_f64()
+    );
     if !ctx.timestamps {
         println!("this adapter has no TIMESTAMP_QUERY: no per-kernel-family breakdown");
     }
 
     let (mlp, unet) = bench_configs();
     let mut cases = Vec::new();
-    let heun = |n, steps, labels, guidance| SampleOptions { n, solver: Solver::Heun, steps, labels, guidance, ..Default::default() };
+    let heun = |n, steps, labels, guidance| SampleOptions {
+        n,
+        solver: Solver::Heun,
+        steps,
+        labels,
+        guidance,
+        ..Default::default()
+    };
     // Scaled rows first: they also warm the pipelines and the buffer pool for the full rows.
     let n_small = if quick { 1024 } else { 4096 };
-    cases.push(Workload { name: format!("MLP 34-256x3-2, {n_small} points, heun 8"), size: "scaled", config: mlp.clone(), opts: heun(n_small, 8, Labels::Unconditional, 1.0), cpu: true });
+    cases.push(Workload {
+        name: format!("MLP 34-256x3-2, {n_small} points, heun 8"),
+        size: "scaled",
+        config: mlp.clone(),
+        opts: heun(n_small, 8, Labels::Unconditional, 1.0),
+        cpu: true,
+    });
     let (n_img, steps_img) = if quick { (2, 2) } else { (4, 10) };
-    cases.push(Workload { name: format!("U-Net 32x[1,2,2], {n_img} images, w=2, heun {steps_img}"), size: "scaled", config: unet.clone(), opts: heun(n_img, steps_img, Labels::Cycle, 2.0), cpu: true });
+    cases.push(Workload {
+        name: format!("U-Net 32x[1,2,2], {n_img} images, w=2, heun {steps_img}"),
+        size: "scaled",
+        config: unet.clone(),
+        opts: heun(n_img, steps_img, Labels::Cycle, 2.0),
+        cpu: true,
+    });
     if !quick {
-        cases.push(Workload { name: "MLP 34-256x3-2, 65536 points, heun 8".into(), size: "full", config: mlp.clone(), opts: heun(65536, 8, Labels::Unconditional, 1.0), cpu: true });
-        cases.push(Workload { name: "U-Net 32x[1,2,2], 16 images, w=2, heun 10".into(), size: "full", config: unet.clone(), opts: heun(16, 10, Labels::Cycle, 2.0), cpu: true });
+        cases.push(Workload {
+            name: "MLP 34-256x3-2, 65536 points, heun 8".into(),
+            size: "full",
+            config: mlp.clone(),
+            opts: heun(65536, 8, Labels::Unconditional, 1.0),
+            cpu: true,
+        });
+        cases.push(Workload {
+            name: "U-Net 32x[1,2,2], 16 images, w=2, heun 10".into(),
+            size: "full",
+            config: unet.clone(),
+            opts: heun(16, 10, Labels::Cycle, 2.0),
+            cpu: true,
+        });
     }
     let reps = if quick { 1 } else { 3 };
     let mut rows = Vec::new();
@@ -211,8 +246,11 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
             let total: f64 = p.secs.values().sum();
             let mut v: Vec<(Family, f64)> = p.secs.iter().map(|(f, s)| (*f, *s)).collect();
             v.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let parts: Vec<String> =
-                v.iter().filter(|(_, s)| *s / total >= 0.005).map(|(f, s)| format!("{} {:.0}%", f.name(), 100.0 * s / total)).collect();
+            let parts: Vec<String> = v
+                .iter()
+                .filter(|(_, s)| *s / total >= 0.005)
+                .map(|(f, s)| format!("{} {:.0}%", f.name(), 100.0 * s / total))
+                .collect();
             format!("{} (sum {:.0} ms)", parts.join(", "), total * 1e3)
         } else {
             "n/a (no timestamp queries)".into()
@@ -263,7 +301,8 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
     let after = gpu.stats();
     let readbacks = after.readbacks - before.readbacks;
     // Round trip of one scalar readback on an idle queue: the pure stall a step pays.
-    let x = crate::Backend::upload(&gpu, &crate::Tensor::zeros(vec![1]).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let x = crate::Backend::upload(&gpu, &crate::Tensor::zeros(vec![1]).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
     let rt = median_secs(21, || {
         pollster::block_on(crate::Backend::all_finite(&gpu, &x)).expect("readback");
     });
@@ -281,6 +320,9 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
         100.0 * rt * readbacks as f64 / wall
     );
     let s = gpu.stats();
-    println!("buffer pool: {} buffers created, {} reuses; {} submissions, {} dispatches", s.pool.created, s.pool.reused, s.submissions, s.dispatches);
+    println!(
+        "buffer pool: {} buffers created, {} reuses; {} submissions, {} dispatches",
+        s.pool.created, s.pool.reused, s.submissions, s.dispatches
+    );
     Ok(())
 }

@@ -169,6 +169,27 @@ fn small_device_limits_split_batches_with_identical_samples() {
     assert!(d <= 1e-6, "split U-Net samples differ by {d:e}");
     assert_eq!(split.stats.nfe, 3 * whole.stats.nfe);
 
+    // Dopri5 chooses its steps per chunk, so its samples agree to the global solver error, not
+    // bit for bit. A smooth field (time_scale 1: the time embedding varies slowly) and tolerances
+    // of 1e-5 keep that well below 1e-3. Adaptive trajectories cannot be stitched across chunks
+    // and are refused with a reason.
+    let limits = PlanLimits { max_binding_bytes: 10 << 10, max_buffer_bytes: 10 << 10, max_workgroups_per_dim: 65535 };
+    let Some(small) = open(&GpuOptions { limits: Some(limits), ..Default::default() }) else { return };
+    let mut config = mlp(0, 3).config;
+    if let ArchConfig::Mlp(c) = &mut config.arch {
+        c.time_scale = 1.0;
+    }
+    let model = Model::random(config, 3).unwrap();
+    let o = SampleOptions { n: 47, solver: Solver::Dopri5, rtol: 1e-5, atol: 1e-5, seed: 2, ..Default::default() };
+    let whole = run(g, &model, &o);
+    let split = run(&small, &model, &o);
+    let d = max_abs_diff(whole.samples.data(), split.samples.data());
+    eprintln!("dopri5 in 5 chunks: max |split - whole| = {d:e}");
+    assert!(d <= 1e-3, "chunked dopri5 differs by {d:e}");
+    let o = SampleOptions { trajectory_every: Some(1), ..o };
+    let err = Sampler::new(&small, &model).unwrap().sample(&o, &mut |_| ControlFlow::Continue(()));
+    assert!(matches!(err, Err(Error::InvalidOption { option: "trajectory_every", .. })), "{err:?}");
+
     // A sample that fits no binding at all is a typed error, not a crash.
     let limits = PlanLimits { max_binding_bytes: 512, max_buffer_bytes: 512, max_workgroups_per_dim: 65535 };
     let Some(tiny) = open(&GpuOptions { limits: Some(limits), ..Default::default() }) else { return };
@@ -198,9 +219,11 @@ fn fixed_step_solve_reads_back_only_at_the_end() {
         after.submissions - before.submissions
     );
     // Buffers are recycled: a second call creates (almost) nothing new.
-    let created = g.stats().pool.created;
+    let (created, compiled) = (g.stats().pool.created, g.stats().pipelines_compiled);
     s.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
     let again = g.stats().pool.created - created;
+    assert_eq!(g.stats().pipelines_compiled, compiled, "no pipeline is compiled twice");
+    assert!(compiled <= pushforward::gpu::Kernel::ALL.len());
     eprintln!("second call: {again} new buffers");
     assert_eq!(again, 0, "a repeat call creates no buffers");
 }

@@ -390,7 +390,9 @@ impl GpuBackend {
             r.profiler = None;
             return Ok(!on || self.ctx.timestamps);
         }
-        let count = 2 * MAX_PENDING as u32;
+        // Two timestamps per pass; an op may record a few passes beyond MAX_PENDING before the
+        // forced submission (see `Recorder::record`), hence the slack.
+        let count = 2 * (MAX_PENDING as u32 + 64);
         let device = &r.device;
         let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("pushforward timestamps"),

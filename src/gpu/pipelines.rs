@@ -68,7 +68,9 @@ pub enum Kernel {
         vec4: bool,
     },
     /// `k3s1`: the 3×3 stride-1 specialisation.
-    Conv2d { k3s1: bool },
+    Conv2d {
+        k3s1: bool,
+    },
     GroupNorm,
     Silu,
     Add,
