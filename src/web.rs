@@ -8,11 +8,13 @@
 //! const r = await s.sample({ n: 4096, solver: 'heun', steps: 8, seed: 1, returnSamples: true });
 //! ```
 
+use crate::Backend;
 use crate::cpu::CpuBackend;
+use crate::gpu::{GpuBackend, GpuOptions};
 use crate::model::{DataConfig, Model};
 use crate::ode::Solver;
 use crate::render::{self, Rgba};
-use crate::sampler::{Labels, SampleOptions, Sampler as CoreSampler};
+use crate::sampler::{Labels, Progress, SampleOptions, SampleOutput, Sampler as CoreSampler};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use wasm_bindgen::prelude::*;
@@ -64,10 +66,46 @@ struct SampleResult {
     n: usize,
 }
 
+/// The sampler on whichever backend was chosen (the library is generic; JS sees one class).
+enum Engine {
+    Cpu(CoreSampler<CpuBackend>),
+    Gpu(CoreSampler<GpuBackend>),
+}
+
+impl Engine {
+    async fn sample(&self, o: &SampleOptions, progress: &mut dyn FnMut(Progress) -> ControlFlow<()>) -> crate::Result<SampleOutput> {
+        match self {
+            Engine::Cpu(s) => s.sample_async(o, progress).await,
+            Engine::Gpu(s) => s.sample_async(o, progress).await,
+        }
+    }
+
+    fn initial_noise(&self, n: usize, seed: u64) -> crate::Result<crate::Tensor> {
+        match self {
+            Engine::Cpu(s) => s.initial_noise(n, seed),
+            Engine::Gpu(s) => s.initial_noise(n, seed),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Engine::Cpu(_) => "cpu",
+            Engine::Gpu(_) => "webgpu",
+        }
+    }
+
+    fn adapter(&self) -> String {
+        match self {
+            Engine::Cpu(_) => "wasm CPU kernels (simd128)".into(),
+            Engine::Gpu(s) => s.backend().name(),
+        }
+    }
+}
+
 /// A model loaded into a backend, drawing into an optional canvas.
 #[wasm_bindgen]
 pub struct Sampler {
-    core: CoreSampler<CpuBackend>,
+    core: Engine,
     model: Model,
     canvas: Option<web_sys::HtmlCanvasElement>,
     backend_reason: String,
@@ -95,23 +133,36 @@ impl Sampler {
         };
         let model = Model::from_bytes(&bytes).map_err(js_err)?;
         let backend = get("backend").as_string().unwrap_or_else(|| "auto".into());
-        let reason = match backend.as_str() {
-            "cpu" => "the CPU backend was requested".to_string(),
+        // `auto`: WebGPU on a hardware adapter; the wasm CPU kernels when WebGPU is missing or the
+        // adapter is a software fallback (SwiftShader is ~50× slower than wasm SIMD here).
+        let (use_gpu, reason) = match backend.as_str() {
+            "cpu" => (false, "the CPU backend was requested".to_string()),
+            "webgpu" => (true, "the WebGPU backend was requested".to_string()),
             "auto" => match probe_webgpu().await {
-                WebGpuProbe::Missing => "WebGPU is not available in this browser; using the wasm CPU kernels".into(),
-                WebGpuProbe::NoAdapter => "WebGPU found no adapter; using the wasm CPU kernels".into(),
-                WebGpuProbe::Fallback(name) => format!(
-                    "the WebGPU adapter ({name}) is a software fallback, far slower than wasm SIMD; using the wasm CPU kernels"
+                WebGpuProbe::Missing => (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into()),
+                WebGpuProbe::NoAdapter => (false, "WebGPU found no adapter; using the wasm CPU kernels".into()),
+                WebGpuProbe::Fallback(name) => (
+                    false,
+                    format!("the WebGPU adapter ({name}) is a software fallback, far slower than wasm SIMD; using the wasm CPU kernels"),
                 ),
-                WebGpuProbe::Hardware(name) => {
-                    format!("WebGPU adapter {name} found, but this build runs the wasm CPU kernels (GPU engine pending)")
-                }
+                WebGpuProbe::Hardware(name) => (true, format!("hardware WebGPU adapter {name}")),
             },
-            "webgpu" => return Err(JsError::new("the WebGPU backend is not available in this build; use backend: 'cpu'")),
             other => return Err(JsError::new(&format!("unknown backend `{other}` (auto, webgpu or cpu)"))),
         };
+        let (core, reason) = if use_gpu {
+            match GpuBackend::new_async(&GpuOptions::default()).await.and_then(|b| CoreSampler::new(b, &model)) {
+                Ok(s) => (Engine::Gpu(s), reason),
+                // An explicit request fails loudly; `auto` falls back and says why.
+                Err(e) if backend == "webgpu" => return Err(js_err(format!("WebGPU backend unavailable: {e}"))),
+                Err(e) => (
+                    Engine::Cpu(CoreSampler::new(CpuBackend, &model).map_err(js_err)?),
+                    format!("WebGPU failed to start ({e}); using the wasm CPU kernels"),
+                ),
+            }
+        } else {
+            (Engine::Cpu(CoreSampler::new(CpuBackend, &model).map_err(js_err)?), reason)
+        };
         let canvas = get("canvas").dyn_into::<web_sys::HtmlCanvasElement>().ok();
-        let core = CoreSampler::new(CpuBackend, &model).map_err(js_err)?;
         Ok(Sampler { core, model, canvas, backend_reason: reason, frames: Default::default(), last_options: Default::default() })
     }
 
@@ -120,7 +171,8 @@ impl Sampler {
         let v = serde_json::json!({
             "config": self.model.config,
             "parameters": self.model.param_count(),
-            "backend": "cpu",
+            "backend": self.core.kind(),
+            "adapter": self.core.adapter(),
             "backendReason": self.backend_reason,
         });
         v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
@@ -152,7 +204,7 @@ impl Sampler {
             }
             ControlFlow::Continue(())
         };
-        let out = self.core.sample_async(&options, &mut progress).await.map_err(js_err)?;
+        let out = self.core.sample(&options, &mut progress).await.map_err(js_err)?;
         let t1 = now_ms();
         if let Some(canvas) = &self.canvas {
             let frames: Vec<Vec<f32>> = out.frames.iter().map(|(_, f)| f.data().to_vec()).collect();
@@ -167,7 +219,7 @@ impl Sampler {
         *self.last_options.borrow_mut() = Some(options.clone());
         let t2 = now_ms();
         let res = SampleResult {
-            backend: "cpu".into(),
+            backend: self.core.kind().into(),
             nfe: out.stats.nfe,
             accepted_steps: out.stats.accepted,
             rejected_steps: out.stats.rejected,
@@ -213,7 +265,7 @@ impl Sampler {
         let Some(mut o) = self.last_options.borrow().clone() else { return Err(JsError::new("call sample() first")) };
         if o.trajectory_every != Some(1) {
             o.trajectory_every = Some(1);
-            let out = self.core.sample_async(&o, &mut |_| ControlFlow::Continue(())).await.map_err(js_err)?;
+            let out = self.core.sample(&o, &mut |_| ControlFlow::Continue(())).await.map_err(js_err)?;
             *self.frames.borrow_mut() = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
         }
         let start = now_ms();
