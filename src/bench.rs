@@ -3,7 +3,7 @@
 //! dev-dependencies; this one ships in the binary and needs none.
 
 use crate::cpu::{Activation, CpuBackend, conv2d, matmul};
-use crate::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, PathConfig, UnetConfig};
+use crate::model::{Model, ModelConfig};
 use crate::ode::Solver;
 use crate::sampler::{Labels, SampleOptions, Sampler};
 use std::ops::ControlFlow;
@@ -64,29 +64,7 @@ pub fn run_cpu(quick: bool) {
 
     println!("\nSampling on the cpu backend (random weights of the shipped sizes)");
     println!("{:<44} {:>8} {:>6} {:>10}", "workload", "solver", "NFE", "ms");
-    let mlp = ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 256, depth: 3, time_embed_dim: 32, time_scale: 1000.0 }),
-        data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
-        num_classes: 0,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-    };
-    let unet = ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Unet(UnetConfig {
-            in_channels: 1,
-            base_channels: 32,
-            channel_mult: vec![1, 2, 2],
-            num_res_blocks: 1,
-            groups: 8,
-            time_scale: 1000.0,
-        }),
-        data: DataConfig::Image { channels: 1, height: 28, width: 28, range: [-1.0, 1.0] },
-        num_classes: 10,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-    };
+    let (mlp, unet) = bench_configs();
     let n_points = if quick { 1024 } else { 4096 };
     let n_images = if quick { 2 } else { 16 };
     let cases = [
@@ -122,30 +100,7 @@ struct Workload {
 }
 
 fn bench_configs() -> (ModelConfig, ModelConfig) {
-    let mlp = ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 256, depth: 3, time_embed_dim: 32, time_scale: 1000.0 }),
-        data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
-        num_classes: 0,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-    };
-    let unet = ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Unet(UnetConfig {
-            in_channels: 1,
-            base_channels: 32,
-            channel_mult: vec![1, 2, 2],
-            num_res_blocks: 1,
-            groups: 8,
-            time_scale: 1000.0,
-        }),
-        data: DataConfig::Image { channels: 1, height: 28, width: 28, range: [-1.0, 1.0] },
-        num_classes: 10,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-    };
-    (mlp, unet)
+    (ModelConfig::mlp_preset(256, 3), ModelConfig::mnist_unet_preset())
 }
 
 /// `pushforward bench gpu`: whole sample calls on the GPU backend next to the CPU backend,

@@ -11,7 +11,7 @@ mod gpu_common;
 use gpu_common::{assert_close, gpu, host, open, rand_vec};
 use pushforward::cpu::{Activation, CpuBackend};
 use pushforward::gpu::{GpuBackend, GpuOptions, PlanLimits};
-use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, Network, PathConfig, UnetConfig};
+use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, Network, PathConfig};
 use pushforward::{Backend, Tensor, rng};
 
 fn t(shape: &[usize], seed: u64) -> Tensor {
@@ -295,21 +295,7 @@ pub fn mlp_config(num_classes: usize) -> ModelConfig {
 }
 
 pub fn unet_config() -> ModelConfig {
-    ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Unet(UnetConfig {
-            in_channels: 1,
-            base_channels: 32,
-            channel_mult: vec![1, 2, 2],
-            num_res_blocks: 1,
-            groups: 8,
-            time_scale: 1000.0,
-        }),
-        data: DataConfig::Image { channels: 1, height: 28, width: 28, range: [-1.0, 1.0] },
-        num_classes: 10,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-    }
+    ModelConfig::mnist_unet_preset()
 }
 
 /// Relative error max|gpu - cpu| / max|cpu| of one velocity evaluation.

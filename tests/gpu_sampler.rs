@@ -10,7 +10,7 @@ mod gpu_common;
 use gpu_common::{gpu, open};
 use pushforward::cpu::CpuBackend;
 use pushforward::gpu::{GpuOptions, PlanLimits};
-use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, PathConfig, UnetConfig};
+use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, PathConfig};
 use pushforward::ode::Solver;
 use pushforward::sampler::{Labels, SampleOptions, SampleOutput, Sampler};
 use pushforward::{Backend, Error};
@@ -29,22 +29,7 @@ fn mlp(num_classes: usize, seed: u64) -> Model {
 }
 
 fn unet() -> Model {
-    let config = ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Unet(UnetConfig {
-            in_channels: 1,
-            base_channels: 32,
-            channel_mult: vec![1, 2, 2],
-            num_res_blocks: 1,
-            groups: 8,
-            time_scale: 1000.0,
-        }),
-        data: DataConfig::Image { channels: 1, height: 28, width: 28, range: [-1.0, 1.0] },
-        num_classes: 10,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-    };
-    Model::random(config, 5).unwrap()
+    Model::random(ModelConfig::mnist_unet_preset(), 5).unwrap()
 }
 
 fn run<B: Backend>(backend: B, model: &Model, o: &SampleOptions) -> SampleOutput {

@@ -116,6 +116,39 @@ fn check_time_scale(field: &str, v: f32) -> Result<()> {
 }
 
 impl ModelConfig {
+    /// A 2-D points MLP of the given size (range ±3, linear path, unconditional): for tests,
+    /// benchmarks and random-weight models.
+    pub fn mlp_preset(width: usize, depth: usize) -> Self {
+        ModelConfig {
+            format_version: FORMAT_VERSION,
+            arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width, depth, time_embed_dim: 32, time_scale: 1000.0 }),
+            data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
+            num_classes: 0,
+            path: PathConfig::Linear,
+            provenance: Provenance::default(),
+        }
+    }
+
+    /// The shipped mnist U-Net's architecture (base 32, mult [1,2,2], 1 res block, 8 groups,
+    /// 10 classes, 1×28×28 in [-1, 1]).
+    pub fn mnist_unet_preset() -> Self {
+        ModelConfig {
+            format_version: FORMAT_VERSION,
+            arch: ArchConfig::Unet(UnetConfig {
+                in_channels: 1,
+                base_channels: 32,
+                channel_mult: vec![1, 2, 2],
+                num_res_blocks: 1,
+                groups: 8,
+                time_scale: 1000.0,
+            }),
+            data: DataConfig::Image { channels: 1, height: 28, width: 28, range: [-1.0, 1.0] },
+            num_classes: 10,
+            path: PathConfig::Linear,
+            provenance: Provenance::default(),
+        }
+    }
+
     /// Parses and validates the JSON config string.
     pub fn from_json(json: &str) -> Result<Self> {
         let cfg: ModelConfig =
