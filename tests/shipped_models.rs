@@ -192,7 +192,7 @@ fn argmax(v: &[f32; 10]) -> u32 {
 /// accuracy (a wrong Rust port would not).
 #[test]
 fn digit_classifier_port_is_accurate_on_held_out_digits() {
-    let w = read_fixture(&root().join("tests/fixtures/mnist_classifier.safetensors"));
+    let w = read_fixture(&root().join("train/mnist_classifier.safetensors"));
     let fx = read_fixture(&root().join("tests/fixtures/mnist_heldout.safetensors"));
     let (x, y) = (&fx["x"], &fx["y"]);
     let logits = classify_digits(&w, x);
@@ -208,7 +208,7 @@ fn digit_classifier_port_is_accurate_on_held_out_digits() {
 fn mnist_samples_are_the_requested_class() {
     let p = root().join("models/mnist.safetensors");
     let model = Model::from_bytes(&std::fs::read(&p).unwrap()).unwrap();
-    let w = read_fixture(&root().join("tests/fixtures/mnist_classifier.safetensors"));
+    let w = read_fixture(&root().join("train/mnist_classifier.safetensors"));
     let sampler = Sampler::new(CpuBackend, &model).unwrap();
     let o = SampleOptions {
         n: 200,
