@@ -57,6 +57,24 @@ def path_sample(kind, x0, x1, t):
     raise ValueError(kind)
 
 
+def ot_pair(x0, x1, group):
+    """Minibatch optimal-transport coupling (OT-CFM, Tong et al. 2023): within each group of
+    `group` rows, permute x0 to the exact squared-Euclidean assignment to x1. The path stays
+    x_t = (1-t) x0 + t x1 with target x1 - x0; only the joint sampling of (x0, x1) changes,
+    which straightens the marginal flow (fewer solver steps needed)."""
+    from scipy.optimize import linear_sum_assignment
+
+    out = x0.clone()
+    a = x0.flatten(1).double().numpy()
+    b = x1.flatten(1).double().numpy()
+    for s in range(0, len(x0), group):
+        e = min(s + group, len(x0))
+        c = ((b[s:e, None, :] - a[None, s:e, :]) ** 2).sum(-1)  # [x1 row, x0 row]
+        r, col = linear_sum_assignment(c)
+        out[s + r] = x0[s + col]
+    return out
+
+
 def lr_at(progress, tc):
     base = tc["lr"]
     warm = tc.get("warmup_frac", 0.02)
@@ -135,6 +153,9 @@ def main():
     )
     ema_decay = tc.get("ema_decay", 0.999)
     label_drop = tc.get("label_dropout", 0.1)
+    coupling = tc.get("coupling", "independent")  # or "ot" (minibatch OT, unconditional only)
+    ot_group = tc.get("ot_group", 256)
+    assert coupling in ("independent", "ot") and not (coupling == "ot" and num_classes > 0)
     ckpt_every = tc.get("checkpoint_every", 1000)
     log_every = tc.get("log_every", 200)
 
@@ -148,6 +169,7 @@ def main():
             "machine": machine_string(args.threads),
             "torch": torch.__version__,
             "lr": tc["lr"],
+            "coupling": coupling if coupling == "independent" else f"minibatch-ot (groups of {ot_group})",
             "ema_decay": ema_decay,
             "params": nparams,
             "metrics": metrics or {},
@@ -182,6 +204,8 @@ def main():
             drop = torch.rand(bs, generator=gen) < label_drop
             y[drop] = num_classes
         x0 = torch.randn(x1.shape, generator=gen)
+        if coupling == "ot":
+            x0 = ot_pair(x0, x1, ot_group)
         t = torch.rand(bs, generator=gen)
         xt, target = path_sample(path_kind, x0, x1, t)
         pred = model(xt, t, y)
