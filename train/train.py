@@ -41,7 +41,7 @@ def machine_string(threads):
                     break
     except OSError:
         pass
-    return f"{name}, {threads} threads"
+    return f"{name}, {threads} thread{'s' if threads != 1 else ''}"
 
 
 def path_sample(kind, x0, x1, t):
