@@ -2,7 +2,7 @@
 class, Frechet distance in its 128-d penultimate features).
 
 Trained on the same 9k train split as the flow model; weights are cached in
-models/mnist_classifier.safetensors (plain safetensors, no pushforward config).
+train/mnist_classifier.safetensors (plain safetensors, no pushforward config).
 """
 
 import os
@@ -19,7 +19,7 @@ sys.path.insert(0, HERE)
 
 from export import read_safetensors, write_safetensors  # noqa: E402
 
-PATH = os.path.join(REPO, "models", "mnist_classifier.safetensors")
+PATH = os.path.join(HERE, "mnist_classifier.safetensors")
 
 
 class DigitCNN(nn.Module):

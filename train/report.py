@@ -123,7 +123,7 @@ def table_2d(ev, name):
 def table_digits(ev, name):
     c = ev["classifier"]
     out = [f"Classifier (`train/classifier.py`, {c['params']:,} params, trained on the 9k train split, "
-           f"weights `models/mnist_classifier.safetensors`): held-out accuracy **{c['heldout_acc'] * 100:.2f}%**.",
+           f"weights `train/mnist_classifier.safetensors`): held-out accuracy **{c['heldout_acc'] * 100:.2f}%**.",
            "",
            f"Fréchet distance in the classifier's 128-d penultimate features, 1,000 samples (100 per class) "
            f"vs the 1,000 held-out digits. Floor: 1,000 random train digits vs held-out = "
