@@ -1,0 +1,324 @@
+"""Evaluate a shipped model.
+
+    python train/evaluate.py models/moons.safetensors [--config train/configs/moons.toml] [--threads 2]
+
+2-D models: sliced Wasserstein-2 (definition below, reimplemented by the Rust
+tests) and energy distance between 10k samples and 10k fresh data points, for
+every solver x NFE, next to the data-vs-data floor. Writes models/<name>_eval.json,
+models/<name>_nfe.png and models/<name>_samples.png.
+
+Digits: class accuracy under a small CNN classifier (train/classifier.py) and
+Frechet distance in its penultimate features, for guidance w in {1,2,3} and
+NFE in {4,8,20}. Writes models/<name>_eval.json and models/<name>_samples.png.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from data import sample2d  # noqa: E402
+from export import load_model  # noqa: E402
+from solvers import solve  # noqa: E402
+
+NFES = [1, 2, 4, 8, 16, 32]
+FIXED = ["euler", "midpoint", "heun", "rk4"]
+EPS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+DOPRI_TOLS = [1e-2, 1e-3, 1e-4]
+
+EVAL_NOISE_SEED = 4242
+EVAL_DATA_SEED = 1_000_001
+FLOOR_DATA_SEED = 1_000_002
+N_EVAL = 10_000
+
+
+def sw2(a, b, L=128):
+    """Sliced W2: directions theta_k = pi k / L, k = 0..L-1; per direction
+    W2^2 = mean((sort(a.u) - sort(b.u))^2); SW2 = sqrt(mean_k W2^2). a, b: [n, 2], same n."""
+    a = torch.as_tensor(np.asarray(a), dtype=torch.float64)
+    b = torch.as_tensor(np.asarray(b), dtype=torch.float64)
+    assert a.shape == b.shape and a.shape[1] == 2
+    th = math.pi * torch.arange(L, dtype=torch.float64) / L
+    u = torch.stack([torch.cos(th), torch.sin(th)], 1)  # [L, 2]
+    pa = torch.sort(a @ u.T, dim=0).values
+    pb = torch.sort(b @ u.T, dim=0).values
+    w2sq = ((pa - pb) ** 2).mean(dim=0)
+    return float(torch.sqrt(w2sq.mean()))
+
+
+def _mean_dist(a, b, same, chunk=1000):
+    tot = 0.0
+    a32, b32 = a.float(), b.float()
+    for i in range(0, len(a), chunk):
+        tot += torch.cdist(a32[i : i + chunk], b32).double().sum().item()
+    n, m = len(a), len(b)
+    return tot / (n * (n - 1)) if same else tot / (n * m)
+
+
+_SELF_CACHE = {}
+
+
+def energy_distance(a, b):
+    """E-statistic 2E|X-Y| - E|X-X'| - E|Y-Y'| (within-set means exclude the diagonal;
+    distances in float32, sums in float64)."""
+    a = torch.as_tensor(np.asarray(a), dtype=torch.float64)
+    b = torch.as_tensor(np.asarray(b), dtype=torch.float64)
+    key = (b.shape, float(b.sum()), float((b * b).sum()))
+    if key not in _SELF_CACHE:
+        _SELF_CACHE[key] = _mean_dist(b, b, True)
+    return 2 * _mean_dist(a, b, False) - _mean_dist(a, a, True) - _SELF_CACHE[key]
+
+
+def velocity_fn(model, y=None, w=1.0, num_classes=0):
+    """f(x, t) for the solvers; classifier-free guidance when y is given and w != 1."""
+
+    def f(x, t):
+        tt = torch.full((x.shape[0],), float(t), dtype=x.dtype)
+        with torch.no_grad():
+            if y is None:
+                return model(x, tt)
+            if w == 1.0:
+                return model(x, tt, y)
+            null = torch.full_like(y, num_classes)
+            v = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
+            vc, vu = v.chunk(2)
+            return vu + w * (vc - vu)
+
+    return f
+
+
+def solver_grid():
+    """(label, method, nfe, tol) for the 2-D tables."""
+    out = []
+    for m in FIXED:
+        for n in NFES:
+            if n % EPS_PER_STEP[m] == 0:
+                out.append((m, n, None))
+    for tol in DOPRI_TOLS:
+        out.append(("dopri5", None, tol))
+    return out
+
+
+def evaluate_2d(path, cfg, model, mcfg, outdir):
+    ds = cfg["data"]["dataset"]
+    name = cfg["name"]
+    ref = sample2d(ds, N_EVAL, EVAL_DATA_SEED)
+    other = sample2d(ds, N_EVAL, FLOOR_DATA_SEED)
+    floor_sw2 = sw2(ref, other)
+    floor_ed = energy_distance(ref, other)
+    x0 = torch.randn(N_EVAL, 2, generator=torch.Generator().manual_seed(EVAL_NOISE_SEED))
+    f = velocity_fn(model)
+    rows = []
+    samples = {}
+    for m, n, tol in solver_grid():
+        t0 = time.time()
+        x1, nfe = solve(f, x0, m, nfe=n, rtol=tol, atol=tol)
+        x1 = x1.numpy()
+        s = sw2(x1, ref)
+        e = energy_distance(x1, ref)
+        rows.append({"solver": m, "nfe": nfe, "tol": tol, "sw2": s, "energy": e,
+                     "sw2_over_floor": s / floor_sw2})
+        samples[(m, n, tol)] = x1
+        print(f"[{name}] {m:8s} nfe {nfe:4d} tol {tol} sw2 {s:.4f} ({s / floor_sw2:.2f}x) "
+              f"energy {e:.5f} [{time.time() - t0:.1f}s]", flush=True)
+
+    def get(m, n):
+        return next(r for r in rows if r["solver"] == m and r["nfe"] == n and r["tol"] is None)
+
+    best2 = min((r for r in rows if r["nfe"] == 2 and r["tol"] is None), key=lambda r: r["sw2"])
+    heun8 = get("heun", 8)
+    metrics = {
+        "sw2_floor": floor_sw2,
+        "energy_floor": floor_ed,
+        "sw2_heun_8": heun8["sw2"],
+        "sw2_heun_8_over_floor": heun8["sw2_over_floor"],
+        "sw2_best_2": best2["sw2"],
+        "sw2_best_2_over_floor": best2["sw2_over_floor"],
+        "sw2_euler_1": get("euler", 1)["sw2"],
+        "sw2_rk4_32": get("rk4", 32)["sw2"],
+    }
+    dp = [r for r in rows if r["solver"] == "dopri5"]
+    for r in dp:
+        metrics[f"sw2_dopri5_tol{r['tol']:.0e}"] = r["sw2"]
+        metrics[f"nfe_dopri5_tol{r['tol']:.0e}"] = r["nfe"]
+    result = {"name": name, "kind": "points2d", "dataset": ds, "floor": {"sw2": floor_sw2, "energy": floor_ed},
+              "best_2": {"solver": best2["solver"], "sw2": best2["sw2"]}, "rows": rows, "metrics": metrics}
+
+    # plots
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for key, ax, fl in (("sw2", axes[0], floor_sw2), ("energy", axes[1], floor_ed)):
+        for m in FIXED + ["dopri5"]:
+            rr = sorted([r for r in rows if r["solver"] == m], key=lambda r: r["nfe"])
+            ax.plot([r["nfe"] for r in rr], [r[key] for r in rr], "o-", label=m)
+        ax.axhline(fl, color="k", ls="--", label="data vs data")
+        ax.set_xscale("log", base=2)
+        if key == "sw2":
+            ax.set_yscale("log")
+        else:  # the energy distance estimate can be slightly negative
+            ax.set_yscale("symlog", linthresh=1e-5)
+        ax.set_xlabel("NFE")
+        ax.set_ylabel(key)
+        ax.set_title(f"{name}: {key} vs NFE")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(outdir, f"{name}_nfe.png"), dpi=80)
+    plt.close(fig)
+
+    show = [("data", None), ("euler 1", ("euler", 1, None)), ("heun 2", ("heun", 2, None)),
+            ("heun 8", ("heun", 8, None)), ("rk4 32", ("rk4", 32, None)), ("dopri5 1e-4", ("dopri5", None, 1e-4))]
+    fig, axes = plt.subplots(1, len(show), figsize=(3 * len(show), 3))
+    rg = mcfg["data"]["range"]
+    for ax, (lab, key) in zip(axes, show):
+        pts = ref if key is None else samples[key]
+        ax.scatter(pts[:5000, 0], pts[:5000, 1], s=0.5, alpha=0.5)
+        ax.set_xlim(*rg[0])
+        ax.set_ylim(*rg[1])
+        ax.set_aspect("equal")
+        ax.set_title(lab, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(os.path.join(outdir, f"{name}_samples.png"), dpi=70)
+    plt.close(fig)
+    return result
+
+
+def frechet(fa, fb):
+    fa = np.asarray(fa, np.float64)
+    fb = np.asarray(fb, np.float64)
+    mu1, mu2 = fa.mean(0), fb.mean(0)
+    s1, s2 = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+    # trace sqrt(s1 s2) via eigenvalues of sqrt(s1) s2 sqrt(s1) (symmetric PSD)
+    w, v = np.linalg.eigh(s1)
+    r1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = r1 @ s2 @ r1
+    ev = np.linalg.eigvalsh((m + m.T) / 2)
+    tr = np.sqrt(np.clip(ev, 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr)
+
+
+DIGIT_PLAN = (("euler", 4), ("heun", 8), ("heun", 20))  # (solver, NFE): Euler at 4 NFE, Heun above
+
+
+def evaluate_digits(path, cfg, model, mcfg, outdir, ws=(1.0, 2.0, 3.0), plan=DIGIT_PLAN, per_class=100):
+    import classifier as clf
+    from data import load_mnist
+
+    name = cfg["name"]
+    nc = mcfg["num_classes"]
+    md = load_mnist(cfg["data"].get("split_seed", 0))
+    cnet, cinfo = clf.load_or_train(md)
+    feats_test = clf.features(cnet, md["x_test"])
+    rng = np.random.default_rng(7)
+    sub = rng.choice(len(md["x_train"]), len(md["x_test"]), replace=False)
+    feats_train_sub = clf.features(cnet, md["x_train"][sub])
+    fd_floor = frechet(feats_train_sub, feats_test)
+    fd_floor_full = frechet(clf.features(cnet, md["x_train"]), feats_test)
+    print(f"[{name}] classifier held-out acc {cinfo['heldout_acc']:.4f}; FD floor (1k train vs 1k held-out) "
+          f"{fd_floor:.3f}, (9k train vs held-out) {fd_floor_full:.3f}", flush=True)
+
+    y = torch.arange(nc).repeat_interleave(per_class)
+    x0 = torch.randn(len(y), 1, 28, 28, generator=torch.Generator().manual_seed(EVAL_NOISE_SEED))
+    rows = []
+    grids = {}
+    for m, n in plan:
+        for w in ws:
+            t0 = time.time()
+            xs = []
+            for i in range(0, len(y), 250):
+                f = velocity_fn(model, y[i : i + 250], w, nc)
+                xs.append(solve(f, x0[i : i + 250], m, nfe=n)[0])
+            xs = torch.cat(xs).clamp(-1, 1).numpy()
+            pred = clf.predict(cnet, xs)
+            acc = float((pred == y.numpy()).mean())
+            fd = frechet(clf.features(cnet, xs), feats_test)
+            rows.append({"solver": m, "nfe": n, "w": w, "class_acc": acc, "fd": fd})
+            grids[(m, n, w)] = xs
+            print(f"[{name}] {m} nfe {n} w {w}: class acc {acc:.3f} FD {fd:.3f} [{time.time() - t0:.0f}s]",
+                  flush=True)
+    best = max(rows, key=lambda r: (r["class_acc"], -r["fd"]))
+    best_fd = min(rows, key=lambda r: r["fd"])
+    metrics = {
+        "classifier_heldout_acc": cinfo["heldout_acc"],
+        "fd_floor_1k_train_vs_heldout": fd_floor,
+        "best_class_acc": best["class_acc"],
+        "best_class_acc_nfe": best["nfe"],
+        "best_class_acc_w": best["w"],
+        "best_fd": best_fd["fd"],
+        "best_fd_nfe": best_fd["nfe"],
+        "best_fd_w": best_fd["w"],
+    }
+    for r in rows:
+        metrics[f"acc_{r['solver']}_{r['nfe']}_w{r['w']:g}"] = r["class_acc"]
+        metrics[f"fd_{r['solver']}_{r['nfe']}_w{r['w']:g}"] = r["fd"]
+    result = {"name": name, "kind": "image", "classifier": cinfo, "fd_floor": fd_floor,
+              "fd_floor_9k_train": fd_floor_full, "rows": rows, "metrics": metrics,
+              "per_class": per_class}
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = ("heun", 20, 2.0) if ("heun", 20, 2.0) in grids else next(iter(grids))
+    xs = grids[key]
+    grid = np.ones((10 * 29 + 1, 10 * 29 + 1)) * -1
+    for c in range(10):
+        for k in range(10):
+            grid[1 + 29 * c : 29 * c + 29, 1 + 29 * k : 29 * k + 29] = xs[c * per_class + k, 0]
+    plt.imsave(os.path.join(outdir, f"{name}_samples.png"), (grid + 1) / 2, cmap="gray", vmin=0, vmax=1)
+    result["grid"] = {"solver": key[0], "nfe": key[1], "w": key[2]}
+    return result
+
+
+def evaluate_file(path, cfg, threads=2, outdir=None):
+    torch.set_num_threads(threads)
+    model, mcfg = load_model(path)
+    outdir = outdir or os.path.dirname(os.path.abspath(path))
+    if mcfg["data"]["kind"] == "points2d":
+        res = evaluate_2d(path, cfg, model, mcfg, outdir)
+    else:
+        res = evaluate_digits(path, cfg, model, mcfg, outdir)
+    res["config"] = mcfg
+    with open(os.path.join(outdir, f"{cfg['name']}_eval.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    return res["metrics"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--config")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--write-metrics", action="store_true",
+                    help="re-export the model with the metrics in its provenance")
+    args = ap.parse_args()
+    from train import load_config
+
+    name = os.path.splitext(os.path.basename(args.model))[0]
+    cfg = load_config(args.config or os.path.join(HERE, "configs", f"{name}.toml"))
+    metrics = evaluate_file(args.model, cfg, threads=args.threads)
+    print(json.dumps(metrics, indent=1))
+    if args.write_metrics:
+        from export import read_safetensors, write_safetensors
+
+        tensors, meta = read_safetensors(args.model)
+        c = json.loads(meta["pushforward"])
+        c["provenance"]["metrics"] = metrics
+        write_safetensors(args.model, tensors, {"pushforward": json.dumps(c)})
+
+
+if __name__ == "__main__":
+    main()
