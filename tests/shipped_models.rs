@@ -4,7 +4,7 @@
 
 use pushforward::cpu::CpuBackend;
 use pushforward::metrics::sliced_w2;
-use pushforward::model::{DataConfig, Model, Network};
+use pushforward::model::{DataConfig, Model, Network, PathConfig};
 use pushforward::ode::Solver;
 use pushforward::sampler::{SampleOptions, Sampler};
 use pushforward::Tensor;
@@ -113,8 +113,9 @@ fn shipped_2d_models_meet_the_quality_floors() {
         let DataConfig::Points2d { .. } = model.config.data else { continue };
         let dataset = model.config.provenance.dataset.clone().expect("2-D models record their dataset");
         let fx = read_fixture(&root().join(format!("tests/fixtures/{dataset}_data.safetensors")));
-        let mut draws: Vec<&Tensor> = fx.values().collect();
-        draws.sort_by(|a, b| a.data()[0].total_cmp(&b.data()[0]));
+        let mut names: Vec<&String> = fx.keys().collect();
+        names.sort();
+        let draws: Vec<&Tensor> = names.iter().map(|k| &fx[*k]).collect();
         assert!(draws.len() >= 2, "{dataset}: need at least two data draws");
         let mut pairs = Vec::new();
         for i in 0..draws.len() {
@@ -134,6 +135,16 @@ fn shipped_2d_models_meet_the_quality_floors() {
             }
             acc.iter().sum::<f64>() / acc.len() as f64
         };
+        if model.config.path == PathConfig::Cosine {
+            // The diffusion-style (cosine) path is curved: it is shipped to be compared with the
+            // linear path, and the few-NFE floors are the linear path's. It must still converge:
+            // RK4 at 32 NFE within 1.6× the floor (PyTorch's evaluation measured 1.50×).
+            let rk4_32 = sw(Solver::Rk4, 8);
+            println!("{name} (cosine path): floor {floor:.4}, rk4 32 NFE {rk4_32:.4} ({:.2}x)", rk4_32 / floor);
+            assert!(rk4_32 <= 1.6 * floor, "{name}: rk4 32 NFE SW2 {rk4_32:.4} > 1.6 × floor {floor:.4}");
+            checked += 1;
+            continue;
+        }
         let heun8 = sw(Solver::Heun, 4);
         let two = [sw(Solver::Euler, 2), sw(Solver::Midpoint, 1), sw(Solver::Heun, 1)];
         let best2 = two.iter().cloned().fold(f64::INFINITY, f64::min);

@@ -32,7 +32,9 @@ from models import build_model  # noqa: E402
 FIX = os.path.join(REPO, "tests", "fixtures")
 MODELS = os.path.join(REPO, "models")
 T8 = [0.0, 1.0, 0.5, 0.25, 0.75, 0.1, 0.9, 0.333]
-DATA_SEEDS = {"a": 2_000_001, "b": 2_000_002}
+# Four independent draws: SW2 at 10k points is noisy (floors from single pairs range 0.013–0.023
+# for moons), so the Rust test averages the floor over all pairs and the model over all draws.
+DATA_SEEDS = {"a": 2_000_001, "b": 2_000_002, "c": 2_000_003, "d": 2_000_004}
 
 
 def forward_fixture(weights_path, out_path, seed=0):

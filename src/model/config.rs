@@ -129,8 +129,9 @@ impl ModelConfig {
         }
     }
 
-    /// The shipped mnist U-Net's architecture (base 32, mult [1,2,2], 1 res block, 8 groups,
-    /// 10 classes, 1×28×28 in [-1, 1]).
+    /// An mnist-sized class-conditional U-Net (base 32, mult [1,2,2], 1 res block, 8 groups,
+    /// 10 classes, 1×28×28 in [-1, 1]): the size benchmarks and GPU tests use with random
+    /// weights. (The shipped `models/mnist.safetensors` is base 24; see models/README.md.)
     pub fn mnist_unet_preset() -> Self {
         ModelConfig {
             format_version: FORMAT_VERSION,
