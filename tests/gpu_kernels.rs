@@ -372,3 +372,31 @@ fn multi_dispatch_ops_across_the_submission_threshold() {
     }
     g.context().check().unwrap();
 }
+
+/// Every shipped model (`models/*.safetensors`, trained weights): GPU forward vs CPU forward
+/// ≤ 1e-4 relative, at the ends and the middle of the time range, with the null class included
+/// for the conditional model.
+#[test]
+fn shipped_model_forwards_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut checked = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    for p in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors")) {
+        let model = Model::from_bytes(&std::fs::read(&p).unwrap()).unwrap();
+        let batch = if model.config.sample_len() > 100 { 3 } else { 37 };
+        let mut shape = vec![batch];
+        shape.extend(model.config.sample_shape());
+        let x = t(&shape, 40 + checked);
+        let k = model.config.num_classes as u32;
+        let labels: Option<Vec<u32>> = (k > 0).then(|| (0..batch as u32).map(|i| (i * 4) % (k + 1)).collect());
+        for t_ in [0.0f32, 0.5, 1.0] {
+            let rel = forward_rel_error(g, &model, &x, t_, labels.as_deref());
+            eprintln!("{}: t = {t_}: relative error {rel:.3e}", p.display());
+            assert!(rel <= 1e-4, "{}: t = {t_}: relative error {rel:e} > 1e-4", p.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 6, "expected the six shipped models, found {checked}");
+}

@@ -237,3 +237,37 @@ fn mnist_samples_are_the_requested_class() {
     println!("mnist: {hits}/{} samples classified as the requested digit ({:.1}%), {} NFE", out.labels.len(), 100.0 * share, out.stats.nfe);
     assert!(share >= 0.95, "only {share:.3} of samples are the requested class");
 }
+
+/// `tests/fixtures/mnist_reference.safetensors` holds native CPU mnist samples (one per class,
+/// Heun 5 steps, guidance 2, seed 3) for the browser test, which compares the wasm backends
+/// against it. This test proves the reference is current (the native sampler reproduces it)
+/// and right (the classifier reads every sample as its requested digit). Regenerate with
+/// `PUSHFORWARD_WRITE_FIXTURES=1 cargo test --test shipped_models mnist_reference`.
+#[test]
+fn mnist_reference_samples_are_current_and_recognisable() {
+    let model = Model::from_bytes(&std::fs::read(root().join("models/mnist.safetensors")).unwrap()).unwrap();
+    let sampler = Sampler::new(CpuBackend, &model).unwrap();
+    let o = SampleOptions {
+        n: 10,
+        solver: Solver::Heun,
+        steps: 5,
+        seed: 3,
+        labels: pushforward::sampler::Labels::Cycle,
+        guidance: 2.0,
+        ..Default::default()
+    };
+    let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+    let path = root().join("tests/fixtures/mnist_reference.safetensors");
+    if std::env::var_os("PUSHFORWARD_WRITE_FIXTURES").is_some() {
+        let bytes: Vec<u8> = out.samples.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, out.samples.shape().to_vec(), &bytes).unwrap();
+        let meta = HashMap::from([("options".to_string(), "n 10, labels 0..9, heun 5 steps, guidance 2, seed 3".to_string())]);
+        std::fs::write(&path, safetensors::serialize([("samples", view)], Some(meta)).unwrap()).unwrap();
+    }
+    let reference = &read_fixture(&path)["samples"];
+    let worst = out.samples.data().iter().zip(reference.data()).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst <= 1e-4, "native samples moved from the reference by {worst}");
+    let w = read_fixture(&root().join("train/mnist_classifier.safetensors"));
+    let classes: Vec<u32> = classify_digits(&w, reference).iter().map(argmax).collect();
+    assert_eq!(classes, (0..10).collect::<Vec<u32>>());
+}

@@ -3,7 +3,8 @@
 // software adapter runs ~1 GFLOP/s.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch } from './harness.mjs';
+import path from 'node:path';
+import { launch, readSafetensors, root } from './harness.mjs';
 
 let b;
 before(async () => {
@@ -50,4 +51,31 @@ test('guided mnist U-Net on WebGPU equals the CPU backend', async () => {
   console.log(`mnist: max |gpu − cpu| = ${d.toExponential(2)}; gpu ${gpu.ms.toFixed(0)} ms, cpu ${cpu.ms.toFixed(0)} ms`);
   assert.ok(d <= 1e-3, `max abs difference ${d}`);
   assert.deepEqual(b.consoleErrors, []);
+});
+
+test('mnist draws a grid, and its samples are the reference digits (wasm CPU; WebGPU is compared to it above)', async () => {
+  const ref = readSafetensors(path.join(root, 'tests/fixtures/mnist_reference.safetensors')).samples.data;
+  const opts = { n: 10, solver: 'heun', steps: 5, seed: 3, label: 'all', guidance: 2 };
+  const out = await b.page.evaluate(async (opts) => {
+    const res = {};
+    for (const backend of ['cpu']) {
+      const canvas = document.createElement('canvas');
+      canvas.width = 400; canvas.height = 100;
+      const s = await window.pushforward.Sampler.create({ canvas, model: 'models/mnist.safetensors', backend });
+      const r = await s.sample({ ...opts, returnSamples: true });
+      const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      let bright = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 128) bright++;
+      s.dispose();
+      res[backend] = { samples: Array.from(r.samples), labels: Array.from(r.labels), bright };
+    }
+    return res;
+  }, opts);
+  for (const [backend, r] of Object.entries(out)) {
+    const d = maxAbs(r.samples, Array.from(ref));
+    console.log(`mnist ${backend}: max |browser − native reference| = ${d.toExponential(2)}, ${r.bright} bright grid pixels`);
+    assert.deepEqual(r.labels, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.ok(d <= 1e-3, `${backend}: ${d}`);
+    assert.ok(r.bright > 500, 'the digit grid is drawn');
+  }
 });
