@@ -14,6 +14,8 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
 fi
 echo "== cargo test"
 cargo test --all-targets
+# libtest hides the output of passing tests: say which adapter the GPU tests ran on.
+cargo test -q --test gpu_kernels linear_matches_cpu -- --nocapture 2>&1 | grep -E "GPU tests run on|skipping GPU" | head -1
 echo "== browser bundle"
 bash scripts/build-web.sh
 echo "== browser tests (headless Chromium)"

@@ -94,13 +94,26 @@ struct Workload {
     name: String,
     /// "full" (the size the issue names) or "scaled" (sized so a software adapter takes seconds).
     size: &'static str,
-    config: ModelConfig,
+    model: Model,
     opts: SampleOptions,
     cpu: bool,
 }
 
 fn bench_configs() -> (ModelConfig, ModelConfig) {
     (ModelConfig::mlp_preset(256, 3), ModelConfig::mnist_unet_preset())
+}
+
+/// The shipped moons and mnist models when run from the repository (`models/`), else random
+/// weights of the preset sizes; with a short label for the table.
+fn bench_models() -> ((Model, String), (Model, String)) {
+    let (mlp, unet) = bench_configs();
+    let load = |path: &str, fallback: ModelConfig, label: &str| {
+        match std::fs::read(path).ok().and_then(|b| Model::from_bytes(&b).ok()) {
+            Some(m) => (m, format!("{label} ({path})")),
+            None => (Model::random(fallback, 0).expect("valid preset"), format!("{label} (random weights)")),
+        }
+    };
+    (load("models/moons.safetensors", mlp, "moons MLP"), load("models/mnist.safetensors", unet, "mnist U-Net"))
 }
 
 /// `pushforward bench gpu`: whole sample calls on the GPU backend next to the CPU backend,
@@ -122,7 +135,7 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
         println!("this adapter has no TIMESTAMP_QUERY: no per-kernel-family breakdown");
     }
 
-    let (mlp, unet) = bench_configs();
+    let ((mlp, mlp_name), (unet, unet_name)) = bench_models();
     let mut cases = Vec::new();
     let heun = |n, steps, labels, guidance| SampleOptions {
         n,
@@ -135,32 +148,32 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
     // Scaled rows first: they also warm the pipelines and the buffer pool for the full rows.
     let n_small = if quick { 1024 } else { 4096 };
     cases.push(Workload {
-        name: format!("MLP 34-256x3-2, {n_small} points, heun 8"),
+        name: format!("{mlp_name}, {n_small} points, heun 8"),
         size: "scaled",
-        config: mlp.clone(),
+        model: mlp.clone(),
         opts: heun(n_small, 8, Labels::Unconditional, 1.0),
         cpu: true,
     });
     let (n_img, steps_img) = if quick { (2, 2) } else { (4, 10) };
     cases.push(Workload {
-        name: format!("U-Net 32x[1,2,2], {n_img} images, w=2, heun {steps_img}"),
+        name: format!("{unet_name}, {n_img} images, w=2, heun {steps_img}"),
         size: "scaled",
-        config: unet.clone(),
+        model: unet.clone(),
         opts: heun(n_img, steps_img, Labels::Cycle, 2.0),
         cpu: true,
     });
     if !quick {
         cases.push(Workload {
-            name: "MLP 34-256x3-2, 65536 points, heun 8".into(),
+            name: format!("{mlp_name}, 65536 points, heun 8"),
             size: "full",
-            config: mlp.clone(),
+            model: mlp.clone(),
             opts: heun(65536, 8, Labels::Unconditional, 1.0),
             cpu: true,
         });
         cases.push(Workload {
-            name: "U-Net 32x[1,2,2], 16 images, w=2, heun 10".into(),
+            name: format!("{unet_name}, 16 images, w=2, heun 10"),
             size: "full",
-            config: unet.clone(),
+            model: unet.clone(),
             opts: heun(16, 10, Labels::Cycle, 2.0),
             cpu: true,
         });
@@ -170,8 +183,8 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
     println!("\n| workload | size | NFE | cpu ms | gpu ms | gpu/cpu | GPU time by kernel family |");
     println!("|---|---|---:|---:|---:|---:|---|");
     for w in &cases {
-        let model = Model::random(w.config.clone(), 0).map_err(|e| e.to_string())?;
-        let gs = Sampler::new(&gpu, &model).map_err(|e| e.to_string())?;
+        let model = &w.model;
+        let gs = Sampler::new(&gpu, model).map_err(|e| e.to_string())?;
         let mut nfe = 0;
         let mut err = None;
         // Scaled rows: median of `reps` after a warm-up call; full rows: one timed call.
@@ -226,8 +239,7 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
 
     // Parameter arena vs a fresh uniform buffer per dispatch, on the small MLP (many small
     // dispatches, where per-dispatch overhead shows).
-    let model = Model::random(mlp.clone(), 0).map_err(|e| e.to_string())?;
-    let gs = Sampler::new(&gpu, &model).map_err(|e| e.to_string())?;
+    let gs = Sampler::new(&gpu, &mlp).map_err(|e| e.to_string())?;
     let o = heun(256, 8, Labels::Unconditional, 1.0);
     let time_mode = |fresh: bool| -> Result<f64, String> {
         gpu.set_fresh_param_buffers(fresh).map_err(|e| e.to_string())?;
@@ -242,7 +254,7 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
     let (arena, fresh) = (time_mode(false)?, time_mode(true)?);
     gpu.set_fresh_param_buffers(false).map_err(|e| e.to_string())?;
     println!(
-        "\nuniform parameters, MLP 256 points heun 8 ({per_call} dispatches per call): arena {:.2} ms, fresh buffer per dispatch {:.2} ms",
+        "\nuniform parameters, {mlp_name}, 256 points heun 8 ({per_call} dispatches per call): arena {:.2} ms, fresh buffer per dispatch {:.2} ms",
         arena * 1e3,
         fresh * 1e3
     );
