@@ -197,7 +197,7 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
             return Err(e);
         }
         let c_secs = if w.cpu {
-            let cs = Sampler::new(CpuBackend, &model).map_err(|e| e.to_string())?;
+            let cs = Sampler::new(CpuBackend, model).map_err(|e| e.to_string())?;
             time(&mut || {
                 cs.sample(&w.opts, &mut |_| ControlFlow::Continue(())).expect("cpu bench sample");
             })
