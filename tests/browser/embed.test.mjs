@@ -21,8 +21,14 @@ test('embed page runs three samplers, lazily, with no console errors', async () 
   // The samplers below the fold have not started yet.
   const before = await page.evaluate(() => Object.keys(window.__sampled));
   assert.deepEqual(before, ['moons']);
-  await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
-  await page.waitForFunction(() => Object.keys(window.__sampled).length === 3, null, { timeout: 120_000 });
+  // Scroll to each sampler in turn, as a reader would.
+  for (const id of ['checker', 'spirals']) {
+    await page.evaluate((id) => document.getElementById(id).scrollIntoView(), id);
+    await page.waitForFunction((id) => window.__sampled[id], id, { timeout: 60_000 }).catch(async (e) => {
+      const status = await page.evaluate((id) => document.getElementById(id).shadowRoot.querySelector('.status').textContent, id);
+      throw new Error(`${id} never sampled (status: "${status}"): ${e.message}`);
+    });
+  }
   const results = await page.evaluate(() => window.__sampled);
   for (const [id, r] of Object.entries(results)) {
     console.log(`${id}: ${r.n} samples, ${r.nfe} NFE, ${r.sampleMs.toFixed(0)} ms on ${r.backend}`);
