@@ -62,7 +62,8 @@ fn block_words(j: u32) -> vec4<u32> {
     return philox(vec4<u32>(lo, hi, p.stream, 0u), vec2<u32>(p.key0, p.key1));
 }
 
-// ln(u) for normal u > 0, accurate to about an ulp. The device `log` is only specified to an
+// ln(u) for normal u > 0, accurate to about an ulp; written operation for operation as
+// `rng::ln_f32` so the CPU and this shader round alike (bit-identical on lavapipe). The device `log` is only specified to an
 // absolute error of ~2^-21 (lavapipe's differs from Rust's by ~1e-7), and sqrt(-2 ln u) turns
 // that into absolute errors of ~1e-5 for u near 1 (small radii). Here: u = 2^e·m with
 // m ∈ [√½, √2), ln m = 2·atanh(s), s = (m-1)/(m+1), |s| ≤ 0.172, by its odd series to s^13;
@@ -82,7 +83,7 @@ fn ln_accurate(u: f32) -> f32 {
     return fe * 0.693145751953125 + (fe * 1.4286068e-6 + 2.0 * (s + s * poly));
 }
 
-// (cos θ, sin θ) for θ ∈ [0, 2π], accurate to about an ulp. Device sin/cos are only specified
+// (cos θ, sin θ) for θ ∈ [0, 2π], accurate to about an ulp; the twin of `rng::sincos_f32`. Device sin/cos are only specified
 // to an absolute error of 2^-11 (SwiftShader's differ from Rust's by ~1e-3, which the ODE then
 // carries into the samples). Cody–Waite reduction by π/2 (hi part 1.5703125 has 8 significant
 // bits, so k·hi is exact for the quadrants k ≤ 4), then Taylor series on |x| ≤ π/4.

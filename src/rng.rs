@@ -1,6 +1,7 @@
 //! Seeded, counter-based Gaussian noise: the same `(seed, stream, index)` gives the same number
 //! on every backend, in any order, on any number of threads — so a sample drawn on the CPU, in
-//! wasm, or by a WGSL shader is bit-for-bit (up to the last ulp of `ln`/`cos`/`sin`) the same.
+//! wasm, or by a WGSL shader is the same — bit for bit where the device rounds `+ − × ÷ sqrt` as
+//! IEEE 754 does and does not fuse `a·b + c` (so on lavapipe, tested; other GPUs within ulps).
 //!
 //! A counter-based generator is used instead of a stateful one because the GPU fills noise in
 //! parallel: every element can be computed independently from its index, with no sequential
@@ -33,6 +34,10 @@
 //! - `r = sqrt(−2 · ln(u1))`;
 //! - `θ = 2π · u2` with `2π` the f32 constant `6.2831855` (`std::f32::consts::TAU`);
 //! - the even lane (0 or 2) is `r · cos(θ)`, the odd lane (1 or 3) is `r · sin(θ)`.
+//!
+//! `ln`, `cos` and `sin` are not the platform's (libm, the GPU's builtins, which WGSL specifies
+//! only to ~2^-11 absolute) but the f32 formulas of [`ln_f32`] and [`sincos_f32`], which
+//! `shaders/rng.wgsl` writes operation for operation the same way; `sqrt` is IEEE.
 //!
 //! With 24-bit uniforms the largest magnitude is `sqrt(2 · 24 · ln 2) ≈ 5.77`: the tails beyond
 //! that (probability ≈ 8·10⁻⁹) are cut off, which is irrelevant for sampling noise.
@@ -78,14 +83,55 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
+/// ln(u) for normal u > 0 in plain f32 operations, written exactly as `shaders/rng.wgsl`
+/// writes it so both sides can round alike: u = 2^e·m, m ∈ [√½, √2), ln m = 2·atanh(s),
+/// s = (m−1)/(m+1), odd series to s^13; ln 2 split so that e·ln2_hi is exact.
+#[inline(always)]
+pub fn ln_f32(u: f32) -> f32 {
+    let bits = u.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    if m > 1.414_213_5 {
+        m *= 0.5;
+        e += 1;
+    }
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let poly =
+        s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0))))));
+    let fe = e as f32;
+    fe * 0.693_145_75 + (fe * 1.428_606_8e-6 + 2.0 * (s + s * poly))
+}
+
+/// (cos θ, sin θ) for θ ∈ [0, 2π], as `shaders/rng.wgsl` computes it: Cody–Waite reduction by
+/// π/2 (hi part exact for k ≤ 4), Taylor series on |x| ≤ π/4.
+#[inline(always)]
+pub fn sincos_f32(theta: f32) -> (f32, f32) {
+    let k = (theta * 0.636_619_77).round_ties_even();
+    let x = (theta - k * 1.570_312_5) - k * 4.838_267_9e-4;
+    let x2 = x * x;
+    let s = x + x * x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362_880.0 + x2 * (-1.0 / 39_916_800.0)))));
+    let c = 1.0
+        + x2 * (-0.5
+            + x2 * (1.0 / 24.0
+                + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3_628_800.0 + x2 * (1.0 / 479_001_600.0))))));
+    match (k as i32) & 3 {
+        0 => (c, s),
+        1 => (-s, c),
+        2 => (-c, -s),
+        _ => (s, -c),
+    }
+}
+
 /// Box–Muller on one pair of words → (even lane, odd lane). See the module docs.
 #[inline(always)]
 fn box_muller(ra: u32, rb: u32) -> (f32, f32) {
     let u1 = ((ra >> 8) + 1) as f32 * INV_2_24;
     let u2 = (rb >> 8) as f32 * INV_2_24;
-    let r = (-2.0 * u1.ln()).sqrt();
+    let r = (-2.0 * ln_f32(u1)).sqrt();
     let theta = std::f32::consts::TAU * u2;
-    (r * theta.cos(), r * theta.sin())
+    let (c, s) = sincos_f32(theta);
+    (r * c, r * s)
 }
 
 /// The 4 normals of one Philox block (elements `4·block .. 4·block + 4`).
