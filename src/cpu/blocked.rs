@@ -394,7 +394,8 @@ fn copy_padded<const NR: usize>(src: &[f32], dst: &mut [f32]) {
     }
 }
 
-/// Same, for b(p, j) = b[j·ldb + p] (a transposed weight).
+/// Same, for b(p, j) = b[j·ldb + p] (a transposed weight): its columns are rows of `b`, so this
+/// is the row-major A packing with the roles of rows and depth swapped.
 #[inline(always)]
 fn pack_b_transposed<const NR: usize>(
     b: &[f32],
@@ -405,22 +406,7 @@ fn pack_b_transposed<const NR: usize>(
     nc: usize,
     dst: &mut [f32],
 ) {
-    for (jp, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
-        let c0 = j0 + jp * NR;
-        let nr = NR.min(j0 + nc - c0);
-        for jj in 0..NR {
-            if jj < nr {
-                let src = &b[(c0 + jj) * ldb + p0..][..kc];
-                for (d, &v) in panel[jj..].iter_mut().step_by(NR).zip(src) {
-                    *d = v;
-                }
-            } else {
-                for d in panel[jj..].iter_mut().step_by(NR) {
-                    *d = 0.0;
-                }
-            }
-        }
-    }
+    pack_a_rowmajor::<NR>(b, ldb, j0, nc, p0, kc, dst)
 }
 
 /// In-place SiLU with a polynomial exp the compiler can vectorise (std's `exp` is a scalar libm
