@@ -197,6 +197,8 @@ def summary():
                         f"{m['fd_floor_1k_train_vs_heldout']:.2f}")
         out.append(f"| {n} | {arch} | {prov.get('params', 0):,} | {os.path.getsize(p) / 1e6:.2f} MB | "
                    f"{prov['train_steps']} steps, {prov['train_seconds'] / 60:.1f} min | {head} |")
+    out += ["", "**Checked again by the Rust sampler**: `cargo test --release --test shipped_models -- --nocapture`",
+            "prints the same metrics measured from the shipped files (floor averaged over the fixture's data draws)."]
     return "\n".join(out) + "\n"
 
 
