@@ -69,7 +69,49 @@ struct SampleResult {
 /// The sampler on whichever backend was chosen (the library is generic; JS sees one class).
 enum Engine {
     Cpu(CoreSampler<CpuBackend>),
-    Gpu(CoreSampler<GpuBackend>),
+    Gpu(CoreSampler<&'static GpuBackend>),
+}
+
+thread_local! {
+    /// The page's one WebGPU device, shared by every sampler (and every embed) on the page. It is
+    /// kept for the page's lifetime: a device is expensive to open and its pipelines and buffer
+    /// pool are what make later samplers start fast.
+    static SHARED_GPU: std::cell::Cell<Option<&'static GpuBackend>> = const { std::cell::Cell::new(None) };
+    static GPU_OPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static GPU_DEVICES_OPENED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The shared device, opened on first use. Samplers created while it is being opened wait for
+/// it instead of opening a second one.
+async fn shared_gpu() -> crate::Result<&'static GpuBackend> {
+    loop {
+        if let Some(g) = SHARED_GPU.with(|c| c.get()) {
+            return Ok(g);
+        }
+        if !GPU_OPENING.with(|c| c.replace(true)) {
+            break;
+        }
+        sleep_ms(10).await;
+    }
+    let opened = GpuBackend::new_async(&GpuOptions::default()).await;
+    GPU_OPENING.with(|c| c.set(false));
+    let g: &'static GpuBackend = Box::leak(Box::new(opened?));
+    GPU_DEVICES_OPENED.with(|c| c.set(c.get() + 1));
+    SHARED_GPU.with(|c| c.set(Some(g)));
+    Ok(g)
+}
+
+/// Resolves after `ms` milliseconds (setTimeout through `Reflect`, so it works in workers too).
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        if let Ok(f) = js_sys::Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<js_sys::Function>().map_err(JsValue::from)) {
+            let _ = f.call2(&global, &resolve, &JsValue::from(ms));
+        } else {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
 }
 
 impl Engine {
@@ -150,7 +192,7 @@ impl Sampler {
             other => return Err(JsError::new(&format!("unknown backend `{other}` (auto, webgpu or cpu)"))),
         };
         let (core, reason) = if use_gpu {
-            match GpuBackend::new_async(&GpuOptions::default()).await.and_then(|b| CoreSampler::new(b, &model)) {
+            match shared_gpu().await.and_then(|b| CoreSampler::new(b, &model)) {
                 Ok(s) => (Engine::Gpu(s), reason),
                 // An explicit request fails loudly; `auto` falls back and says why.
                 Err(e) if backend == "webgpu" => return Err(js_err(format!("WebGPU backend unavailable: {e}"))),
@@ -277,6 +319,12 @@ impl Sampler {
                 return Ok(());
             }
         }
+    }
+
+    /// How many WebGPU devices this page has opened (all samplers share one).
+    #[wasm_bindgen(js_name = webgpuDevicesOpened)]
+    pub fn webgpu_devices_opened() -> u32 {
+        GPU_DEVICES_OPENED.with(|c| c.get())
     }
 
     /// Frees the model and any backend resources.

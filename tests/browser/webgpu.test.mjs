@@ -79,3 +79,26 @@ test('mnist draws a grid, and its samples are the reference digits (wasm CPU; We
     assert.ok(r.bright > 500, 'the digit grid is drawn');
   }
 });
+
+test('every WebGPU sampler on a page shares one device, also when created at once', async () => {
+  // A fresh page (the demo itself picks the CPU on SwiftShader, so no device is open yet).
+  await b.page.reload();
+  await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+  const r = await b.page.evaluate(async () => {
+    const before = window.pushforward.Sampler.webgpuDevicesOpened();
+    if (before !== 0) throw new Error(`a device was already open: ${before}`);
+    const { Sampler } = window.pushforward;
+    const make = (m) => Sampler.create({ model: `models/${m}.safetensors`, backend: 'webgpu' });
+    const samplers = await Promise.all([make('moons'), make('spirals'), make('checkerboard')]);
+    const nfe = [];
+    for (const s of samplers) { nfe.push((await s.sample({ n: 64, steps: 2 })).nfe); s.dispose(); }
+    const again = await make('8gaussians');
+    const last = (await again.sample({ n: 64, steps: 1, solver: 'euler' })).nfe;
+    again.dispose();
+    return { opened: Sampler.webgpuDevicesOpened(), nfe, last };
+  });
+  console.log(`WebGPU devices opened by the page: ${r.opened}`);
+  assert.equal(r.opened, 1);
+  assert.deepEqual(r.nfe, [4, 4, 4]);
+  assert.equal(r.last, 1);
+});
