@@ -86,6 +86,8 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 /// ln(u) for normal u > 0 in plain f32 operations, written exactly as `shaders/rng.wgsl`
 /// writes it so both sides can round alike: u = 2^e·m, m ∈ [√½, √2), ln m = 2·atanh(s),
 /// s = (m−1)/(m+1), odd series to s^13; ln 2 split so that e·ln2_hi is exact.
+// The literals are spelled as in rng.wgsl (same f32 values), not as std constants.
+#[allow(clippy::approx_constant, clippy::excessive_precision)]
 #[inline(always)]
 pub fn ln_f32(u: f32) -> f32 {
     let bits = u.to_bits();
@@ -105,6 +107,7 @@ pub fn ln_f32(u: f32) -> f32 {
 
 /// (cos θ, sin θ) for θ ∈ [0, 2π], as `shaders/rng.wgsl` computes it: Cody–Waite reduction by
 /// π/2 (hi part exact for k ≤ 4), Taylor series on |x| ≤ π/4.
+#[allow(clippy::approx_constant, clippy::excessive_precision)]
 #[inline(always)]
 pub fn sincos_f32(theta: f32) -> (f32, f32) {
     let k = (theta * 0.636_619_77).round_ties_even();

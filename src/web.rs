@@ -105,7 +105,7 @@ async fn shared_gpu() -> crate::Result<&'static GpuBackend> {
 async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         let global = js_sys::global();
-        if let Ok(f) = js_sys::Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<js_sys::Function>().map_err(JsValue::from)) {
+        if let Ok(f) = js_sys::Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<js_sys::Function>()) {
             let _ = f.call2(&global, &resolve, &JsValue::from(ms));
         } else {
             let _ = resolve.call0(&JsValue::NULL);
@@ -423,7 +423,7 @@ async fn probe_webgpu() -> WebGpuProbe {
     let navigator = get(&js_sys::global(), "navigator");
     let gpu = get(&navigator, "gpu");
     let Ok(request) = get(&gpu, "requestAdapter").dyn_into::<js_sys::Function>() else { return WebGpuProbe::Missing };
-    let Ok(promise) = request.call0(&gpu).and_then(|p| p.dyn_into::<js_sys::Promise>().map_err(JsValue::from)) else {
+    let Ok(promise) = request.call0(&gpu).and_then(|p| p.dyn_into::<js_sys::Promise>()) else {
         return WebGpuProbe::NoAdapter;
     };
     let adapter = match JsFuture::from(promise).await {
