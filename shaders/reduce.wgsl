@@ -16,20 +16,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> in1: array<f32>;
 @group(0) @binding(4) var<storage, read> in2: array<f32>;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
-
-fn reduce(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return red[0];
-}
+// `WG`, `red` and `reduce` come from workgroup_reduce.wgsl.
 
 // Σ (err / (atol + rtol·max(|x_old|, |x_new|)))²; in0 = err, in1 = x_old, in2 = x_new.
 @compute @workgroup_size(256)
