@@ -40,6 +40,18 @@ fn tap(row: u32, ix: i32) -> f32 {
     return x[row + u32(ix)];
 }
 
+// Invocation id → its output tile (image b, first of 4 output channels co0, row oy, first of 4
+// columns ox0), with columns fastest so neighbouring invocations read neighbouring pixels.
+fn output_tile(id: u32) -> vec4<u32> {
+    let xb = id % p.xblocks;
+    var rest = id / p.xblocks;
+    let oy = rest % p.oh;
+    rest = rest / p.oh;
+    let cb = rest % p.cblocks;
+    let b = rest / p.cblocks;
+    return vec4<u32>(b, cb * 4u, oy, xb * 4u);
+}
+
 @compute @workgroup_size(64)
 fn conv2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -47,14 +59,11 @@ fn conv2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (id >= p.total) {
         return;
     }
-    let xb = id % p.xblocks;
-    var rest = id / p.xblocks;
-    let oy = rest % p.oh;
-    rest = rest / p.oh;
-    let cb = rest % p.cblocks;
-    let b = rest / p.cblocks;
-    let co0 = cb * 4u;
-    let ox0 = xb * 4u;
+    let tile = output_tile(id);
+    let b = tile.x;
+    let co0 = tile.y;
+    let oy = tile.z;
+    let ox0 = tile.w;
     let taps = p.kh * p.kw;
     let wstride = p.cin * taps;
     // Clamped channel rows of the weights (ragged c_out: the extra lanes are never stored).
@@ -116,14 +125,11 @@ fn conv3x3_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (id >= p.total) {
         return;
     }
-    let xb = id % p.xblocks;
-    var rest = id / p.xblocks;
-    let oy = rest % p.oh;
-    rest = rest / p.oh;
-    let cb = rest % p.cblocks;
-    let b = rest / p.cblocks;
-    let co0 = cb * 4u;
-    let ox0 = xb * 4u;
+    let tile = output_tile(id);
+    let b = tile.x;
+    let co0 = tile.y;
+    let oy = tile.z;
+    let ox0 = tile.w;
     let wstride = p.cin * 9u;
     let wb0 = min(co0, p.cout - 1u) * wstride;
     let wb1 = min(co0 + 1u, p.cout - 1u) * wstride;

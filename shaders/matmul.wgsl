@@ -62,6 +62,12 @@ fn store(r0: u32, c0: u32, acc: array<vec4<f32>, 4>) {
     }
 }
 
+// First output row and column of this invocation's BLK×BLK block: workgroup `tile` covers a
+// (WG·BLK)² patch, tiles numbered row-major over the output.
+fn block_origin(tile: u32, lid: vec3<u32>) -> vec2<u32> {
+    return vec2<u32>(((tile / p.tiles_m) * WG + lid.y) * BLK, ((tile % p.tiles_m) * WG + lid.x) * BLK);
+}
+
 @compute @workgroup_size(8, 8)
 fn linear_k4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -69,8 +75,9 @@ fn linear_k4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (tile >= p.tiles_n * p.tiles_m) {
         return;
     }
-    let r0 = ((tile / p.tiles_m) * WG + lid.y) * BLK;
-    let c0 = ((tile % p.tiles_m) * WG + lid.x) * BLK;
+    let origin = block_origin(tile, lid);
+    let r0 = origin.x;
+    let c0 = origin.y;
     let k4 = p.k / 4u;
     let x0 = min(r0, p.n - 1u) * k4;
     let x1 = min(r0 + 1u, p.n - 1u) * k4;
@@ -105,8 +112,9 @@ fn linear_any(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (tile >= p.tiles_n * p.tiles_m) {
         return;
     }
-    let r0 = ((tile / p.tiles_m) * WG + lid.y) * BLK;
-    let c0 = ((tile % p.tiles_m) * WG + lid.x) * BLK;
+    let origin = block_origin(tile, lid);
+    let r0 = origin.x;
+    let c0 = origin.y;
     let x0 = min(r0, p.n - 1u) * p.k;
     let x1 = min(r0 + 1u, p.n - 1u) * p.k;
     let x2 = min(r0 + 2u, p.n - 1u) * p.k;
