@@ -13,18 +13,7 @@ use pushforward::cpu::matmul::{self, Isa, Workspace};
 use std::hint::black_box;
 use std::time::Instant;
 
-/// Deterministic values in [-1, 1) (xorshift), so runs are comparable.
-fn random(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+use pushforward::rng::test_values as random;
 
 /// Median seconds per call of each closure. The closures are run round-robin (after `warmup`
 /// untimed rounds) so that load from other processes hits all of them alike.

@@ -23,17 +23,6 @@ pub fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
     v[v.len() / 2]
 }
 
-fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1 << 24) as f32 - 0.5
-        })
-        .collect()
-}
 
 pub fn run_cpu(quick: bool) {
     let reps = if quick { 3 } else { 7 };
@@ -41,7 +30,7 @@ pub fn run_cpu(quick: bool) {
     println!("{:<34} {:>10} {:>10}", "kernel", "ms", "GFLOP/s");
     let sizes: &[usize] = if quick { &[128, 256] } else { &[256, 512, 1024] };
     for &s in sizes {
-        let (a, w) = (pseudo_random(s * s, 1), pseudo_random(s * s, 2));
+        let (a, w) = (crate::rng::test_values(s * s, 1), crate::rng::test_values(s * s, 2));
         let mut out = vec![0.0; s * s];
         let t = median_secs(reps, || matmul::linear(&a, &w, None, Activation::None, s, s, s, &mut out));
         println!("{:<34} {:>10.2} {:>10.1}", format!("linear {s}x{s}x{s}"), t * 1e3, 2.0 * (s * s * s) as f64 / t / 1e9);
@@ -51,8 +40,8 @@ pub fn run_cpu(quick: bool) {
     } else {
         conv2d::Conv2dShape { batch: 16, c_in: 64, h: 32, w: 32, c_out: 64, kh: 3, kw: 3, stride: 1, pad: 1 }
     };
-    let x = pseudo_random(shape.batch * shape.c_in * shape.h * shape.w, 3);
-    let wt = pseudo_random(shape.c_out * shape.c_in * 9, 4);
+    let x = crate::rng::test_values(shape.batch * shape.c_in * shape.h * shape.w, 3);
+    let wt = crate::rng::test_values(shape.c_out * shape.c_in * 9, 4);
     let mut out = vec![0.0; shape.out_len()];
     let t = median_secs(reps, || conv2d::conv2d(&x, &wt, None, &shape, &mut out));
     println!(

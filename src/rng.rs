@@ -173,3 +173,17 @@ pub fn fill_normal(seed: u64, stream: u32, start_index: u64, out: &mut [f32]) {
         idx = idx.wrapping_add(take as u64);
     }
 }
+
+/// Deterministic values in [-1, 1) (xorshift64) for tests and benchmarks: quick, reproducible
+/// inputs, not sampling noise (that is [`fill_normal`]).
+pub fn test_values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}

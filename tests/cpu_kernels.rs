@@ -33,18 +33,7 @@ fn assert_exact_ish(got: &[f32], want: &[f32], what: &str) {
     }
 }
 
-/// Deterministic values in [-1, 1).
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+use pushforward::rng::test_values as values;
 
 fn act_strategy() -> impl Strategy<Value = Activation> {
     prop_oneof![Just(Activation::None), Just(Activation::Silu)]

@@ -37,18 +37,9 @@ pub fn gpu() -> Option<&'static GpuBackend> {
     .as_ref()
 }
 
-/// Deterministic values in [-1, 1).
-pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+/// Deterministic test inputs in [-1, 1) (not every test crate that includes this module uses it).
+#[allow(unused_imports)]
+pub use pushforward::rng::test_values as rand_vec;
 
 /// Largest violation ratio of |a-b| <= atol + rtol·|b| (≤ 1 passes) and the max abs error.
 pub fn compare(a: &[f32], b: &[f32], atol: f32, rtol: f32) -> (f32, f32) {
