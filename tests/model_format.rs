@@ -1,7 +1,9 @@
 //! Weights-format loading and validation, and the architectures' forward on the CPU.
 
 use pushforward::cpu::CpuBackend;
-use pushforward::model::{self, ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, Network, PathConfig, UnetConfig};
+use pushforward::model::{
+    self, ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, Network, PathConfig, UnetConfig,
+};
 use pushforward::{Error, Tensor};
 use std::collections::HashMap;
 
@@ -93,7 +95,11 @@ fn f16_tensors_are_widened_exactly() {
             data.extend_from_slice(&h.to_le_bytes());
             vals.push(model::format::f16_to_f32(h));
         }
-        header += &format!("\"{name}\":{{\"dtype\":\"F16\",\"shape\":{:?},\"data_offsets\":[{start},{}]}},", t.shape(), data.len());
+        header += &format!(
+            "\"{name}\":{{\"dtype\":\"F16\",\"shape\":{:?},\"data_offsets\":[{start},{}]}},",
+            t.shape(),
+            data.len()
+        );
         expect.insert(name.clone(), vals);
     }
     header += &format!("\"__metadata__\":{{\"pushforward\":{}}}}}", config_json_escaped(&cfg));
@@ -333,5 +339,8 @@ fn conditional_models_check_labels() {
     assert!(matches!(net.velocity(&b, &wrong, 0.3, Some(&[0, 1])), Err(Error::Shape { .. })));
 
     let mlp = Network::new(&b, &Model::random(mlp_config(0), 1).unwrap()).unwrap();
-    assert!(matches!(mlp.velocity(&b, &Tensor::zeros(vec![3, 2]).unwrap(), 0.5, Some(&[0, 0, 0])), Err(Error::InvalidOption { .. })));
+    assert!(matches!(
+        mlp.velocity(&b, &Tensor::zeros(vec![3, 2]).unwrap(), 0.5, Some(&[0, 0, 0])),
+        Err(Error::InvalidOption { .. })
+    ));
 }

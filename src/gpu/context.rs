@@ -31,6 +31,9 @@ pub struct GpuOptions {
 
 /// An open device. Cheap to share by reference; `GpuBackend` owns one.
 pub struct GpuContext {
+    /// Kept for drawing: a canvas surface is made by the instance and configured for the adapter.
+    pub(crate) instance: wgpu::Instance,
+    pub(crate) adapter: wgpu::Adapter,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
@@ -119,7 +122,7 @@ impl GpuContext {
             plan.max_buffer_bytes = plan.max_buffer_bytes.min(l.max_buffer_bytes).max(4);
             plan.max_workgroups_per_dim = plan.max_workgroups_per_dim.min(l.max_workgroups_per_dim).max(1);
         }
-        Ok(Self { device, queue, info, device_limits, plan, timestamps, failure })
+        Ok(Self { instance, adapter, device, queue, info, device_limits, plan, timestamps, failure })
     }
 
     /// Blocking [`GpuContext::new_async`] (native only: the browser cannot block).

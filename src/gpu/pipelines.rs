@@ -22,10 +22,14 @@ impl Shader {
         match self {
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
-            Shader::Norm => concat!(include_str!("../../shaders/workgroup_reduce.wgsl"), include_str!("../../shaders/norm.wgsl")),
+            Shader::Norm => {
+                concat!(include_str!("../../shaders/workgroup_reduce.wgsl"), include_str!("../../shaders/norm.wgsl"))
+            }
             Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
             Shader::Embed => include_str!("../../shaders/embed.wgsl"),
-            Shader::Reduce => concat!(include_str!("../../shaders/workgroup_reduce.wgsl"), include_str!("../../shaders/reduce.wgsl")),
+            Shader::Reduce => {
+                concat!(include_str!("../../shaders/workgroup_reduce.wgsl"), include_str!("../../shaders/reduce.wgsl"))
+            }
             Shader::Rng => include_str!("../../shaders/rng.wgsl"),
         }
     }

@@ -177,7 +177,10 @@ impl ModelConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.format_version != FORMAT_VERSION {
-            return Err(bad("format_version", format!("{} is not supported (expected {FORMAT_VERSION})", self.format_version)));
+            return Err(bad(
+                "format_version",
+                format!("{} is not supported (expected {FORMAT_VERSION})", self.format_version),
+            ));
         }
         check_range("num_classes", self.num_classes, 0, MAX_CLASSES)?;
         match &self.data {
@@ -219,14 +222,20 @@ impl ModelConfig {
                     return Err(bad("arch.kind", "the unet architecture takes image data"));
                 };
                 if u.in_channels != channels {
-                    return Err(bad("arch.in_channels", format!("{} must equal data.channels {channels}", u.in_channels)));
+                    return Err(bad(
+                        "arch.in_channels",
+                        format!("{} must equal data.channels {channels}", u.in_channels),
+                    ));
                 }
                 check_range("arch.base_channels", u.base_channels, 1, MAX_CHANNELS)?;
                 check_range("arch.channel_mult (levels)", u.channel_mult.len(), 1, MAX_LEVELS)?;
                 for &m in &u.channel_mult {
                     check_range("arch.channel_mult", m, 1, 64)?;
                     if u.base_channels * m > MAX_CHANNELS {
-                        return Err(bad("arch.channel_mult", format!("{m}×{} channels is over {MAX_CHANNELS}", u.base_channels)));
+                        return Err(bad(
+                            "arch.channel_mult",
+                            format!("{m}×{} channels is over {MAX_CHANNELS}", u.base_channels),
+                        ));
                     }
                 }
                 check_range("arch.num_res_blocks", u.num_res_blocks, 1, MAX_RES_BLOCKS)?;
@@ -237,12 +246,18 @@ impl ModelConfig {
                 }
                 let div = 1usize << (u.channel_mult.len() - 1);
                 if height % div != 0 || width % div != 0 {
-                    return Err(bad("data.height/width", format!("{height}×{width} must be divisible by 2^(levels-1) = {div}")));
+                    return Err(bad(
+                        "data.height/width",
+                        format!("{height}×{width} must be divisible by 2^(levels-1) = {div}"),
+                    ));
                 }
                 // Every GroupNorm's channel count must split into `groups`.
                 for (c, what) in crate::model::unet::norm_channel_counts(u) {
                     if c % u.groups != 0 {
-                        return Err(bad("arch.groups", format!("{} does not divide the {c} channels of {what}", u.groups)));
+                        return Err(bad(
+                            "arch.groups",
+                            format!("{} does not divide the {c} channels of {what}", u.groups),
+                        ));
                     }
                 }
             }

@@ -18,11 +18,10 @@ use std::collections::HashMap;
 pub fn load(bytes: &[u8]) -> Result<Model> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Error::WeightsFormat(describe(&e, bytes.len())))?;
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::WeightsFormat(e.to_string()))?;
-    let json = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(METADATA_KEY))
-        .ok_or_else(|| Error::Config { field: METADATA_KEY.into(), reason: "no config in the file's __metadata__".into() })?;
+    let json = meta.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)).ok_or_else(|| Error::Config {
+        field: METADATA_KEY.into(),
+        reason: "no config in the file's __metadata__".into(),
+    })?;
     let config = ModelConfig::from_json(json)?;
 
     let expected = expected_params(&config);
