@@ -208,16 +208,34 @@ impl<B: Backend> Sampler<B> {
         pollster::block_on(self.sample_async(o, progress))
     }
 
-    /// [`Sampler::sample`] as a future: [`Sampler::sample_on_backend`], then one download per
-    /// chunk and per kept frame.
+    /// [`Sampler::sample`] as a future: [`Sampler::sample_on_backend`], then
+    /// [`Sampler::download`].
     pub async fn sample_async(
         &self,
         o: &SampleOptions,
         progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<SampleOutput> {
         let out = self.sample_on_backend(o, progress).await?;
+        self.download(o, &out).await
+    }
+
+    /// [`Sampler::sample_rows_on_backend`] read back to the host: the unit of work of one
+    /// worker when a request is split across several.
+    pub async fn sample_rows_async(
+        &self,
+        o: &SampleOptions,
+        rows: std::ops::Range<usize>,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<SampleOutput> {
+        let out = self.sample_rows_on_backend(o, rows, progress).await?;
+        self.download(o, &out).await
+    }
+
+    /// Reads a solve's samples and frames back to the host (one download per chunk and frame).
+    pub async fn download(&self, o: &SampleOptions, out: &BackendOutput<B::Tensor>) -> Result<SampleOutput> {
         let b = &self.backend;
-        let mut data = Vec::with_capacity(o.n * self.network.config.sample_len());
+        let n: usize = out.chunks.iter().map(|c| c.rows.len()).sum();
+        let mut data = Vec::with_capacity(n * self.network.config.sample_len());
         let mut frames: Vec<(f32, Vec<f32>)> = Vec::new();
         for (c, chunk) in out.chunks.iter().enumerate() {
             data.extend(b.download(&chunk.samples).await?.into_data());
@@ -230,7 +248,7 @@ impl<B: Backend> Sampler<B> {
                 }
             }
         }
-        let mut shape = vec![o.n];
+        let mut shape = vec![n];
         shape.extend(self.network.config.sample_shape());
         let samples = Tensor::new(shape.clone(), data)?;
         let mut frames =
@@ -239,7 +257,9 @@ impl<B: Backend> Sampler<B> {
         if o.trajectory_every.is_some() && frames.last().is_none_or(|(t, _)| *t != 1.0) {
             frames.push((1.0, samples.clone()));
         }
-        Ok(SampleOutput { samples, frames, stats: out.stats, labels: out.labels })
+        let first = out.chunks.first().map_or(0, |c| c.rows.start);
+        let labels = out.labels.get(first..first + n).map_or_else(Vec::new, <[u32]>::to_vec);
+        Ok(SampleOutput { samples, frames, stats: out.stats, labels })
     }
 
     /// Draws `o.n` samples and leaves them on the backend (on the GPU: nothing is read back, so
@@ -256,31 +276,49 @@ impl<B: Backend> Sampler<B> {
         o: &SampleOptions,
         progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<BackendOutput<B::Tensor>> {
+        self.sample_rows_on_backend(o, 0..o.n, progress).await
+    }
+
+    /// Only samples `rows` of the request `o`: the noise and labels of exactly those rows of the
+    /// whole batch, so splitting a request over workers gives the samples of one solve. The
+    /// output's `labels` are those of the whole request.
+    pub async fn sample_rows_on_backend(
+        &self,
+        o: &SampleOptions,
+        rows: std::ops::Range<usize>,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<BackendOutput<B::Tensor>> {
+        if rows.start >= rows.end || rows.end > o.n {
+            return Err(Error::InvalidOption {
+                option: "rows",
+                reason: format!("{rows:?} is not a non-empty range within 0..{}", o.n),
+            });
+        }
         let schedule = self.validate(o)?;
         let labels = self.resolve_labels(o)?;
         let guided = !labels.is_empty() && o.guidance != 1.0;
         let peak = model::peak_values_per_sample(&self.network.config).saturating_mul(if guided { 2 } else { 1 });
-        let rows = self.backend.max_batch_rows(peak).min(o.n);
+        let (wanted, rows) = (rows.clone(), self.backend.max_batch_rows(peak).min(rows.len()));
         if rows == 0 {
             return Err(Error::InvalidOption {
                 option: "n",
                 reason: format!("one sample ({peak} values in its largest tensor) does not fit this backend's buffers"),
             });
         }
-        if rows < o.n && o.solver.is_adaptive() && o.trajectory_every.is_some() {
+        if rows < wanted.len() && o.solver.is_adaptive() && o.trajectory_every.is_some() {
             return Err(Error::InvalidOption {
                 option: "trajectory_every",
                 reason: format!(
                     "{} samples are split into chunks of {rows} on this backend, and adaptive steps differ between \
                      chunks: request trajectories for at most {rows} samples or use a fixed-step solver",
-                    o.n
+                    wanted.len()
                 ),
             });
         }
         let mut stats = SolveStats::default();
-        let mut chunks = Vec::with_capacity(o.n.div_ceil(rows));
-        for start in (0..o.n).step_by(rows) {
-            let end = (start + rows).min(o.n);
+        let mut chunks = Vec::with_capacity(wanted.len().div_ceil(rows));
+        for start in wanted.clone().step_by(rows) {
+            let end = (start + rows).min(wanted.end);
             let (chunk, s) = self.solve_rows(o, &schedule, &labels, start, end, progress).await?;
             stats.nfe += s.nfe;
             stats.accepted += s.accepted;

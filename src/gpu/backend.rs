@@ -440,6 +440,19 @@ impl GpuBackend {
         self.flush_locked(&mut r)
     }
 
+    /// Submits everything pending and resolves when the device has finished it (timings that
+    /// should include the GPU's work without reading anything back).
+    pub async fn finish(&self) -> Result<()> {
+        self.flush()?;
+        let (send, recv) = oneshot();
+        self.ctx.queue.on_submitted_work_done(move || send(()));
+        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| {
+            self.ctx.check().err().unwrap_or_else(|| Error::Gpu(format!("waiting for the device: {e}")))
+        })?;
+        recv.await;
+        self.ctx.check()
+    }
+
     /// Submits work recorded outside the backend (drawing) after everything pending, so it sees
     /// the results of every op recorded so far. Reports a validation error or device loss.
     pub(crate) fn submit_after_pending(&self, commands: wgpu::CommandBuffer) -> Result<()> {

@@ -31,8 +31,11 @@ pub struct GpuOptions {
 
 /// An open device. Cheap to share by reference; `GpuBackend` owns one.
 pub struct GpuContext {
-    /// Kept for drawing: a canvas surface is made by the instance and configured for the adapter.
+    /// Kept for drawing: a canvas surface is made by the instance and configured for the adapter
+    /// (the browser build; natively the painter draws into textures).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) instance: wgpu::Instance,
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) adapter: wgpu::Adapter,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,

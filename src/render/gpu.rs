@@ -381,3 +381,71 @@ fn render_pass<'e>(enc: &'e mut wgpu::CommandEncoder, target: &wgpu::TextureView
         multiview_mask: None,
     })
 }
+
+/// A `<canvas>` drawn by WebGPU: its surface, configured for the canvas size at each draw.
+#[cfg(target_arch = "wasm32")]
+pub struct GpuCanvas {
+    surface: wgpu::Surface<'static>,
+    painter: GpuPainter,
+    alpha: wgpu::CompositeAlphaMode,
+    configured: std::cell::Cell<(u32, u32)>,
+}
+
+#[cfg(target_arch = "wasm32")]
+impl GpuCanvas {
+    pub fn new(backend: &GpuBackend, canvas: web_sys::HtmlCanvasElement) -> Result<Self> {
+        let ctx = backend.context();
+        let surface = ctx.instance.create_surface(wgpu::SurfaceTarget::Canvas(canvas)).map_err(|e| {
+            Error::Gpu(format!("cannot draw to this canvas with WebGPU (does it already have a 2d context?): {e}"))
+        })?;
+        let caps = surface.get_capabilities(&ctx.adapter);
+        // A linear (non-sRGB) format: the colours are computed as the CPU's 8-bit values.
+        let format = caps
+            .formats
+            .iter()
+            .copied()
+            .find(|f| !f.is_srgb())
+            .or(caps.formats.first().copied())
+            .ok_or_else(|| Error::Gpu("the canvas offers no texture format".into()))?;
+        let alpha = if caps.alpha_modes.contains(&wgpu::CompositeAlphaMode::Opaque) {
+            wgpu::CompositeAlphaMode::Opaque
+        } else {
+            caps.alpha_modes.first().copied().unwrap_or(wgpu::CompositeAlphaMode::Auto)
+        };
+        Ok(Self { surface, painter: GpuPainter::new(backend, format), alpha, configured: std::cell::Cell::new((0, 0)) })
+    }
+
+    /// Draws `scene` on the whole canvas (`width`×`height` device pixels) and presents it.
+    pub fn draw(&self, backend: &GpuBackend, scene: &Scene<'_>, width: u32, height: u32) -> Result<()> {
+        let (width, height) = (width.max(1), height.max(1));
+        if self.configured.get() != (width, height) {
+            self.surface.configure(
+                &backend.context().device,
+                &wgpu::SurfaceConfiguration {
+                    usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+                    format: self.painter.format(),
+                    color_space: wgpu::SurfaceColorSpace::Auto,
+                    width,
+                    height,
+                    present_mode: wgpu::PresentMode::Fifo,
+                    desired_maximum_frame_latency: 2,
+                    alpha_mode: self.alpha,
+                    view_formats: vec![],
+                },
+            );
+            self.configured.set((width, height));
+        }
+        let frame = match self.surface.get_current_texture() {
+            wgpu::CurrentSurfaceTexture::Success(f) | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
+            _ => {
+                // Lost or outdated: configure again at the next draw.
+                self.configured.set((0, 0));
+                return Err(Error::Gpu("the canvas has no frame to draw into (lost or resized); try again".into()));
+            }
+        };
+        let view = frame.texture.create_view(&Default::default());
+        self.painter.paint(backend, scene, &view, width, height)?;
+        backend.context().queue.present(frame);
+        Ok(())
+    }
+}
