@@ -288,13 +288,13 @@ impl<B: Backend> Sampler<B> {
         rows: std::ops::Range<usize>,
         progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<BackendOutput<B::Tensor>> {
+        let schedule = self.validate(o)?;
         if rows.start >= rows.end || rows.end > o.n {
             return Err(Error::InvalidOption {
                 option: "rows",
                 reason: format!("{rows:?} is not a non-empty range within 0..{}", o.n),
             });
         }
-        let schedule = self.validate(o)?;
         let labels = self.resolve_labels(o)?;
         let guided = !labels.is_empty() && o.guidance != 1.0;
         let peak = model::peak_values_per_sample(&self.network.config).saturating_mul(if guided { 2 } else { 1 });

@@ -19,6 +19,7 @@ use crate::sampler::{BackendOutput, Labels, Progress, SampleOptions, Sampler as 
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::ops::ControlFlow;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use wasm_bindgen_futures::JsFuture;
@@ -75,12 +76,14 @@ const MAX_PATHS: usize = 300;
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 struct JsSampleOptions {
-    n: Option<usize>,
+    // Counts arrive as JS numbers: read as f64 so that 2.5 or 1e12 (beyond a 32-bit usize)
+    // get a message naming the option rather than a serde type error.
+    n: Option<f64>,
     solver: Option<String>,
-    steps: Option<usize>,
+    steps: Option<f64>,
     rtol: Option<f32>,
     atol: Option<f32>,
-    max_steps: Option<usize>,
+    max_steps: Option<f64>,
     seed: Option<f64>,
     guidance: Option<f32>,
     return_samples: bool,
@@ -159,6 +162,55 @@ impl Engine {
     }
 }
 
+/// The CPU engine, with a worker pool of `workers` (0: none) when workers can start.
+async fn open_cpu_engine(
+    model: &Model,
+    bytes: &[u8],
+    workers: u32,
+    reason: String,
+) -> Result<(Engine, String), JsError> {
+    let sampler = CoreSampler::new(CpuBackend, model).map_err(js_err)?;
+    // Workers keep the page responsive and use every core; without them (0, or where workers
+    // cannot start, e.g. a sandboxed frame) the solve runs on this thread.
+    let (pool, reason) = if workers == 0 {
+        (None, reason)
+    } else {
+        match CpuPool::create_pool(js_sys::Uint8Array::from(bytes), workers).await {
+            Ok(pool) => (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" })),
+            Err(e) => {
+                (None, format!("{reason}; workers unavailable ({}), solving on the page's thread", js_message(&e)))
+            }
+        }
+    };
+    Ok((Engine::Cpu { sampler, pool, frames: RefCell::default() }, reason))
+}
+
+/// The WebGPU engine on the page's shared device, drawing into `canvas` if given. With
+/// `max_binding_bytes` it gets a device of its own that plans batches as if storage bindings
+/// were that small (to exercise batch splitting; the option exists for tests).
+async fn open_gpu_engine(
+    model: &Model,
+    canvas: Option<&web_sys::HtmlCanvasElement>,
+    max_binding_bytes: Option<u64>,
+) -> crate::Result<Engine> {
+    let b: &'static GpuBackend = match max_binding_bytes {
+        None => shared_gpu().await?,
+        Some(bytes) => {
+            let limits = crate::gpu::PlanLimits {
+                max_binding_bytes: bytes,
+                max_buffer_bytes: u64::MAX,
+                max_workgroups_per_dim: u32::MAX,
+            };
+            Box::leak(Box::new(
+                GpuBackend::new_async(&GpuOptions { limits: Some(limits), ..Default::default() }).await?,
+            ))
+        }
+    };
+    let sampler = CoreSampler::new(b, model)?;
+    let painter = canvas.map(|c| GpuCanvas::new(b, c.clone()).map(Box::new)).transpose()?;
+    Ok(Engine::Gpu { sampler, canvas: painter, kept: RefCell::default() })
+}
+
 /// What one `sample()` produced, for the result object.
 struct Solved {
     stats: crate::ode::SolveStats,
@@ -170,10 +222,14 @@ struct Solved {
 /// A model loaded into a backend, drawing into an optional canvas.
 #[wasm_bindgen]
 pub struct Sampler {
-    engine: Engine,
+    /// Replaced when a lost WebGPU device is reopened (or given up for the CPU).
+    engine: RefCell<Rc<Engine>>,
     model: Model,
+    /// The weights file, kept by WebGPU samplers for a CPU fallback's workers after device loss.
+    bytes: Vec<u8>,
+    workers: u32,
     canvas: Option<web_sys::HtmlCanvasElement>,
-    backend_reason: String,
+    backend_reason: RefCell<String>,
     last_options: RefCell<Option<SampleOptions>>,
 }
 
@@ -232,42 +288,41 @@ impl Sampler {
                 _ => return Err(JsError::new(&format!("workers must be 'auto' or an integer in 0..={MAX_WORKERS}"))),
             },
         };
-        let cpu = async |reason: String| -> Result<(Engine, String), JsError> {
-            let sampler = CoreSampler::new(CpuBackend, &model).map_err(js_err)?;
-            // Workers keep the page responsive and use every core; without them (0, or where
-            // workers cannot start, e.g. a sandboxed frame) the solve runs on this thread.
-            let (pool, reason) = if workers == 0 {
-                (None, reason)
-            } else {
-                match CpuPool::create_pool(js_sys::Uint8Array::from(&bytes[..]), workers).await {
-                    Ok(pool) => {
-                        (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" }))
-                    }
-                    Err(e) => (
-                        None,
-                        format!("{reason}; workers unavailable ({}), solving on the page's thread", js_message(&e)),
-                    ),
-                }
-            };
-            Ok((Engine::Cpu { sampler, pool, frames: RefCell::default() }, reason))
+        let max_binding_bytes = match get("maxBindingBytes") {
+            v if v.is_undefined() => None,
+            v => match v.as_f64() {
+                Some(b) if b >= 4.0 && b.fract() == 0.0 && b <= 1e15 => Some(b as u64),
+                _ => return Err(JsError::new("maxBindingBytes must be an integer number of bytes ≥ 4")),
+            },
         };
         let (engine, reason) = if use_gpu {
-            let opened = async {
-                let b = shared_gpu().await?;
-                let sampler = CoreSampler::new(b, &model)?;
-                let painter = canvas.as_ref().map(|c| GpuCanvas::new(b, c.clone()).map(Box::new)).transpose()?;
-                Ok::<_, crate::Error>(Engine::Gpu { sampler, canvas: painter, kept: RefCell::default() })
-            };
-            match opened.await {
+            match open_gpu_engine(&model, canvas.as_ref(), max_binding_bytes).await {
                 Ok(engine) => (engine, reason),
                 // An explicit request fails loudly; `auto` falls back and says why.
                 Err(e) if backend == "webgpu" => return Err(js_err(format!("WebGPU backend unavailable: {e}"))),
-                Err(e) => cpu(format!("WebGPU failed to start ({e}); using the wasm CPU kernels")).await?,
+                Err(e) => {
+                    open_cpu_engine(
+                        &model,
+                        &bytes,
+                        workers,
+                        format!("WebGPU failed to start ({e}); using the wasm CPU kernels"),
+                    )
+                    .await?
+                }
             }
         } else {
-            cpu(reason).await?
+            open_cpu_engine(&model, &bytes, workers, reason).await?
         };
-        Ok(Sampler { engine, model, canvas, backend_reason: reason, last_options: RefCell::default() })
+        let bytes = if use_gpu { bytes } else { Vec::new() };
+        Ok(Sampler {
+            engine: RefCell::new(Rc::new(engine)),
+            model,
+            bytes,
+            workers,
+            canvas,
+            backend_reason: RefCell::new(reason),
+            last_options: RefCell::default(),
+        })
     }
 
     /// The model's config, parameter count, backend and why it was chosen.
@@ -277,9 +332,9 @@ impl Sampler {
         Ok(object(&[
             ("config", config),
             ("parameters", JsValue::from(self.model.param_count() as f64)),
-            ("backend", self.engine.kind().into()),
-            ("adapter", self.engine.adapter().into()),
-            ("backendReason", self.backend_reason.as_str().into()),
+            ("backend", self.engine().kind().into()),
+            ("adapter", self.engine().adapter().into()),
+            ("backendReason", self.backend_reason.borrow().as_str().into()),
         ]))
     }
 
@@ -290,16 +345,7 @@ impl Sampler {
         let on_progress = field("onProgress").dyn_into::<js_sys::Function>().ok();
         let signal = field("signal").dyn_into::<web_sys::AbortSignal>().ok();
         let (label, trajectories) = (field("label"), field("trajectories"));
-        // Data fields only: copy without the callbacks and the mixed-type fields.
-        let data = js_sys::Object::assign(
-            &js_sys::Object::new(),
-            &opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default(),
-        );
-        for k in ["onProgress", "signal", "label", "trajectories"] {
-            let _ = js_sys::Reflect::delete_property(&data, &k.into());
-        }
-        let o: JsSampleOptions =
-            serde_wasm_bindgen::from_value(data.into()).map_err(|e| js_err(format!("bad sample options: {e}")))?;
+        let o = self.parse_options(&opts)?;
         let options = self.to_options(&o, &label, &trajectories)?;
 
         let mut progress = |p: Progress| {
@@ -312,7 +358,8 @@ impl Sampler {
             ControlFlow::Continue(())
         };
         let t0 = now_ms();
-        let solved = match &self.engine {
+        let engine = self.live_engine().await?;
+        let solved = match &*engine {
             Engine::Cpu { sampler, pool, frames } => {
                 let out = match pool {
                     Some(pool) => {
@@ -371,12 +418,12 @@ impl Sampler {
             }
         };
         *self.last_options.borrow_mut() = Some(options.clone());
-        if let Engine::Gpu { sampler, .. } = &self.engine {
+        if let Engine::Gpu { sampler, .. } = &*engine {
             sampler.backend().finish().await.map_err(js_err)?;
         }
         let draw_ms = now_ms() - t0 - solved.sample_ms;
         let obj = object(&[
-            ("backend", self.engine.kind().into()),
+            ("backend", engine.kind().into()),
             ("nfe", JsValue::from(solved.stats.nfe as f64)),
             ("acceptedSteps", JsValue::from(solved.stats.accepted as f64)),
             ("rejectedSteps", JsValue::from(solved.stats.rejected as f64)),
@@ -403,7 +450,7 @@ impl Sampler {
         let t = t.clamp(0.0, 1.0);
         let n = self.last_options.borrow().as_ref().map_or(0, |o| o.n);
         let seed = self.last_options.borrow().as_ref().map_or(0, |o| o.seed);
-        match &self.engine {
+        match &*self.engine() {
             Engine::Cpu { frames, .. } => {
                 let frames = frames.borrow();
                 if frames.is_empty() {
@@ -458,7 +505,7 @@ impl Sampler {
         if o.trajectory_every != Some(1) {
             o.trajectory_every = Some(1);
             let go = &mut |_| ControlFlow::Continue(());
-            match &self.engine {
+            match &*self.live_engine().await? {
                 Engine::Cpu { sampler, frames, .. } => {
                     let out = sampler.sample_async(&o, go).await.map_err(js_err)?;
                     *frames.borrow_mut() = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
@@ -485,12 +532,33 @@ impl Sampler {
         GPU_DEVICES_OPENED.with(|c| c.get())
     }
 
+    /// Resource counters for long sessions: `{ gpuBuffersLive, gpuBuffersCreated,
+    /// gpuBuffersReused, wasmMemoryBytes }` (GPU counts are 0 on the CPU backend).
+    pub fn stats(&self) -> JsValue {
+        let pool = match &*self.engine() {
+            Engine::Gpu { sampler, .. } => sampler.backend().stats().pool,
+            Engine::Cpu { .. } => Default::default(),
+        };
+        let memory = js_sys::Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
+            .ok()
+            .and_then(|b| js_sys::Reflect::get(&b, &"byteLength".into()).ok())
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+        object(&[
+            ("gpuBuffersLive", JsValue::from(pool.live as f64)),
+            ("gpuBuffersCreated", JsValue::from(pool.created as f64)),
+            ("gpuBuffersReused", JsValue::from(pool.reused as f64)),
+            ("wasmMemoryBytes", JsValue::from(memory)),
+        ])
+    }
+
     /// One worker's share of a request: samples `start..end` of `sample(opts)` (noise and labels
     /// of those rows of the whole batch), with their trajectory frames. Resolves with
     /// `{ samples, labels, frames: [{ t, data }], nfe, acceptedSteps, rejectedSteps }`.
     #[wasm_bindgen(js_name = solveRows)]
     pub async fn solve_rows(&self, opts: JsValue, start: u32, end: u32) -> Result<JsValue, JsError> {
-        let Engine::Cpu { sampler, .. } = &self.engine else {
+        let engine = self.engine();
+        let Engine::Cpu { sampler, .. } = &*engine else {
             return Err(JsError::new("solveRows runs on the CPU backend"));
         };
         let field = |k: &str| js_sys::Reflect::get(&opts, &k.into()).unwrap_or(JsValue::UNDEFINED);
@@ -522,15 +590,83 @@ impl Sampler {
     /// Frees the model, the kept samples, the canvas surface (GPU buffers return to the shared
     /// device's pool) and the CPU workers.
     pub fn dispose(self) {
-        if let Engine::Cpu { pool: Some(pool), .. } = &self.engine {
+        if let Engine::Cpu { pool: Some(pool), .. } = &*self.engine() {
             pool.terminate();
         }
     }
 }
 
 impl Sampler {
+    fn engine(&self) -> Rc<Engine> {
+        self.engine.borrow().clone()
+    }
+
+    /// The engine, after recovering from a lost WebGPU device: the page's device is reopened
+    /// and the weights uploaded again; if WebGPU cannot come back, the CPU backend takes over.
+    /// Either way `backendReason` says what happened.
+    async fn live_engine(&self) -> Result<Rc<Engine>, JsError> {
+        let engine = self.engine();
+        let Engine::Gpu { sampler, .. } = &*engine else { return Ok(engine) };
+        let lost = sampler.backend();
+        if !lost.context().is_lost() {
+            return Ok(engine);
+        }
+        SHARED_GPU.with(|c| {
+            if c.get().is_some_and(|g| std::ptr::eq(g, *lost)) {
+                c.set(None);
+            }
+        });
+        let (next, note) = match open_gpu_engine(&self.model, self.canvas.as_ref(), None).await {
+            Ok(e) => (e, "the WebGPU device was lost and has been reopened".to_string()),
+            Err(e) => {
+                // The canvas may hold a WebGPU context now; the CPU picture needs a 2-D one.
+                let (e2, note) = open_cpu_engine(
+                    &self.model,
+                    &self.bytes,
+                    self.workers,
+                    format!("the WebGPU device was lost and could not be reopened ({e}); using the wasm CPU kernels"),
+                )
+                .await?;
+                (e2, note)
+            }
+        };
+        let next = Rc::new(next);
+        *self.engine.borrow_mut() = next.clone();
+        let mut reason = self.backend_reason.borrow_mut();
+        *reason = format!("{}; {note}", reason.split("; the WebGPU device was lost").next().unwrap_or_default());
+        Ok(next)
+    }
+
     /// The plain-data fields of `sample()`'s options (callbacks and mixed-type fields apart).
     fn parse_options(&self, opts: &JsValue) -> Result<JsSampleOptions, JsError> {
+        const KNOWN: [&str; 13] = [
+            "n",
+            "solver",
+            "steps",
+            "rtol",
+            "atol",
+            "maxSteps",
+            "seed",
+            "guidance",
+            "returnSamples",
+            "label",
+            "trajectories",
+            "onProgress",
+            "signal",
+        ];
+        if !opts.is_undefined() && !opts.is_null() && !opts.is_object() {
+            return Err(JsError::new("sample() takes an options object"));
+        }
+        // serde-wasm-bindgen reads only the fields it knows: a misspelt option must not pass.
+        for key in js_sys::Object::keys(&opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default()).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(JsError::new(&format!(
+                    "unknown sample option `{key}` (expected one of {})",
+                    KNOWN.join(", ")
+                )));
+            }
+        }
         let data = js_sys::Object::assign(
             &js_sys::Object::new(),
             &opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default(),
@@ -596,7 +732,12 @@ impl Sampler {
         } else {
             match label.as_f64() {
                 Some(c) if c >= 0.0 && c.fract() == 0.0 && c <= u32::MAX as f64 => Labels::Class(c as u32),
-                _ => return Err(JsError::new(&format!("label {label:?} must be a class number, \"all\" or null"))),
+                _ => {
+                    let shown =
+                        label.as_string().map(|s| format!("\"{s}\"")).or_else(|| label.as_f64().map(|v| v.to_string()));
+                    let shown = shown.unwrap_or_else(|| "of this type".into());
+                    return Err(JsError::new(&format!("label {shown} must be a class number, \"all\" or null")));
+                }
             }
         };
         let trajectory_every =
@@ -610,13 +751,20 @@ impl Sampler {
                     _ => return Err(JsError::new("trajectories must be true/false or a step stride ≥ 1")),
                 }
             };
+        // Whole numbers ≥ 0 (the sampler checks the ranges).
+        let count = |name: &str, v: Option<f64>, default: usize| match v {
+            None => Ok(default),
+            Some(v) if v >= 0.0 && v.fract() == 0.0 && v < usize::MAX as f64 => Ok(v as usize),
+            Some(v) if v >= 0.0 && v.fract() == 0.0 => Err(JsError::new(&format!("{name} = {v} is too large"))),
+            Some(v) => Err(JsError::new(&format!("{name} must be a whole number, not {v}"))),
+        };
         Ok(SampleOptions {
-            n: o.n.unwrap_or(if is_image { 20 } else { 4096 }),
+            n: count("n", o.n, if is_image { 20 } else { 4096 })?,
             solver,
-            steps: o.steps.unwrap_or(d.steps),
+            steps: count("steps", o.steps, d.steps)?,
             rtol: o.rtol.unwrap_or(d.rtol),
             atol: o.atol.unwrap_or(d.atol),
-            max_steps: o.max_steps.unwrap_or(d.max_steps),
+            max_steps: count("maxSteps", o.max_steps, d.max_steps)?,
             seed,
             labels,
             guidance: o.guidance.unwrap_or(d.guidance),

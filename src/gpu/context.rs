@@ -109,8 +109,9 @@ impl GpuContext {
         }));
         let f = failure.clone();
         device.set_device_lost_callback(move |reason, msg| {
+            // Loss wins over an earlier validation error: it is what callers must recover from.
             let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
-            if slot.is_none() {
+            if !matches!(*slot, Some(Error::DeviceLost(_))) {
                 *slot = Some(Error::DeviceLost(format!("{reason:?}: {msg}")));
             }
         });
@@ -145,6 +146,11 @@ impl GpuContext {
     }
 
     /// The first validation error or device loss seen since the device was opened.
+    /// True once the device is lost (it never comes back; open a new one).
+    pub fn is_lost(&self) -> bool {
+        matches!(*self.failure.lock().unwrap_or_else(|p| p.into_inner()), Some(Error::DeviceLost(_)))
+    }
+
     pub fn check(&self) -> Result<()> {
         match self.failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             Some(e) => Err(e.clone()),
