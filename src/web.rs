@@ -86,6 +86,8 @@ struct JsSampleOptions {
     max_steps: Option<f64>,
     seed: Option<f64>,
     guidance: Option<f32>,
+    /// SDE noise level ε (0 or absent: the ODE).
+    noise: Option<f32>,
     return_samples: bool,
 }
 
@@ -639,20 +641,10 @@ impl Sampler {
 
     /// The plain-data fields of `sample()`'s options (callbacks and mixed-type fields apart).
     fn parse_options(&self, opts: &JsValue) -> Result<JsSampleOptions, JsError> {
-        const KNOWN: [&str; 13] = [
-            "n",
-            "solver",
-            "steps",
-            "rtol",
-            "atol",
-            "maxSteps",
-            "seed",
-            "guidance",
-            "returnSamples",
-            "label",
-            "trajectories",
-            "onProgress",
-            "signal",
+        #[rustfmt::skip]
+        const KNOWN: [&str; 14] = [
+            "n", "solver", "steps", "rtol", "atol", "maxSteps", "seed", "guidance", "noise", "returnSamples",
+            "label", "trajectories", "onProgress", "signal",
         ];
         if !opts.is_undefined() && !opts.is_null() && !opts.is_object() {
             return Err(JsError::new("sample() takes an options object"));
@@ -768,6 +760,7 @@ impl Sampler {
             seed,
             labels,
             guidance: o.guidance.unwrap_or(d.guidance),
+            noise: o.noise.unwrap_or(0.0),
             trajectory_every,
         })
     }

@@ -23,7 +23,11 @@ function syncControls() {
   const isImage = info?.config?.data?.kind === 'image';
   for (const el of document.querySelectorAll('.image-only')) el.hidden = !isImage;
   for (const el of document.querySelectorAll('.points-only')) el.hidden = isImage;
-  const adaptive = $('solver').value === 'dopri5';
+  // The SDE is integrated by Euler–Maruyama: the solver choice is the ODE's.
+  const sde = $('dynamics').value === 'sde';
+  $('solver').disabled = sde;
+  for (const el of document.querySelectorAll('.sde-only')) el.hidden = !sde;
+  const adaptive = !sde && $('solver').value === 'dopri5';
   for (const el of document.querySelectorAll('.adaptive-only')) el.hidden = !adaptive;
   for (const el of document.querySelectorAll('.fixed-only')) el.hidden = adaptive;
   const sel = $('label');
@@ -63,8 +67,10 @@ async function run() {
   const info = sampler.info();
   const isImage = info.config.data.kind === 'image';
   const tol = Number($('tol').value);
+  const sde = $('dynamics').value === 'sde';
   const opts = {
-    solver: $('solver').value,
+    solver: sde ? 'euler' : $('solver').value,
+    noise: sde ? Number($('noise').value) : 0,
     steps: Number($('steps').value),
     rtol: tol, atol: tol,
     seed: Number($('seed').value),
@@ -115,6 +121,7 @@ $('time').addEventListener('input', () => {
 });
 $('model').addEventListener('change', () => load(`models/${$('model').value}.safetensors`));
 $('solver').addEventListener('change', syncControls);
+$('dynamics').addEventListener('change', syncControls);
 $('file').addEventListener('change', () => loadFile($('file').files[0]));
 document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
 document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
