@@ -16,9 +16,10 @@ const BASE_FLAGS = [
 ];
 const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader'];
 
-/** Starts the server and a fresh Chromium; `webgpu: false` launches without WebGPU. */
-export async function launch({ webgpu = true } = {}) {
-  const server = await startServer(0);
+/** Starts the server and a fresh Chromium; `webgpu: false` launches without WebGPU;
+ * `isolated: true` serves every response with COOP/COEP (cross-origin isolated pages). */
+export async function launch({ webgpu = true, isolated = false } = {}) {
+  const server = await startServer(0, { isolated });
   const url = `http://127.0.0.1:${server.address().port}`;
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushforward-chromium-'));
   const context = await chromium.launchPersistentContext(userDir, {
