@@ -74,7 +74,11 @@ const js = fs.readFileSync(path.join(pkg, 'pushforward.js'));
 const gz = zlib.gzipSync(Buffer.concat([wasm, js]), { level: 9 }).length;
 console.log(`bundle: wasm ${wasm.length} B, js ${js.length} B, wasm+js gzipped ${gz} B (${(gz / 1024).toFixed(1)} KiB)`);
 
-const b = await launch({ webgpu: true, isolated: true });
+// Background tabs must not be throttled: every library has a tab open for the whole run.
+const b = await launch({
+  webgpu: true, isolated: true,
+  args: ['--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
+});
 const results = {}; // page id → { adapter, info, checks: {model: …}, cells: {model:n → …}, error }
 let browser = '';
 try {
@@ -87,47 +91,76 @@ try {
   const info = await b.page.evaluate(() => window.pushforward.sampler.info());
   console.log(`demo backend: ${info.backend} — ${info.backendReason}\n`);
 
-  // --- the peers, one fresh page load per library/backend
+  // --- the peers: one tab per library/backend, all open at once; checks first, then each
+  // workload's warm-up in every tab, then its timed runs interleaved (run 1 in every tab, run 2
+  // in every tab, …) so that load from other processes on this shared machine falls on all alike.
+  const tabs = [];
   for (const page of PAGES) {
-    const r = (results[page.id] = { checks: {}, cells: {}, notes: [] });
+    const r = (results[page.id] = { checks: {}, cells: {}, seconds: 0 });
+    const tab = { page, r, p: await b.context.newPage() };
+    tab.p.on('pageerror', (e) => console.log(`[${page.id}] page error: ${e}`));
     const tp = Date.now();
     try {
       const qs = new URLSearchParams({ peer: page.peer, backend: page.backend, threads: String(page.threads || 1) });
-      await b.page.goto(`${b.url}/bench.html?${qs}`);
-      await b.page.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
-      r.isolated = await b.page.evaluate(() => window.bench.crossOriginIsolated);
-      if (page.kind === 'gpu') r.gpu = await b.page.evaluate(() => window.bench.adapterInfo());
-      const models = [...new Set(WORKLOADS.map((w) => w.model))].filter((m) => !page.models || page.models.includes(m));
-      for (const model of models) {
+      await tab.p.goto(`${b.url}/bench.html?${qs}`);
+      await tab.p.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
+      r.isolated = await tab.p.evaluate(() => window.bench.crossOriginIsolated);
+      if (page.kind === 'gpu') r.gpu = await tab.p.evaluate(() => window.bench.adapterInfo());
+      for (const model of [...new Set(WORKLOADS.map((w) => w.model))].filter((m) => !page.models || page.models.includes(m))) {
         const c = CHECKS[model];
         const gpuMnist = page.kind === 'gpu' && model === 'mnist';
         const checkN = gpuMnist ? Math.min(c.n, GPU_MAX_IMAGES) : c.n;
         const checkSteps = gpuMnist ? Math.min(c.steps, GPU_MNIST_STEPS) : c.steps;
-        r.checks[model] = await b.page.evaluate((a) => window.bench.check(a), { model, ...c, n: checkN, steps: checkSteps });
-        const ck = r.checks[model];
+        const ck = (r.checks[model] = await tab.p.evaluate((a) => window.bench.check(a), { model, ...c, n: checkN, steps: checkSteps }));
         console.log(`[${page.id}] check ${model} (n=${checkN}): 1-step heun rel ${ck.oneStep.rel.toExponential(2)}, ${ck.solve.steps}-step rel ${ck.solve.rel.toExponential(2)} → ${ck.pass ? 'PASS' : 'FAIL (cells void)'}`);
-        for (const w of WORKLOADS.filter((x) => x.model === model)) {
-          const { n, steps } = sizeFor(page, w);
-          const key = `${model}:${n}`;
-          if (r.cells[key]) continue;
-          const cell = await b.page.evaluate((a) => window.bench.run(a), { model, n, steps, guidance: w.guidance, runs: RUNS });
-          r.cells[key] = cell;
-          r.adapter = cell.adapter;
-          const s = [...cell.ms].sort((x, y) => x - y);
-          console.log(`[${page.id}] ${model} n=${n}: median ${s[s.length >> 1].toFixed(0)} ms (${s[0].toFixed(0)}–${s[s.length - 1].toFixed(0)}), first ${cell.firstMs.toFixed(0)} ms${cell.createMs != null ? `, create ${cell.createMs.toFixed(0)} ms` : ''}`);
-        }
       }
-      if (page.peer === 'tfjs') {
-        r.matmul = await b.page.evaluate(() => window.bench.matmul(512));
-        if (r.matmul) console.log(`[${page.id}] tf.matMul ${r.matmul.size}³: ${r.matmul.gflops.toFixed(2)} GFLOP/s`);
-      }
+      tabs.push(tab);
     } catch (e) {
       r.error = String(e.message || e).split('\n')[0];
       console.log(`[${page.id}] FAILED: ${r.error}`);
     }
-    r.seconds = (Date.now() - tp) / 1000;
-    console.log(`[${page.id}] ${r.seconds.toFixed(0)} s`);
+    r.seconds += (Date.now() - tp) / 1000;
   }
+  const guarded = async (tab, fn) => {
+    if (tab.r.error) return null;
+    const tp = Date.now();
+    try { return await fn(); } catch (e) {
+      tab.r.error = String(e.message || e).split('\n')[0];
+      console.log(`[${tab.page.id}] FAILED: ${tab.r.error}`);
+      return null;
+    } finally { tab.r.seconds += (Date.now() - tp) / 1000; }
+  };
+  for (const w of WORKLOADS) {
+    const todo = tabs
+      .filter((t) => !t.page.models || t.page.models.includes(w.model))
+      .map((t) => ({ t, ...sizeFor(t.page, w) }))
+      .filter(({ t, n }) => !t.r.cells[`${w.model}:${n}`]);
+    for (const x of todo) {
+      const args = { model: w.model, n: x.n, steps: x.steps, guidance: w.guidance, runs: 0 };
+      const cell = await guarded(x.t, () => x.t.p.evaluate((a) => window.bench.run(a), args));
+      if (cell) { x.t.r.cells[`${w.model}:${x.n}`] = cell; x.t.r.adapter = cell.adapter; }
+    }
+    for (let i = 0; i < RUNS; i++) {
+      for (const x of todo) {
+        const cell = x.t.r.cells[`${w.model}:${x.n}`];
+        if (!cell) continue;
+        const args = { model: w.model, n: x.n, steps: x.steps, guidance: w.guidance, runs: 1, warmup: false, seed: 2 + i };
+        const one = await guarded(x.t, () => x.t.p.evaluate((a) => window.bench.run(a), args));
+        if (one) cell.ms.push(...one.ms); else delete x.t.r.cells[`${w.model}:${x.n}`];
+      }
+    }
+    for (const x of todo) {
+      const cell = x.t.r.cells[`${w.model}:${x.n}`];
+      if (!cell) continue;
+      const s2 = [...cell.ms].sort((p, q) => p - q);
+      console.log(`[${x.t.page.id}] ${w.model} n=${x.n}: median ${s2[s2.length >> 1].toFixed(0)} ms (${s2[0].toFixed(0)}–${s2[s2.length - 1].toFixed(0)}), first ${cell.firstMs.toFixed(0)} ms${cell.createMs != null ? `, create ${cell.createMs.toFixed(0)} ms` : ''}`);
+    }
+  }
+  for (const tab of tabs.filter((t) => t.page.peer === 'tfjs')) {
+    tab.r.matmul = await guarded(tab, () => tab.p.evaluate(() => window.bench.matmul(512)));
+    if (tab.r.matmul) console.log(`[${tab.page.id}] tf.matMul ${tab.r.matmul.size}³: ${tab.r.matmul.gflops.toFixed(2)} GFLOP/s`);
+  }
+  for (const tab of tabs) console.log(`[${tab.page.id}] ${tab.r.seconds.toFixed(0)} s in all`);
 } finally {
   await b.close();
 }
@@ -142,7 +175,8 @@ say(`Measured ${new Date().toISOString().slice(0, 10)} by \`npm run bench\` in h
   `${os.loadavg().map((v) => v.toFixed(1)).join(' / ')} at the end; ${((Date.now() - started) / 60000).toFixed(1)} min in all. ` +
   `WebGPU adapter: **${adapterName}**. Every page cross-origin isolated: ${Object.values(results).every((r) => r.isolated) ? 'yes' : 'no'}.`);
 say();
-say(`Median and spread of ${RUNS} timed runs after one warm-up run (wall clock around the whole solve: upload, every step, the one readback). ` +
+say(`Median and spread of ${RUNS} timed runs after one warm-up run (wall clock around the whole solve: upload, every step, the one readback), ` +
+  'one tab per library and backend, the runs interleaved across tabs (run 1 everywhere, then run 2, …). ' +
   '"× ours" is this row\'s median over ours on the same kind of backend (WebGPU rows against ours on WebGPU, CPU rows against ours on the wasm CPU) at the same size: above 1, ours is faster. ' +
   'GFLOP/s counts the network only (2 · multiply-adds of linear layers and convolutions). "n run" below the workload\'s n means the cell was capped to fit SwiftShader / the time budget.');
 say();
