@@ -22,6 +22,9 @@ graph computes exactly the network the Rust sampler runs. Usage (from the reposi
 
   train/.venv/bin/python train/export_onnx.py [--out www/bench/models] [model ...]   # default: moons mnist
   train/.venv/bin/python train/export_onnx.py --all                                   # every models/*.safetensors
+
+Needs `train/.venv/bin/pip install onnx` (PyTorch's TorchScript exporter, dynamo=False, opset 17,
+writes through it); with `onnxruntime` installed too, each graph is re-run and compared to torch.
 """
 
 import argparse
