@@ -233,6 +233,8 @@ pub struct Sampler {
     canvas: Option<web_sys::HtmlCanvasElement>,
     backend_reason: RefCell<String>,
     last_options: RefCell<Option<SampleOptions>>,
+    /// The model's log-density drawn under the samples (after `density()`).
+    heat: RefCell<Option<render::HeatLayer>>,
 }
 
 #[wasm_bindgen]
@@ -324,6 +326,7 @@ impl Sampler {
             canvas,
             backend_reason: RefCell::new(reason),
             last_options: RefCell::default(),
+            heat: RefCell::default(),
         })
     }
 
@@ -405,8 +408,15 @@ impl Sampler {
                 let sample_ms = now_ms() - t0;
                 if let (Some(gc), Some(el)) = (canvas, &self.canvas) {
                     let with_paths = options.trajectory_every.is_some();
-                    let scene =
-                        self.scene(&out, out.chunks.iter().map(|c| &c.samples).collect(), options.n, with_paths, el);
+                    let heat = self.heat.borrow();
+                    let scene = self.scene(
+                        &out,
+                        out.chunks.iter().map(|c| &c.samples).collect(),
+                        options.n,
+                        with_paths,
+                        heat.as_ref(),
+                        el,
+                    );
                     gc.draw(sampler.backend(), &scene, el.width(), el.height()).map_err(js_err)?;
                 }
                 let samples = if o.return_samples {
@@ -490,7 +500,8 @@ impl Sampler {
                     };
                     states.push(state);
                 }
-                let scene = self.scene(out, states.iter().collect(), n, false, canvas);
+                let heat = self.heat.borrow();
+                let scene = self.scene(out, states.iter().collect(), n, false, heat.as_ref(), canvas);
                 gc.draw(b, &scene, canvas.width(), canvas.height()).map_err(js_err)
             }
         }
@@ -526,6 +537,54 @@ impl Sampler {
                 return Ok(());
             }
         }
+    }
+
+    /// The model's log-density log p(x) on a `resolution`² grid over the plot box (2-D models),
+    /// by integrating the exact divergence from data back to noise (`steps` RK4 steps), drawn
+    /// under the samples from now on. Resolves with `{ logDensity, width, height, integral, ms }`
+    /// (`integral`: Σ p·cell area over the box, ≈ 1 when the box holds the distribution).
+    pub async fn density(&self, opts: JsValue) -> Result<JsValue, JsError> {
+        let num = |k: &str, d: f64| js_sys::Reflect::get(&opts, &k.into()).ok().and_then(|v| v.as_f64()).unwrap_or(d);
+        let (res, steps) = (num("resolution", 64.0), num("steps", 16.0));
+        let whole_in = |v: f64, lo: f64, hi: f64| (lo..=hi).contains(&v) && v.fract() == 0.0;
+        if !(whole_in(res, 2.0, 512.0) && whole_in(steps, 1.0, 1000.0)) {
+            return Err(JsError::new("resolution must be an integer in 2..=512 and steps in 1..=1000"));
+        }
+        let DataConfig::Points2d { range } = self.model.config.data else {
+            return Err(JsError::new("log-densities are for 2-D point models"));
+        };
+        let res = res as usize;
+        let t0 = now_ms();
+        let engine = self.live_engine().await?;
+        let log_p = match &*engine {
+            Engine::Cpu { sampler, .. } => sampler.log_density_grid(range, res, res, steps as usize).await,
+            Engine::Gpu { sampler, .. } => sampler.log_density_grid(range, res, res, steps as usize).await,
+        }
+        .map_err(js_err)?;
+        let ms = now_ms() - t0;
+        let cell = (range[0][1] - range[0][0]) as f64 * (range[1][1] - range[1][0]) as f64 / (res * res) as f64;
+        let integral: f64 = log_p.iter().map(|&l| (l as f64).exp() * cell).sum();
+        *self.heat.borrow_mut() = Some(render::HeatLayer::from_log_density(res, res, &log_p));
+        if self.last_options.borrow().is_some() && self.canvas.is_some() {
+            self.draw_at(1.0)?;
+        }
+        Ok(object(&[
+            ("logDensity", js_sys::Float32Array::from(&log_p[..]).into()),
+            ("width", JsValue::from(res as f64)),
+            ("height", JsValue::from(res as f64)),
+            ("integral", JsValue::from(integral)),
+            ("ms", JsValue::from(ms)),
+        ]))
+    }
+
+    /// Stops drawing the log-density layer.
+    #[wasm_bindgen(js_name = clearDensity)]
+    pub fn clear_density(&self) -> Result<(), JsError> {
+        *self.heat.borrow_mut() = None;
+        if self.last_options.borrow().is_some() && self.canvas.is_some() {
+            self.draw_at(1.0)?;
+        }
+        Ok(())
     }
 
     /// How many WebGPU devices this page has opened (all samplers share one).
@@ -769,7 +828,9 @@ impl Sampler {
     fn render_cpu(&self, samples: &[f32], n: usize, frames: &[Vec<f32>], canvas: &web_sys::HtmlCanvasElement) -> Rgba {
         let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
         match self.model.config.data {
-            DataConfig::Points2d { range } => render::density_plot(samples, range, w, h, frames, MAX_PATHS),
+            DataConfig::Points2d { range } => {
+                render::density_plot(samples, range, w, h, frames, MAX_PATHS, self.heat.borrow().as_ref())
+            }
             DataConfig::Image { .. } => {
                 let grid = GridPlot::for_model(&self.model.config, n, 1).expect("an image model").fit_width(w);
                 render::centred(&render::image_grid(samples, &grid), w, h)
@@ -785,6 +846,7 @@ impl Sampler {
         states: Vec<&'a GpuTensor>,
         n: usize,
         with_paths: bool,
+        heat: Option<&'a render::HeatLayer>,
         canvas: &web_sys::HtmlCanvasElement,
     ) -> Scene<'a> {
         let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
@@ -799,6 +861,7 @@ impl Sampler {
                     Vec::new()
                 },
                 max_paths: MAX_PATHS,
+                heat,
             },
             DataConfig::Image { .. } => Scene::Images {
                 grid: GridPlot::for_model(&self.model.config, n, 1).expect("an image model").fit_width(w),

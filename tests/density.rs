@@ -75,8 +75,8 @@ fn mlp_divergence_matches_finite_differences_and_gpu_matches_cpu() {
                 net.velocity(&b, &Tensor::new(vec![n, 2], d).unwrap(), t, None).unwrap()
             };
             let (plus, minus) = (shift(h), shift(-h));
-            for r in 0..n {
-                fd[r] += (plus.data()[2 * r + j] - minus.data()[2 * r + j]) / (2.0 * h);
+            for (r, f) in fd.iter_mut().enumerate() {
+                *f += (plus.data()[2 * r + j] - minus.data()[2 * r + j]) / (2.0 * h);
             }
         }
         for (e, f) in div.data().iter().zip(&fd) {

@@ -174,7 +174,7 @@ fn sample(args: &[String]) -> Result<(), String> {
         DataConfig::Points2d { range } => {
             let size = num(&flags, "size", 512usize)?.clamp(16, 4096);
             let frames: Vec<Vec<f32>> = out.frames.iter().map(|(_, t)| t.data().to_vec()).collect();
-            render::density_plot(out.samples.data(), *range, size, size, &frames, 300)
+            render::density_plot(out.samples.data(), *range, size, size, &frames, 300, None)
         }
         DataConfig::Image { .. } => {
             let grid = render::GridPlot::for_model(&model.config, opts.n, 3).expect("an image model");

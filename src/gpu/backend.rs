@@ -736,7 +736,9 @@ impl Backend for GpuBackend {
     fn silu_tangent(&self, z: &GpuTensor, dz: &GpuTensor) -> Result<GpuTensor> {
         Self::same_shape("silu_tangent", z, dz)?;
         let out = self.alloc(z.shape.clone())?;
-        self.record(|r| kernels::elementwise(r, Kernel::SiluTangent, out.bind(), &[z.bind(), dz.bind()], z.len, 0, 0, 0.0))?;
+        self.record(|r| {
+            kernels::elementwise(r, Kernel::SiluTangent, out.bind(), &[z.bind(), dz.bind()], z.len, 0, 0, 0.0)
+        })?;
         Ok(out)
     }
 
