@@ -231,7 +231,7 @@ fn absurd_or_missing_config_values_name_the_field() {
         ("/arch/time_embed_dim", serde_json::json!(7), "arch.time_embed_dim"),
         ("/arch/time_scale", serde_json::json!(-1.0), "arch.time_scale"),
         ("/format_version", serde_json::json!(99), "format_version"),
-        ("/num_classes", serde_json::json!(-3), "pushforward"),
+        ("/num_classes", serde_json::json!(-3), "num_classes"),
         ("/data/range", serde_json::json!([[1.0, -1.0], [0.0, 1.0]]), "data.range"),
     ];
     for (ptr, value, field) in cases {
