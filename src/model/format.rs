@@ -5,7 +5,7 @@
 //!   allowed, as writers pad to 8 bytes), then the data section;
 //! - header: one object; `__metadata__` (at most once) maps names to strings; every other key
 //!   is a tensor `{"dtype", "shape", "data_offsets": [start, end]}` with exactly those fields,
-//!   at most [`MAX_RANK`] dimensions, listed once;
+//!   at most [`MAX_RANK`] dimensions, listed once, at most [`MAX_TENSORS`] of them;
 //! - dtype: F32, or F16 (widened exactly on load); any other is `Error::TensorDtype`;
 //! - data: `end - start` must be exactly `shape`'s element count × the dtype's size, and the
 //!   tensors sorted by offset must tile the data section: no gap, no overlap, nothing after
@@ -30,6 +30,8 @@ use std::collections::{HashMap, HashSet};
 pub const MAX_HEADER_BYTES: usize = 100_000_000;
 /// Most dimensions a tensor may have (the architectures use at most 4).
 pub const MAX_RANK: usize = 8;
+/// Most tensors a file may hold (the largest U-Net the config bounds allow has ~1200).
+pub const MAX_TENSORS: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dtype {
@@ -114,6 +116,9 @@ fn parse_container(bytes: &[u8]) -> Result<Container<'_>> {
                 Ok(())
             });
         }
+        if raw.len() == MAX_TENSORS {
+            return Err(p.error(format!("more than {MAX_TENSORS} tensors")));
+        }
         let f = p.fields(["dtype", "shape", "data_offsets"])?;
         let dtype = match p.req(&f, "dtype", Parser::string)? {
             d if d == "F32" => Ok(Dtype::F32),
@@ -151,14 +156,14 @@ fn parse_container(bytes: &[u8]) -> Result<Container<'_>> {
     p.finish().map_err(header_err)?;
 
     // Names once each; an unsupported dtype is named before any size is looked at.
-    raw.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    if let Some(w) = raw.windows(2).find(|w| w[0].name == w[1].name) {
-        return Err(format_err(format!("tensor `{}` is listed twice in the header", w[0].name)));
+    let mut names = HashSet::with_capacity(raw.len());
+    if let Some(e) = raw.iter().find(|e| !names.insert(&*e.name)) {
+        return Err(format_err(format!("tensor `{}` is listed twice in the header", e.name)));
     }
-    for e in &raw {
-        if let Err(found) = &e.dtype {
-            return Err(Error::TensorDtype { name: e.name.to_string(), found: found.to_string() });
-        }
+    drop(names);
+    if let Some(e) = raw.iter().filter(|e| e.dtype.is_err()).min_by(|a, b| a.name.cmp(&b.name)) {
+        let found = e.dtype.as_ref().err().map_or_else(String::new, |d| d.to_string());
+        return Err(Error::TensorDtype { name: e.name.to_string(), found });
     }
     // Each tensor's byte length must match its shape, and the tensors must tile the data.
     for e in &raw {
@@ -179,7 +184,7 @@ fn parse_container(bytes: &[u8]) -> Result<Container<'_>> {
             )));
         }
     }
-    raw.sort_unstable_by_key(|e| (e.start, e.end));
+    sort_by_offsets(&mut raw);
     let mut at = 0;
     let mut prev: Option<&str> = None;
     for e in &raw {
@@ -210,6 +215,19 @@ fn parse_container(bytes: &[u8]) -> Result<Container<'_>> {
         })
         .collect();
     Ok(Container { config, tensors })
+}
+
+/// Insertion sort by (start, end): writers list tensors in offset order or nearly (so this is
+/// linear for real files), the count is capped at `MAX_TENSORS`, and it is a few hundred bytes
+/// of wasm where `sort_unstable` was ~5 KB per instantiation.
+fn sort_by_offsets(v: &mut [RawEntry<'_>]) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && (v[j - 1].start, v[j - 1].end) > (v[j].start, v[j].end) {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 /// Parses and validates a weights file.
