@@ -25,7 +25,13 @@ pub trait Backend {
     fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize];
 
     /// act(x[n,k] · w[m,k]ᵀ + b[m]) → [n,m].
-    fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>, act: Activation) -> Result<Self::Tensor>;
+    fn linear(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+        act: Activation,
+    ) -> Result<Self::Tensor>;
 
     /// NCHW convolution with square stride and zero padding.
     fn conv2d(
@@ -68,8 +74,14 @@ pub trait Backend {
     /// v[2n,…] = [cond; uncond] → v_u + w·(v_c − v_u) [n,…].
     fn guidance_mix(&self, v: &Self::Tensor, w: f32) -> Result<Self::Tensor>;
     /// Adaptive step control's error norm (one scalar read back per step on the GPU).
-    async fn scaled_rms_error(&self, err: &Self::Tensor, x_old: &Self::Tensor, x_new: &Self::Tensor, rtol: f32, atol: f32)
-    -> Result<f32>;
+    async fn scaled_rms_error(
+        &self,
+        err: &Self::Tensor,
+        x_old: &Self::Tensor,
+        x_new: &Self::Tensor,
+        rtol: f32,
+        atol: f32,
+    ) -> Result<f32>;
     /// True when every value is finite (checked once per solve, at the end, on the GPU).
     async fn all_finite(&self, x: &Self::Tensor) -> Result<bool>;
 
@@ -101,7 +113,13 @@ impl<B: Backend + ?Sized> Backend for &B {
     fn shape<'a>(&self, t: &'a Self::Tensor) -> &'a [usize] {
         (**self).shape(t)
     }
-    fn linear(&self, x: &Self::Tensor, w: &Self::Tensor, b: Option<&Self::Tensor>, act: Activation) -> Result<Self::Tensor> {
+    fn linear(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+        act: Activation,
+    ) -> Result<Self::Tensor> {
         (**self).linear(x, w, b, act)
     }
     fn conv2d(
@@ -155,8 +173,14 @@ impl<B: Backend + ?Sized> Backend for &B {
     fn guidance_mix(&self, v: &Self::Tensor, w: f32) -> Result<Self::Tensor> {
         (**self).guidance_mix(v, w)
     }
-    async fn scaled_rms_error(&self, err: &Self::Tensor, x_old: &Self::Tensor, x_new: &Self::Tensor, rtol: f32, atol: f32)
-    -> Result<f32> {
+    async fn scaled_rms_error(
+        &self,
+        err: &Self::Tensor,
+        x_old: &Self::Tensor,
+        x_new: &Self::Tensor,
+        rtol: f32,
+        atol: f32,
+    ) -> Result<f32> {
         (**self).scaled_rms_error(err, x_old, x_new, rtol, atol).await
     }
     async fn all_finite(&self, x: &Self::Tensor) -> Result<bool> {

@@ -23,7 +23,6 @@ pub fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
     v[v.len() / 2]
 }
 
-
 pub fn run_cpu(quick: bool) {
     let reps = if quick { 3 } else { 7 };
     println!("CPU kernels, single thread (median of {reps})");
@@ -33,7 +32,12 @@ pub fn run_cpu(quick: bool) {
         let (a, w) = (crate::rng::test_values(s * s, 1), crate::rng::test_values(s * s, 2));
         let mut out = vec![0.0; s * s];
         let t = median_secs(reps, || matmul::linear(&a, &w, None, Activation::None, s, s, s, &mut out));
-        println!("{:<34} {:>10.2} {:>10.1}", format!("linear {s}x{s}x{s}"), t * 1e3, 2.0 * (s * s * s) as f64 / t / 1e9);
+        println!(
+            "{:<34} {:>10.2} {:>10.1}",
+            format!("linear {s}x{s}x{s}"),
+            t * 1e3,
+            2.0 * (s * s * s) as f64 / t / 1e9
+        );
     }
     let shape = if quick {
         conv2d::Conv2dShape { batch: 2, c_in: 32, h: 16, w: 16, c_out: 32, kh: 3, kw: 3, stride: 1, pad: 1 }
@@ -58,7 +62,15 @@ pub fn run_cpu(quick: bool) {
     let n_images = if quick { 2 } else { 16 };
     let cases = [
         (&mlp, format!("MLP 34-256x3-2, {n_points} points"), n_points, Solver::Heun, 8, Labels::Unconditional, 1.0),
-        (&unet, format!("U-Net 32x[1,2,2], {n_images} images, w=2"), n_images, Solver::Heun, if quick { 2 } else { 10 }, Labels::Cycle, 2.0),
+        (
+            &unet,
+            format!("U-Net 32x[1,2,2], {n_images} images, w=2"),
+            n_images,
+            Solver::Heun,
+            if quick { 2 } else { 10 },
+            Labels::Cycle,
+            2.0,
+        ),
     ];
     for (cfg, name, n, solver, steps, labels, guidance) in cases {
         let model = Model::random(cfg.clone(), 0).expect("valid bench config");
@@ -96,11 +108,12 @@ fn bench_configs() -> (ModelConfig, ModelConfig) {
 /// weights of the preset sizes; with a short label for the table.
 fn bench_models() -> ((Model, String), (Model, String)) {
     let (mlp, unet) = bench_configs();
-    let load = |path: &str, fallback: ModelConfig, label: &str| {
-        match std::fs::read(path).ok().and_then(|b| Model::from_bytes(&b).ok()) {
-            Some(m) => (m, format!("{label} ({path})")),
-            None => (Model::random(fallback, 0).expect("valid preset"), format!("{label} (random weights)")),
-        }
+    let load = |path: &str, fallback: ModelConfig, label: &str| match std::fs::read(path)
+        .ok()
+        .and_then(|b| Model::from_bytes(&b).ok())
+    {
+        Some(m) => (m, format!("{label} ({path})")),
+        None => (Model::random(fallback, 0).expect("valid preset"), format!("{label} (random weights)")),
     };
     (load("models/moons.safetensors", mlp, "moons MLP"), load("models/mnist.safetensors", unet, "mnist U-Net"))
 }

@@ -140,7 +140,10 @@ impl<B: Backend> Sampler<B> {
             });
         }
         if !o.guidance.is_finite() || o.guidance < 0.0 || o.guidance > MAX_GUIDANCE {
-            return Err(Error::InvalidOption { option: "guidance", reason: format!("{} must be in [0, {MAX_GUIDANCE}]", o.guidance) });
+            return Err(Error::InvalidOption {
+                option: "guidance",
+                reason: format!("{} must be in [0, {MAX_GUIDANCE}]", o.guidance),
+            });
         }
         if o.trajectory_every == Some(0) {
             return Err(Error::InvalidOption { option: "trajectory_every", reason: "must be ≥ 1".into() });
@@ -156,7 +159,10 @@ impl<B: Backend> Sampler<B> {
             }))
         } else {
             if o.steps == 0 || o.steps > MAX_STEPS {
-                return Err(Error::InvalidOption { option: "steps", reason: format!("{} must be in 1..={MAX_STEPS}", o.steps) });
+                return Err(Error::InvalidOption {
+                    option: "steps",
+                    reason: format!("{} must be in 1..={MAX_STEPS}", o.steps),
+                });
             }
             Ok(Schedule::Grid(ode::uniform_grid(0.0, 1.0, o.steps)?))
         }
@@ -177,7 +183,11 @@ impl<B: Backend> Sampler<B> {
     /// `ControlFlow::Break(())` cancels the solve with `Error::Cancelled`. Blocking form for
     /// native code; the browser awaits [`Sampler::sample_async`].
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn sample(&self, o: &SampleOptions, progress: &mut dyn FnMut(Progress) -> ControlFlow<()>) -> Result<SampleOutput> {
+    pub fn sample(
+        &self,
+        o: &SampleOptions,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<SampleOutput> {
         pollster::block_on(self.sample_async(o, progress))
     }
 

@@ -54,8 +54,8 @@ impl Tensor {
 
 /// Product of the dimensions, or an error instead of an overflow.
 pub fn checked_numel(shape: &[usize]) -> Result<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::Shape {
-        op: "numel",
-        detail: format!("shape {shape:?} overflows usize"),
-    })
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Shape { op: "numel", detail: format!("shape {shape:?} overflows usize") })
 }

@@ -105,7 +105,9 @@ async fn shared_gpu() -> crate::Result<&'static GpuBackend> {
 async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         let global = js_sys::global();
-        if let Ok(f) = js_sys::Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<js_sys::Function>()) {
+        if let Ok(f) =
+            js_sys::Reflect::get(&global, &"setTimeout".into()).and_then(|f| f.dyn_into::<js_sys::Function>())
+        {
             let _ = f.call2(&global, &resolve, &JsValue::from(ms));
         } else {
             let _ = resolve.call0(&JsValue::NULL);
@@ -115,7 +117,11 @@ async fn sleep_ms(ms: i32) {
 }
 
 impl Engine {
-    async fn sample(&self, o: &SampleOptions, progress: &mut dyn FnMut(Progress) -> ControlFlow<()>) -> crate::Result<SampleOutput> {
+    async fn sample(
+        &self,
+        o: &SampleOptions,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> crate::Result<SampleOutput> {
         match self {
             Engine::Cpu(s) => s.sample_async(o, progress).await,
             Engine::Gpu(s) => s.sample_async(o, progress).await,
@@ -181,11 +187,15 @@ impl Sampler {
             "cpu" => (false, "the CPU backend was requested".to_string()),
             "webgpu" => (true, "the WebGPU backend was requested".to_string()),
             "auto" => match probe_webgpu().await {
-                WebGpuProbe::Missing => (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into()),
+                WebGpuProbe::Missing => {
+                    (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into())
+                }
                 WebGpuProbe::NoAdapter => (false, "WebGPU found no adapter; using the wasm CPU kernels".into()),
                 WebGpuProbe::Fallback(name) => (
                     false,
-                    format!("the WebGPU adapter ({name}) is a software fallback, far slower than wasm SIMD; using the wasm CPU kernels"),
+                    format!(
+                        "the WebGPU adapter ({name}) is a software fallback, far slower than wasm SIMD; using the wasm CPU kernels"
+                    ),
                 ),
                 WebGpuProbe::Hardware(name) => (true, format!("hardware WebGPU adapter {name}")),
             },
@@ -205,7 +215,14 @@ impl Sampler {
             (Engine::Cpu(CoreSampler::new(CpuBackend, &model).map_err(js_err)?), reason)
         };
         let canvas = get("canvas").dyn_into::<web_sys::HtmlCanvasElement>().ok();
-        Ok(Sampler { core, model, canvas, backend_reason: reason, frames: Default::default(), last_options: Default::default() })
+        Ok(Sampler {
+            core,
+            model,
+            canvas,
+            backend_reason: reason,
+            frames: Default::default(),
+            last_options: Default::default(),
+        })
     }
 
     /// The model's config, parameter count, backend and why it was chosen.
@@ -223,14 +240,20 @@ impl Sampler {
     /// Samples, draws to the canvas (if any) and resolves with timings; with
     /// `returnSamples: true` also `samples` (Float32Array) and `labels`.
     pub async fn sample(&self, opts: JsValue) -> Result<JsValue, JsError> {
-        let on_progress = js_sys::Reflect::get(&opts, &"onProgress".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-        let signal = js_sys::Reflect::get(&opts, &"signal".into()).ok().and_then(|s| s.dyn_into::<web_sys::AbortSignal>().ok());
+        let on_progress =
+            js_sys::Reflect::get(&opts, &"onProgress".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let signal =
+            js_sys::Reflect::get(&opts, &"signal".into()).ok().and_then(|s| s.dyn_into::<web_sys::AbortSignal>().ok());
         // Data fields only: copy without the callbacks.
-        let data = js_sys::Object::assign(&js_sys::Object::new(), &opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default());
+        let data = js_sys::Object::assign(
+            &js_sys::Object::new(),
+            &opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default(),
+        );
         for k in ["onProgress", "signal"] {
             let _ = js_sys::Reflect::delete_property(&data, &k.into());
         }
-        let o: JsSampleOptions = serde_wasm_bindgen::from_value(data.into()).map_err(|e| js_err(format!("bad sample options: {e}")))?;
+        let o: JsSampleOptions =
+            serde_wasm_bindgen::from_value(data.into()).map_err(|e| js_err(format!("bad sample options: {e}")))?;
         let options = self.to_options(&o)?;
 
         let t0 = now_ms();
@@ -255,7 +278,10 @@ impl Sampler {
         }
         let mut kept: Vec<(f32, Vec<f32>)> = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
         if kept.is_empty() {
-            kept = vec![(0.0, self.core.initial_noise(options.n, options.seed).map_err(js_err)?.into_data()), (1.0, out.samples.data().to_vec())];
+            kept = vec![
+                (0.0, self.core.initial_noise(options.n, options.seed).map_err(js_err)?.into_data()),
+                (1.0, out.samples.data().to_vec()),
+            ];
         }
         *self.frames.borrow_mut() = kept;
         *self.last_options.borrow_mut() = Some(options.clone());
@@ -358,7 +384,12 @@ impl Sampler {
         let trajectory_every = match &o.trajectories {
             None | Some(serde_json::Value::Bool(false)) | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::Bool(true)) => Some(1),
-            Some(v) => Some(v.as_u64().filter(|&k| k >= 1).ok_or_else(|| JsError::new("trajectories must be true/false or a step stride ≥ 1"))? as usize),
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|&k| k >= 1)
+                    .ok_or_else(|| JsError::new("trajectories must be true/false or a step stride ≥ 1"))?
+                    as usize,
+            ),
         };
         Ok(SampleOptions {
             n: o.n.unwrap_or(if is_image { 20 } else { 4096 }),
@@ -374,14 +405,21 @@ impl Sampler {
         })
     }
 
-    fn render(&self, samples: &[f32], n: usize, frames: &[Vec<f32>], canvas: &web_sys::HtmlCanvasElement) -> Result<Rgba, JsError> {
+    fn render(
+        &self,
+        samples: &[f32],
+        n: usize,
+        frames: &[Vec<f32>],
+        canvas: &web_sys::HtmlCanvasElement,
+    ) -> Result<Rgba, JsError> {
         Ok(match &self.model.config.data {
             DataConfig::Points2d { range } => {
                 let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
                 render::density_plot(samples, *range, w, h, frames, 300)
             }
             DataConfig::Image { channels, height, width, range } => {
-                let cols = if self.model.config.num_classes > 0 { self.model.config.num_classes.min(n) } else { 10.min(n) };
+                let cols =
+                    if self.model.config.num_classes > 0 { self.model.config.num_classes.min(n) } else { 10.min(n) };
                 let cw = canvas.width().max(1) as usize;
                 let scale = (cw / (cols * (width + 1) + 1)).max(1);
                 render::image_grid(samples, n, *channels, *height, *width, *range, cols, scale)
@@ -432,8 +470,14 @@ async fn probe_webgpu() -> WebGpuProbe {
     };
     let info = get(&adapter, "info");
     let field = |k: &str| get(&info, k).as_string().filter(|s| !s.is_empty());
-    let name = field("description").or_else(|| field("device")).or_else(|| field("vendor")).unwrap_or_else(|| "unnamed".into());
-    let fallback = get(&info, "isFallbackAdapter").as_bool().or_else(|| get(&adapter, "isFallbackAdapter").as_bool()).unwrap_or(false)
+    let name = field("description")
+        .or_else(|| field("device"))
+        .or_else(|| field("vendor"))
+        .unwrap_or_else(|| "unnamed".into());
+    let fallback = get(&info, "isFallbackAdapter")
+        .as_bool()
+        .or_else(|| get(&adapter, "isFallbackAdapter").as_bool())
+        .unwrap_or(false)
         || name.to_lowercase().contains("swiftshader");
     if fallback { WebGpuProbe::Fallback(name) } else { WebGpuProbe::Hardware(name) }
 }
@@ -444,11 +488,16 @@ async fn fetch_bytes(url: &str, on_progress: Option<&js_sys::Function>) -> Resul
         .ok()
         .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
         .ok_or_else(|| JsError::new("fetch() is not available here"))?;
-    let promise: js_sys::Promise =
-        fetch.call1(&global, &url.into()).map_err(|_| JsError::new("fetch() failed"))?.dyn_into().map_err(|_| JsError::new("fetch() failed"))?;
+    let promise: js_sys::Promise = fetch
+        .call1(&global, &url.into())
+        .map_err(|_| JsError::new("fetch() failed"))?
+        .dyn_into()
+        .map_err(|_| JsError::new("fetch() failed"))?;
     let resp: web_sys::Response = JsFuture::from(promise)
         .await
-        .map_err(|e| JsError::new(&format!("could not fetch `{url}`: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")))))?
+        .map_err(|e| {
+            JsError::new(&format!("could not fetch `{url}`: {}", e.as_string().unwrap_or_else(|| format!("{e:?}"))))
+        })?
         .dyn_into()
         .map_err(|_| JsError::new("fetch() did not return a Response"))?;
     if !resp.ok() {
@@ -471,7 +520,8 @@ async fn fetch_bytes(url: &str, on_progress: Option<&js_sys::Function>) -> Resul
         report(bytes.len() as f64);
         return Ok(bytes);
     };
-    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().dyn_into().map_err(|_| JsError::new("cannot read the body"))?;
+    let reader: web_sys::ReadableStreamDefaultReader =
+        body.get_reader().dyn_into().map_err(|_| JsError::new("cannot read the body"))?;
     let mut bytes = Vec::new();
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(read_err)?;
@@ -492,8 +542,9 @@ fn draw_rgba(canvas: &web_sys::HtmlCanvasElement, img: &Rgba) -> Result<(), JsEr
         .ok_or_else(|| JsError::new("the canvas already has another context type"))?
         .dyn_into::<web_sys::CanvasRenderingContext2d>()
         .map_err(|_| JsError::new("not a 2d context"))?;
-    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&img.pixels), img.width as u32, img.height as u32)
-        .map_err(|_| JsError::new("cannot make ImageData"))?;
+    let data =
+        web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&img.pixels), img.width as u32, img.height as u32)
+            .map_err(|_| JsError::new("cannot make ImageData"))?;
     ctx.set_fill_style_str("#0c0c14");
     ctx.fill_rect(0.0, 0.0, canvas.width() as f64, canvas.height() as f64);
     let dx = ((canvas.width() as f64 - img.width as f64) / 2.0).max(0.0);

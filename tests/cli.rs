@@ -11,7 +11,13 @@ fn temp_model() -> (std::path::PathBuf, Model) {
     let m = Model::random(
         ModelConfig {
             format_version: 1,
-            arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 16, depth: 2, time_embed_dim: 8, time_scale: 1000.0 }),
+            arch: ArchConfig::Mlp(MlpConfig {
+                data_dim: 2,
+                width: 16,
+                depth: 2,
+                time_embed_dim: 8,
+                time_scale: 1000.0,
+            }),
             data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
             num_classes: 0,
             path: PathConfig::Linear,

@@ -234,7 +234,12 @@ fn rng_matches_cpu() {
         for (i, (a, b)) in got.data().iter().zip(&want).enumerate() {
             let ulps = (a.to_bits() as i64 - b.to_bits() as i64).abs();
             let abs = (a - b).abs();
-            assert_eq!(a.to_bits(), b.to_bits(), "normal {} of seed {seed}: gpu {a} vs cpu {b} ({ulps} ulps)", start + i as u64);
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "normal {} of seed {seed}: gpu {a} vs cpu {b} ({ulps} ulps)",
+                start + i as u64
+            );
             max_ulps = max_ulps.max(ulps);
             max_abs = max_abs.max(abs);
         }

@@ -12,7 +12,13 @@ fn mlp_model() -> Model {
     Model::random(
         ModelConfig {
             format_version: 1,
-            arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 32, depth: 2, time_embed_dim: 16, time_scale: 1000.0 }),
+            arch: ArchConfig::Mlp(MlpConfig {
+                data_dim: 2,
+                width: 32,
+                depth: 2,
+                time_embed_dim: 16,
+                time_scale: 1000.0,
+            }),
             data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
             num_classes: 0,
             path: PathConfig::Linear,
@@ -161,12 +167,18 @@ fn bad_options_are_typed_errors() {
     assert_eq!(opt(go(&s, &SampleOptions { steps: 0, ..ok.clone() }).unwrap_err()), "steps");
     assert_eq!(opt(go(&s, &SampleOptions { steps: 10_000_000, ..ok.clone() }).unwrap_err()), "steps");
     assert_eq!(opt(go(&s, &SampleOptions { labels: Labels::Class(1), ..ok.clone() }).unwrap_err()), "label");
-    assert_eq!(opt(go(&s, &SampleOptions { trajectory_every: Some(0), ..ok.clone() }).unwrap_err()), "trajectory_every");
+    assert_eq!(
+        opt(go(&s, &SampleOptions { trajectory_every: Some(0), ..ok.clone() }).unwrap_err()),
+        "trajectory_every"
+    );
     for g in [f32::NAN, -1.0, f32::INFINITY, 1e6] {
         assert_eq!(opt(go(&u, &SampleOptions { guidance: g, ..ok.clone() }).unwrap_err()), "guidance");
     }
     assert_eq!(opt(go(&u, &SampleOptions { labels: Labels::Class(4), ..ok.clone() }).unwrap_err()), "label");
-    assert_eq!(opt(go(&u, &SampleOptions { labels: Labels::PerSample(vec![0, 1]), ..ok.clone() }).unwrap_err()), "label");
+    assert_eq!(
+        opt(go(&u, &SampleOptions { labels: Labels::PerSample(vec![0, 1]), ..ok.clone() }).unwrap_err()),
+        "label"
+    );
     assert!(go(&u, &SampleOptions { labels: Labels::Class(3), ..ok.clone() }).is_ok(), "null class is valid");
     for (rtol, atol) in [(0.0, 1e-3), (-1.0, 1e-3), (f32::NAN, 1e-3), (1e-3, 0.0)] {
         let e = go(&s, &SampleOptions { solver: Solver::Dopri5, rtol, atol, ..ok.clone() }).unwrap_err();
@@ -178,7 +190,8 @@ fn bad_options_are_typed_errors() {
 fn cpu_normal_noise_is_rng_fill_normal_and_batches_are_unbounded() {
     use pushforward::{Backend, rng};
     let cpu = CpuBackend;
-    for (seed, stream, start) in [(0u64, rng::STREAM_INIT, 0u64), (9, rng::STREAM_SDE, 3), (u64::MAX, 5, (1 << 40) + 1)] {
+    for (seed, stream, start) in [(0u64, rng::STREAM_INIT, 0u64), (9, rng::STREAM_SDE, 3), (u64::MAX, 5, (1 << 40) + 1)]
+    {
         let t = cpu.normal_noise(seed, stream, start, &[3, 7]).unwrap();
         assert_eq!(t.shape(), [3, 7]);
         let mut want = vec![0.0; 21];

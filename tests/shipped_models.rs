@@ -2,12 +2,12 @@
 //! `train/make_fixtures.py` in float64), and sample quality by the Rust sampler against the
 //! floors of the trained-models issue.
 
+use pushforward::Tensor;
 use pushforward::cpu::CpuBackend;
 use pushforward::metrics::sliced_w2;
 use pushforward::model::{DataConfig, Model, Network, PathConfig};
 use pushforward::ode::Solver;
 use pushforward::sampler::{SampleOptions, Sampler};
-use pushforward::Tensor;
 use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -64,10 +64,13 @@ fn cpu_forward_matches_pytorch_fixtures() {
         let path = e.unwrap().path();
         let fname = path.file_name().unwrap().to_str().unwrap().to_string();
         let Some(name) = fname.strip_suffix("_forward.safetensors") else { continue };
-        let weights = [root().join(format!("models/{name}.safetensors")), root().join(format!("tests/fixtures/{name}.safetensors"))]
-            .into_iter()
-            .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("no weights for fixture {fname}"));
+        let weights = [
+            root().join(format!("models/{name}.safetensors")),
+            root().join(format!("tests/fixtures/{name}.safetensors")),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no weights for fixture {fname}"));
         let model = Model::from_bytes(&std::fs::read(&weights).unwrap()).unwrap();
         let fx = read_fixture(&path);
         let (x, t, v) = (&fx["x"], &fx["t"], &fx["v"]);
@@ -185,13 +188,17 @@ fn classify_digits(weights: &HashMap<String, Tensor>, images: &Tensor) -> Vec<[f
     };
     let mut h = images.clone();
     for l in ["c1", "c2", "c3"] {
-        h = relu_pool(b.conv2d(&h, &weights[&format!("{l}.weight")], Some(&weights[&format!("{l}.bias")]), 1, 1).unwrap());
+        h = relu_pool(
+            b.conv2d(&h, &weights[&format!("{l}.weight")], Some(&weights[&format!("{l}.bias")]), 1, 1).unwrap(),
+        );
     }
     let n = h.shape()[0];
     let flat = h.clone().reshape(vec![n, h.numel() / n]).unwrap();
-    let mut f = b.linear(&flat, &weights["fc.weight"], Some(&weights["fc.bias"]), pushforward::cpu::Activation::None).unwrap();
+    let mut f =
+        b.linear(&flat, &weights["fc.weight"], Some(&weights["fc.bias"]), pushforward::cpu::Activation::None).unwrap();
     f.data_mut().iter_mut().for_each(|v| *v = v.max(0.0));
-    let logits = b.linear(&f, &weights["head.weight"], Some(&weights["head.bias"]), pushforward::cpu::Activation::None).unwrap();
+    let logits =
+        b.linear(&f, &weights["head.weight"], Some(&weights["head.bias"]), pushforward::cpu::Activation::None).unwrap();
     logits.data().chunks(10).map(|c| c.try_into().unwrap()).collect()
 }
 
@@ -234,7 +241,12 @@ fn mnist_samples_are_the_requested_class() {
     let logits = classify_digits(&w, &out.samples);
     let hits = logits.iter().zip(&out.labels).filter(|(l, y)| argmax(l) == **y).count();
     let share = hits as f64 / out.labels.len() as f64;
-    println!("mnist: {hits}/{} samples classified as the requested digit ({:.1}%), {} NFE", out.labels.len(), 100.0 * share, out.stats.nfe);
+    println!(
+        "mnist: {hits}/{} samples classified as the requested digit ({:.1}%), {} NFE",
+        out.labels.len(),
+        100.0 * share,
+        out.stats.nfe
+    );
     assert!(share >= 0.95, "only {share:.3} of samples are the requested class");
 }
 
@@ -260,8 +272,10 @@ fn mnist_reference_samples_are_current_and_recognisable() {
     let path = root().join("tests/fixtures/mnist_reference.safetensors");
     if std::env::var_os("PUSHFORWARD_WRITE_FIXTURES").is_some() {
         let bytes: Vec<u8> = out.samples.data().iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, out.samples.shape().to_vec(), &bytes).unwrap();
-        let meta = HashMap::from([("options".to_string(), "n 10, labels 0..9, heun 5 steps, guidance 2, seed 3".to_string())]);
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, out.samples.shape().to_vec(), &bytes)
+            .unwrap();
+        let meta =
+            HashMap::from([("options".to_string(), "n 10, labels 0..9, heun 5 steps, guidance 2, seed 3".to_string())]);
         std::fs::write(&path, safetensors::serialize([("samples", view)], Some(meta)).unwrap()).unwrap();
     }
     let reference = &read_fixture(&path)["samples"];

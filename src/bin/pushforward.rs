@@ -109,7 +109,24 @@ fn info(args: &[String]) -> Result<(), String> {
 fn sample(args: &[String]) -> Result<(), String> {
     let flags = parse_flags(
         args,
-        &["model", "solver", "steps", "rtol", "atol", "n", "seed", "label", "guidance", "trajectories", "out", "npy", "csv", "size", "max-steps", "backend"],
+        &[
+            "model",
+            "solver",
+            "steps",
+            "rtol",
+            "atol",
+            "n",
+            "seed",
+            "label",
+            "guidance",
+            "trajectories",
+            "out",
+            "npy",
+            "csv",
+            "size",
+            "max-steps",
+            "backend",
+        ],
         &[],
     )?;
     let model = load_model(&flags)?;
@@ -132,7 +149,10 @@ fn sample(args: &[String]) -> Result<(), String> {
         seed: num(&flags, "seed", 0)?,
         labels,
         guidance: num(&flags, "guidance", 1.0)?,
-        trajectory_every: flags.get("trajectories").map(|v| v.parse().map_err(|_| format!("`--trajectories {v}`"))).transpose()?,
+        trajectory_every: flags
+            .get("trajectories")
+            .map(|v| v.parse().map_err(|_| format!("`--trajectories {v}`")))
+            .transpose()?,
     };
     let (out, secs, backend_name) = match flags.get("backend").map(String::as_str) {
         None | Some("cpu") => run_sampler(CpuBackend, &model, &opts)?,
@@ -163,7 +183,8 @@ fn sample(args: &[String]) -> Result<(), String> {
     std::fs::write(&png_path, png).map_err(|e| format!("cannot write `{png_path}`: {e}"))?;
     println!("wrote {png_path}");
     if let Some(p) = flags.get("npy") {
-        std::fs::write(p, npy_bytes(out.samples.shape(), out.samples.data())).map_err(|e| format!("cannot write `{p}`: {e}"))?;
+        std::fs::write(p, npy_bytes(out.samples.shape(), out.samples.data()))
+            .map_err(|e| format!("cannot write `{p}`: {e}"))?;
         println!("wrote {p}");
     }
     if let Some(p) = flags.get("csv") {
@@ -183,7 +204,11 @@ fn sample(args: &[String]) -> Result<(), String> {
 }
 
 /// Samples with progress on stderr; returns the output, the wall time and the backend's name.
-fn run_sampler<B: Backend>(backend: B, model: &Model, opts: &SampleOptions) -> Result<(SampleOutput, f64, String), String> {
+fn run_sampler<B: Backend>(
+    backend: B,
+    model: &Model,
+    opts: &SampleOptions,
+) -> Result<(SampleOutput, f64, String), String> {
     let name = backend.name();
     let sampler = Sampler::new(backend, model).map_err(|e| e.to_string())?;
     let start = Instant::now();

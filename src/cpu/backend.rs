@@ -54,8 +54,16 @@ impl Backend for CpuBackend {
     fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
         let [batch, c_in, h, wd] = dims::<4>("conv2d", x)?;
         let [c_out, c_in2, kh, kw] = dims::<4>("conv2d", w)?;
-        if c_in != c_in2 || stride == 0 || h + 2 * pad < kh || wd + 2 * pad < kw || b.is_some_and(|b| b.shape() != [c_out]) {
-            return Err(shape_err("conv2d", format!("x {:?}, w {:?}, stride {stride}, pad {pad}", x.shape(), w.shape())));
+        if c_in != c_in2
+            || stride == 0
+            || h + 2 * pad < kh
+            || wd + 2 * pad < kw
+            || b.is_some_and(|b| b.shape() != [c_out])
+        {
+            return Err(shape_err(
+                "conv2d",
+                format!("x {:?}, w {:?}, stride {stride}, pad {pad}", x.shape(), w.shape()),
+            ));
         }
         let s = Conv2dShape { batch, c_in, h, w: wd, c_out, kh, kw, stride, pad };
         let mut out = Tensor::zeros(vec![batch, c_out, s.out_h(), s.out_w()])?;
@@ -63,7 +71,15 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
-    fn group_norm(&self, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, act: Activation) -> Result<Tensor> {
+    fn group_norm(
+        &self,
+        x: &Tensor,
+        groups: usize,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+        act: Activation,
+    ) -> Result<Tensor> {
         let [n, c, h, w] = dims::<4>("group_norm", x)?;
         if groups == 0 || c % groups != 0 || gamma.shape() != [c] || beta.shape() != [c] {
             return Err(shape_err("group_norm", format!("x {:?}, groups {groups}", x.shape())));
@@ -170,7 +186,14 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
-    async fn scaled_rms_error(&self, err: &Tensor, x_old: &Tensor, x_new: &Tensor, rtol: f32, atol: f32) -> Result<f32> {
+    async fn scaled_rms_error(
+        &self,
+        err: &Tensor,
+        x_old: &Tensor,
+        x_new: &Tensor,
+        rtol: f32,
+        atol: f32,
+    ) -> Result<f32> {
         if err.shape() != x_old.shape() || err.shape() != x_new.shape() {
             return Err(shape_err("scaled_rms_error", format!("{:?}", err.shape())));
         }

@@ -123,11 +123,7 @@ fn array_of<'a, const N: usize, T: Copy + Default>(
 
 /// The `kind` field of an internally tagged object, which must be one of `kinds`; and no field
 /// that another kind uses.
-fn kind<'k, const N: usize>(
-    p: &mut Parser<'_>,
-    f: &json::Fields<'k, N>,
-    kinds: &[(&str, &[&str])],
-) -> JResult<usize> {
+fn kind<'k, const N: usize>(p: &mut Parser<'_>, f: &json::Fields<'k, N>, kinds: &[(&str, &[&str])]) -> JResult<usize> {
     let k = p.req(f, "kind", |p| p.string().map(|s| s.into_owned()))?;
     let Some(i) = kinds.iter().position(|(name, _)| *name == k) else {
         let names: Vec<&str> = kinds.iter().map(|(n, _)| *n).collect();
@@ -140,7 +136,8 @@ fn kind<'k, const N: usize>(
 }
 
 const MLP_FIELDS: &[&str] = &["data_dim", "width", "depth", "time_embed_dim", "time_scale"];
-const UNET_FIELDS: &[&str] = &["in_channels", "base_channels", "channel_mult", "num_res_blocks", "groups", "time_scale"];
+const UNET_FIELDS: &[&str] =
+    &["in_channels", "base_channels", "channel_mult", "num_res_blocks", "groups", "time_scale"];
 /// Levels read from `channel_mult` before it is rejected (validation allows `MAX_LEVELS`).
 const MAX_MULT_READ: usize = 64;
 
@@ -415,7 +412,10 @@ impl ModelConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.format_version != FORMAT_VERSION {
-            return Err(bad("format_version", format!("{} is not supported (expected {FORMAT_VERSION})", self.format_version)));
+            return Err(bad(
+                "format_version",
+                format!("{} is not supported (expected {FORMAT_VERSION})", self.format_version),
+            ));
         }
         check_range("num_classes", self.num_classes, 0, MAX_CLASSES)?;
         match &self.data {
@@ -457,14 +457,20 @@ impl ModelConfig {
                     return Err(bad("arch.kind", "the unet architecture takes image data"));
                 };
                 if u.in_channels != channels {
-                    return Err(bad("arch.in_channels", format!("{} must equal data.channels {channels}", u.in_channels)));
+                    return Err(bad(
+                        "arch.in_channels",
+                        format!("{} must equal data.channels {channels}", u.in_channels),
+                    ));
                 }
                 check_range("arch.base_channels", u.base_channels, 1, MAX_CHANNELS)?;
                 check_range("arch.channel_mult (levels)", u.channel_mult.len(), 1, MAX_LEVELS)?;
                 for &m in &u.channel_mult {
                     check_range("arch.channel_mult", m, 1, 64)?;
                     if u.base_channels * m > MAX_CHANNELS {
-                        return Err(bad("arch.channel_mult", format!("{m}×{} channels is over {MAX_CHANNELS}", u.base_channels)));
+                        return Err(bad(
+                            "arch.channel_mult",
+                            format!("{m}×{} channels is over {MAX_CHANNELS}", u.base_channels),
+                        ));
                     }
                 }
                 check_range("arch.num_res_blocks", u.num_res_blocks, 1, MAX_RES_BLOCKS)?;
@@ -475,12 +481,18 @@ impl ModelConfig {
                 }
                 let div = 1usize << (u.channel_mult.len() - 1);
                 if height % div != 0 || width % div != 0 {
-                    return Err(bad("data.height/width", format!("{height}×{width} must be divisible by 2^(levels-1) = {div}")));
+                    return Err(bad(
+                        "data.height/width",
+                        format!("{height}×{width} must be divisible by 2^(levels-1) = {div}"),
+                    ));
                 }
                 // Every GroupNorm's channel count must split into `groups`.
                 for (c, what) in crate::model::unet::norm_channel_counts(u) {
                     if c % u.groups != 0 {
-                        return Err(bad("arch.groups", format!("{} does not divide the {c} channels of {what}", u.groups)));
+                        return Err(bad(
+                            "arch.groups",
+                            format!("{} does not divide the {c} channels of {what}", u.groups),
+                        ));
                     }
                 }
             }

@@ -1,8 +1,8 @@
 //! The weights container: a standard `.safetensors` file whose `__metadata__["pushforward"]`
 //! is the JSON `ModelConfig`. Read and written here by hand (with `json.rs`), strictly:
 //!
-//! - layout: 8-byte little-endian header length `n`, `n` bytes of UTF-8 JSON (trailing spaces
-//!   allowed, as writers pad to 8 bytes), then the data section;
+//! - layout: 8-byte little-endian header length `n`, `n` bytes of UTF-8 JSON starting with `{`
+//!   (trailing spaces allowed, as writers pad to 8 bytes), then the data section;
 //! - header: one object; `__metadata__` (at most once) maps names to strings; every other key
 //!   is a tensor `{"dtype", "shape", "data_offsets": [start, end]}` with exactly those fields,
 //!   at most [`MAX_RANK`] dimensions, listed once, at most [`MAX_TENSORS`] of them;
@@ -96,6 +96,9 @@ fn parse_container(bytes: &[u8]) -> Result<Container<'_>> {
     let header = std::str::from_utf8(header)
         .map_err(|e| format_err(format!("header is not UTF-8 (invalid byte at {})", e.valid_up_to())))?;
 
+    if !header.starts_with('{') {
+        return Err(format_err("header must start with '{' (a JSON object)"));
+    }
     let mut p = Parser::new(header);
     let mut config = None;
     let mut seen_metadata = false;
@@ -233,10 +236,10 @@ fn sort_by_offsets(v: &mut [RawEntry<'_>]) {
 /// Parses and validates a weights file.
 pub fn load(bytes: &[u8]) -> Result<Model> {
     let c = parse_container(bytes)?;
-    let json = c
-        .config
-        .as_deref()
-        .ok_or_else(|| Error::Config { field: METADATA_KEY.into(), reason: "no config in the file's __metadata__".into() })?;
+    let json = c.config.as_deref().ok_or_else(|| Error::Config {
+        field: METADATA_KEY.into(),
+        reason: "no config in the file's __metadata__".into(),
+    })?;
     let config = ModelConfig::from_json(json)?;
 
     let expected = expected_params(&config);

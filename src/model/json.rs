@@ -63,15 +63,23 @@ impl<'a> Parser<'a> {
         Parser { src, pos: 0, path: Vec::new() }
     }
 
-    /// An error at the current path.
+    /// An error at the current path (keys over 64 characters shortened, so that the message stays
+    /// small whatever the document holds).
     pub fn error(&self, msg: impl Into<String>) -> JsonError {
         let mut path = String::new();
         for seg in &self.path {
             match seg {
-                Seg::Key(k) if path.is_empty() => path.push_str(k),
                 Seg::Key(k) => {
-                    path.push('.');
-                    path.push_str(k);
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    match k.char_indices().nth(64) {
+                        Some((cut, _)) => {
+                            path.push_str(&k[..cut]);
+                            path.push('…');
+                        }
+                        None => path.push_str(k),
+                    }
                 }
                 Seg::Index(i) => {
                     let _ = write!(path, "[{i}]");

@@ -40,7 +40,12 @@ pub fn forward<B: Backend>(
     }
     let mut h = b.concat_axis1(x, &e)?;
     for i in 0..c.depth {
-        h = b.linear(&h, p.get(&format!("layers.{i}.weight"))?, Some(p.get(&format!("layers.{i}.bias"))?), Activation::Silu)?;
+        h = b.linear(
+            &h,
+            p.get(&format!("layers.{i}.weight"))?,
+            Some(p.get(&format!("layers.{i}.bias"))?),
+            Activation::Silu,
+        )?;
     }
     b.linear(&h, p.get("out.weight")?, Some(p.get("out.bias")?), Activation::None)
 }

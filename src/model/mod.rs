@@ -83,7 +83,10 @@ impl Model {
                 let fan_in: usize = if name.ends_with(".bias") {
                     // Bias bound uses the weight's fan-in: look it up from the sibling tensor.
                     let w = name.trim_end_matches(".bias").to_string() + ".weight";
-                    expected_params(&config).into_iter().find(|(k, _)| *k == w).map_or(1, |(_, s)| s[1..].iter().product())
+                    expected_params(&config)
+                        .into_iter()
+                        .find(|(k, _)| *k == w)
+                        .map_or(1, |(_, s)| s[1..].iter().product())
                 } else {
                     shape[1..].iter().product()
                 };
@@ -133,16 +136,25 @@ impl<B: Backend> Network<B> {
         let shape = backend.shape(x);
         let sample = self.config.sample_shape();
         if shape.len() != sample.len() + 1 || shape[1..] != sample[..] {
-            return Err(Error::Shape { op: "velocity", detail: format!("input {shape:?}, model takes [n, {sample:?}]") });
+            return Err(Error::Shape {
+                op: "velocity",
+                detail: format!("input {shape:?}, model takes [n, {sample:?}]"),
+            });
         }
         match (labels, self.config.num_classes) {
             (None, 0) => {}
             (Some(ids), k) if k > 0 => {
                 if ids.len() != shape[0] {
-                    return Err(Error::Shape { op: "velocity", detail: format!("{} labels for {} rows", ids.len(), shape[0]) });
+                    return Err(Error::Shape {
+                        op: "velocity",
+                        detail: format!("{} labels for {} rows", ids.len(), shape[0]),
+                    });
                 }
                 if let Some(&bad) = ids.iter().find(|&&id| id as usize > k) {
-                    return Err(Error::InvalidOption { option: "label", reason: format!("{bad} is out of range 0..={k}") });
+                    return Err(Error::InvalidOption {
+                        option: "label",
+                        reason: format!("{bad} is out of range 0..={k}"),
+                    });
                 }
             }
             (Some(_), _) => {

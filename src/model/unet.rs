@@ -115,7 +115,14 @@ pub fn param_shapes(c: &UnetConfig, num_classes: usize) -> Vec<(String, Vec<usiz
     v
 }
 
-fn res_block<B: Backend>(b: &B, c: &UnetConfig, p: &Params<B>, name: &str, x: &B::Tensor, emb: &B::Tensor) -> Result<B::Tensor> {
+fn res_block<B: Backend>(
+    b: &B,
+    c: &UnetConfig,
+    p: &Params<B>,
+    name: &str,
+    x: &B::Tensor,
+    emb: &B::Tensor,
+) -> Result<B::Tensor> {
     let w = |s: &str| p.get(&format!("{name}.{s}"));
     let h = b.group_norm(x, c.groups, w("norm1.weight")?, w("norm1.bias")?, GROUP_NORM_EPS, Activation::Silu)?;
     let h = b.conv2d(&h, w("conv1.weight")?, Some(w("conv1.bias")?), 1, 1)?;
@@ -158,7 +165,13 @@ pub fn forward<B: Backend>(
             h = res_block(b, c, p, &format!("down.{i}.blocks.{j}"), &h, &emb)?;
         }
         if i + 1 < levels {
-            let ds = b.conv2d(&h, p.get(&format!("down.{i}.downsample.weight"))?, Some(p.get(&format!("down.{i}.downsample.bias"))?), 2, 1)?;
+            let ds = b.conv2d(
+                &h,
+                p.get(&format!("down.{i}.downsample.weight"))?,
+                Some(p.get(&format!("down.{i}.downsample.bias"))?),
+                2,
+                1,
+            )?;
             skips.push(std::mem::replace(&mut h, ds));
         } else {
             // The deepest skip is the same tensor that continues into `mid`.
@@ -175,9 +188,22 @@ pub fn forward<B: Backend>(
         }
         if i > 0 {
             let up = b.upsample_nearest2x(&h)?;
-            h = b.conv2d(&up, p.get(&format!("up.{i}.upsample.weight"))?, Some(p.get(&format!("up.{i}.upsample.bias"))?), 1, 1)?;
+            h = b.conv2d(
+                &up,
+                p.get(&format!("up.{i}.upsample.weight"))?,
+                Some(p.get(&format!("up.{i}.upsample.bias"))?),
+                1,
+                1,
+            )?;
         }
     }
-    let h = b.group_norm(&h, c.groups, p.get("out_norm.weight")?, p.get("out_norm.bias")?, GROUP_NORM_EPS, Activation::Silu)?;
+    let h = b.group_norm(
+        &h,
+        c.groups,
+        p.get("out_norm.weight")?,
+        p.get("out_norm.bias")?,
+        GROUP_NORM_EPS,
+        Activation::Silu,
+    )?;
     b.conv2d(&h, p.get("out_conv.weight")?, Some(p.get("out_conv.bias")?), 1, 1)
 }

@@ -159,9 +159,10 @@ impl AdaptiveOptions {
             return bad("max_steps", "must be at least 1".into());
         }
         if let Some(h) = self.initial_step
-            && !(h.is_finite() && h > 0.0) {
-                return bad("initial_step", format!("{h} must be finite and > 0 (its sign follows t1 - t0)"));
-            }
+            && !(h.is_finite() && h > 0.0)
+        {
+            return bad("initial_step", format!("{h} must be finite and > 0 (its sign follows t1 - t0)"));
+        }
         Ok(())
     }
 }
@@ -231,7 +232,9 @@ pub async fn integrate_async<B: Backend>(
     on_step: &mut dyn FnMut(&StepInfo<'_, B::Tensor>) -> Result<()>,
 ) -> Result<(B::Tensor, SolveStats)> {
     match (solver.is_adaptive(), schedule) {
-        (false, Schedule::Grid(grid)) => fixed::integrate_grid(backend, solver.tableau(), grid, x0, velocity, on_step).await,
+        (false, Schedule::Grid(grid)) => {
+            fixed::integrate_grid(backend, solver.tableau(), grid, x0, velocity, on_step).await
+        }
         (true, Schedule::Adaptive(opts)) => {
             opts.validate()?;
             adaptive::integrate_dopri5(backend, opts, x0, velocity, on_step).await

@@ -66,7 +66,9 @@ pub fn density_plot(
         let [px, py] = to_pixel([p[0], p[1]], range, width, height);
         let (x0, y0) = ((px - 0.5).floor(), (py - 0.5).floor());
         let (fx, fy) = (px - 0.5 - x0, py - 0.5 - y0);
-        for (dx, dy, wgt) in [(0, 0, (1.0 - fx) * (1.0 - fy)), (1, 0, fx * (1.0 - fy)), (0, 1, (1.0 - fx) * fy), (1, 1, fx * fy)] {
+        for (dx, dy, wgt) in
+            [(0, 0, (1.0 - fx) * (1.0 - fy)), (1, 0, fx * (1.0 - fy)), (0, 1, (1.0 - fx) * fy), (1, 1, fx * fy)]
+        {
             let (x, y) = (x0 as i64 + dx, y0 as i64 + dy);
             if x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height {
                 hist[y as usize * width + x as usize] += wgt;
@@ -158,7 +160,16 @@ fn draw_line(img: &mut Rgba, a: [f32; 2], b: [f32; 2], color: [u8; 3], alpha: f3
 
 /// Images [n, c, h, w] (values in `range`) tiled `cols` per row, each upscaled `scale`× by
 /// nearest neighbour, with a 1-pixel-per-scale gutter. c = 1 is grey, c = 3 is RGB.
-pub fn image_grid(images: &[f32], n: usize, c: usize, h: usize, w: usize, range: [f32; 2], cols: usize, scale: usize) -> Rgba {
+pub fn image_grid(
+    images: &[f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    range: [f32; 2],
+    cols: usize,
+    scale: usize,
+) -> Rgba {
     let cols = cols.clamp(1, n.max(1));
     let rows = n.div_ceil(cols);
     let gap = scale.max(1);
