@@ -87,6 +87,23 @@ pub struct SampleOutput {
     pub labels: Vec<u32>,
 }
 
+/// What [`Sampler::sample_on_backend`] leaves on the backend: the samples (and kept frames) of
+/// each row chunk the batch was solved in.
+pub struct BackendOutput<T> {
+    pub chunks: Vec<BackendChunk<T>>,
+    pub stats: SolveStats,
+    /// The class of each sample (empty for unconditional models).
+    pub labels: Vec<u32>,
+}
+
+/// Samples `rows` of a request, as backend tensors [rows.len(), …sample shape].
+pub struct BackendChunk<T> {
+    pub rows: std::ops::Range<usize>,
+    pub samples: T,
+    /// (t, state) pairs when trajectories were requested (every chunk has the same times).
+    pub frames: Vec<(f32, T)>,
+}
+
 /// A model bound to a backend, ready to sample.
 pub struct Sampler<B: Backend> {
     backend: B,
@@ -191,7 +208,62 @@ impl<B: Backend> Sampler<B> {
         pollster::block_on(self.sample_async(o, progress))
     }
 
-    /// [`Sampler::sample`] as a future.
+    /// [`Sampler::sample`] as a future: [`Sampler::sample_on_backend`], then
+    /// [`Sampler::download`].
+    pub async fn sample_async(
+        &self,
+        o: &SampleOptions,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<SampleOutput> {
+        let out = self.sample_on_backend(o, progress).await?;
+        self.download(o, &out).await
+    }
+
+    /// [`Sampler::sample_rows_on_backend`] read back to the host: the unit of work of one
+    /// worker when a request is split across several.
+    pub async fn sample_rows_async(
+        &self,
+        o: &SampleOptions,
+        rows: std::ops::Range<usize>,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<SampleOutput> {
+        let out = self.sample_rows_on_backend(o, rows, progress).await?;
+        self.download(o, &out).await
+    }
+
+    /// Reads a solve's samples and frames back to the host (one download per chunk and frame).
+    pub async fn download(&self, o: &SampleOptions, out: &BackendOutput<B::Tensor>) -> Result<SampleOutput> {
+        let b = &self.backend;
+        let n: usize = out.chunks.iter().map(|c| c.rows.len()).sum();
+        let mut data = Vec::with_capacity(n * self.network.config.sample_len());
+        let mut frames: Vec<(f32, Vec<f32>)> = Vec::new();
+        for (c, chunk) in out.chunks.iter().enumerate() {
+            data.extend(b.download(&chunk.samples).await?.into_data());
+            for (k, (t, f)) in chunk.frames.iter().enumerate() {
+                let host = b.download(f).await?.into_data();
+                // Fixed grids give every chunk the same frame times.
+                match frames.get_mut(k) {
+                    Some((_, acc)) if c > 0 => acc.extend(host),
+                    _ => frames.push((*t, host)),
+                }
+            }
+        }
+        let mut shape = vec![n];
+        shape.extend(self.network.config.sample_shape());
+        let samples = Tensor::new(shape.clone(), data)?;
+        let mut frames =
+            frames.into_iter().map(|(t, f)| Ok((t, Tensor::new(shape.clone(), f)?))).collect::<Result<Vec<_>>>()?;
+        // Adaptive solves don't know their last step in advance: make sure the end is a frame.
+        if o.trajectory_every.is_some() && frames.last().is_none_or(|(t, _)| *t != 1.0) {
+            frames.push((1.0, samples.clone()));
+        }
+        let first = out.chunks.first().map_or(0, |c| c.rows.start);
+        let labels = out.labels.get(first..first + n).map_or_else(Vec::new, <[u32]>::to_vec);
+        Ok(SampleOutput { samples, frames, stats: out.stats, labels })
+    }
+
+    /// Draws `o.n` samples and leaves them on the backend (on the GPU: nothing is read back, so
+    /// they can be drawn straight from their buffers).
     ///
     /// Batches larger than the backend can hold at once (on the GPU: the largest intermediate
     /// tensor must fit one storage binding, see [`Backend::max_batch_rows`]) are solved as row
@@ -199,60 +271,69 @@ impl<B: Backend> Sampler<B> {
     /// solve are the same as in one batch; an adaptive (Dopri5) solve controls its steps per
     /// chunk, so its samples can differ slightly. For chunked solves `stats` are summed over the
     /// chunks and `progress` restarts at step 0 for each chunk.
-    pub async fn sample_async(
+    pub async fn sample_on_backend(
         &self,
         o: &SampleOptions,
         progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
-    ) -> Result<SampleOutput> {
+    ) -> Result<BackendOutput<B::Tensor>> {
+        self.sample_rows_on_backend(o, 0..o.n, progress).await
+    }
+
+    /// Only samples `rows` of the request `o`: the noise and labels of exactly those rows of the
+    /// whole batch, so splitting a request over workers gives the samples of one solve. The
+    /// output's `labels` are those of the whole request.
+    pub async fn sample_rows_on_backend(
+        &self,
+        o: &SampleOptions,
+        rows: std::ops::Range<usize>,
+        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> Result<BackendOutput<B::Tensor>> {
         let schedule = self.validate(o)?;
+        if rows.start >= rows.end || rows.end > o.n {
+            return Err(Error::InvalidOption {
+                option: "rows",
+                reason: format!("{rows:?} is not a non-empty range within 0..{}", o.n),
+            });
+        }
         let labels = self.resolve_labels(o)?;
         let guided = !labels.is_empty() && o.guidance != 1.0;
         let peak = model::peak_values_per_sample(&self.network.config).saturating_mul(if guided { 2 } else { 1 });
-        let rows = self.backend.max_batch_rows(peak).min(o.n);
+        let (wanted, rows) = (rows.clone(), self.backend.max_batch_rows(peak).min(rows.len()));
         if rows == 0 {
             return Err(Error::InvalidOption {
                 option: "n",
                 reason: format!("one sample ({peak} values in its largest tensor) does not fit this backend's buffers"),
             });
         }
-        if rows == o.n {
-            return self.solve_rows(o, &schedule, &labels, 0, o.n, progress).await;
-        }
-        if o.solver.is_adaptive() && o.trajectory_every.is_some() {
+        if rows < wanted.len() && o.solver.is_adaptive() && o.trajectory_every.is_some() {
             return Err(Error::InvalidOption {
                 option: "trajectory_every",
                 reason: format!(
                     "{} samples are split into chunks of {rows} on this backend, and adaptive steps differ between \
                      chunks: request trajectories for at most {rows} samples or use a fixed-step solver",
-                    o.n
+                    wanted.len()
                 ),
             });
         }
-        let len = self.network.config.sample_len();
-        let mut data = Vec::with_capacity(o.n * len);
         let mut stats = SolveStats::default();
-        let mut frames: Vec<(f32, Vec<f32>)> = Vec::new();
-        for start in (0..o.n).step_by(rows) {
-            let end = (start + rows).min(o.n);
-            let part = self.solve_rows(o, &schedule, &labels, start, end, progress).await?;
-            data.extend_from_slice(part.samples.data());
-            stats.nfe += part.stats.nfe;
-            stats.accepted += part.stats.accepted;
-            stats.rejected += part.stats.rejected;
-            if start == 0 {
-                frames = part.frames.into_iter().map(|(t, f)| (t, f.into_data())).collect();
-            } else {
-                // Fixed grids give every chunk the same frame times.
-                for ((_, acc), (_, f)) in frames.iter_mut().zip(part.frames) {
-                    acc.extend_from_slice(f.data());
-                }
-            }
+        let mut chunks = Vec::with_capacity(wanted.len().div_ceil(rows));
+        for start in wanted.clone().step_by(rows) {
+            let end = (start + rows).min(wanted.end);
+            let (chunk, s) = self.solve_rows(o, &schedule, &labels, start, end, progress).await?;
+            stats.nfe += s.nfe;
+            stats.accepted += s.accepted;
+            stats.rejected += s.rejected;
+            chunks.push(chunk);
         }
-        let mut shape = vec![o.n];
+        Ok(BackendOutput { chunks, stats, labels })
+    }
+
+    /// The initial noise of samples `start..end` on the backend (what a solve starts from).
+    pub fn noise_on_backend(&self, seed: u64, start: usize, end: usize) -> Result<B::Tensor> {
+        let len = self.network.config.sample_len();
+        let mut shape = vec![end.saturating_sub(start)];
         shape.extend(self.network.config.sample_shape());
-        let frames =
-            frames.into_iter().map(|(t, f)| Ok((t, Tensor::new(shape.clone(), f)?))).collect::<Result<Vec<_>>>()?;
-        Ok(SampleOutput { samples: Tensor::new(shape, data)?, frames, stats, labels })
+        self.backend.normal_noise(seed, rng::STREAM_INIT, (start * len) as u64, &shape)
     }
 
     /// Solves samples `start..end` of the request (noise and labels of exactly those rows).
@@ -264,15 +345,12 @@ impl<B: Backend> Sampler<B> {
         start: usize,
         end: usize,
         progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
-    ) -> Result<SampleOutput> {
+    ) -> Result<(BackendChunk<B::Tensor>, SolveStats)> {
         let b = &self.backend;
         let n = end - start;
-        let len = self.network.config.sample_len();
-        let mut shape = vec![n];
-        shape.extend(self.network.config.sample_shape());
         // Noise is generated on the backend (the GPU runs rng.wgsl: nothing to upload), indexed
         // by sample so that chunks draw exactly the numbers of the whole batch.
-        let x0 = b.normal_noise(o.seed, rng::STREAM_INIT, (start * len) as u64, &shape)?;
+        let x0 = self.noise_on_backend(o.seed, start, end)?;
         let labels: Vec<u32> = if all_labels.is_empty() { Vec::new() } else { all_labels[start..end].to_vec() };
 
         let conditional = !labels.is_empty();
@@ -309,16 +387,6 @@ impl<B: Backend> Sampler<B> {
             }
         };
         let (x1, stats) = ode::integrate_async(b, o.solver, schedule, x0, &mut velocity, &mut on_step).await?;
-        let samples = b.download(&x1).await?;
-        let mut frames_host = Vec::with_capacity(frames.len());
-        for (t, f) in &frames {
-            frames_host.push((*t, b.download(f).await?));
-        }
-        let mut frames = frames_host;
-        // Adaptive solves don't know their last step in advance: make sure the end is a frame.
-        if o.trajectory_every.is_some() && frames.last().is_none_or(|(t, _)| *t != 1.0) {
-            frames.push((1.0, samples.clone()));
-        }
-        Ok(SampleOutput { samples, frames, stats, labels })
+        Ok((BackendChunk { rows: start..end, samples: x1, frames }, stats))
     }
 }

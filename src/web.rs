@@ -10,13 +10,16 @@
 
 use crate::Backend;
 use crate::cpu::CpuBackend;
-use crate::gpu::{GpuBackend, GpuOptions};
+use crate::gpu::{GpuBackend, GpuOptions, GpuTensor};
 use crate::model::{DataConfig, Model};
 use crate::ode::Solver;
-use crate::render::{self, Rgba};
-use crate::sampler::{Labels, Progress, SampleOptions, SampleOutput, Sampler as CoreSampler};
-use serde::{Deserialize, Serialize};
+use crate::render::gpu::{GpuCanvas, Scene};
+use crate::render::{self, GridPlot, PointsPlot, Rgba};
+use crate::sampler::{BackendOutput, Labels, Progress, SampleOptions, Sampler as CoreSampler};
+use serde::Deserialize;
+use std::cell::RefCell;
 use std::ops::ControlFlow;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use wasm_bindgen_futures::JsFuture;
@@ -34,42 +37,69 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// Options of `sample()`, as JS passes them (camelCase). `onProgress` and `signal` are read
-/// separately because they are JS objects, not data.
+/// A plain JS object from (key, value) pairs.
+fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = js_sys::Object::new();
+    for (k, v) in fields {
+        let _ = js_sys::Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o.into()
+}
+
+#[wasm_bindgen(module = "/src/cpu_workers.js")]
+extern "C" {
+    /// The worker pool of the CPU backend (src/cpu_workers.js).
+    type CpuPool;
+    #[wasm_bindgen(static_method_of = CpuPool, js_name = create, catch)]
+    async fn create_pool(model: js_sys::Uint8Array, count: u32) -> Result<CpuPool, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn solve(
+        this: &CpuPool,
+        opts: JsValue,
+        n: u32,
+        min_rows: u32,
+        on_progress: JsValue,
+        signal: JsValue,
+    ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method)]
+    fn terminate(this: &CpuPool);
+}
+
+/// The most CPU workers a sampler starts (each holds a wasm instance and the weights).
+const MAX_WORKERS: u32 = 8;
+
+/// Trajectory lines are drawn for this many samples (more would hide the density).
+const MAX_PATHS: usize = 300;
+
+/// The data options of `sample()`, as JS passes them (camelCase). `label`, `trajectories`,
+/// `onProgress` and `signal` are read separately: they are not plain data of one type.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 struct JsSampleOptions {
-    n: Option<usize>,
+    // Counts arrive as JS numbers: read as f64 so that 2.5 or 1e12 (beyond a 32-bit usize)
+    // get a message naming the option rather than a serde type error.
+    n: Option<f64>,
     solver: Option<String>,
-    steps: Option<usize>,
+    steps: Option<f64>,
     rtol: Option<f32>,
     atol: Option<f32>,
-    max_steps: Option<usize>,
+    max_steps: Option<f64>,
     seed: Option<f64>,
-    /// A class number, "all" (one per class, cycling), or null for unconditional.
-    label: Option<serde_json::Value>,
     guidance: Option<f32>,
-    /// true, or keep every k-th step.
-    trajectories: Option<serde_json::Value>,
     return_samples: bool,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SampleResult {
-    backend: String,
-    nfe: usize,
-    accepted_steps: usize,
-    rejected_steps: usize,
-    sample_ms: f64,
-    draw_ms: f64,
-    n: usize,
-}
-
-/// The sampler on whichever backend was chosen (the library is generic; JS sees one class).
+/// The sampler on whichever backend was chosen (the library is generic; JS sees one class),
+/// with what `drawAt` needs of the last solve.
 enum Engine {
-    Cpu(CoreSampler<CpuBackend>),
-    Gpu(CoreSampler<&'static GpuBackend>),
+    /// Kept frames are host copies: (t, [n, …] values). With a pool, solves run in workers.
+    Cpu { sampler: CoreSampler<CpuBackend>, pool: Option<CpuPool>, frames: RefCell<Vec<(f32, Vec<f32>)>> },
+    /// The last solve stays on the GPU and is drawn from there.
+    Gpu {
+        sampler: CoreSampler<&'static GpuBackend>,
+        canvas: Option<Box<GpuCanvas>>,
+        kept: RefCell<Option<BackendOutput<GpuTensor>>>,
+    },
 }
 
 thread_local! {
@@ -117,50 +147,90 @@ async fn sleep_ms(ms: i32) {
 }
 
 impl Engine {
-    async fn sample(
-        &self,
-        o: &SampleOptions,
-        progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
-    ) -> crate::Result<SampleOutput> {
-        match self {
-            Engine::Cpu(s) => s.sample_async(o, progress).await,
-            Engine::Gpu(s) => s.sample_async(o, progress).await,
-        }
-    }
-
-    fn initial_noise(&self, n: usize, seed: u64) -> crate::Result<crate::Tensor> {
-        match self {
-            Engine::Cpu(s) => s.initial_noise(n, seed),
-            Engine::Gpu(s) => s.initial_noise(n, seed),
-        }
-    }
-
     fn kind(&self) -> &'static str {
         match self {
-            Engine::Cpu(_) => "cpu",
-            Engine::Gpu(_) => "webgpu",
+            Engine::Cpu { .. } => "cpu",
+            Engine::Gpu { .. } => "webgpu",
         }
     }
 
     fn adapter(&self) -> String {
         match self {
-            Engine::Cpu(_) => "wasm CPU kernels (simd128)".into(),
-            Engine::Gpu(s) => s.backend().name(),
+            Engine::Cpu { .. } => "wasm CPU kernels (simd128)".into(),
+            Engine::Gpu { sampler, .. } => sampler.backend().name(),
         }
     }
+}
+
+/// The CPU engine, with a worker pool of `workers` (0: none) when workers can start.
+async fn open_cpu_engine(
+    model: &Model,
+    bytes: &[u8],
+    workers: u32,
+    reason: String,
+) -> Result<(Engine, String), JsError> {
+    let sampler = CoreSampler::new(CpuBackend, model).map_err(js_err)?;
+    // Workers keep the page responsive and use every core; without them (0, or where workers
+    // cannot start, e.g. a sandboxed frame) the solve runs on this thread.
+    let (pool, reason) = if workers == 0 {
+        (None, reason)
+    } else {
+        match CpuPool::create_pool(js_sys::Uint8Array::from(bytes), workers).await {
+            Ok(pool) => (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" })),
+            Err(e) => {
+                (None, format!("{reason}; workers unavailable ({}), solving on the page's thread", js_message(&e)))
+            }
+        }
+    };
+    Ok((Engine::Cpu { sampler, pool, frames: RefCell::default() }, reason))
+}
+
+/// The WebGPU engine on the page's shared device, drawing into `canvas` if given. With
+/// `max_binding_bytes` it gets a device of its own that plans batches as if storage bindings
+/// were that small (to exercise batch splitting; the option exists for tests).
+async fn open_gpu_engine(
+    model: &Model,
+    canvas: Option<&web_sys::HtmlCanvasElement>,
+    max_binding_bytes: Option<u64>,
+) -> crate::Result<Engine> {
+    let b: &'static GpuBackend = match max_binding_bytes {
+        None => shared_gpu().await?,
+        Some(bytes) => {
+            let limits = crate::gpu::PlanLimits {
+                max_binding_bytes: bytes,
+                max_buffer_bytes: u64::MAX,
+                max_workgroups_per_dim: u32::MAX,
+            };
+            Box::leak(Box::new(
+                GpuBackend::new_async(&GpuOptions { limits: Some(limits), ..Default::default() }).await?,
+            ))
+        }
+    };
+    let sampler = CoreSampler::new(b, model)?;
+    let painter = canvas.map(|c| GpuCanvas::new(b, c.clone()).map(Box::new)).transpose()?;
+    Ok(Engine::Gpu { sampler, canvas: painter, kept: RefCell::default() })
+}
+
+/// What one `sample()` produced, for the result object.
+struct Solved {
+    stats: crate::ode::SolveStats,
+    labels: Vec<u32>,
+    samples: Option<crate::Tensor>,
+    sample_ms: f64,
 }
 
 /// A model loaded into a backend, drawing into an optional canvas.
 #[wasm_bindgen]
 pub struct Sampler {
-    core: Engine,
+    /// Replaced when a lost WebGPU device is reopened (or given up for the CPU).
+    engine: RefCell<Rc<Engine>>,
     model: Model,
+    /// The weights file, kept by WebGPU samplers for a CPU fallback's workers after device loss.
+    bytes: Vec<u8>,
+    workers: u32,
     canvas: Option<web_sys::HtmlCanvasElement>,
-    backend_reason: String,
-    /// The last solve's states (t, flattened [n, …]) for `drawAt`/`animate`: every step when
-    /// trajectories were requested, else just noise and samples.
-    frames: std::cell::RefCell<Vec<(f32, Vec<f32>)>>,
-    last_options: std::cell::RefCell<Option<SampleOptions>>,
+    backend_reason: RefCell<String>,
+    last_options: RefCell<Option<SampleOptions>>,
 }
 
 #[wasm_bindgen]
@@ -181,6 +251,7 @@ impl Sampler {
         };
         let model = Model::from_bytes(&bytes).map_err(js_err)?;
         let backend = get("backend").as_string().unwrap_or_else(|| "auto".into());
+        let canvas = get("canvas").dyn_into::<web_sys::HtmlCanvasElement>().ok();
         // `auto`: WebGPU on a hardware adapter; the wasm CPU kernels when WebGPU is missing or the
         // adapter is a software fallback (SwiftShader is ~50× slower than wasm SIMD here).
         let (use_gpu, reason) = match backend.as_str() {
@@ -201,106 +272,169 @@ impl Sampler {
             },
             other => return Err(JsError::new(&format!("unknown backend `{other}` (auto, webgpu or cpu)"))),
         };
-        let (core, reason) = if use_gpu {
-            match shared_gpu().await.and_then(|b| CoreSampler::new(b, &model)) {
-                Ok(s) => (Engine::Gpu(s), reason),
+        let workers = match get("workers") {
+            v if v.is_undefined() || v.as_string().is_some_and(|s| s == "auto") => {
+                let cores = js_sys::Reflect::get(
+                    &js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or_default(),
+                    &"hardwareConcurrency".into(),
+                )
+                .ok()
+                .and_then(|v| v.as_f64())
+                .unwrap_or(1.0);
+                (cores as u32).clamp(1, MAX_WORKERS)
+            }
+            v => match v.as_f64() {
+                Some(k) if k >= 0.0 && k.fract() == 0.0 && k <= MAX_WORKERS as f64 => k as u32,
+                _ => return Err(JsError::new(&format!("workers must be 'auto' or an integer in 0..={MAX_WORKERS}"))),
+            },
+        };
+        let max_binding_bytes = match get("maxBindingBytes") {
+            v if v.is_undefined() => None,
+            v => match v.as_f64() {
+                Some(b) if b >= 4.0 && b.fract() == 0.0 && b <= 1e15 => Some(b as u64),
+                _ => return Err(JsError::new("maxBindingBytes must be an integer number of bytes ≥ 4")),
+            },
+        };
+        let (engine, reason) = if use_gpu {
+            match open_gpu_engine(&model, canvas.as_ref(), max_binding_bytes).await {
+                Ok(engine) => (engine, reason),
                 // An explicit request fails loudly; `auto` falls back and says why.
                 Err(e) if backend == "webgpu" => return Err(js_err(format!("WebGPU backend unavailable: {e}"))),
-                Err(e) => (
-                    Engine::Cpu(CoreSampler::new(CpuBackend, &model).map_err(js_err)?),
-                    format!("WebGPU failed to start ({e}); using the wasm CPU kernels"),
-                ),
+                Err(e) => {
+                    open_cpu_engine(
+                        &model,
+                        &bytes,
+                        workers,
+                        format!("WebGPU failed to start ({e}); using the wasm CPU kernels"),
+                    )
+                    .await?
+                }
             }
         } else {
-            (Engine::Cpu(CoreSampler::new(CpuBackend, &model).map_err(js_err)?), reason)
+            open_cpu_engine(&model, &bytes, workers, reason).await?
         };
-        let canvas = get("canvas").dyn_into::<web_sys::HtmlCanvasElement>().ok();
+        let bytes = if use_gpu { bytes } else { Vec::new() };
         Ok(Sampler {
-            core,
+            engine: RefCell::new(Rc::new(engine)),
             model,
+            bytes,
+            workers,
             canvas,
-            backend_reason: reason,
-            frames: Default::default(),
-            last_options: Default::default(),
+            backend_reason: RefCell::new(reason),
+            last_options: RefCell::default(),
         })
     }
 
     /// The model's config, parameter count, backend and why it was chosen.
     pub fn info(&self) -> Result<JsValue, JsError> {
-        let v = serde_json::json!({
-            "config": self.model.config,
-            "parameters": self.model.param_count(),
-            "backend": self.core.kind(),
-            "adapter": self.core.adapter(),
-            "backendReason": self.backend_reason,
-        });
-        v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+        let config =
+            js_sys::JSON::parse(&self.model.config.to_json()).map_err(|_| JsError::new("config is not JSON"))?;
+        Ok(object(&[
+            ("config", config),
+            ("parameters", JsValue::from(self.model.param_count() as f64)),
+            ("backend", self.engine().kind().into()),
+            ("adapter", self.engine().adapter().into()),
+            ("backendReason", self.backend_reason.borrow().as_str().into()),
+        ]))
     }
 
     /// Samples, draws to the canvas (if any) and resolves with timings; with
     /// `returnSamples: true` also `samples` (Float32Array) and `labels`.
     pub async fn sample(&self, opts: JsValue) -> Result<JsValue, JsError> {
-        let on_progress =
-            js_sys::Reflect::get(&opts, &"onProgress".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-        let signal =
-            js_sys::Reflect::get(&opts, &"signal".into()).ok().and_then(|s| s.dyn_into::<web_sys::AbortSignal>().ok());
-        // Data fields only: copy without the callbacks.
-        let data = js_sys::Object::assign(
-            &js_sys::Object::new(),
-            &opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default(),
-        );
-        for k in ["onProgress", "signal"] {
-            let _ = js_sys::Reflect::delete_property(&data, &k.into());
-        }
-        let o: JsSampleOptions =
-            serde_wasm_bindgen::from_value(data.into()).map_err(|e| js_err(format!("bad sample options: {e}")))?;
-        let options = self.to_options(&o)?;
+        let field = |k: &str| js_sys::Reflect::get(&opts, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let on_progress = field("onProgress").dyn_into::<js_sys::Function>().ok();
+        let signal = field("signal").dyn_into::<web_sys::AbortSignal>().ok();
+        let (label, trajectories) = (field("label"), field("trajectories"));
+        let o = self.parse_options(&opts)?;
+        let options = self.to_options(&o, &label, &trajectories)?;
 
-        let t0 = now_ms();
-        let mut progress = |p: crate::sampler::Progress| {
+        let mut progress = |p: Progress| {
             if signal.as_ref().is_some_and(|s| s.aborted()) {
                 return ControlFlow::Break(());
             }
             if let Some(f) = &on_progress {
-                let ev = serde_json::json!({ "step": p.step, "totalSteps": p.total_steps, "t": p.t, "nfe": p.nfe });
-                if let Ok(v) = ev.serialize(&serde_wasm_bindgen::Serializer::json_compatible()) {
-                    let _ = f.call1(&JsValue::NULL, &v);
-                }
+                let _ = f.call1(&JsValue::NULL, &progress_event(p));
             }
             ControlFlow::Continue(())
         };
-        let out = self.core.sample(&options, &mut progress).await.map_err(js_err)?;
-        let t1 = now_ms();
-        if let Some(canvas) = &self.canvas {
-            let frames: Vec<Vec<f32>> = out.frames.iter().map(|(_, f)| f.data().to_vec()).collect();
-            let img = self.render(out.samples.data(), options.n, &frames, canvas)?;
-            draw_rgba(canvas, &img)?;
-        }
-        let mut kept: Vec<(f32, Vec<f32>)> = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
-        if kept.is_empty() {
-            kept = vec![
-                (0.0, self.core.initial_noise(options.n, options.seed).map_err(js_err)?.into_data()),
-                (1.0, out.samples.data().to_vec()),
-            ];
-        }
-        *self.frames.borrow_mut() = kept;
-        *self.last_options.borrow_mut() = Some(options.clone());
-        let t2 = now_ms();
-        let res = SampleResult {
-            backend: self.core.kind().into(),
-            nfe: out.stats.nfe,
-            accepted_steps: out.stats.accepted,
-            rejected_steps: out.stats.rejected,
-            sample_ms: t1 - t0,
-            draw_ms: t2 - t1,
-            n: options.n,
+        let t0 = now_ms();
+        let engine = self.live_engine().await?;
+        let solved = match &*engine {
+            Engine::Cpu { sampler, pool, frames } => {
+                let out = match pool {
+                    Some(pool) => {
+                        let data = js_sys::Object::assign(
+                            &js_sys::Object::new(),
+                            &opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default(),
+                        );
+                        for k in ["onProgress", "signal", "returnSamples"] {
+                            let _ = js_sys::Reflect::delete_property(&data, &k.into());
+                        }
+                        let min_rows = if matches!(self.model.config.data, DataConfig::Image { .. }) { 1 } else { 256 };
+                        let on_progress = on_progress.clone().map_or(JsValue::UNDEFINED, JsValue::from);
+                        let signal = signal.clone().map_or(JsValue::UNDEFINED, JsValue::from);
+                        let r = pool
+                            .solve(data.into(), options.n as u32, min_rows, on_progress, signal)
+                            .await
+                            .map_err(|e| JsError::new(&js_message(&e)))?;
+                        self.pooled_output(&options, &r).map_err(js_err)?
+                    }
+                    None => sampler.sample_async(&options, &mut progress).await.map_err(js_err)?,
+                };
+                let sample_ms = now_ms() - t0;
+                let mut kept: Vec<(f32, Vec<f32>)> = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
+                if kept.is_empty() {
+                    kept = vec![
+                        (0.0, sampler.initial_noise(options.n, options.seed).map_err(js_err)?.into_data()),
+                        (1.0, out.samples.data().to_vec()),
+                    ];
+                }
+                let paths: Vec<Vec<f32>> = out.frames.iter().map(|(_, f)| f.data().to_vec()).collect();
+                if let Some(canvas) = &self.canvas {
+                    draw_rgba(canvas, &self.render_cpu(out.samples.data(), options.n, &paths, canvas))?;
+                }
+                *frames.borrow_mut() = kept;
+                Solved { stats: out.stats, labels: out.labels, samples: Some(out.samples), sample_ms }
+            }
+            Engine::Gpu { sampler, canvas, kept } => {
+                let out = sampler.sample_on_backend(&options, &mut progress).await.map_err(js_err)?;
+                // Timed to the end of the GPU's work (nothing is read back to draw).
+                sampler.backend().finish().await.map_err(js_err)?;
+                let sample_ms = now_ms() - t0;
+                if let (Some(gc), Some(el)) = (canvas, &self.canvas) {
+                    let with_paths = options.trajectory_every.is_some();
+                    let scene =
+                        self.scene(&out, out.chunks.iter().map(|c| &c.samples).collect(), options.n, with_paths, el);
+                    gc.draw(sampler.backend(), &scene, el.width(), el.height()).map_err(js_err)?;
+                }
+                let samples = if o.return_samples {
+                    Some(sampler.download(&options, &out).await.map_err(js_err)?.samples)
+                } else {
+                    None
+                };
+                let solved = Solved { stats: out.stats, labels: out.labels.clone(), samples, sample_ms };
+                *kept.borrow_mut() = Some(out);
+                solved
+            }
         };
-        let obj = res.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)?;
+        *self.last_options.borrow_mut() = Some(options.clone());
+        if let Engine::Gpu { sampler, .. } = &*engine {
+            sampler.backend().finish().await.map_err(js_err)?;
+        }
+        let draw_ms = now_ms() - t0 - solved.sample_ms;
+        let obj = object(&[
+            ("backend", engine.kind().into()),
+            ("nfe", JsValue::from(solved.stats.nfe as f64)),
+            ("acceptedSteps", JsValue::from(solved.stats.accepted as f64)),
+            ("rejectedSteps", JsValue::from(solved.stats.rejected as f64)),
+            ("sampleMs", JsValue::from(solved.sample_ms)),
+            ("drawMs", JsValue::from(draw_ms)),
+            ("n", JsValue::from(options.n as f64)),
+        ]);
         if o.return_samples {
-            let arr = js_sys::Float32Array::from(out.samples.data());
-            js_sys::Reflect::set(&obj, &"samples".into(), &arr).map_err(|_| JsError::new("cannot set samples"))?;
-            let labels = js_sys::Uint32Array::from(&out.labels[..]);
-            js_sys::Reflect::set(&obj, &"labels".into(), &labels).map_err(|_| JsError::new("cannot set labels"))?;
+            let samples = solved.samples.as_ref().map_or(&[][..], |s| s.data());
+            let _ = js_sys::Reflect::set(&obj, &"samples".into(), &js_sys::Float32Array::from(samples));
+            let _ = js_sys::Reflect::set(&obj, &"labels".into(), &js_sys::Uint32Array::from(&solved.labels[..]));
         }
         Ok(obj)
     }
@@ -310,17 +444,54 @@ impl Sampler {
     #[wasm_bindgen(js_name = drawAt)]
     pub fn draw_at(&self, t: f32) -> Result<(), JsError> {
         let Some(canvas) = &self.canvas else { return Err(JsError::new("this sampler has no canvas")) };
-        let frames = self.frames.borrow();
-        if frames.is_empty() {
-            return Err(JsError::new("nothing sampled yet: call sample() first"));
-        }
         if !t.is_finite() {
             return Err(JsError::new("t must be a number in [0, 1]"));
         }
-        let state = interpolate(&frames, t.clamp(0.0, 1.0));
+        let t = t.clamp(0.0, 1.0);
         let n = self.last_options.borrow().as_ref().map_or(0, |o| o.n);
-        let img = self.render(&state, n, &[], canvas)?;
-        draw_rgba(canvas, &img)
+        let seed = self.last_options.borrow().as_ref().map_or(0, |o| o.seed);
+        match &*self.engine() {
+            Engine::Cpu { frames, .. } => {
+                let frames = frames.borrow();
+                if frames.is_empty() {
+                    return Err(JsError::new("nothing sampled yet: call sample() first"));
+                }
+                let state = interpolate(&frames, t);
+                draw_rgba(canvas, &self.render_cpu(&state, n, &[], canvas))
+            }
+            Engine::Gpu { sampler, canvas: gc, kept } => {
+                let kept = kept.borrow();
+                let Some(out) = kept.as_ref() else {
+                    return Err(JsError::new("nothing sampled yet: call sample() first"));
+                };
+                let Some(gc) = gc else { return Err(JsError::new("this sampler has no canvas")) };
+                let b = sampler.backend();
+                let mut states = Vec::with_capacity(out.chunks.len());
+                for c in &out.chunks {
+                    // The kept times: the frames (ending at the samples), or noise → samples.
+                    let noise;
+                    let mut times: Vec<(f32, &GpuTensor)> = c.frames.iter().map(|(t, f)| (*t, f)).collect();
+                    if times.is_empty() {
+                        noise = sampler.noise_on_backend(seed, c.rows.start, c.rows.end).map_err(js_err)?;
+                        times.push((0.0, &noise));
+                    }
+                    if times.last().is_none_or(|(t, _)| *t != 1.0) {
+                        times.push((1.0, &c.samples));
+                    }
+                    let i = times.iter().rposition(|(ft, _)| *ft <= t).unwrap_or(0);
+                    let state = match times.get(i + 1) {
+                        Some(&(tb, b_t)) if tb > times[i].0 => {
+                            let f = (t - times[i].0) / (tb - times[i].0);
+                            b.lincomb(times[i].1, &[(-f, times[i].1), (f, b_t)]).map_err(js_err)?
+                        }
+                        _ => b.lincomb(times[i].1, &[]).map_err(js_err)?,
+                    };
+                    states.push(state);
+                }
+                let scene = self.scene(out, states.iter().collect(), n, false, canvas);
+                gc.draw(b, &scene, canvas.width(), canvas.height()).map_err(js_err)
+            }
+        }
     }
 
     /// Shows the push-forward: re-solves the last request keeping every step, then plays it
@@ -333,8 +504,16 @@ impl Sampler {
         let Some(mut o) = self.last_options.borrow().clone() else { return Err(JsError::new("call sample() first")) };
         if o.trajectory_every != Some(1) {
             o.trajectory_every = Some(1);
-            let out = self.core.sample(&o, &mut |_| ControlFlow::Continue(())).await.map_err(js_err)?;
-            *self.frames.borrow_mut() = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
+            let go = &mut |_| ControlFlow::Continue(());
+            match &*self.live_engine().await? {
+                Engine::Cpu { sampler, frames, .. } => {
+                    let out = sampler.sample_async(&o, go).await.map_err(js_err)?;
+                    *frames.borrow_mut() = out.frames.iter().map(|(t, f)| (*t, f.data().to_vec())).collect();
+                }
+                Engine::Gpu { sampler, kept, .. } => {
+                    *kept.borrow_mut() = Some(sampler.sample_on_backend(&o, go).await.map_err(js_err)?);
+                }
+            }
         }
         let start = now_ms();
         loop {
@@ -353,12 +532,185 @@ impl Sampler {
         GPU_DEVICES_OPENED.with(|c| c.get())
     }
 
-    /// Frees the model and any backend resources.
-    pub fn dispose(self) {}
+    /// Resource counters for long sessions: `{ gpuBuffersLive, gpuBuffersCreated,
+    /// gpuBuffersReused, wasmMemoryBytes }` (GPU counts are 0 on the CPU backend).
+    pub fn stats(&self) -> JsValue {
+        let pool = match &*self.engine() {
+            Engine::Gpu { sampler, .. } => sampler.backend().stats().pool,
+            Engine::Cpu { .. } => Default::default(),
+        };
+        let memory = js_sys::Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
+            .ok()
+            .and_then(|b| js_sys::Reflect::get(&b, &"byteLength".into()).ok())
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+        object(&[
+            ("gpuBuffersLive", JsValue::from(pool.live as f64)),
+            ("gpuBuffersCreated", JsValue::from(pool.created as f64)),
+            ("gpuBuffersReused", JsValue::from(pool.reused as f64)),
+            ("wasmMemoryBytes", JsValue::from(memory)),
+        ])
+    }
+
+    /// One worker's share of a request: samples `start..end` of `sample(opts)` (noise and labels
+    /// of those rows of the whole batch), with their trajectory frames. Resolves with
+    /// `{ samples, labels, frames: [{ t, data }], nfe, acceptedSteps, rejectedSteps }`.
+    #[wasm_bindgen(js_name = solveRows)]
+    pub async fn solve_rows(&self, opts: JsValue, start: u32, end: u32) -> Result<JsValue, JsError> {
+        let engine = self.engine();
+        let Engine::Cpu { sampler, .. } = &*engine else {
+            return Err(JsError::new("solveRows runs on the CPU backend"));
+        };
+        let field = |k: &str| js_sys::Reflect::get(&opts, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let on_progress = field("onProgress").dyn_into::<js_sys::Function>().ok();
+        let o = self.parse_options(&opts)?;
+        let options = self.to_options(&o, &field("label"), &field("trajectories"))?;
+        let mut progress = |p: Progress| {
+            if let Some(f) = &on_progress {
+                let _ = f.call1(&JsValue::NULL, &progress_event(p));
+            }
+            ControlFlow::Continue(())
+        };
+        let out =
+            sampler.sample_rows_async(&options, start as usize..end as usize, &mut progress).await.map_err(js_err)?;
+        let frames = js_sys::Array::new();
+        for (t, f) in &out.frames {
+            frames.push(&object(&[("t", JsValue::from(*t)), ("data", js_sys::Float32Array::from(f.data()).into())]));
+        }
+        Ok(object(&[
+            ("samples", js_sys::Float32Array::from(out.samples.data()).into()),
+            ("labels", js_sys::Uint32Array::from(&out.labels[..]).into()),
+            ("frames", frames.into()),
+            ("nfe", JsValue::from(out.stats.nfe as f64)),
+            ("acceptedSteps", JsValue::from(out.stats.accepted as f64)),
+            ("rejectedSteps", JsValue::from(out.stats.rejected as f64)),
+        ]))
+    }
+
+    /// Frees the model, the kept samples, the canvas surface (GPU buffers return to the shared
+    /// device's pool) and the CPU workers.
+    pub fn dispose(self) {
+        if let Engine::Cpu { pool: Some(pool), .. } = &*self.engine() {
+            pool.terminate();
+        }
+    }
 }
 
 impl Sampler {
-    fn to_options(&self, o: &JsSampleOptions) -> Result<SampleOptions, JsError> {
+    fn engine(&self) -> Rc<Engine> {
+        self.engine.borrow().clone()
+    }
+
+    /// The engine, after recovering from a lost WebGPU device: the page's device is reopened
+    /// and the weights uploaded again; if WebGPU cannot come back, the CPU backend takes over.
+    /// Either way `backendReason` says what happened.
+    async fn live_engine(&self) -> Result<Rc<Engine>, JsError> {
+        let engine = self.engine();
+        let Engine::Gpu { sampler, .. } = &*engine else { return Ok(engine) };
+        let lost = sampler.backend();
+        if !lost.context().is_lost() {
+            return Ok(engine);
+        }
+        SHARED_GPU.with(|c| {
+            if c.get().is_some_and(|g| std::ptr::eq(g, *lost)) {
+                c.set(None);
+            }
+        });
+        let (next, note) = match open_gpu_engine(&self.model, self.canvas.as_ref(), None).await {
+            Ok(e) => (e, "the WebGPU device was lost and has been reopened".to_string()),
+            Err(e) => {
+                // The canvas may hold a WebGPU context now; the CPU picture needs a 2-D one.
+                let (e2, note) = open_cpu_engine(
+                    &self.model,
+                    &self.bytes,
+                    self.workers,
+                    format!("the WebGPU device was lost and could not be reopened ({e}); using the wasm CPU kernels"),
+                )
+                .await?;
+                (e2, note)
+            }
+        };
+        let next = Rc::new(next);
+        *self.engine.borrow_mut() = next.clone();
+        let mut reason = self.backend_reason.borrow_mut();
+        *reason = format!("{}; {note}", reason.split("; the WebGPU device was lost").next().unwrap_or_default());
+        Ok(next)
+    }
+
+    /// The plain-data fields of `sample()`'s options (callbacks and mixed-type fields apart).
+    fn parse_options(&self, opts: &JsValue) -> Result<JsSampleOptions, JsError> {
+        const KNOWN: [&str; 13] = [
+            "n",
+            "solver",
+            "steps",
+            "rtol",
+            "atol",
+            "maxSteps",
+            "seed",
+            "guidance",
+            "returnSamples",
+            "label",
+            "trajectories",
+            "onProgress",
+            "signal",
+        ];
+        if !opts.is_undefined() && !opts.is_null() && !opts.is_object() {
+            return Err(JsError::new("sample() takes an options object"));
+        }
+        // serde-wasm-bindgen reads only the fields it knows: a misspelt option must not pass.
+        for key in js_sys::Object::keys(&opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default()).iter() {
+            let key = key.as_string().unwrap_or_default();
+            if !KNOWN.contains(&key.as_str()) {
+                return Err(JsError::new(&format!(
+                    "unknown sample option `{key}` (expected one of {})",
+                    KNOWN.join(", ")
+                )));
+            }
+        }
+        let data = js_sys::Object::assign(
+            &js_sys::Object::new(),
+            &opts.clone().dyn_into::<js_sys::Object>().unwrap_or_default(),
+        );
+        for k in ["onProgress", "signal", "label", "trajectories"] {
+            let _ = js_sys::Reflect::delete_property(&data, &k.into());
+        }
+        serde_wasm_bindgen::from_value(data.into()).map_err(|e| js_err(format!("bad sample options: {e}")))
+    }
+
+    /// A worker pool's merged result as the sampler's output.
+    fn pooled_output(&self, o: &SampleOptions, r: &JsValue) -> crate::Result<crate::sampler::SampleOutput> {
+        let get = |k: &str| js_sys::Reflect::get(r, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let floats = |v: JsValue| v.dyn_into::<js_sys::Float32Array>().map(|a| a.to_vec()).unwrap_or_default();
+        let count = |k: &str| get(k).as_f64().unwrap_or(0.0) as usize;
+        let mut shape = vec![o.n];
+        shape.extend(self.model.config.sample_shape());
+        let samples = crate::Tensor::new(shape.clone(), floats(get("samples")))?;
+        let mut frames = Vec::new();
+        for f in js_sys::Array::from(&get("frames")).iter() {
+            let t = js_sys::Reflect::get(&f, &"t".into()).ok().and_then(|t| t.as_f64()).unwrap_or(0.0) as f32;
+            frames.push((
+                t,
+                crate::Tensor::new(
+                    shape.clone(),
+                    floats(js_sys::Reflect::get(&f, &"data".into()).unwrap_or_default()),
+                )?,
+            ));
+        }
+        let labels = get("labels").dyn_into::<js_sys::Uint32Array>().map(|a| a.to_vec()).unwrap_or_default();
+        let stats = crate::ode::SolveStats {
+            nfe: count("nfe"),
+            accepted: count("acceptedSteps"),
+            rejected: count("rejectedSteps"),
+        };
+        Ok(crate::sampler::SampleOutput { samples, frames, stats, labels })
+    }
+
+    fn to_options(
+        &self,
+        o: &JsSampleOptions,
+        label: &JsValue,
+        trajectories: &JsValue,
+    ) -> Result<SampleOptions, JsError> {
         let d = SampleOptions::default();
         let is_image = matches!(self.model.config.data, DataConfig::Image { .. });
         let solver: Solver = match &o.solver {
@@ -370,34 +722,49 @@ impl Sampler {
             Some(s) if s.is_finite() && s >= 0.0 && s.fract() == 0.0 && s <= 9_007_199_254_740_991.0 => s as u64,
             Some(s) => return Err(JsError::new(&format!("seed {s} must be a non-negative integer"))),
         };
-        let k = self.model.config.num_classes;
-        let labels = match (&o.label, k) {
-            (None | Some(serde_json::Value::Null), 0) => Labels::Unconditional,
-            (None, _) => Labels::Cycle,
-            (Some(serde_json::Value::Null), _) => Labels::Unconditional,
-            (Some(serde_json::Value::String(s)), _) if s == "all" => Labels::Cycle,
-            (Some(v), _) => match v.as_u64() {
-                Some(c) if c <= u32::MAX as u64 => Labels::Class(c as u32),
-                _ => return Err(JsError::new(&format!("label {v} must be a class number, \"all\" or null"))),
-            },
+        let conditional = self.model.config.num_classes > 0;
+        let labels = if label.is_undefined() {
+            if conditional { Labels::Cycle } else { Labels::Unconditional }
+        } else if label.is_null() {
+            Labels::Unconditional
+        } else if label.as_string().is_some_and(|s| s == "all") {
+            Labels::Cycle
+        } else {
+            match label.as_f64() {
+                Some(c) if c >= 0.0 && c.fract() == 0.0 && c <= u32::MAX as f64 => Labels::Class(c as u32),
+                _ => {
+                    let shown =
+                        label.as_string().map(|s| format!("\"{s}\"")).or_else(|| label.as_f64().map(|v| v.to_string()));
+                    let shown = shown.unwrap_or_else(|| "of this type".into());
+                    return Err(JsError::new(&format!("label {shown} must be a class number, \"all\" or null")));
+                }
+            }
         };
-        let trajectory_every = match &o.trajectories {
-            None | Some(serde_json::Value::Bool(false)) | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Bool(true)) => Some(1),
-            Some(v) => Some(
-                v.as_u64()
-                    .filter(|&k| k >= 1)
-                    .ok_or_else(|| JsError::new("trajectories must be true/false or a step stride ≥ 1"))?
-                    as usize,
-            ),
+        let trajectory_every =
+            if trajectories.is_undefined() || trajectories.is_null() || trajectories.as_bool() == Some(false) {
+                None
+            } else if trajectories.as_bool() == Some(true) {
+                Some(1)
+            } else {
+                match trajectories.as_f64() {
+                    Some(k) if k >= 1.0 && k.fract() == 0.0 && k <= 1e9 => Some(k as usize),
+                    _ => return Err(JsError::new("trajectories must be true/false or a step stride ≥ 1")),
+                }
+            };
+        // Whole numbers ≥ 0 (the sampler checks the ranges).
+        let count = |name: &str, v: Option<f64>, default: usize| match v {
+            None => Ok(default),
+            Some(v) if v >= 0.0 && v.fract() == 0.0 && v < usize::MAX as f64 => Ok(v as usize),
+            Some(v) if v >= 0.0 && v.fract() == 0.0 => Err(JsError::new(&format!("{name} = {v} is too large"))),
+            Some(v) => Err(JsError::new(&format!("{name} must be a whole number, not {v}"))),
         };
         Ok(SampleOptions {
-            n: o.n.unwrap_or(if is_image { 20 } else { 4096 }),
+            n: count("n", o.n, if is_image { 20 } else { 4096 })?,
             solver,
-            steps: o.steps.unwrap_or(d.steps),
+            steps: count("steps", o.steps, d.steps)?,
             rtol: o.rtol.unwrap_or(d.rtol),
             atol: o.atol.unwrap_or(d.atol),
-            max_steps: o.max_steps.unwrap_or(d.max_steps),
+            max_steps: count("maxSteps", o.max_steps, d.max_steps)?,
             seed,
             labels,
             guidance: o.guidance.unwrap_or(d.guidance),
@@ -405,27 +772,66 @@ impl Sampler {
         })
     }
 
-    fn render(
-        &self,
-        samples: &[f32],
-        n: usize,
-        frames: &[Vec<f32>],
-        canvas: &web_sys::HtmlCanvasElement,
-    ) -> Result<Rgba, JsError> {
-        Ok(match &self.model.config.data {
-            DataConfig::Points2d { range } => {
-                let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
-                render::density_plot(samples, *range, w, h, frames, 300)
+    /// The CPU backend's picture of `samples` (and trajectory `frames`) for the whole canvas.
+    fn render_cpu(&self, samples: &[f32], n: usize, frames: &[Vec<f32>], canvas: &web_sys::HtmlCanvasElement) -> Rgba {
+        let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
+        match self.model.config.data {
+            DataConfig::Points2d { range } => render::density_plot(samples, range, w, h, frames, MAX_PATHS),
+            DataConfig::Image { .. } => {
+                let grid = GridPlot::for_model(&self.model.config, n, 1).expect("an image model").fit_width(w);
+                render::centred(&render::image_grid(samples, &grid), w, h)
             }
-            DataConfig::Image { channels, height, width, range } => {
-                let cols =
-                    if self.model.config.num_classes > 0 { self.model.config.num_classes.min(n) } else { 10.min(n) };
-                let cw = canvas.width().max(1) as usize;
-                let scale = (cw / (cols * (width + 1) + 1)).max(1);
-                render::image_grid(samples, n, *channels, *height, *width, *range, cols, scale)
-            }
-        })
+        }
     }
+
+    /// The GPU scene of the per-chunk `states` of `out` (with `out`'s trajectory frames as
+    /// lines when `with_paths`).
+    fn scene<'a>(
+        &self,
+        out: &'a BackendOutput<GpuTensor>,
+        states: Vec<&'a GpuTensor>,
+        n: usize,
+        with_paths: bool,
+        canvas: &web_sys::HtmlCanvasElement,
+    ) -> Scene<'a> {
+        let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
+        match self.model.config.data {
+            DataConfig::Points2d { range } => Scene::Points {
+                plot: PointsPlot { width: w, height: h, range },
+                states,
+                first_row: out.chunks.iter().map(|c| c.rows.start).collect(),
+                paths: if with_paths {
+                    out.chunks.iter().map(|c| c.frames.iter().map(|(_, f)| f).collect()).collect()
+                } else {
+                    Vec::new()
+                },
+                max_paths: MAX_PATHS,
+            },
+            DataConfig::Image { .. } => Scene::Images {
+                grid: GridPlot::for_model(&self.model.config, n, 1).expect("an image model").fit_width(w),
+                chunks: out.chunks.iter().map(|c| c.rows.start).zip(states).collect(),
+            },
+        }
+    }
+}
+
+/// A progress callback's event object.
+fn progress_event(p: Progress) -> JsValue {
+    object(&[
+        ("step", JsValue::from(p.step as f64)),
+        ("totalSteps", p.total_steps.map_or(JsValue::NULL, |s| JsValue::from(s as f64))),
+        ("t", JsValue::from(p.t)),
+        ("nfe", JsValue::from(p.nfe as f64)),
+    ])
+}
+
+/// The message of a JS error value (an `Error`'s `message`, or its string form).
+fn js_message(e: &JsValue) -> String {
+    js_sys::Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Linear interpolation in t between the two kept states around `t`.
@@ -478,7 +884,7 @@ async fn probe_webgpu() -> WebGpuProbe {
         .as_bool()
         .or_else(|| get(&adapter, "isFallbackAdapter").as_bool())
         .unwrap_or(false)
-        || name.to_lowercase().contains("swiftshader");
+        || name.to_ascii_lowercase().contains("swiftshader");
     if fallback { WebGpuProbe::Fallback(name) } else { WebGpuProbe::Hardware(name) }
 }
 
@@ -506,10 +912,9 @@ async fn fetch_bytes(url: &str, on_progress: Option<&js_sys::Function>) -> Resul
     let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok());
     let report = |loaded: f64| {
         if let Some(f) = on_progress {
-            let ev = serde_json::json!({ "phase": "download", "loaded": loaded, "total": total });
-            if let Ok(v) = ev.serialize(&serde_wasm_bindgen::Serializer::json_compatible()) {
-                let _ = f.call1(&JsValue::NULL, &v);
-            }
+            let total = total.map_or(JsValue::NULL, JsValue::from);
+            let ev = object(&[("phase", "download".into()), ("loaded", JsValue::from(loaded)), ("total", total)]);
+            let _ = f.call1(&JsValue::NULL, &ev);
         }
     };
     let read_err = |_| JsError::new(&format!("could not read `{url}`: the download broke off"));
@@ -545,9 +950,5 @@ fn draw_rgba(canvas: &web_sys::HtmlCanvasElement, img: &Rgba) -> Result<(), JsEr
     let data =
         web_sys::ImageData::new_with_u8_clamped_array_and_sh(Clamped(&img.pixels), img.width as u32, img.height as u32)
             .map_err(|_| JsError::new("cannot make ImageData"))?;
-    ctx.set_fill_style_str("#0c0c14");
-    ctx.fill_rect(0.0, 0.0, canvas.width() as f64, canvas.height() as f64);
-    let dx = ((canvas.width() as f64 - img.width as f64) / 2.0).max(0.0);
-    let dy = ((canvas.height() as f64 - img.height as f64) / 2.0).max(0.0);
-    ctx.put_image_data(&data, dx, dy).map_err(|_| JsError::new("cannot draw to the canvas"))
+    ctx.put_image_data(&data, 0.0, 0.0).map_err(|_| JsError::new("cannot draw to the canvas"))
 }

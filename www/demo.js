@@ -2,7 +2,7 @@
 import init, { Sampler } from './pkg/pushforward.js';
 
 const $ = (id) => document.getElementById(id);
-const canvas = $('canvas');
+let canvas = $('canvas');
 const status = $('status');
 let sampler = null;
 let busy = false;
@@ -38,7 +38,14 @@ function syncControls() {
 async function load(model) {
   setStatus('loading model…');
   try {
-    const next = await Sampler.create({ canvas, model, backend: new URLSearchParams(location.search).get('backend') || 'auto' });
+    // A fresh canvas per sampler: a canvas keeps the first context type it was given (2d for
+    // the CPU backend, webgpu for the GPU one), and a new model may land on the other backend.
+    const fresh = canvas.cloneNode();
+    fresh.width = canvas.width || 640;
+    fresh.height = canvas.height || 640;
+    const next = await Sampler.create({ canvas: fresh, model, backend: new URLSearchParams(location.search).get('backend') || 'auto' });
+    canvas.replaceWith(fresh);
+    canvas = fresh;
     if (sampler) sampler.dispose();
     sampler = next;
     syncControls();

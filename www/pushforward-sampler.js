@@ -85,7 +85,11 @@ class PushforwardSampler extends HTMLElement {
     try {
       this.status('loading…');
       const { Sampler } = await loadModule();
-      const next = await Sampler.create({ canvas: this.canvas, model: new URL(model, document.baseURI).href, backend: this.getAttribute('backend') || 'auto' });
+      // A fresh canvas per sampler: a canvas keeps its first context type (2d or webgpu).
+      const fresh = this.canvas.cloneNode();
+      const next = await Sampler.create({ canvas: fresh, model: new URL(model, document.baseURI).href, backend: this.getAttribute('backend') || 'auto' });
+      this.canvas.replaceWith(fresh);
+      this.canvas = fresh;
       this.sampler?.dispose();
       this.sampler = next;
       this.dispatchEvent(new CustomEvent('ready', { detail: this.sampler.info() }));

@@ -173,9 +173,9 @@ fn sample(args: &[String]) -> Result<(), String> {
             let frames: Vec<Vec<f32>> = out.frames.iter().map(|(_, t)| t.data().to_vec()).collect();
             render::density_plot(out.samples.data(), *range, size, size, &frames, 300)
         }
-        DataConfig::Image { channels, height, width, range } => {
-            let cols = if model.config.num_classes > 0 { model.config.num_classes.min(opts.n) } else { 10 };
-            render::image_grid(out.samples.data(), opts.n, *channels, *height, *width, *range, cols, 3)
+        DataConfig::Image { .. } => {
+            let grid = render::GridPlot::for_model(&model.config, opts.n, 3).expect("an image model");
+            render::image_grid(out.samples.data(), &grid)
         }
     };
     let png_path = flags.get("out").cloned().unwrap_or_else(|| "samples.png".into());

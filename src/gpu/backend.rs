@@ -57,6 +57,15 @@ impl GpuTensor {
     fn bind(&self) -> Bind<'_> {
         Bind { buf: self.buf.buffer(), offset: 0, bytes: self.len as u64 * 4 }
     }
+
+    /// The tensor's values as a binding (the pooled buffer may be larger than the tensor).
+    pub(crate) fn binding(&self) -> wgpu::BufferBinding<'_> {
+        wgpu::BufferBinding {
+            buffer: self.buf.buffer(),
+            offset: 0,
+            size: wgpu::BufferSize::new(self.len.max(1) as u64 * 4),
+        }
+    }
 }
 
 /// A buffer range bound to a kernel: `bytes` of `buf` from `offset`.
@@ -431,6 +440,30 @@ impl GpuBackend {
         self.flush_locked(&mut r)
     }
 
+    /// Submits everything pending and resolves when the device has finished it (timings that
+    /// should include the GPU's work without reading anything back).
+    pub async fn finish(&self) -> Result<()> {
+        self.flush()?;
+        let (send, recv) = oneshot();
+        self.ctx.queue.on_submitted_work_done(move || send(()));
+        self.ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| {
+            self.ctx.check().err().unwrap_or_else(|| Error::Gpu(format!("waiting for the device: {e}")))
+        })?;
+        recv.await;
+        self.ctx.check()
+    }
+
+    /// Submits work recorded outside the backend (drawing) after everything pending, so it sees
+    /// the results of every op recorded so far. Reports a validation error or device loss.
+    pub(crate) fn submit_after_pending(&self, commands: wgpu::CommandBuffer) -> Result<()> {
+        let mut r = self.lock();
+        self.flush_locked(&mut r)?;
+        self.ctx.queue.submit([commands]);
+        r.stats.submissions += 1;
+        drop(r);
+        self.ctx.check()
+    }
+
     fn flush_locked(&self, r: &mut Recorder) -> Result<()> {
         let profiled = r.profiler.as_ref().is_some_and(|p| !p.families.is_empty());
         if profiled {
@@ -538,7 +571,7 @@ impl GpuBackend {
     }
 
     /// Copies the first `bytes` of `src` back to the host. Submits everything pending.
-    async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    pub(crate) async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         #[cfg(not(target_arch = "wasm32"))]
         let start = std::time::Instant::now();
         let bytes = bytes.max(4).next_multiple_of(4);

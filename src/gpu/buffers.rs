@@ -40,6 +40,7 @@ struct Inner {
     idle_bytes: u64,
     created: u64,
     reused: u64,
+    destroyed: u64,
 }
 
 /// Allocation counters (for the benchmark and tests).
@@ -47,6 +48,8 @@ struct Inner {
 pub struct PoolStats {
     pub created: u64,
     pub reused: u64,
+    /// Buffers alive now (in use or idle in the pool): `created` minus those destroyed.
+    pub live: u64,
 }
 
 #[derive(Clone, Default)]
@@ -114,13 +117,14 @@ impl BufferPool {
 
     pub fn stats(&self) -> PoolStats {
         let g = self.lock();
-        PoolStats { created: g.created, reused: g.reused }
+        PoolStats { created: g.created, reused: g.reused, live: g.created - g.destroyed }
     }
 
     fn put(&self, kind: Kind, class: u64, buf: wgpu::Buffer) {
         let mut g = self.lock();
         let list_len = g.free.get(&(kind, class)).map_or(0, Vec::len);
         if g.idle_bytes + class > MAX_IDLE_BYTES || list_len >= MAX_IDLE_PER_CLASS {
+            g.destroyed += 1;
             drop(g);
             buf.destroy();
             return;

@@ -31,6 +31,12 @@ pub struct GpuOptions {
 
 /// An open device. Cheap to share by reference; `GpuBackend` owns one.
 pub struct GpuContext {
+    /// Kept for drawing: a canvas surface is made by the instance and configured for the adapter
+    /// (the browser build; natively the painter draws into textures).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) instance: wgpu::Instance,
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    pub(crate) adapter: wgpu::Adapter,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
@@ -103,8 +109,9 @@ impl GpuContext {
         }));
         let f = failure.clone();
         device.set_device_lost_callback(move |reason, msg| {
+            // Loss wins over an earlier validation error: it is what callers must recover from.
             let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
-            if slot.is_none() {
+            if !matches!(*slot, Some(Error::DeviceLost(_))) {
                 *slot = Some(Error::DeviceLost(format!("{reason:?}: {msg}")));
             }
         });
@@ -119,7 +126,7 @@ impl GpuContext {
             plan.max_buffer_bytes = plan.max_buffer_bytes.min(l.max_buffer_bytes).max(4);
             plan.max_workgroups_per_dim = plan.max_workgroups_per_dim.min(l.max_workgroups_per_dim).max(1);
         }
-        Ok(Self { device, queue, info, device_limits, plan, timestamps, failure })
+        Ok(Self { instance, adapter, device, queue, info, device_limits, plan, timestamps, failure })
     }
 
     /// Blocking [`GpuContext::new_async`] (native only: the browser cannot block).
@@ -139,6 +146,11 @@ impl GpuContext {
     }
 
     /// The first validation error or device loss seen since the device was opened.
+    /// True once the device is lost (it never comes back; open a new one).
+    pub fn is_lost(&self) -> bool {
+        matches!(*self.failure.lock().unwrap_or_else(|p| p.into_inner()), Some(Error::DeviceLost(_)))
+    }
+
     pub fn check(&self) -> Result<()> {
         match self.failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             Some(e) => Err(e.clone()),

@@ -2,6 +2,7 @@
 //! trajectories), and a grid for images. The CLI writes these as PNG; the browser's CPU backend
 //! puts the same pixels on a 2-D canvas.
 
+pub mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod png;
 
@@ -22,8 +23,16 @@ impl Rgba {
 /// Dark background shared by the plots.
 pub const BACKGROUND: [u8; 4] = [12, 12, 20, 255];
 
-/// A perceptual dark-to-bright colour map (control points after matplotlib's "magma").
-fn colormap(v: f32) -> [u8; 3] {
+/// Colour of a trajectory line sample.
+const LINE: [f32; 3] = [120.0, 200.0, 255.0];
+/// Each line sample over a pixel keeps this share of the colour under it.
+const LINE_KEEP: f32 = 0.65;
+/// Splat weights are integers in 1/`SPLAT_UNIT` of a point's peak weight.
+const SPLAT_UNIT: f32 = 256.0;
+
+/// A perceptual dark-to-bright colour map (control points after matplotlib's "magma"),
+/// unrounded: shaders/render.wgsl has the same function.
+fn colormap(v: f32) -> [f32; 3] {
     const STOPS: [[f32; 3]; 6] = [
         [12.0, 12.0, 20.0],
         [59.0, 15.0, 112.0],
@@ -35,15 +44,118 @@ fn colormap(v: f32) -> [u8; 3] {
     let x = v.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let f = x - i as f32;
-    let c = |k: usize| (STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f).round() as u8;
-    [c(0), c(1), c(2)]
+    std::array::from_fn(|k| STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f)
 }
 
-/// Maps data coordinates inside `range` to pixel coordinates (y up).
-fn to_pixel(p: [f32; 2], range: [[f32; 2]; 2], w: usize, h: usize) -> [f32; 2] {
-    let fx = (p[0] - range[0][0]) / (range[0][1] - range[0][0]);
-    let fy = (p[1] - range[1][0]) / (range[1][1] - range[1][0]);
-    [fx * w as f32, (1.0 - fy) * h as f32]
+/// A points plot on a `width`×`height` canvas showing the data box `range`
+/// ([[xmin, xmax], [ymin, ymax]], y up). The same geometry is used by the GPU renderer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointsPlot {
+    pub width: usize,
+    pub height: usize,
+    pub range: [[f32; 2]; 2],
+}
+
+impl PointsPlot {
+    /// Splat radius in pixels: a point stays a visible blob on a large (HiDPI) canvas.
+    pub fn radius(&self) -> u32 {
+        1 + (self.width.max(self.height) / 400) as u32
+    }
+
+    /// Pixel coordinates of a data point (y down).
+    fn pixel_of(self, p: [f32; 2]) -> [f32; 2] {
+        let [[x0, x1], [y0, y1]] = self.range;
+        let fx = (p[0] - x0) / (x1 - x0);
+        let fy = (p[1] - y0) / (y1 - y0);
+        [fx * self.width as f32, (1.0 - fy) * self.height as f32]
+    }
+}
+
+/// Integer accumulators of a points plot: density in 1/256 units and trajectory line hits per
+/// pixel. Integers make the picture independent of summation order, so the CPU and the GPU
+/// (shaders/render.wgsl, atomics) produce the same pixels.
+pub struct PlotAccumulators {
+    plot: PointsPlot,
+    density: Vec<u32>,
+    hits: Vec<u32>,
+}
+
+impl PlotAccumulators {
+    pub fn new(plot: PointsPlot) -> Self {
+        let n = plot.width * plot.height;
+        Self { plot, density: vec![0; n], hits: vec![0; n] }
+    }
+
+    /// Adds one point as a separable tent of `radius` pixels centred on it.
+    pub fn splat(&mut self, p: [f32; 2]) {
+        if !(p[0].is_finite() && p[1].is_finite()) {
+            return;
+        }
+        let (w, h) = (self.plot.width as i32, self.plot.height as i32);
+        let r = self.plot.radius() as f32;
+        let [px, py] = self.plot.pixel_of(p);
+        let (cx, cy) = (px - 0.5, py - 0.5);
+        // Off-canvas by more than the radius: nothing to draw (and no huge loop bounds).
+        if !(cx > -r - 1.0 && cy > -r - 1.0 && cx < w as f32 + r && cy < h as f32 + r) {
+            return;
+        }
+        let (x0, x1) = (((cx - r).floor() as i32 + 1).max(0), ((cx + r).floor() as i32).min(w - 1));
+        let (y0, y1) = (((cy - r).floor() as i32 + 1).max(0), ((cy + r).floor() as i32).min(h - 1));
+        for y in y0..=y1 {
+            let wy = 1.0 - (y as f32 - cy).abs() / r;
+            for x in x0..=x1 {
+                let wx = 1.0 - (x as f32 - cx).abs() / r;
+                let q = (wx * wy * SPLAT_UNIT + 0.5).floor() as u32;
+                if wx > 0.0 && wy > 0.0 && q > 0 {
+                    let i = (y * w + x) as usize;
+                    self.density[i] = self.density[i].wrapping_add(q);
+                }
+            }
+        }
+    }
+
+    /// Adds a trajectory segment: uniform samples along it, about one per pixel of length.
+    pub fn segment(&mut self, a: [f32; 2], b: [f32; 2]) {
+        let (a, b) = (self.plot.pixel_of(a), self.plot.pixel_of(b));
+        if !(a.iter().chain(&b).all(|v| v.is_finite())) {
+            return;
+        }
+        let (w, h) = (self.plot.width, self.plot.height);
+        let len = ((b[0] - a[0]).powi(2) + (b[1] - a[1]).powi(2)).sqrt();
+        let steps = len.ceil().clamp(1.0, (4 * (w + h)) as f32) as u32;
+        for s in 0..=steps {
+            let f = s as f32 / steps as f32;
+            let (x, y) = (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f);
+            if x >= 0.0 && y >= 0.0 && x < w as f32 && y < h as f32 {
+                let i = y as usize * w + x as usize;
+                self.hits[i] = self.hits[i].wrapping_add(1);
+            }
+        }
+    }
+
+    /// Log-scaled heat map normalised by the densest pixel, lines laid over it.
+    pub fn shade(&self) -> Rgba {
+        let peak = self.density.iter().copied().max().unwrap_or(0);
+        let norm = (1.0 + peak as f32).ln().max(1e-6);
+        let mut img = Rgba::filled(self.plot.width, self.plot.height, BACKGROUND);
+        for (i, (&c, &hits)) in self.density.iter().zip(&self.hits).enumerate() {
+            let mut rgb = BACKGROUND.map(f32::from);
+            if c > 0 {
+                let rgb_c = colormap((1.0 + c as f32).ln() / norm * 0.9 + 0.1);
+                rgb[..3].copy_from_slice(&rgb_c);
+            }
+            if hits > 0 {
+                let a = 1.0 - LINE_KEEP.powi(hits.min(1 << 20) as i32);
+                for (v, l) in rgb.iter_mut().zip(LINE) {
+                    *v = *v * (1.0 - a) + l * a;
+                }
+            }
+            for (px, v) in img.pixels[4 * i..4 * i + 3].iter_mut().zip(rgb) {
+                *px = v.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        img
+    }
 }
 
 /// Density of 2-D points (`points` = [n, 2] flattened) as a log-scaled heat map; optional
@@ -57,127 +169,80 @@ pub fn density_plot(
     frames: &[Vec<f32>],
     max_paths: usize,
 ) -> Rgba {
-    let mut hist = vec![0f32; width * height];
+    let mut acc = PlotAccumulators::new(PointsPlot { width, height, range });
     for p in points.chunks_exact(2) {
-        if !(p[0].is_finite() && p[1].is_finite()) {
-            continue;
-        }
-        // Bilinear splat: each point spreads its unit mass over the four nearest pixel centres.
-        let [px, py] = to_pixel([p[0], p[1]], range, width, height);
-        let (x0, y0) = ((px - 0.5).floor(), (py - 0.5).floor());
-        let (fx, fy) = (px - 0.5 - x0, py - 0.5 - y0);
-        for (dx, dy, wgt) in
-            [(0, 0, (1.0 - fx) * (1.0 - fy)), (1, 0, fx * (1.0 - fy)), (0, 1, (1.0 - fx) * fy), (1, 1, fx * fy)]
-        {
-            let (x, y) = (x0 as i64 + dx, y0 as i64 + dy);
-            if x >= 0 && y >= 0 && (x as usize) < width && (y as usize) < height {
-                hist[y as usize * width + x as usize] += wgt;
-            }
+        acc.splat([p[0], p[1]]);
+    }
+    for pair in frames.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        for k in 0..(a.len().min(b.len()) / 2).min(max_paths) {
+            acc.segment([a[2 * k], a[2 * k + 1]], [b[2 * k], b[2 * k + 1]]);
         }
     }
-    // Soften each point into a small blob so the picture reads the same at any canvas size
-    // (a 1-pixel dot vanishes on a HiDPI canvas).
-    let radius = width.max(height) / 400;
-    if radius > 0 {
-        blur(&mut hist, width, height, radius);
-    }
-    let max = hist.iter().cloned().fold(0.0f32, f32::max);
-    let norm = (1.0 + max).ln().max(1e-6);
-    let mut img = Rgba::filled(width, height, BACKGROUND);
-    for (i, &c) in hist.iter().enumerate() {
-        if c > 0.0 {
-            let [r, g, b] = colormap((1.0 + c).ln() / norm * 0.9 + 0.1);
-            img.pixels[4 * i..4 * i + 4].copy_from_slice(&[r, g, b, 255]);
-        }
-    }
-    let n = points.len() / 2;
-    for k in 0..n.min(max_paths) {
-        for pair in frames.windows(2) {
-            let (a, b) = (&pair[0], &pair[1]);
-            if 2 * k + 1 >= a.len().min(b.len()) {
-                continue;
-            }
-            let pa = to_pixel([a[2 * k], a[2 * k + 1]], range, width, height);
-            let pb = to_pixel([b[2 * k], b[2 * k + 1]], range, width, height);
-            draw_line(&mut img, pa, pb, [120, 200, 255], 0.35);
-        }
-    }
-    img
+    acc.shade()
 }
 
-/// Separable triangle blur of radius `r` (weights r+1−|d|), in place.
-fn blur(img: &mut [f32], w: usize, h: usize, r: usize) {
-    let weights: Vec<f32> = (0..=2 * r).map(|i| (r + 1 - i.abs_diff(r)) as f32).collect();
-    let norm: f32 = weights.iter().sum();
-    let mut tmp = vec![0f32; img.len()];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (i, wt) in weights.iter().enumerate() {
-                let xx = x as isize + i as isize - r as isize;
-                if xx >= 0 && (xx as usize) < w {
-                    acc += wt * img[y * w + xx as usize];
-                }
-            }
-            tmp[y * w + x] = acc / norm;
-        }
+/// An image grid: `n` images [c, h, w] with values in `range`, tiled `cols` per row, each
+/// upscaled `scale`× by nearest neighbour, with a `scale`-pixel gutter. c = 1 is grey, c ≥ 3 RGB.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridPlot {
+    pub n: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub range: [f32; 2],
+    pub cols: usize,
+    pub scale: usize,
+}
+
+impl GridPlot {
+    /// The grid of `n` samples of an image model at `scale`: one column per class for
+    /// conditional models (samples cycle through the classes), else 10. `None` for points.
+    pub fn for_model(config: &crate::model::ModelConfig, n: usize, scale: usize) -> Option<Self> {
+        let crate::model::DataConfig::Image { channels, height, width, range } = config.data else { return None };
+        let cols = if config.num_classes > 0 { config.num_classes } else { 10 }.clamp(1, n.max(1));
+        Some(Self { n, channels, height, width, range, cols, scale: scale.max(1) })
     }
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (i, wt) in weights.iter().enumerate() {
-                let yy = y as isize + i as isize - r as isize;
-                if yy >= 0 && (yy as usize) < h {
-                    acc += wt * tmp[yy as usize * w + x];
-                }
-            }
-            img[y * w + x] = acc / norm;
-        }
+
+    /// The largest integer scale at which the grid fits `canvas_width` pixels.
+    pub fn fit_width(self, canvas_width: usize) -> Self {
+        Self { scale: (canvas_width / (self.cols * (self.width + 1) + 1)).max(1), ..self }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n.div_ceil(self.cols.max(1))
+    }
+
+    /// Values per image.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Size of the whole grid in pixels.
+    pub fn size(&self) -> (usize, usize) {
+        let gap = self.scale.max(1);
+        (self.cols * (self.width * self.scale + gap) + gap, self.rows() * (self.height * self.scale + gap) + gap)
+    }
+
+    /// Top-left corner of the grid centred on a canvas (clamped at 0 when it is larger).
+    pub fn origin(&self, canvas_width: usize, canvas_height: usize) -> (usize, usize) {
+        let (w, h) = self.size();
+        (canvas_width.saturating_sub(w) / 2, canvas_height.saturating_sub(h) / 2)
     }
 }
 
-/// Alpha-blended line by uniform sampling along the segment (no anti-aliasing; faint lines
-/// overlapping is what shows the flow).
-fn draw_line(img: &mut Rgba, a: [f32; 2], b: [f32; 2], color: [u8; 3], alpha: f32) {
-    if !(a.iter().chain(&b).all(|v| v.is_finite())) {
-        return;
-    }
-    let len = ((b[0] - a[0]).powi(2) + (b[1] - a[1]).powi(2)).sqrt();
-    let steps = (len.ceil() as usize).clamp(1, 4 * (img.width + img.height));
-    for s in 0..=steps {
-        let f = s as f32 / steps as f32;
-        let (x, y) = (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f);
-        if x < 0.0 || y < 0.0 || x >= img.width as f32 || y >= img.height as f32 {
-            continue;
-        }
-        let i = 4 * (y as usize * img.width + x as usize);
-        for (px, &c) in img.pixels[i..i + 3].iter_mut().zip(&color) {
-            let old = *px as f32;
-            *px = (old + (c as f32 - old) * alpha).round() as u8;
-        }
-    }
-}
-
-/// Images [n, c, h, w] (values in `range`) tiled `cols` per row, each upscaled `scale`× by
-/// nearest neighbour, with a 1-pixel-per-scale gutter. c = 1 is grey, c = 3 is RGB.
-pub fn image_grid(
-    images: &[f32],
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    range: [f32; 2],
-    cols: usize,
-    scale: usize,
-) -> Rgba {
-    let cols = cols.clamp(1, n.max(1));
-    let rows = n.div_ceil(cols);
-    let gap = scale.max(1);
+/// The image grid alone (`images` = [n, c, h, w] flattened), `grid.size()` pixels.
+pub fn image_grid(images: &[f32], grid: &GridPlot) -> Rgba {
+    let g = GridPlot { cols: grid.cols.clamp(1, grid.n.max(1)), scale: grid.scale.max(1), ..*grid };
+    let (c, h, w, scale) = (g.channels, g.height, g.width, g.scale);
+    let gap = scale;
     let (cw, ch) = (w * scale + gap, h * scale + gap);
-    let mut img = Rgba::filled(cols * cw + gap, rows * ch + gap, BACKGROUND);
+    let (width, height) = g.size();
+    let mut img = Rgba::filled(width, height, BACKGROUND);
+    let range = g.range;
     let to_u8 = |v: f32| (((v - range[0]) / (range[1] - range[0])).clamp(0.0, 1.0) * 255.0).round() as u8;
-    for k in 0..n {
-        let (gx, gy) = (gap + (k % cols) * cw, gap + (k / cols) * ch);
+    for k in 0..g.n.min(images.len() / g.image_len().max(1)) {
+        let (gx, gy) = (gap + (k % g.cols) * cw, gap + (k / g.cols) * ch);
         for y in 0..h * scale {
             for x in 0..w * scale {
                 let (sy, sx) = (y / scale, x / scale);
@@ -189,4 +254,16 @@ pub fn image_grid(
         }
     }
     img
+}
+
+/// `img` centred on a `width`×`height` background (cropped where larger): what a canvas shows.
+pub fn centred(img: &Rgba, width: usize, height: usize) -> Rgba {
+    let mut out = Rgba::filled(width, height, BACKGROUND);
+    let (ox, oy) = (width.saturating_sub(img.width) / 2, height.saturating_sub(img.height) / 2);
+    for y in 0..img.height.min(height - oy) {
+        let n = img.width.min(width - ox);
+        let src = &img.pixels[4 * y * img.width..][..4 * n];
+        out.pixels[4 * ((oy + y) * width + ox)..][..4 * n].copy_from_slice(src);
+    }
+    out
 }

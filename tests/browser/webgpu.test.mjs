@@ -102,3 +102,59 @@ test('every WebGPU sampler on a page shares one device, also when created at onc
   assert.deepEqual(r.nfe, [4, 4, 4]);
   assert.equal(r.last, 1);
 });
+
+// The WebGPU canvas is drawn from the GPU buffers (shaders/render.wgsl); the CPU backend
+// rasterises the same picture on a 2-D canvas. Same seed → the same pixels, up to the few
+// that float rounding moves (samples differ by ~1e-6 between the backends).
+async function pictures(model, opts, t) {
+  return b.page.evaluate(async ({ model, opts, t }) => {
+    const read = (canvas) => {
+      // Works for both context types: copy into a 2-D canvas and read that.
+      const c2 = document.createElement('canvas');
+      c2.width = canvas.width; c2.height = canvas.height;
+      const ctx = c2.getContext('2d');
+      ctx.drawImage(canvas, 0, 0);
+      return Array.from(ctx.getImageData(0, 0, c2.width, c2.height).data);
+    };
+    const out = {};
+    for (const backend of ['webgpu', 'cpu']) {
+      const canvas = document.createElement('canvas');
+      canvas.width = 300; canvas.height = 240;
+      const s = await window.pushforward.Sampler.create({ canvas, model: `models/${model}.safetensors`, backend });
+      await s.sample(opts);
+      const final = read(canvas);
+      let mid = null;
+      if (t !== undefined) { s.drawAt(t); mid = read(canvas); }
+      out[backend] = { final, mid, backend: s.info().backend };
+      s.dispose();
+    }
+    return out;
+  }, { model, opts, t });
+}
+
+function comparePixels(what, a, c) {
+  let bad = 0, worst = 0, lit = 0;
+  for (let i = 0; i < a.length; i += 4) {
+    const d = Math.max(Math.abs(a[i] - c[i]), Math.abs(a[i + 1] - c[i + 1]), Math.abs(a[i + 2] - c[i + 2]));
+    worst = Math.max(worst, d);
+    if (d > 2) bad++;
+    if (c[i] + c[i + 1] + c[i + 2] > 60) lit++;
+  }
+  const px = a.length / 4;
+  console.log(`${what}: ${bad} of ${px} pixels differ by > 2 levels (worst ${worst}); ${lit} lit`);
+  assert.ok(bad <= px * 0.005, `${what}: ${bad} pixels differ`);
+  assert.ok(lit > 500, `${what}: the picture is blank`);
+}
+
+test('the WebGPU canvas shows the CPU picture: moons with trajectories, and drawAt(0.4)', async () => {
+  const r = await pictures('moons', { n: 1500, solver: 'heun', steps: 3, seed: 2, trajectories: true }, 0.4);
+  assert.equal(r.webgpu.backend, 'webgpu');
+  comparePixels('moons final', r.webgpu.final, r.cpu.final);
+  comparePixels('moons t=0.4', r.webgpu.mid, r.cpu.mid);
+});
+
+test('the WebGPU canvas shows the CPU picture: mnist grid', async () => {
+  const r = await pictures('mnist', { n: 10, solver: 'euler', steps: 2, seed: 1, label: 'all', guidance: 2 });
+  comparePixels('mnist grid', r.webgpu.final, r.cpu.final);
+  assert.deepEqual(b.consoleErrors, []);
+});
