@@ -4,7 +4,6 @@
 
 use crate::error::{Error, Result};
 use crate::model::json::{self, JResult, Parser, Raw};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -24,25 +23,23 @@ const MAX_IMAGE_SIDE: usize = 1024;
 const MAX_IMAGE_CHANNELS: usize = 4;
 const MAX_CLASSES: usize = 100_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     pub format_version: u32,
     pub arch: ArchConfig,
     pub data: DataConfig,
     pub num_classes: usize,
     pub path: PathConfig,
-    #[serde(default)]
     pub provenance: Provenance,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ArchConfig {
     Mlp(MlpConfig),
     Unet(UnetConfig),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MlpConfig {
     pub data_dim: usize,
     pub width: usize,
@@ -52,7 +49,7 @@ pub struct MlpConfig {
     pub time_scale: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnetConfig {
     pub in_channels: usize,
     pub base_channels: usize,
@@ -62,8 +59,7 @@ pub struct UnetConfig {
     pub time_scale: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DataConfig {
     /// 2-D points; `range` is the plotting box [[xmin, xmax], [ymin, ymax]].
     Points2d { range: [[f32; 2]; 2] },
@@ -71,8 +67,7 @@ pub enum DataConfig {
     Image { channels: usize, height: usize, width: usize, range: [f32; 2] },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathConfig {
     /// x_t = (1−t)·x0 + t·x1.
     Linear,
@@ -81,14 +76,13 @@ pub enum PathConfig {
 }
 
 /// Where the model came from. Free-form apart from `metrics`, which maps names to numbers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Provenance {
     pub dataset: Option<String>,
     pub train_steps: Option<u64>,
     pub seed: Option<u64>,
     pub metrics: BTreeMap<String, f64>,
     /// Anything else the trainer recorded (batch size, machine, time, versions), as JSON text.
-    #[serde(flatten)]
     pub extra: BTreeMap<String, Raw>,
 }
 

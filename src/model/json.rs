@@ -494,80 +494,13 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// A checked JSON value kept as its text (free-form provenance fields): written back verbatim,
-/// and handed to serde (the browser's `info()`) as the value it spells.
+/// A checked JSON value kept as its text (free-form provenance fields), written back verbatim.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Raw(String);
 
 impl Raw {
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl serde::Serialize for Raw {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_value(&mut Parser::new(&self.0), s)
-    }
-}
-
-/// Serialises the value at the parser's position as serde data: numbers without a fraction or
-/// exponent as u64/i64 when they fit (as serde_json's `Value` does), other numbers as f64.
-fn serialize_value<S: serde::Serializer>(p: &mut Parser<'_>, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::{Error as _, SerializeMap, SerializeSeq};
-    let bad = |e: JsonError| S::Error::custom(e.to_string());
-    struct At<'a>(&'a str);
-    impl serde::Serialize for At<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            serialize_value(&mut Parser::new(self.0), s)
-        }
-    }
-    match p.peek() {
-        Some(b'{') => {
-            let mut map = s.serialize_map(None)?;
-            let mut err = None;
-            let r = p.object(|p, key| {
-                let v = p.skip()?;
-                map.serialize_entry(key, &At(v)).map_err(|e| {
-                    err = Some(e);
-                    p.error("")
-                })
-            });
-            if let Some(e) = err {
-                return Err(e);
-            }
-            r.map_err(bad)?;
-            map.end()
-        }
-        Some(b'[') => {
-            let mut seq = s.serialize_seq(None)?;
-            let mut err = None;
-            let r = p.array(|p, _| {
-                let v = p.skip()?;
-                seq.serialize_element(&At(v)).map_err(|e| {
-                    err = Some(e);
-                    p.error("")
-                })
-            });
-            if let Some(e) = err {
-                return Err(e);
-            }
-            r.map_err(bad)?;
-            seq.end()
-        }
-        Some(b'"') => s.serialize_str(&p.string().map_err(bad)?),
-        Some(b'-' | b'0'..=b'9') => {
-            let text = p.number().map_err(bad)?;
-            if let Ok(v) = text.parse::<u64>() {
-                s.serialize_u64(v)
-            } else if let Ok(v) = text.parse::<i64>() {
-                s.serialize_i64(v)
-            } else {
-                s.serialize_f64(text.parse::<f64>().map_err(S::Error::custom)?)
-            }
-        }
-        _ if p.null() => s.serialize_unit(),
-        _ => s.serialize_bool(p.bool().map_err(bad)?),
     }
 }
 
