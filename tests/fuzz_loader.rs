@@ -16,7 +16,7 @@
 //! entry, ≥ 52 bytes of JSON each, Vec doubling), and the fixed structures (the expected
 //! tensor list of the largest config the bounds allow, hash tables) stay under 64 KiB.
 //!
-//! `PUSHFORWARD_FUZZ_CASES` sets the number of mutated cases (default 3000, a few seconds);
+//! `PUSHFORWARD_FUZZ_CASES` sets the number of mutated cases (default 20 000, ~1.5 s);
 //! see tests/fixtures/README.md for the long run. A failing input is written to
 //! `target/fuzz-loader-failures/` for reproduction.
 
@@ -498,7 +498,7 @@ fn seeds_load_and_respect_the_bounds() {
 
 #[test]
 fn mutated_files_never_panic_overallocate_or_fail_vaguely() {
-    let cases: u64 = std::env::var("PUSHFORWARD_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let cases: u64 = std::env::var("PUSHFORWARD_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     // `PUSHFORWARD_FUZZ_SEED` offsets the case numbers, for runs that explore new cases.
     let offset: u64 = std::env::var("PUSHFORWARD_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let seeds = seeds();
