@@ -222,10 +222,10 @@ fn parse_provenance(p: &mut Parser<'_>) -> JResult<Provenance> {
     let mut seen = [false; 4];
     p.object(|p, key| {
         let slot = ["dataset", "train_steps", "seed", "metrics"].iter().position(|k| *k == key);
-        if let Some(i) = slot {
-            if std::mem::replace(&mut seen[i], true) {
-                return Err(p.error("duplicate field"));
-            }
+        if let Some(i) = slot
+            && std::mem::replace(&mut seen[i], true)
+        {
+            return Err(p.error("duplicate field"));
         }
         let nullable_u64 = |p: &mut Parser<'_>| if p.null() { Ok(None) } else { p.u64().map(Some) };
         match slot {
