@@ -44,7 +44,7 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
 fi
 
 # npm packages pinned in package-lock.json (playwright-core drives Debian's Chromium; binaryen
-# provides wasm-opt). `npm ci` only when node_modules is missing or older than the lock.
+# provides wasm-opt, terser minifies the JS glue). `npm ci` only when node_modules is missing or older than the lock.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   say "installing npm packages"
   npm ci --no-audit --no-fund

@@ -28,7 +28,9 @@ fn temp_model() -> (std::path::PathBuf, Model) {
     .unwrap();
     let dir = std::env::temp_dir().join(format!("pushforward-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("m.safetensors");
+    // One file per call: the tests run in parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let p = dir.join(format!("m{}.safetensors", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     std::fs::write(&p, model::save(&m).unwrap()).unwrap();
     (p, m)
 }

@@ -230,14 +230,14 @@ fn load_with_config_json(json: &str) -> Error {
 
 #[test]
 fn absurd_or_missing_config_values_name_the_field() {
-    let good = serde_json::to_value(mlp_config(0)).unwrap();
+    let good: serde_json::Value = serde_json::from_str(&mlp_config(0).to_json()).unwrap();
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
         ("/arch/width", serde_json::json!(1_000_000_000u64), "arch.width"),
         ("/arch/depth", serde_json::json!(0), "arch.depth"),
         ("/arch/time_embed_dim", serde_json::json!(7), "arch.time_embed_dim"),
         ("/arch/time_scale", serde_json::json!(-1.0), "arch.time_scale"),
         ("/format_version", serde_json::json!(99), "format_version"),
-        ("/num_classes", serde_json::json!(-3), "pushforward"),
+        ("/num_classes", serde_json::json!(-3), "num_classes"),
         ("/data/range", serde_json::json!([[1.0, -1.0], [0.0, 1.0]]), "data.range"),
     ];
     for (ptr, value, field) in cases {
@@ -343,4 +343,192 @@ fn conditional_models_check_labels() {
         mlp.velocity(&b, &Tensor::zeros(vec![3, 2]).unwrap(), 0.5, Some(&[0, 0, 0])),
         Err(Error::InvalidOption { .. })
     ));
+}
+
+/// A small valid file as (header JSON, data), to edit by hand.
+fn small_file() -> (String, Vec<u8>) {
+    let (_, bytes) = valid_bytes();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    (String::from_utf8(bytes[8..8 + n].to_vec()).unwrap(), bytes[8 + n..].to_vec())
+}
+
+/// The `data_offsets` of tensor `name` in a header written by `model::save`.
+fn offsets_of(header: &str, name: &str) -> (usize, usize, [usize; 2]) {
+    let at = header.find(&format!("\"{name}\":")).unwrap();
+    let start = at + header[at..].find("\"data_offsets\":[").unwrap() + "\"data_offsets\":[".len();
+    let end = start + header[start..].find(']').unwrap();
+    let v: Vec<usize> = header[start..end].split(',').map(|s| s.parse().unwrap()).collect();
+    (start, end, [v[0], v[1]])
+}
+
+fn format_error(bytes: &[u8]) -> String {
+    match model::load(bytes) {
+        Err(Error::WeightsFormat(m)) => m,
+        other => panic!("expected a weights-format error, got {other:?}"),
+    }
+}
+
+#[test]
+fn overlapping_gapped_and_reversed_offsets_are_rejected_and_named() {
+    let (header, data) = small_file();
+    // `out.bias` (8 bytes) moved onto the first bytes of another tensor: an overlap.
+    let (s, e, [a, _]) = offsets_of(&header, "out.bias");
+    let overlap = format!("{}0,8{}", &header[..s], &header[e..]);
+    let msg = format_error(&raw_safetensors(&overlap, &data));
+    assert!(msg.contains("overlaps") && msg.contains("must tile"), "{msg}");
+    // The same tensor pushed 4 bytes later: a gap before it and data past the end.
+    let gap = format!("{}{},{}{}", &header[..s], a + 4, a + 12, &header[e..]);
+    let msg = format_error(&raw_safetensors(&gap, &[&data[..], &[0; 4]].concat()));
+    assert!(msg.contains("gap") && msg.contains("out.bias"), "{msg}");
+    // Reversed offsets.
+    let rev = format!("{}{},{}{}", &header[..s], a + 8, a, &header[e..]);
+    let msg = format_error(&raw_safetensors(&rev, &data));
+    assert!(msg.contains("backwards") && msg.contains("out.bias"), "{msg}");
+    // Offsets that disagree with the shape.
+    let short = format!("{}{},{}{}", &header[..s], a, a + 4, &header[e..]);
+    let msg = format_error(&raw_safetensors(&short, &data[..data.len() - 4]));
+    assert!(msg.contains("needs 8 bytes") && msg.contains("out.bias"), "{msg}");
+}
+
+#[test]
+fn out_of_order_offsets_that_tile_the_data_load() {
+    // Two tensors' data swapped in the file, header order unchanged: valid safetensors.
+    let (m, _) = valid_bytes();
+    let (header, data) = small_file();
+    let (s1, e1, [a1, b1]) = offsets_of(&header, "layers.0.bias");
+    let (s2, e2, [a2, b2]) = offsets_of(&header, "layers.0.weight");
+    assert_eq!(b1, a2, "the writer stores layers.0.bias just before layers.0.weight");
+    let mut swapped = data[..a1].to_vec();
+    swapped.extend_from_slice(&data[a2..b2]);
+    swapped.extend_from_slice(&data[a1..b1]);
+    swapped.extend_from_slice(&data[b2..]);
+    let (n1, n2) = (b1 - a1, b2 - a2);
+    let h =
+        format!("{}{},{}{}{},{}{}", &header[..s1], a1 + n2, a1 + n2 + n1, &header[e1..s2], a1, a1 + n2, &header[e2..]);
+    assert_eq!(model::load(&raw_safetensors(&h, &swapped)).unwrap(), m);
+}
+
+#[test]
+fn duplicate_or_malformed_header_entries_are_rejected() {
+    let (header, data) = small_file();
+    let entry_start = header.find("\"out.bias\":").unwrap();
+    let entry_end = entry_start + header[entry_start..].find('}').unwrap() + 1;
+    let entry = &header[entry_start..entry_end];
+    let cases: Vec<(String, &str)> = vec![
+        // The same tensor twice.
+        (format!("{},{}", &header[..entry_end], &header[entry_start..]), "`out.bias` is listed twice"),
+        // Two __metadata__ objects.
+        (header.replacen('{', "{\"__metadata__\":{},", 1), "duplicate"),
+        // An unknown field in a tensor entry.
+        (header.replacen(entry, &entry.replace("\"dtype\"", "\"align\":8,\"dtype\""), 1), "unknown field"),
+        // A missing field.
+        (header.replacen(entry, &entry.replace(",\"shape\":[2]", ""), 1), "missing field `shape`"),
+        // More than MAX_RANK dimensions.
+        (header.replacen(entry, &entry.replace("[2]", "[1,1,1,1,1,1,1,1,2]"), 1), "more than 8 dimensions"),
+        // A negative or fractional offset.
+        (header.replacen(entry, &entry.replace("data_offsets\":[", "data_offsets\":[-"), 1), "non-negative integer"),
+        // Trailing garbage after the JSON object, leading whitespace.
+        (format!("{header}x"), "after the JSON document"),
+        (format!(" {header}"), "must start with '{'"),
+        // A trailing comma.
+        (format!("{},}}", header.trim_end().strip_suffix('}').unwrap()), "string key"),
+    ];
+    for (h, want) in cases {
+        let msg = format_error(&raw_safetensors(&h, &data));
+        assert!(msg.contains(want), "{want}: {msg}\n{h}");
+    }
+    // Not UTF-8.
+    let mut bytes = raw_safetensors(&header, &data);
+    bytes[20] = 0xff;
+    assert!(format_error(&bytes).contains("not UTF-8"));
+}
+
+#[test]
+fn nan_and_inf_in_f16_weights_are_rejected_like_f32() {
+    // Rule: any non-finite weight (F32 or F16) rejects the file, naming the tensor and index.
+    // `out.weight` [2, 24] is the last tensor in the file: store it as F16, all 1.0 but index 7.
+    let (header, data) = small_file();
+    let (s, e, [a, _]) = offsets_of(&header, "out.weight");
+    let mut h = format!("{}{},{}{}", &header[..s], a, a + 96, &header[e..]);
+    let dt = h.find("\"out.weight\":{\"dtype\":\"F32\"").unwrap();
+    h.replace_range(dt..dt + 27, "\"out.weight\":{\"dtype\":\"F16\"");
+    let mut d = data[..a].to_vec();
+    for i in 0..48 {
+        d.extend_from_slice(&(if i == 7 { 0x7c00u16 } else { 0x3c00 }).to_le_bytes()); // +inf, 1.0
+    }
+    assert_eq!(
+        model::load(&raw_safetensors(&h, &d)).unwrap_err(),
+        Error::NonFiniteWeight { name: "out.weight".into(), index: 7 }
+    );
+    d[a + 14..a + 16].copy_from_slice(&0x7e00u16.to_le_bytes()); // NaN
+    assert!(matches!(model::load(&raw_safetensors(&h, &d)), Err(Error::NonFiniteWeight { index: 7, .. })));
+}
+
+#[test]
+fn config_json_is_strict_and_errors_name_the_field() {
+    let good = mlp_config(0).to_json();
+    let cases: Vec<(String, &str, &str)> = vec![
+        (good.replacen("\"width\":24", "\"width\":24,\"width\":24", 1), "arch.width", "duplicate"),
+        (good.replacen("\"width\":24", "\"widht\":24", 1), "arch.widht", "unknown field"),
+        (good.replacen("\"width\":24,", "", 1), "arch", "missing field `width`"),
+        (good.replacen("\"width\":24", "\"width\":\"24\"", 1), "arch.width", "found a string"),
+        (good.replacen("\"width\":24", "\"width\":24.0", 1), "arch.width", "non-negative integer"),
+        (good.replacen("\"width\":24", "\"width\":99999999999999999999", 1), "arch.width", "64 bits"),
+        (good.replacen("\"kind\":\"mlp\"", "\"kind\":\"transformer\"", 1), "arch", "unknown kind `transformer`"),
+        (good.replacen("\"depth\":3", "\"depth\":3,\"groups\":2", 1), "arch", "does not belong to kind `mlp`"),
+        (good.replacen("1000.0", "1e999", 1), "arch.time_scale", "out of the f64 range"),
+        (good.replacen("1000.0", "NaN", 1), "arch.time_scale", "found an invalid character"),
+        (good.replacen("[-3.0,3.0],[-3.0,3.0]", "[-3.0,3.0]", 1), "data.range", "expected 2 elements, found 1"),
+        (good.replacen("[[-3.0,3.0],[-3.0,3.0]]", "[-3.0,3.0]", 1), "data.range[0]", "expected an array"),
+        (good.replacen("[-3.0,3.0],[-3.0,3.0]", "[-3.0,3.0],[-3.0,3.0],[0.0,1.0]", 1), "data.range[2]", "expected 2"),
+        (good.replacen("\"metrics\":{}", "\"metrics\":{\"a\":1,\"a\":2}", 1), "provenance.metrics.a", "duplicate"),
+        (good.replacen("\"metrics\":{}", "\"metrics\":{},\"x\":[1,2,]", 1), "provenance.x[2]", "expected a value"),
+        (
+            good.replacen("\"metrics\":{}", &format!("\"metrics\":{{}},\"x\":{}{}", "[".repeat(70), "]".repeat(70)), 1),
+            "provenance.x[0][0]*",
+            "deeper than 64",
+        ),
+        (good.replacen("\"metrics\":{}", "\"metrics\":{},\"x\":\"\\ud800\"", 1), "provenance.x", "unpaired surrogate"),
+        (format!("{good} {{}}"), "pushforward", "after the JSON document"),
+    ];
+    for (json, field, want) in cases {
+        match ModelConfig::from_json(&json) {
+            Err(Error::Config { field: f, reason }) => {
+                // A trailing `*` matches any path that starts with the rest.
+                let path_ok = field.strip_suffix('*').map_or(f == field, |prefix| f.starts_with(prefix));
+                assert!(path_ok && reason.contains(want), "{want}: got `{f}`: {reason}\n{json}")
+            }
+            other => panic!("{want}: expected a config error, got {other:?}\n{json}"),
+        }
+    }
+}
+
+#[test]
+fn config_json_round_trips_provenance_and_escapes() {
+    let mut cfg = unet_config();
+    cfg.provenance.dataset = Some("quote\" backslash\\ tab\t é 😀 \u{1}".into());
+    cfg.provenance.seed = Some(u64::MAX);
+    cfg.provenance.metrics.insert("sw2".into(), 0.021418173925090992);
+    cfg.provenance.metrics.insert("tiny".into(), 1e-300);
+    let text = cfg.to_json();
+    assert_eq!(ModelConfig::from_json(&text).unwrap(), cfg);
+    // Free-form fields keep their JSON text, and serde sees them as the values they spell.
+    let with_extra = text.replacen(
+        "\"metrics\":",
+        "\"lr\":0.002,\"n\":-5,\"big\":18446744073709551616,\"tags\":[\"a\\u00e9\",null,true,{\"k\":1.5}],\"metrics\":",
+        1,
+    );
+    let cfg2 = ModelConfig::from_json(&with_extra).unwrap();
+    assert_eq!(cfg2.provenance.extra["tags"].as_str(), "[\"a\\u00e9\",null,true,{\"k\":1.5}]");
+    assert_eq!(ModelConfig::from_json(&cfg2.to_json()).unwrap(), cfg2);
+    // What `to_json` writes is JSON with the values the text spells (the browser's `info()`
+    // hands it to `JSON.parse`).
+    let v: serde_json::Value = serde_json::from_str(&cfg2.to_json()).unwrap();
+    assert_eq!(v["provenance"]["lr"], serde_json::json!(0.002));
+    assert_eq!(v["provenance"]["n"], serde_json::json!(-5));
+    assert_eq!(v["provenance"]["big"], serde_json::json!(18446744073709551616.0));
+    assert_eq!(v["provenance"]["tags"], serde_json::json!(["aé", null, true, {"k": 1.5}]));
+    assert_eq!(v["provenance"]["seed"], serde_json::json!(u64::MAX));
+    assert_eq!(v["provenance"]["dataset"], serde_json::json!(cfg.provenance.dataset));
+    assert_eq!(v["arch"]["channel_mult"], serde_json::json!([1, 2, 2]));
 }

@@ -103,7 +103,7 @@ fn info(args: &[String]) -> Result<(), String> {
     let flags = parse_flags(args, &["model"], &[])?;
     let m = load_model(&flags)?;
     println!("parameters: {}", m.param_count());
-    println!("{}", serde_json::to_string_pretty(&m.config).map_err(|e| e.to_string())?);
+    println!("{}", pushforward::model::json::pretty(&m.config.to_json()));
     Ok(())
 }
 

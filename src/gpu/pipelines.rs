@@ -17,20 +17,24 @@ pub enum Shader {
     Rng,
 }
 
+/// A shader from `shaders/`, as build.rs copied it into `OUT_DIR` (comments and indentation
+/// stripped, line numbers kept).
+macro_rules! wgsl {
+    ($name:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/", $name, ".wgsl"))
+    };
+}
+
 impl Shader {
     fn source(self) -> &'static str {
         match self {
-            Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
-            Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
-            Shader::Norm => {
-                concat!(include_str!("../../shaders/workgroup_reduce.wgsl"), include_str!("../../shaders/norm.wgsl"))
-            }
-            Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
-            Shader::Embed => include_str!("../../shaders/embed.wgsl"),
-            Shader::Reduce => {
-                concat!(include_str!("../../shaders/workgroup_reduce.wgsl"), include_str!("../../shaders/reduce.wgsl"))
-            }
-            Shader::Rng => include_str!("../../shaders/rng.wgsl"),
+            Shader::Matmul => wgsl!("matmul"),
+            Shader::Conv2d => wgsl!("conv2d"),
+            Shader::Norm => concat!(wgsl!("workgroup_reduce"), wgsl!("norm")),
+            Shader::Elementwise => wgsl!("elementwise"),
+            Shader::Embed => wgsl!("embed"),
+            Shader::Reduce => concat!(wgsl!("workgroup_reduce"), wgsl!("reduce")),
+            Shader::Rng => wgsl!("rng"),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! loader or the forward pass allocate or loop absurdly.
 
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
+use crate::model::json::{self, JResult, Parser, Raw};
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 pub const FORMAT_VERSION: u32 = 1;
 /// Metadata key holding the JSON config.
@@ -22,27 +23,23 @@ const MAX_IMAGE_SIDE: usize = 1024;
 const MAX_IMAGE_CHANNELS: usize = 4;
 const MAX_CLASSES: usize = 100_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     pub format_version: u32,
     pub arch: ArchConfig,
     pub data: DataConfig,
     pub num_classes: usize,
     pub path: PathConfig,
-    #[serde(default)]
     pub provenance: Provenance,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ArchConfig {
     Mlp(MlpConfig),
     Unet(UnetConfig),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MlpConfig {
     pub data_dim: usize,
     pub width: usize,
@@ -52,8 +49,7 @@ pub struct MlpConfig {
     pub time_scale: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnetConfig {
     pub in_channels: usize,
     pub base_channels: usize,
@@ -63,8 +59,7 @@ pub struct UnetConfig {
     pub time_scale: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DataConfig {
     /// 2-D points; `range` is the plotting box [[xmin, xmax], [ymin, ymax]].
     Points2d { range: [[f32; 2]; 2] },
@@ -72,8 +67,7 @@ pub enum DataConfig {
     Image { channels: usize, height: usize, width: usize, range: [f32; 2] },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathConfig {
     /// x_t = (1−t)·x0 + t·x1.
     Linear,
@@ -82,19 +76,179 @@ pub enum PathConfig {
 }
 
 /// Where the model came from. Free-form apart from `metrics`, which maps names to numbers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Provenance {
-    #[serde(default)]
     pub dataset: Option<String>,
-    #[serde(default)]
     pub train_steps: Option<u64>,
-    #[serde(default)]
     pub seed: Option<u64>,
-    #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
-    /// Anything else the trainer recorded (batch size, machine, time, versions).
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
+    /// Anything else the trainer recorded (batch size, machine, time, versions), as JSON text.
+    pub extra: BTreeMap<String, Raw>,
+}
+
+/// `[a,b]` (after the opening bracket has been written).
+fn write_pair(o: &mut String, r: &[f32; 2]) {
+    json::write_f32(o, r[0]);
+    o.push(',');
+    json::write_f32(o, r[1]);
+    o.push(']');
+}
+
+/// Reads a JSON array of exactly `N` elements.
+fn array_of<'a, const N: usize, T: Copy + Default>(
+    p: &mut Parser<'a>,
+    mut read: impl FnMut(&mut Parser<'a>) -> JResult<T>,
+) -> JResult<[T; N]> {
+    let mut out = [T::default(); N];
+    let mut n = 0;
+    p.array(|p, i| {
+        if i >= N {
+            return Err(p.error(format!("expected {N} elements")));
+        }
+        out[i] = read(p)?;
+        n = i + 1;
+        Ok(())
+    })?;
+    if n != N {
+        return Err(p.error(format!("expected {N} elements, found {n}")));
+    }
+    Ok(out)
+}
+
+/// The `kind` field of an internally tagged object, which must be one of `kinds`; and no field
+/// that another kind uses.
+fn kind<'k, const N: usize>(p: &mut Parser<'_>, f: &json::Fields<'k, N>, kinds: &[(&str, &[&str])]) -> JResult<usize> {
+    let k = p.req(f, "kind", |p| p.string().map(|s| s.into_owned()))?;
+    let Some(i) = kinds.iter().position(|(name, _)| *name == k) else {
+        let names: Vec<&str> = kinds.iter().map(|(n, _)| *n).collect();
+        return Err(p.error(format!("unknown kind `{k}` (expected one of {})", names.join(", "))));
+    };
+    if let Some(extra) = f.present().find(|key| *key != "kind" && !kinds[i].1.contains(key)) {
+        return Err(p.error(format!("field `{extra}` does not belong to kind `{k}`")));
+    }
+    Ok(i)
+}
+
+const MLP_FIELDS: &[&str] = &["data_dim", "width", "depth", "time_embed_dim", "time_scale"];
+const UNET_FIELDS: &[&str] =
+    &["in_channels", "base_channels", "channel_mult", "num_res_blocks", "groups", "time_scale"];
+/// Levels read from `channel_mult` before it is rejected (validation allows `MAX_LEVELS`).
+const MAX_MULT_READ: usize = 64;
+
+fn parse_config(p: &mut Parser<'_>) -> JResult<ModelConfig> {
+    let f = p.fields(["format_version", "arch", "data", "num_classes", "path", "provenance"])?;
+    // The version first: a future format should say so rather than fail on a renamed field.
+    let format_version = p.req(&f, "format_version", |p| {
+        let v = p.u64()?;
+        u32::try_from(v).map_err(|_| p.error(format!("{v} is not supported (expected {FORMAT_VERSION})")))
+    })?;
+    Ok(ModelConfig {
+        format_version,
+        arch: p.req(&f, "arch", parse_arch)?,
+        data: p.req(&f, "data", parse_data)?,
+        num_classes: p.req(&f, "num_classes", Parser::usize)?,
+        path: p.req(&f, "path", |p| {
+            let f = p.fields(["kind"])?;
+            Ok(match kind(p, &f, &[("linear", &[]), ("cosine", &[])])? {
+                0 => PathConfig::Linear,
+                _ => PathConfig::Cosine,
+            })
+        })?,
+        provenance: p.opt(&f, "provenance", parse_provenance)?.unwrap_or_default(),
+    })
+}
+
+fn parse_arch(p: &mut Parser<'_>) -> JResult<ArchConfig> {
+    let f = p.fields([
+        "kind",
+        "data_dim",
+        "width",
+        "depth",
+        "time_embed_dim",
+        "time_scale",
+        "in_channels",
+        "base_channels",
+        "channel_mult",
+        "num_res_blocks",
+        "groups",
+    ])?;
+    Ok(match kind(p, &f, &[("mlp", MLP_FIELDS), ("unet", UNET_FIELDS)])? {
+        0 => ArchConfig::Mlp(MlpConfig {
+            data_dim: p.req(&f, "data_dim", Parser::usize)?,
+            width: p.req(&f, "width", Parser::usize)?,
+            depth: p.req(&f, "depth", Parser::usize)?,
+            time_embed_dim: p.req(&f, "time_embed_dim", Parser::usize)?,
+            time_scale: p.req(&f, "time_scale", Parser::f32)?,
+        }),
+        _ => ArchConfig::Unet(UnetConfig {
+            in_channels: p.req(&f, "in_channels", Parser::usize)?,
+            base_channels: p.req(&f, "base_channels", Parser::usize)?,
+            channel_mult: p.req(&f, "channel_mult", |p| {
+                let mut v = Vec::new();
+                p.array(|p, i| {
+                    if i >= MAX_MULT_READ {
+                        return Err(p.error(format!("more than {MAX_MULT_READ} levels")));
+                    }
+                    v.push(p.usize()?);
+                    Ok(())
+                })?;
+                Ok(v)
+            })?,
+            num_res_blocks: p.req(&f, "num_res_blocks", Parser::usize)?,
+            groups: p.req(&f, "groups", Parser::usize)?,
+            time_scale: p.req(&f, "time_scale", Parser::f32)?,
+        }),
+    })
+}
+
+fn parse_data(p: &mut Parser<'_>) -> JResult<DataConfig> {
+    let f = p.fields(["kind", "range", "channels", "height", "width"])?;
+    let pair = |p: &mut Parser<'_>| array_of::<2, f32>(p, |p| p.f32());
+    Ok(match kind(p, &f, &[("points2d", &["range"]), ("image", &["channels", "height", "width", "range"])])? {
+        0 => DataConfig::Points2d { range: p.req(&f, "range", |p| array_of::<2, [f32; 2]>(p, pair))? },
+        _ => DataConfig::Image {
+            channels: p.req(&f, "channels", Parser::usize)?,
+            height: p.req(&f, "height", Parser::usize)?,
+            width: p.req(&f, "width", Parser::usize)?,
+            range: p.req(&f, "range", pair)?,
+        },
+    })
+}
+
+/// Free-form: `dataset` (string), `train_steps` and `seed` (integers) and `metrics` (names to
+/// numbers) are typed, each may be `null`; any other key keeps its JSON text.
+fn parse_provenance(p: &mut Parser<'_>) -> JResult<Provenance> {
+    let mut pv = Provenance::default();
+    let mut seen = [false; 4];
+    p.object(|p, key| {
+        let slot = ["dataset", "train_steps", "seed", "metrics"].iter().position(|k| *k == key);
+        if let Some(i) = slot
+            && std::mem::replace(&mut seen[i], true)
+        {
+            return Err(p.error("duplicate field"));
+        }
+        let nullable_u64 = |p: &mut Parser<'_>| if p.null() { Ok(None) } else { p.u64().map(Some) };
+        match slot {
+            Some(0) => pv.dataset = if p.null() { None } else { Some(p.string()?.into_owned()) },
+            Some(1) => pv.train_steps = nullable_u64(p)?,
+            Some(2) => pv.seed = nullable_u64(p)?,
+            Some(_) => p.object(|p, name| {
+                let v = p.f64()?;
+                match pv.metrics.insert(name.to_string(), v) {
+                    None => Ok(()),
+                    Some(_) => Err(p.error("duplicate metric")),
+                }
+            })?,
+            None => {
+                let v = p.raw()?;
+                if pv.extra.insert(key.to_string(), v).is_some() {
+                    return Err(p.error("duplicate field"));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(pv)
 }
 
 fn bad(field: &str, reason: impl Into<String>) -> Error {
@@ -150,16 +304,91 @@ impl ModelConfig {
         }
     }
 
-    /// Parses and validates the JSON config string.
-    pub fn from_json(json: &str) -> Result<Self> {
-        let cfg: ModelConfig =
-            serde_json::from_str(json).map_err(|e| bad(METADATA_KEY, format!("not a valid config: {e}")))?;
+    /// Parses and validates the JSON config string. Unknown, duplicate and missing fields are
+    /// errors naming the field (`arch.width`); syntax errors name the byte.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let mut p = Parser::new(text);
+        let cfg = parse_config(&mut p)
+            .and_then(|cfg| p.finish().map(|()| cfg))
+            .map_err(|e| bad(if e.path.is_empty() { METADATA_KEY } else { &e.path }, e.msg))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
+    /// The config as compact JSON (the inverse of `from_json`; `None` provenance fields are left out).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("config serialises")
+        let mut o = String::new();
+        let _ = write!(o, "{{\"format_version\":{},\"arch\":", self.format_version);
+        match &self.arch {
+            ArchConfig::Mlp(m) => {
+                let _ = write!(
+                    o,
+                    "{{\"kind\":\"mlp\",\"data_dim\":{},\"width\":{},\"depth\":{},\"time_embed_dim\":{},\"time_scale\":",
+                    m.data_dim, m.width, m.depth, m.time_embed_dim
+                );
+                json::write_f32(&mut o, m.time_scale);
+            }
+            ArchConfig::Unet(u) => {
+                let _ = write!(
+                    o,
+                    "{{\"kind\":\"unet\",\"in_channels\":{},\"base_channels\":{},\"channel_mult\":{:?},\"num_res_blocks\":{},\"groups\":{},\"time_scale\":",
+                    u.in_channels, u.base_channels, u.channel_mult, u.num_res_blocks, u.groups
+                );
+                json::write_f32(&mut o, u.time_scale);
+            }
+        }
+        o.push_str("},\"data\":");
+        match &self.data {
+            DataConfig::Points2d { range } => {
+                o.push_str("{\"kind\":\"points2d\",\"range\":[");
+                for (i, r) in range.iter().enumerate() {
+                    o.push_str(if i == 0 { "[" } else { ",[" });
+                    write_pair(&mut o, r);
+                }
+                o.push(']');
+            }
+            DataConfig::Image { channels, height, width, range } => {
+                let _ = write!(
+                    o,
+                    "{{\"kind\":\"image\",\"channels\":{channels},\"height\":{height},\"width\":{width},\"range\":["
+                );
+                write_pair(&mut o, range);
+            }
+        }
+        let path = match self.path {
+            PathConfig::Linear => "linear",
+            PathConfig::Cosine => "cosine",
+        };
+        let _ = write!(o, "}},\"num_classes\":{},\"path\":{{\"kind\":\"{path}\"}},\"provenance\":{{", self.num_classes);
+        let pv = &self.provenance;
+        if let Some(d) = &pv.dataset {
+            o.push_str("\"dataset\":");
+            json::write_str(&mut o, d);
+            o.push(',');
+        }
+        for (key, v) in [("train_steps", pv.train_steps), ("seed", pv.seed)] {
+            if let Some(v) = v {
+                let _ = write!(o, "\"{key}\":{v},");
+            }
+        }
+        o.push_str("\"metrics\":{");
+        for (i, (k, v)) in pv.metrics.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            json::write_str(&mut o, k);
+            o.push(':');
+            json::write_f64(&mut o, *v);
+        }
+        o.push('}');
+        for (k, v) in &pv.extra {
+            o.push(',');
+            json::write_str(&mut o, k);
+            o.push(':');
+            o.push_str(v.as_str());
+        }
+        o.push_str("}}");
+        o
     }
 
     /// Shape of one sample (without the batch dimension).

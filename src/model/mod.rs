@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod format;
+pub mod json;
 pub mod mlp;
 pub mod unet;
 
