@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bench;
 pub mod cpu;
 pub mod density;
+pub mod dual;
 pub mod error;
 pub mod gpu;
 pub mod metrics;

@@ -10,6 +10,7 @@
 
 use crate::Backend;
 use crate::cpu::CpuBackend;
+use crate::dual::{Dual, DualTensor};
 use crate::gpu::{GpuBackend, GpuOptions, GpuTensor};
 use crate::model::{DataConfig, Model};
 use crate::ode::Solver;
@@ -95,12 +96,13 @@ struct JsSampleOptions {
 /// with what `drawAt` needs of the last solve.
 enum Engine {
     /// Kept frames are host copies: (t, [n, …] values). With a pool, solves run in workers.
-    Cpu { sampler: CoreSampler<CpuBackend>, pool: Option<CpuPool>, frames: RefCell<Vec<(f32, Vec<f32>)>> },
+    Cpu { sampler: CoreSampler<Dual<'static>>, pool: Option<CpuPool>, frames: RefCell<Vec<(f32, Vec<f32>)>> },
     /// The last solve stays on the GPU and is drawn from there.
     Gpu {
-        sampler: CoreSampler<&'static GpuBackend>,
+        sampler: CoreSampler<Dual<'static>>,
+        gpu: &'static GpuBackend,
         canvas: Option<Box<GpuCanvas>>,
-        kept: RefCell<Option<BackendOutput<GpuTensor>>>,
+        kept: RefCell<Option<BackendOutput<DualTensor>>>,
     },
 }
 
@@ -171,7 +173,7 @@ async fn open_cpu_engine(
     workers: u32,
     reason: String,
 ) -> Result<(Engine, String), JsError> {
-    let sampler = CoreSampler::new(CpuBackend, model).map_err(js_err)?;
+    let sampler = CoreSampler::new(Dual::Cpu(CpuBackend), model).map_err(js_err)?;
     // Workers keep the page responsive and use every core; without them (0, or where workers
     // cannot start, e.g. a sandboxed frame) the solve runs on this thread.
     let (pool, reason) = if workers == 0 {
@@ -208,9 +210,9 @@ async fn open_gpu_engine(
             ))
         }
     };
-    let sampler = CoreSampler::new(b, model)?;
+    let sampler = CoreSampler::new(Dual::Gpu(b), model)?;
     let painter = canvas.map(|c| GpuCanvas::new(b, c.clone()).map(Box::new)).transpose()?;
-    Ok(Engine::Gpu { sampler, canvas: painter, kept: RefCell::default() })
+    Ok(Engine::Gpu { sampler, gpu: b, canvas: painter, kept: RefCell::default() })
 }
 
 /// What one `sample()` produced, for the result object.
@@ -401,10 +403,10 @@ impl Sampler {
                 *frames.borrow_mut() = kept;
                 Solved { stats: out.stats, labels: out.labels, samples: Some(out.samples), sample_ms }
             }
-            Engine::Gpu { sampler, canvas, kept } => {
+            Engine::Gpu { sampler, gpu, canvas, kept } => {
                 let out = sampler.sample_on_backend(&options, &mut progress).await.map_err(js_err)?;
                 // Timed to the end of the GPU's work (nothing is read back to draw).
-                sampler.backend().finish().await.map_err(js_err)?;
+                gpu.finish().await.map_err(js_err)?;
                 let sample_ms = now_ms() - t0;
                 if let (Some(gc), Some(el)) = (canvas, &self.canvas) {
                     let with_paths = options.trajectory_every.is_some();
@@ -417,7 +419,7 @@ impl Sampler {
                         heat.as_ref(),
                         el,
                     );
-                    gc.draw(sampler.backend(), &scene, el.width(), el.height()).map_err(js_err)?;
+                    gc.draw(gpu, &scene?, el.width(), el.height()).map_err(js_err)?;
                 }
                 let samples = if o.return_samples {
                     Some(sampler.download(&options, &out).await.map_err(js_err)?.samples)
@@ -430,8 +432,8 @@ impl Sampler {
             }
         };
         *self.last_options.borrow_mut() = Some(options.clone());
-        if let Engine::Gpu { sampler, .. } = &*engine {
-            sampler.backend().finish().await.map_err(js_err)?;
+        if let Engine::Gpu { gpu, .. } = &*engine {
+            gpu.finish().await.map_err(js_err)?;
         }
         let draw_ms = now_ms() - t0 - solved.sample_ms;
         let obj = object(&[
@@ -471,7 +473,7 @@ impl Sampler {
                 let state = interpolate(&frames, t);
                 draw_rgba(canvas, &self.render_cpu(&state, n, &[], canvas))
             }
-            Engine::Gpu { sampler, canvas: gc, kept } => {
+            Engine::Gpu { sampler, gpu, canvas: gc, kept } => {
                 let kept = kept.borrow();
                 let Some(out) = kept.as_ref() else {
                     return Err(JsError::new("nothing sampled yet: call sample() first"));
@@ -482,7 +484,7 @@ impl Sampler {
                 for c in &out.chunks {
                     // The kept times: the frames (ending at the samples), or noise → samples.
                     let noise;
-                    let mut times: Vec<(f32, &GpuTensor)> = c.frames.iter().map(|(t, f)| (*t, f)).collect();
+                    let mut times: Vec<(f32, &DualTensor)> = c.frames.iter().map(|(t, f)| (*t, f)).collect();
                     if times.is_empty() {
                         noise = sampler.noise_on_backend(seed, c.rows.start, c.rows.end).map_err(js_err)?;
                         times.push((0.0, &noise));
@@ -501,8 +503,8 @@ impl Sampler {
                     states.push(state);
                 }
                 let heat = self.heat.borrow();
-                let scene = self.scene(out, states.iter().collect(), n, false, heat.as_ref(), canvas);
-                gc.draw(b, &scene, canvas.width(), canvas.height()).map_err(js_err)
+                let scene = self.scene(out, states.iter().collect(), n, false, heat.as_ref(), canvas)?;
+                gc.draw(gpu, &scene, canvas.width(), canvas.height()).map_err(js_err)
             }
         }
     }
@@ -597,7 +599,7 @@ impl Sampler {
     /// gpuBuffersReused, wasmMemoryBytes }` (GPU counts are 0 on the CPU backend).
     pub fn stats(&self) -> JsValue {
         let pool = match &*self.engine() {
-            Engine::Gpu { sampler, .. } => sampler.backend().stats().pool,
+            Engine::Gpu { gpu, .. } => gpu.stats().pool,
             Engine::Cpu { .. } => Default::default(),
         };
         let memory = js_sys::Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
@@ -667,8 +669,7 @@ impl Sampler {
     /// Either way `backendReason` says what happened.
     async fn live_engine(&self) -> Result<Rc<Engine>, JsError> {
         let engine = self.engine();
-        let Engine::Gpu { sampler, .. } = &*engine else { return Ok(engine) };
-        let lost = sampler.backend();
+        let Engine::Gpu { gpu: lost, .. } = &*engine else { return Ok(engine) };
         if !lost.context().is_lost() {
             return Ok(engine);
         }
@@ -842,21 +843,26 @@ impl Sampler {
     /// lines when `with_paths`).
     fn scene<'a>(
         &self,
-        out: &'a BackendOutput<GpuTensor>,
-        states: Vec<&'a GpuTensor>,
+        out: &'a BackendOutput<DualTensor>,
+        states: Vec<&'a DualTensor>,
         n: usize,
         with_paths: bool,
         heat: Option<&'a render::HeatLayer>,
         canvas: &web_sys::HtmlCanvasElement,
-    ) -> Scene<'a> {
+    ) -> Result<Scene<'a>, JsError> {
         let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
-        match self.model.config.data {
+        let on_gpu = |t: &'a DualTensor| t.as_gpu().ok_or_else(|| JsError::new("the kept samples are not on the GPU"));
+        let states = states.into_iter().map(on_gpu).collect::<Result<Vec<&GpuTensor>, JsError>>()?;
+        Ok(match self.model.config.data {
             DataConfig::Points2d { range } => Scene::Points {
                 plot: PointsPlot { width: w, height: h, range },
                 states,
                 first_row: out.chunks.iter().map(|c| c.rows.start).collect(),
                 paths: if with_paths {
-                    out.chunks.iter().map(|c| c.frames.iter().map(|(_, f)| f).collect()).collect()
+                    out.chunks
+                        .iter()
+                        .map(|c| c.frames.iter().map(|(_, f)| on_gpu(f)).collect::<Result<Vec<_>, JsError>>())
+                        .collect::<Result<Vec<_>, JsError>>()?
                 } else {
                     Vec::new()
                 },
@@ -867,7 +873,7 @@ impl Sampler {
                 grid: GridPlot::for_model(&self.model.config, n, 1).expect("an image model").fit_width(w),
                 chunks: out.chunks.iter().map(|c| c.rows.start).zip(states).collect(),
             },
-        }
+        })
     }
 }
 

@@ -24,6 +24,7 @@ macro_rules! wgsl {
         include_str!(concat!(env!("OUT_DIR"), "/", $name, ".wgsl"))
     };
 }
+pub(crate) use wgsl;
 
 impl Shader {
     fn source(self) -> &'static str {

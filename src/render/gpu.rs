@@ -12,7 +12,7 @@ use crate::gpu::{GpuBackend, GpuTensor};
 use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
-const SHADER: &str = include_str!("../../shaders/render.wgsl");
+const SHADER: &str = crate::gpu::wgsl!("render");
 const WORKGROUP: u32 = 64;
 
 /// What to draw.
