@@ -174,10 +174,10 @@ impl<B: Backend> Sampler<B> {
             if self.network.config.path != crate::model::PathConfig::Linear {
                 return bad("the SDE's score is derived for the linear path; this model uses another".into());
             }
-            if self.network.config.provenance.minibatch_ot() {
+            if !self.network.config.provenance.independent_coupling() {
                 return bad(
-                    "this model was trained with minibatch-OT coupling, so its velocity is not the marginal one \
-                     the SDE's score needs: use a model trained with independent coupling (e.g. moons_sde)"
+                    "this model was trained on coupled (minibatch-OT or reflow) pairs, so its velocity is not the \
+                     marginal one the SDE's score needs: use a model trained with independent coupling (e.g. moons_sde)"
                         .into(),
                 );
             }
@@ -352,6 +352,61 @@ impl<B: Backend> Sampler<B> {
             chunks.push(chunk);
         }
         Ok(BackendOutput { chunks, stats, labels })
+    }
+
+    /// Paths from given starting points `x0` [n, …] (not seeded noise) to t = 1, every step kept:
+    /// the path of a point dropped on the canvas. Unconditional models only.
+    pub async fn paths_from(&self, x0: &Tensor, solver: Solver, steps: usize) -> Result<Vec<(f32, Tensor)>> {
+        if self.network.config.num_classes > 0 {
+            return Err(Error::InvalidOption {
+                option: "model",
+                reason: "paths from chosen points need an unconditional model".into(),
+            });
+        }
+        let o = SampleOptions { n: x0.shape().first().copied().unwrap_or(0), solver, steps, ..Default::default() };
+        let schedule = self.validate(&o)?;
+        let b = &self.backend;
+        let net = &self.network;
+        let mut frames: Vec<(f32, B::Tensor)> = Vec::new();
+        let mut velocity = |x: &B::Tensor, t: f32| net.velocity(b, x, t, None);
+        let mut keep = |info: &StepInfo<'_, B::Tensor>| -> Result<()> {
+            frames.push((info.t, b.lincomb(info.x, &[])?));
+            Ok(())
+        };
+        ode::integrate_async(b, solver, &schedule, b.upload(x0)?, &mut velocity, &mut keep).await?;
+        let mut out = Vec::with_capacity(frames.len());
+        for (t, f) in &frames {
+            out.push((*t, b.download(f).await?));
+        }
+        Ok(out)
+    }
+
+    /// The velocity v(x, t) at the cell centres of a `res`×`res` grid over `range` (row-major,
+    /// top row first, y up), [res², 2]: the flow field at time t. Unconditional models only.
+    pub async fn velocity_grid(&self, range: [[f32; 2]; 2], res: usize, t: f32) -> Result<Tensor> {
+        if res == 0 || res > 256 || !(0.0..=1.0).contains(&t) {
+            return Err(Error::InvalidOption {
+                option: "resolution",
+                reason: format!("{res} cells per side (1..=256) at t = {t} (in [0, 1])"),
+            });
+        }
+        if self.network.config.num_classes > 0 || self.network.config.sample_len() != 2 {
+            return Err(Error::InvalidOption {
+                option: "model",
+                reason: "the flow field is drawn for unconditional 2-D models".into(),
+            });
+        }
+        let [[x0, x1], [y0, y1]] = range;
+        let mut pts = Vec::with_capacity(2 * res * res);
+        for r in 0..res {
+            let y = y1 - (y1 - y0) * (r as f32 + 0.5) / res as f32;
+            for c in 0..res {
+                pts.extend([x0 + (x1 - x0) * (c as f32 + 0.5) / res as f32, y]);
+            }
+        }
+        let b = &self.backend;
+        let x = b.upload(&Tensor::new(vec![res * res, 2], pts)?)?;
+        b.download(&self.network.velocity(b, &x, t, None)?).await
     }
 
     /// The initial noise of samples `start..end` on the backend (what a solve starts from).

@@ -151,6 +151,13 @@ async fn sleep_ms(ms: i32) {
 }
 
 impl Engine {
+    /// The sampler, whichever engine runs it.
+    fn core(&self) -> &CoreSampler<Dual<'static>> {
+        match self {
+            Engine::Cpu { sampler, .. } | Engine::Gpu { sampler, .. } => sampler,
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Engine::Cpu { .. } => "cpu",
@@ -548,7 +555,6 @@ impl Sampler {
     pub async fn density(&self, opts: JsValue) -> Result<JsValue, JsError> {
         let num = |k: &str, d: f64| js_sys::Reflect::get(&opts, &k.into()).ok().and_then(|v| v.as_f64()).unwrap_or(d);
         let (res, steps) = (num("resolution", 64.0), num("steps", 16.0));
-        let whole_in = |v: f64, lo: f64, hi: f64| (lo..=hi).contains(&v) && v.fract() == 0.0;
         if !(whole_in(res, 2.0, 512.0) && whole_in(steps, 1.0, 1000.0)) {
             return Err(JsError::new("resolution must be an integer in 2..=512 and steps in 1..=1000"));
         }
@@ -558,11 +564,7 @@ impl Sampler {
         let res = res as usize;
         let t0 = now_ms();
         let engine = self.live_engine().await?;
-        let log_p = match &*engine {
-            Engine::Cpu { sampler, .. } => sampler.log_density_grid(range, res, res, steps as usize).await,
-            Engine::Gpu { sampler, .. } => sampler.log_density_grid(range, res, res, steps as usize).await,
-        }
-        .map_err(js_err)?;
+        let log_p = engine.core().log_density_grid(range, res, res, steps as usize).await.map_err(js_err)?;
         let ms = now_ms() - t0;
         let cell = (range[0][1] - range[0][0]) as f64 * (range[1][1] - range[1][0]) as f64 / (res * res) as f64;
         let integral: f64 = log_p.iter().map(|&l| (l as f64).exp() * cell).sum();
@@ -577,6 +579,50 @@ impl Sampler {
             ("integral", JsValue::from(integral)),
             ("ms", JsValue::from(ms)),
         ]))
+    }
+
+    /// Paths from points you choose (noise at t = 0, e.g. where a user clicked) to t = 1, every
+    /// step kept: `pathsFrom(Float32Array [x0, y0, x1, y1, …], { solver, steps })` resolves with
+    /// `{ times: Float32Array, paths: Float32Array }`, `paths` = [times.length][n][2] flattened.
+    #[wasm_bindgen(js_name = pathsFrom)]
+    pub async fn paths_from(&self, points: Vec<f32>, opts: JsValue) -> Result<JsValue, JsError> {
+        let get = |k: &str| js_sys::Reflect::get(&opts, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let solver: Solver = get("solver").as_string().unwrap_or_else(|| "heun".into()).parse().map_err(js_err)?;
+        let steps = get("steps").as_f64().unwrap_or(16.0);
+        if !whole_in(steps, 1.0, 1000.0)
+            || points.is_empty()
+            || !points.len().is_multiple_of(2)
+            || points.len() > 2 * 4096
+        {
+            return Err(JsError::new("pathsFrom needs 1..=4096 points as [x, y, …] and steps in 1..=1000"));
+        }
+        let n = points.len() / 2;
+        let x0 = crate::Tensor::new(vec![n, 2], points).map_err(js_err)?;
+        let engine = self.live_engine().await?;
+        let frames = engine.core().paths_from(&x0, solver, steps as usize).await.map_err(js_err)?;
+        let times: Vec<f32> = frames.iter().map(|(t, _)| *t).collect();
+        let paths: Vec<f32> = frames.iter().flat_map(|(_, f)| f.data().iter().copied()).collect();
+        Ok(object(&[
+            ("times", js_sys::Float32Array::from(&times[..]).into()),
+            ("paths", js_sys::Float32Array::from(&paths[..]).into()),
+        ]))
+    }
+
+    /// The flow field v(x, t) on a `resolution`² grid over the plot box (cell centres, top row
+    /// first): `velocityField({ t, resolution })` → Float32Array [resolution²][2].
+    #[wasm_bindgen(js_name = velocityField)]
+    pub async fn velocity_field(&self, opts: JsValue) -> Result<js_sys::Float32Array, JsError> {
+        let num = |k: &str, d: f64| js_sys::Reflect::get(&opts, &k.into()).ok().and_then(|v| v.as_f64()).unwrap_or(d);
+        let (t, res) = (num("t", 0.5), num("resolution", 20.0));
+        if !whole_in(res, 1.0, 256.0) {
+            return Err(JsError::new("resolution must be an integer in 1..=256"));
+        }
+        let DataConfig::Points2d { range } = self.model.config.data else {
+            return Err(JsError::new("the flow field is drawn for 2-D point models"));
+        };
+        let engine = self.live_engine().await?;
+        let v = engine.core().velocity_grid(range, res as usize, t as f32).await.map_err(js_err)?;
+        Ok(js_sys::Float32Array::from(v.data()))
     }
 
     /// Stops drawing the log-density layer.
@@ -875,6 +921,11 @@ impl Sampler {
             },
         })
     }
+}
+
+/// A whole number in lo..=hi (JS numbers for counts).
+fn whole_in(v: f64, lo: f64, hi: f64) -> bool {
+    (lo..=hi).contains(&v) && v.fract() == 0.0
 }
 
 /// A progress callback's event object.

@@ -171,7 +171,7 @@ fn bad_sde_options_are_typed_errors() {
     let ot = Model::from_bytes(&std::fs::read(root.join("models/moons.safetensors")).unwrap()).unwrap();
     let e = Sampler::new(CpuBackend, &ot).unwrap().sample(&o, go);
     assert!(
-        matches!(&e, Err(Error::InvalidOption { option: "noise", reason }) if reason.contains("minibatch-OT")),
+        matches!(&e, Err(Error::InvalidOption { option: "noise", reason }) if reason.contains("minibatch-OT or reflow")),
         "{e:?}"
     );
 }

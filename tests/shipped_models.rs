@@ -138,7 +138,7 @@ fn shipped_2d_models_meet_the_quality_floors() {
             }
             acc.iter().sum::<f64>() / acc.len() as f64
         };
-        if !model.config.provenance.minibatch_ot() {
+        if model.config.provenance.independent_coupling() {
             // Independent coupling (shipped for the SDE sampler): curved paths, so the few-NFE
             // floors (the OT models') do not apply. It must converge: RK4 at 32 NFE ≤ 1.6× floor.
             let rk4_32 = sw(Solver::Rk4, 8);

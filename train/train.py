@@ -130,6 +130,24 @@ def main():
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     model = build_model(arch, num_classes)
+    # Reflow (rectified flow, 2nd stage; Liu et al. 2023): the pairs are (x0, ODE_teacher(x0)),
+    # which a straight path joins exactly, and the student starts from the teacher's weights.
+    teacher = None
+    if tc.get("coupling") == "reflow":
+        from export import load_model
+        from evaluate import velocity_fn
+        from solvers import solve_fixed
+
+        teacher, tcfg = load_model(os.path.join(REPO, tc["teacher"]))
+        assert tcfg["arch"] == arch, "the student has the teacher's architecture"
+        model.load_state_dict(teacher.state_dict())
+        teacher_nfe = tc.get("teacher_nfe", 64)
+
+        def reflow_pool(n, pool_seed):
+            g = torch.Generator().manual_seed(pool_seed)
+            x0 = torch.randn((n, arch["data_dim"]), generator=g)
+            x1, _ = solve_fixed(velocity_fn(teacher), x0, "rk4", teacher_nfe)
+            return torch.cat([x0, x1], 1)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -145,7 +163,10 @@ def main():
         # a large fixed pool, regenerated every epoch with a new seed
         pool_n = tc.get("pool", 200_000)
         pool_round = 0
-        pool = torch.from_numpy(sample2d(ds, pool_n, seed * 1000 + pool_round))
+        if teacher is not None:
+            pool = reflow_pool(pool_n, seed * 1000 + pool_round)
+        else:
+            pool = torch.from_numpy(sample2d(ds, pool_n, seed * 1000 + pool_round))
         pool_pos = 0
 
     opt = torch.optim.AdamW(
@@ -155,7 +176,7 @@ def main():
     label_drop = tc.get("label_dropout", 0.1)
     coupling = tc.get("coupling", "independent")  # or "ot" (minibatch OT, unconditional only)
     ot_group = tc.get("ot_group", 256)
-    assert coupling in ("independent", "ot") and not (coupling == "ot" and num_classes > 0)
+    assert coupling in ("independent", "ot", "reflow") and not (coupling != "independent" and num_classes > 0)
     ckpt_every = tc.get("checkpoint_every", 1000)
     log_every = tc.get("log_every", 200)
 
@@ -169,7 +190,7 @@ def main():
             "machine": machine_string(args.threads),
             "torch": torch.__version__,
             "lr": tc["lr"],
-            "coupling": coupling if coupling == "independent" else f"minibatch-ot (groups of {ot_group})",
+            "coupling": {"independent": "independent", "reflow": f"reflow of {tc.get('teacher')} (RK4 {tc.get('teacher_nfe', 64)} NFE pairs)"}.get(coupling, f"minibatch-ot (groups of {ot_group})"),
             "ema_decay": ema_decay,
             "params": nparams,
             "metrics": metrics or {},
@@ -195,15 +216,21 @@ def main():
         else:
             if pool_pos + bs > pool_n:
                 pool_round += 1
-                pool = torch.from_numpy(sample2d(ds, pool_n, seed * 1000 + pool_round))
+                if teacher is not None:
+                    # Teacher solves are the cost: reshuffle the pairs instead of solving anew.
+                    pool = pool[torch.randperm(pool_n, generator=gen)]
+                else:
+                    pool = torch.from_numpy(sample2d(ds, pool_n, seed * 1000 + pool_round))
                 pool_pos = 0
             x1 = pool[pool_pos : pool_pos + bs]
             pool_pos += bs
             y = None
+            if teacher is not None:
+                x1, x0_pair = x1[:, 2:], x1[:, :2]
         if num_classes > 0:
             drop = torch.rand(bs, generator=gen) < label_drop
             y[drop] = num_classes
-        x0 = torch.randn(x1.shape, generator=gen)
+        x0 = x0_pair if teacher is not None else torch.randn(x1.shape, generator=gen)
         if coupling == "ot":
             x0 = ot_pair(x0, x1, ot_group)
         t = torch.rand(bs, generator=gen)

@@ -53,7 +53,9 @@ async function load(model) {
     if (sampler) sampler.dispose();
     sampler = next;
     syncControls();
+    dropped = null;
     await run();
+    drawOverlay();
   } catch (e) {
     setStatus(`could not load the model: ${e.message || e}`, true);
   }
@@ -106,6 +108,94 @@ async function showDensity() {
   setStatus(`log-density drawn (${d.width}×${d.height} cells)`);
 }
 
+// ---- the interactive layer (2-D models): click or drag to drop a noise point and follow its
+// path to the data; the flow field v(x, t) as arrows at the time slider's t. Drawn on a 2-D
+// overlay canvas, so it works over either backend's canvas.
+const overlay = $('overlay');
+let dropped = null; // [x, y] in data coordinates
+let overlayBusy = false;
+
+function plotBox() {
+  const info = sampler?.info();
+  return info?.config?.data?.kind === 'points2d' ? info.config.data.range : null;
+}
+
+function toData(ev, range) {
+  const r = overlay.getBoundingClientRect();
+  const fx = (ev.clientX - r.left) / r.width, fy = (ev.clientY - r.top) / r.height;
+  return [range[0][0] + fx * (range[0][1] - range[0][0]), range[1][1] - fy * (range[1][1] - range[1][0])];
+}
+
+function toPixel(p, range) {
+  return [(p[0] - range[0][0]) / (range[0][1] - range[0][0]) * overlay.width,
+    (range[1][1] - p[1]) / (range[1][1] - range[1][0]) * overlay.height];
+}
+
+async function drawOverlay() {
+  const range = plotBox();
+  const ctx = overlay.getContext('2d');
+  overlay.width = canvas.width; overlay.height = canvas.height;
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  if (!range || overlayBusy) return;
+  overlayBusy = true;
+  try {
+    const px = overlay.width / 640;
+    if ($('field').checked) {
+      const res = 20, t = Number($('time').value);
+      const v = await sampler.velocityField({ t, resolution: res });
+      ctx.strokeStyle = 'rgba(190, 220, 255, 0.55)'; ctx.lineWidth = 1.2 * px;
+      const cell = overlay.width / res;
+      let vmax = 1e-6;
+      for (let i = 0; i < v.length; i += 2) vmax = Math.max(vmax, Math.hypot(v[i], v[i + 1]));
+      for (let r = 0; r < res; r++) for (let c = 0; c < res; c++) {
+        const i = 2 * (r * res + c), s = 0.45 * cell / vmax;
+        const x = (c + 0.5) * cell, y = (r + 0.5) * cell, dx = v[i] * s, dy = -v[i + 1] * s;
+        ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + dx, y + dy);
+        const a = Math.atan2(dy, dx), h = 3 * px;
+        ctx.lineTo(x + dx - h * Math.cos(a - 0.5), y + dy - h * Math.sin(a - 0.5));
+        ctx.moveTo(x + dx, y + dy);
+        ctx.lineTo(x + dx - h * Math.cos(a + 0.5), y + dy - h * Math.sin(a + 0.5));
+        ctx.stroke();
+      }
+    }
+    if (dropped) {
+      const sde = $('dynamics').value === 'sde';
+      const r = await sampler.pathsFrom(new Float32Array(dropped), { solver: sde ? 'euler' : $('solver').value, steps: Math.max(Number($('steps').value), 16) });
+      ctx.strokeStyle = '#ffffff'; ctx.lineWidth = 2 * px; ctx.beginPath();
+      for (let k = 0; k < r.times.length; k++) {
+        const [x, y] = toPixel([r.paths[2 * k], r.paths[2 * k + 1]], range);
+        if (k === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      }
+      ctx.stroke();
+      const dot = (p, color) => { const [x, y] = toPixel(p, range); ctx.fillStyle = color; ctx.beginPath(); ctx.arc(x, y, 5 * px, 0, 2 * Math.PI); ctx.fill(); };
+      const last = r.times.length - 1;
+      dot(dropped, '#7fd4ff');
+      dot([r.paths[2 * last], r.paths[2 * last + 1]], '#ffd27f');
+      setStatus(`noise (${dropped[0].toFixed(2)}, ${dropped[1].toFixed(2)}) → data (${r.paths[2 * last].toFixed(2)}, ${r.paths[2 * last + 1].toFixed(2)})`);
+    }
+  } catch (e) {
+    setStatus(`overlay: ${e.message || e}`, true);
+  } finally { overlayBusy = false; }
+}
+
+let dragging = false;
+overlay.addEventListener('pointerdown', (ev) => {
+  const range = plotBox();
+  if (!range || busy) return;
+  dragging = true;
+  overlay.setPointerCapture(ev.pointerId);
+  dropped = toData(ev, range);
+  drawOverlay();
+});
+overlay.addEventListener('pointermove', (ev) => {
+  const range = plotBox();
+  if (!dragging || !range || overlayBusy) return;
+  dropped = toData(ev, range);
+  requestAnimationFrame(drawOverlay);
+});
+overlay.addEventListener('pointerup', () => { dragging = false; });
+$('field').addEventListener('change', drawOverlay);
+
 async function loadFile(file) {
   if (!file) return;
   const bytes = new Uint8Array(await file.arrayBuffer());
@@ -128,6 +218,7 @@ $('animate').addEventListener('click', async () => {
 $('time').addEventListener('input', () => {
   if (!sampler || busy) return;
   try { sampler.drawAt(Number($('time').value)); setStatus(`t = ${Number($('time').value).toFixed(3)}`); } catch (e) { setStatus(String(e.message || e), true); }
+  if ($('field').checked) drawOverlay();
 });
 $('model').addEventListener('change', () => load(`models/${$('model').value}.safetensors`));
 $('solver').addEventListener('change', syncControls);

@@ -87,11 +87,12 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    /// True when the trainer paired noise with data by minibatch optimal transport
-    /// (`"coupling": "minibatch-ot …"`). Such a velocity is not the marginal E[x1 − x0 | x_t]
-    /// of independent noise, so scores derived from it (the SDE sampler's) do not hold.
-    pub fn minibatch_ot(&self) -> bool {
-        self.extra.get("coupling").is_some_and(|c| c.as_str().contains("minibatch-ot"))
+    /// True when the trainer drew noise independently of the data (`"coupling": "independent"`,
+    /// train.py's default, also when the field is absent). Only then is the velocity the
+    /// marginal E[x1 − x0 | x_t] from which the SDE sampler derives its score; minibatch-OT and
+    /// reflow pairs tie x0 to the data.
+    pub fn independent_coupling(&self) -> bool {
+        self.extra.get("coupling").is_none_or(|c| c.as_str() == "\"independent\"")
     }
 }
 

@@ -127,3 +127,32 @@ test('the flow animates from noise to data and the time slider redraws', async (
   assert.match(r.err, /t must be/);
   assert.deepEqual(b.consoleErrors, []);
 });
+
+test('interactive paths: pathsFrom starts at the given point; the flow field is its Euler step; a click draws a path', async () => {
+  const r = await b.page.evaluate(async () => {
+    const s = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 0 });
+    const p0 = await s.pathsFrom(new Float32Array([0.3, -0.7]), { solver: 'euler', steps: 1 });
+    const field = await s.velocityField({ t: 0, resolution: 4 });
+    const centre = [-3 + 6 * (0.5 / 4), 3 - 6 * (0.5 / 4)];
+    const step = await s.pathsFrom(new Float32Array(centre), { solver: 'euler', steps: 1 });
+    return { p0: Array.from(p0.paths), times: Array.from(p0.times), field: Array.from(field.slice(0, 2)), step: Array.from(step.paths), centre };
+  });
+  assert.deepEqual(r.times, [0, 1]);
+  assert.deepEqual(r.p0.slice(0, 2).map((v) => Math.fround(v)), [Math.fround(0.3), Math.fround(-0.7)]);
+  // Euler, one step of h = 1: x1 = x0 + v(x0, 0), and the field's first cell is that point.
+  assert.ok(Math.abs(r.step[2] - r.step[0] - r.field[0]) < 1e-5 && Math.abs(r.step[3] - r.step[1] - r.field[1]) < 1e-5, JSON.stringify(r));
+  // A click on the demo's overlay follows a point: a white path appears and the status says where it went.
+  const box = await b.page.locator('#overlay').boundingBox();
+  await b.page.mouse.click(box.x + box.width * 0.3, box.y + box.height * 0.6);
+  await b.page.waitForFunction(() => /noise \(.*\) → data/.test(document.getElementById('status').textContent), null, { timeout: 30_000 });
+  const white = await b.page.evaluate(() => {
+    const o = document.getElementById('overlay');
+    const d = o.getContext('2d').getImageData(0, 0, o.width, o.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 240 && d[i + 1] > 240 && d[i + 2] > 240 && d[i + 3] > 200) n++;
+    return n;
+  });
+  console.log(`click → ${await b.page.locator('#status').textContent()}; ${white} white path pixels`);
+  assert.ok(white > 20, 'the path is drawn');
+  assert.deepEqual(b.consoleErrors, []);
+});
