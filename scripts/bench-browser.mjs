@@ -1,49 +1,261 @@
-// Browser measurements on this machine (headless Chromium): bundle size, time to first drawn
-// frame of the demo, and per-call sampling time. `npm run bench`. Peers (ONNX Runtime Web,
-// TF.js) join this table with the benchmark issue.
+// Browser measurements on this machine (headless Chromium, the SwiftShader WebGPU flags of
+// tests/browser/harness.mjs): bundle size, time to the demo's first drawn frame, and the
+// side-by-side benchmark of issue #6 — our sampler (WebGPU and wasm CPU) against ONNX Runtime Web
+// (WebGPU EP, wasm EP with 1 and 2 threads), TensorFlow.js (WebGPU, wasm) and a plain-JS MLP, on
+// the same trained networks from identical noise, each checked against ours before it is timed.
+// `npm run bench` (installs the pinned peers with scripts/bench-setup.sh first).
+//
+// Environment knobs (defaults in parentheses):
+//   BENCH_RUNS (5)               timed runs per cell, after one warm-up run
+//   BENCH_GPU_MAX_POINTS (1024)  cap on the 2-D workloads' points on WebGPU (SwiftShader ≈ 1 GFLOP/s)
+//   BENCH_GPU_MAX_IMAGES (1)     cap on the mnist images on WebGPU
+//   BENCH_GPU_MNIST_STEPS (2)    cap on the mnist Heun steps on WebGPU (and on its check's solve)
+//   BENCH_PLAIN_MAX_POINTS (4096) cap on the plain-JS baseline's points
+//   BENCH_ONLY (all)             comma-separated page ids (ours-cpu, ours-webgpu, ort-webgpu, ...)
+//   BENCH_WORK (all)             comma-separated workload ids (2d-64k, 2d-16k, 2d-4k, 2d-1k, mnist)
+//   BENCH_WRITE (1)              0: do not rewrite the generated section of BENCHMARKS.md
 import fs from 'node:fs';
+import os from 'node:os';
 import zlib from 'node:zlib';
 import path from 'node:path';
 import { launch, root } from '../tests/browser/harness.mjs';
 
+const env = (k, d) => (process.env[k] === undefined || process.env[k] === '' ? d : process.env[k]);
+const RUNS = Number(env('BENCH_RUNS', 5));
+const GPU_MAX_POINTS = Number(env('BENCH_GPU_MAX_POINTS', 1024));
+const GPU_MAX_IMAGES = Number(env('BENCH_GPU_MAX_IMAGES', 1));
+const GPU_MNIST_STEPS = Number(env('BENCH_GPU_MNIST_STEPS', 2));
+const PLAIN_MAX_POINTS = Number(env('BENCH_PLAIN_MAX_POINTS', 4096));
+const ONLY = env('BENCH_ONLY', '').split(',').filter(Boolean);
+const ONLY_WORK = env('BENCH_WORK', '').split(',').filter(Boolean);
+const WRITE = env('BENCH_WRITE', '1') !== '0' && !ONLY.length && !ONLY_WORK.length;
+const started = Date.now();
+const load0 = os.loadavg();
+
+const WORKLOADS = [
+  { id: '2d-64k', what: '2-D MLP (moons), 65536 points', model: 'moons', n: 65536, steps: 8 },
+  { id: '2d-16k', what: '2-D MLP (moons), 16384 points', model: 'moons', n: 16384, steps: 8 },
+  { id: '2d-4k', what: '2-D MLP (moons), 4096 points', model: 'moons', n: 4096, steps: 8 },
+  { id: '2d-1k', what: '2-D MLP (moons), 1024 points (latency)', model: 'moons', n: 1024, steps: 8 },
+  { id: 'mnist', what: 'mnist U-Net, 16 images, guidance w = 2', model: 'mnist', n: 16, steps: 10, guidance: 2 },
+].filter((w) => !ONLY_WORK.length || ONLY_WORK.includes(w.id));
+// Correctness check sizes: a 1-step solve (to 1e-4) and a short solve (reported).
+const CHECKS = { moons: { n: 256, steps: 8 }, mnist: { n: 2, steps: 3, guidance: 2 } };
+
+const PAGES = [
+  { id: 'ours-webgpu', peer: 'ours', backend: 'webgpu', kind: 'gpu', label: 'ours, WebGPU' },
+  { id: 'ort-webgpu', peer: 'ort', backend: 'webgpu', kind: 'gpu', label: 'ORT-web, WebGPU EP' },
+  { id: 'tfjs-webgpu', peer: 'tfjs', backend: 'webgpu', kind: 'gpu', label: 'TF.js, webgpu' },
+  { id: 'ours-cpu', peer: 'ours', backend: 'cpu', kind: 'cpu', label: 'ours, wasm CPU (1 thread)' },
+  { id: 'ort-wasm-1', peer: 'ort', backend: 'wasm', threads: 1, kind: 'cpu', label: 'ORT-web, wasm EP, 1 thread' },
+  { id: 'ort-wasm-2', peer: 'ort', backend: 'wasm', threads: 2, kind: 'cpu', label: 'ORT-web, wasm EP, 2 threads' },
+  { id: 'tfjs-wasm', peer: 'tfjs', backend: 'wasm', kind: 'cpu', label: 'TF.js, wasm (1 thread)' },
+  { id: 'plain-js', peer: 'plain', backend: 'cpu', kind: 'cpu', label: 'plain JS (1 thread)', models: ['moons'] },
+].filter((p) => !ONLY.length || ONLY.includes(p.id));
+
+/** The size (and steps) a page actually runs for a workload, and why when it is capped. */
+function sizeFor(page, w) {
+  let cap = Infinity, why = '', steps = w.steps;
+  if (page.kind === 'gpu') {
+    [cap, why] = w.model === 'mnist' ? [GPU_MAX_IMAGES, 'WebGPU cap'] : [GPU_MAX_POINTS, 'WebGPU cap'];
+    if (w.model === 'mnist') steps = Math.min(steps, GPU_MNIST_STEPS);
+  }
+  if (page.peer === 'plain') [cap, why] = [PLAIN_MAX_POINTS, 'plain-JS cap'];
+  return w.n > cap || steps < w.steps ? { n: Math.min(w.n, cap), steps, capped: why || 'WebGPU cap' } : { n: w.n, steps, capped: '' };
+}
+
+const out = [];
+const say = (s = '') => { console.log(s); out.push(s); };
+
+// --- bundle and first frame (unchanged measurements)
 const pkg = path.join(root, 'www/pkg');
 const wasm = fs.readFileSync(path.join(pkg, 'pushforward_bg.wasm'));
 const js = fs.readFileSync(path.join(pkg, 'pushforward.js'));
 const gz = zlib.gzipSync(Buffer.concat([wasm, js]), { level: 9 }).length;
 console.log(`bundle: wasm ${wasm.length} B, js ${js.length} B, wasm+js gzipped ${gz} B (${(gz / 1024).toFixed(1)} KiB)`);
 
-const b = await launch({ webgpu: true });
+// Background tabs must not be throttled: every library has a tab open for the whole run.
+const b = await launch({
+  webgpu: true, isolated: true,
+  args: ['--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'],
+});
+const results = {}; // page id → { adapter, info, checks: {model: …}, cells: {model:n → …}, error }
+let browser = '';
 try {
   const t0 = Date.now();
   await b.page.goto(`${b.url}/`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
   const firstFrame = await b.page.evaluate(() => performance.now());
+  browser = await b.page.evaluate(() => navigator.userAgent.match(/Chrom(e|ium)\/[\d.]+/)?.[0] || navigator.userAgent);
   console.log(`demo (moons, 4096 points, heun 8 steps): first frame drawn ${firstFrame.toFixed(0)} ms after navigation start (wall ${Date.now() - t0} ms)`);
   const info = await b.page.evaluate(() => window.pushforward.sampler.info());
-  console.log(`backend: ${info.backend} — ${info.backendReason}`);
-  const cases = [
-    { model: 'moons', n: 1024, solver: 'heun', steps: 8 },
-    { model: 'moons', n: 4096, solver: 'heun', steps: 8 },
-    { model: 'moons', n: 16384, solver: 'heun', steps: 8 },
-    { model: 'moons', n: 65536, solver: 'heun', steps: 8 },
-    { model: 'mnist', n: 16, solver: 'heun', steps: 10, label: 'all', guidance: 2 },
-  ];
-  console.log('\n| model | n | solver | NFE | backend | median ms | min ms | max ms | runs |');
-  console.log('|---|---:|---|---:|---|---:|---:|---:|---:|');
-  for (const c of cases) {
-    const r = await b.page.evaluate(async (c) => {
-      const s = await window.pushforward.Sampler.create({ model: `models/${c.model}.safetensors`, backend: 'cpu' });
-      const { model, ...opts } = c;
-      await s.sample(opts); // warm-up
-      const ms = [];
-      let nfe = 0;
-      for (let i = 0; i < 5; i++) { const r = await s.sample({ ...opts, seed: i }); ms.push(r.sampleMs); nfe = r.nfe; }
-      s.dispose();
-      ms.sort((a, b) => a - b);
-      return { ms, nfe };
-    }, c);
-    console.log(`| ${c.model} | ${c.n} | ${c.solver} | ${r.nfe} | wasm cpu (1 thread) | ${r.ms[2].toFixed(0)} | ${r.ms[0].toFixed(0)} | ${r.ms[4].toFixed(0)} | 5 |`);
+  console.log(`demo backend: ${info.backend} — ${info.backendReason}\n`);
+
+  // --- the peers: one tab per library/backend, all open at once; checks first, then each
+  // workload's warm-up in every tab, then its timed runs interleaved (run 1 in every tab, run 2
+  // in every tab, …) so that load from other processes on this shared machine falls on all alike.
+  const tabs = [];
+  for (const page of PAGES) {
+    const r = (results[page.id] = { checks: {}, cells: {}, seconds: 0 });
+    const tab = { page, r, p: await b.context.newPage() };
+    tab.p.on('pageerror', (e) => console.log(`[${page.id}] page error: ${e}`));
+    const tp = Date.now();
+    try {
+      const qs = new URLSearchParams({ peer: page.peer, backend: page.backend, threads: String(page.threads || 1) });
+      await tab.p.goto(`${b.url}/bench.html?${qs}`);
+      await tab.p.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
+      r.isolated = await tab.p.evaluate(() => window.bench.crossOriginIsolated);
+      if (page.kind === 'gpu') r.gpu = await tab.p.evaluate(() => window.bench.adapterInfo());
+      for (const model of [...new Set(WORKLOADS.map((w) => w.model))].filter((m) => !page.models || page.models.includes(m))) {
+        const c = CHECKS[model];
+        const gpuMnist = page.kind === 'gpu' && model === 'mnist';
+        const checkN = gpuMnist ? Math.min(c.n, GPU_MAX_IMAGES) : c.n;
+        const checkSteps = gpuMnist ? Math.min(c.steps, GPU_MNIST_STEPS) : c.steps;
+        const ck = (r.checks[model] = await tab.p.evaluate((a) => window.bench.check(a), { model, ...c, n: checkN, steps: checkSteps }));
+        console.log(`[${page.id}] check ${model} (n=${checkN}): 1-step heun rel ${ck.oneStep.rel.toExponential(2)}, ${ck.solve.steps}-step rel ${ck.solve.rel.toExponential(2)} → ${ck.pass ? 'PASS' : 'FAIL (cells void)'}`);
+      }
+      tabs.push(tab);
+    } catch (e) {
+      r.error = String(e.message || e).split('\n')[0];
+      console.log(`[${page.id}] FAILED: ${r.error}`);
+    }
+    r.seconds += (Date.now() - tp) / 1000;
   }
+  const guarded = async (tab, fn) => {
+    if (tab.r.error) return null;
+    const tp = Date.now();
+    try { return await fn(); } catch (e) {
+      tab.r.error = String(e.message || e).split('\n')[0];
+      console.log(`[${tab.page.id}] FAILED: ${tab.r.error}`);
+      return null;
+    } finally { tab.r.seconds += (Date.now() - tp) / 1000; }
+  };
+  for (const w of WORKLOADS) {
+    const todo = tabs
+      .filter((t) => !t.page.models || t.page.models.includes(w.model))
+      .map((t) => ({ t, ...sizeFor(t.page, w) }))
+      .filter(({ t, n }) => !t.r.cells[`${w.model}:${n}`]);
+    for (const x of todo) {
+      const args = { model: w.model, n: x.n, steps: x.steps, guidance: w.guidance, runs: 0 };
+      const cell = await guarded(x.t, () => x.t.p.evaluate((a) => window.bench.run(a), args));
+      if (cell) { x.t.r.cells[`${w.model}:${x.n}`] = cell; x.t.r.adapter = cell.adapter; }
+    }
+    for (let i = 0; i < RUNS; i++) {
+      for (const x of todo) {
+        const cell = x.t.r.cells[`${w.model}:${x.n}`];
+        if (!cell) continue;
+        const args = { model: w.model, n: x.n, steps: x.steps, guidance: w.guidance, runs: 1, warmup: false, seed: 2 + i };
+        const one = await guarded(x.t, () => x.t.p.evaluate((a) => window.bench.run(a), args));
+        if (one) cell.ms.push(...one.ms); else delete x.t.r.cells[`${w.model}:${x.n}`];
+      }
+    }
+    for (const x of todo) {
+      const cell = x.t.r.cells[`${w.model}:${x.n}`];
+      if (!cell) continue;
+      const s2 = [...cell.ms].sort((p, q) => p - q);
+      console.log(`[${x.t.page.id}] ${w.model} n=${x.n}: median ${s2[s2.length >> 1].toFixed(0)} ms (${s2[0].toFixed(0)}–${s2[s2.length - 1].toFixed(0)}), first ${cell.firstMs.toFixed(0)} ms${cell.createMs != null ? `, create ${cell.createMs.toFixed(0)} ms` : ''}`);
+    }
+  }
+  for (const tab of tabs.filter((t) => t.page.peer === 'tfjs')) {
+    tab.r.matmul = await guarded(tab, () => tab.p.evaluate(() => window.bench.matmul(512)));
+    if (tab.r.matmul) console.log(`[${tab.page.id}] tf.matMul ${tab.r.matmul.size}³: ${tab.r.matmul.gflops.toFixed(2)} GFLOP/s`);
+  }
+  for (const tab of tabs) console.log(`[${tab.page.id}] ${tab.r.seconds.toFixed(0)} s in all`);
 } finally {
   await b.close();
+}
+
+// --- the report
+const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
+const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const gpuAdapter = Object.values(results).map((r) => r.gpu).find(Boolean);
+const adapterName = gpuAdapter ? `${[gpuAdapter.vendor, gpuAdapter.architecture, gpuAdapter.description].filter(Boolean).join(' / ') || 'unnamed'}${gpuAdapter.fallback ? ' (isFallbackAdapter: true)' : ''}` : 'none';
+say(`Measured ${new Date().toISOString().slice(0, 10)} by \`npm run bench\` in headless ${browser} (SwiftShader WebGPU flags), ` +
+  `${os.cpus().length} × ${os.cpus()[0]?.model || 'CPU'}; load average ${load0.map((v) => v.toFixed(1)).join(' / ')} at the start, ` +
+  `${os.loadavg().map((v) => v.toFixed(1)).join(' / ')} at the end; ${((Date.now() - started) / 60000).toFixed(1)} min in all. ` +
+  `WebGPU adapter: **${adapterName}**. Every page cross-origin isolated: ${Object.values(results).every((r) => r.isolated) ? 'yes' : 'no'}.`);
+say();
+say(`Median and spread of ${RUNS} timed runs after one warm-up run (wall clock around the whole solve: upload, every step, the one readback), ` +
+  'one tab per library and backend, the runs interleaved across tabs (run 1 everywhere, then run 2, …). ' +
+  '"× ours" is this row\'s median over ours on the same kind of backend (WebGPU rows against ours on WebGPU, CPU rows against ours on the wasm CPU) at the same size: above 1, ours is faster. ' +
+  'GFLOP/s counts the network only (2 · multiply-adds of linear layers and convolutions). "n run" below the workload\'s n means the cell was capped to fit SwiftShader / the time budget.');
+say();
+say('| workload | library, backend | n run | NFE | median ms | min–max ms | GFLOP/s | × ours | check (1 step / solve) |');
+say('|---|---|---:|---:|---:|---:|---:|---:|---|');
+const targets = [];
+for (const w of WORKLOADS) {
+  for (const page of PAGES) {
+    const r = results[page.id];
+    if (page.models && !page.models.includes(w.model)) continue;
+    const { n, steps, capped } = sizeFor(page, w);
+    const cell = r?.cells[`${w.model}:${n}`];
+    const ck = r?.checks[w.model];
+    const ckText = ck ? `${ck.pass ? 'ok' : '**FAIL**'} ${ck.oneStep.rel.toExponential(1)} / ${ck.solve.rel.toExponential(1)}` : '—';
+    if (!cell) { say(`| ${w.what} | ${page.label} | ${n} | ${2 * steps} | — | — | — | — | ${r?.error ? `failed: ${r.error.slice(0, 80)}` : ckText} |`); continue; }
+    const m = med(cell.ms), lo = Math.min(...cell.ms), hi = Math.max(...cell.ms);
+    const ours = results[page.kind === 'gpu' ? 'ours-webgpu' : 'ours-cpu']?.cells[`${w.model}:${n}`];
+    const ratio = ours ? m / med(ours.ms) : null;
+    const valid = ck?.pass;
+    say(`| ${w.what} | ${page.label} | ${n}${capped ? ` (${capped})` : ''} | ${cell.nfe} | ${valid ? fmt(m) : `~~${fmt(m)}~~ void`} | ${fmt(lo)}–${fmt(hi)} | ${fmt(cell.flops / m / 1e6)} | ${ratio ? ratio.toFixed(2) : '—'} | ${ckText} |`);
+    cell.median = m; cell.valid = valid; cell.ratio = ratio;
+  }
+}
+say();
+say('Warm-up (not in the medians): "create" is loading the library\'s model (our Sampler.create, ORT session creation, TF.js weight upload) on a fresh page; "first call" is the first solve at that size (includes shader / pipeline compilation on the first size of a page).');
+say();
+say('| library, backend | model | create ms | first call ms (n) |');
+say('|---|---|---:|---|');
+for (const page of PAGES) {
+  const r = results[page.id];
+  if (!r) continue;
+  const byModel = {};
+  for (const [key, c] of Object.entries(r.cells)) (byModel[key.split(':')[0]] ||= []).push([Number(key.split(':')[1]), c]);
+  for (const [model, cells] of Object.entries(byModel)) {
+    const create = cells.map(([, c]) => c.createMs).find((v) => v != null);
+    say(`| ${page.label} | ${model} | ${create != null ? fmt(create) : '—'} | ${cells.map(([n, c]) => `${fmt(c.firstMs)} (${n})`).join(', ')} |`);
+  }
+}
+const mm = Object.entries(results).filter(([, r]) => r.matmul).map(([id, r]) => `${PAGES.find((p) => p.id === id).label}: tf.matMul ${r.matmul.size}³ ${r.matmul.gflops.toFixed(2)} GFLOP/s`);
+if (mm.length) { say(); say(`Dense matmul ceiling on the same backends (best of 3, incl. readback): ${mm.join('; ')}.`); }
+
+// Targets: WebGPU ours ≥ 2× the best peer on 64k 2-D and ≥ 1.3× on mnist; CPU ours ≥ 1× TF.js wasm on both.
+function bestPeer(kind, wid, peers) {
+  const w = WORKLOADS.find((x) => x.id === wid);
+  if (!w) return null;
+  const ours = results[kind === 'gpu' ? 'ours-webgpu' : 'ours-cpu'];
+  const oursCell = ours && ours.cells[`${w.model}:${sizeFor(PAGES.find((p) => p.id === (kind === 'gpu' ? 'ours-webgpu' : 'ours-cpu')) || { kind }, w).n}`];
+  const cand = PAGES.filter((p) => p.kind === kind && peers.includes(p.id)).map((p) => ({ p, c: results[p.id]?.cells[`${w.model}:${sizeFor(p, w).n}`] })).filter((x) => x.c?.valid);
+  if (!oursCell || !cand.length) return null;
+  const best = cand.reduce((a, b2) => (b2.c.median < a.c.median ? b2 : a));
+  return { speedup: best.c.median / oursCell.median, peer: best.p.label };
+}
+say();
+say('Targets (speed-up = best valid peer\'s median / ours, same size):');
+for (const [kind, wid, peers, want, what] of [
+  ['gpu', '2d-64k', ['ort-webgpu', 'tfjs-webgpu'], 2, 'WebGPU, 2-D 64k (capped size)'],
+  ['gpu', 'mnist', ['ort-webgpu', 'tfjs-webgpu'], 1.3, 'WebGPU, mnist (capped size)'],
+  ['cpu', '2d-64k', ['tfjs-wasm'], 1, 'CPU, 2-D 64k vs TF.js wasm'],
+  ['cpu', 'mnist', ['tfjs-wasm'], 1, 'CPU, mnist vs TF.js wasm'],
+]) {
+  const r = bestPeer(kind, wid, peers);
+  say(`- ${what}: ${r ? `${r.speedup.toFixed(2)}× over ${r.peer} (target ≥ ${want}×) — **${r.speedup >= want ? 'met' : 'missed'}**` : 'not measured'}`);
+}
+
+// Our GFLOP/s as a share of the best dense matmul measured on the same backend.
+for (const [oursId, mmId] of [['ours-webgpu', 'tfjs-webgpu'], ['ours-cpu', 'tfjs-wasm']]) {
+  const mmr = results[mmId]?.matmul, ours = results[oursId];
+  if (!mmr || !ours) continue;
+  const shares = Object.entries(ours.cells).map(([k, c]) => `${k.replace(':', ' n=')} ${(c.flops / med(c.ms) / 1e6).toFixed(2)} GFLOP/s = ${((100 * c.flops / med(c.ms) / 1e6) / mmr.gflops).toFixed(0)}%`);
+  say(`- ${PAGES.find((p) => p.id === oursId).label} vs tf.matMul ${mmr.size}³ on the same backend (${mmr.gflops.toFixed(2)} GFLOP/s): ${shares.join('; ')}.`);
+}
+
+if (WRITE) {
+  const file = path.join(root, 'BENCHMARKS.md');
+  const md = fs.readFileSync(file, 'utf8');
+  const begin = '<!-- bench-peers:begin (generated by scripts/bench-browser.mjs) -->', end = '<!-- bench-peers:end -->';
+  const i = md.indexOf(begin), j = md.indexOf(end);
+  if (i >= 0 && j > i) {
+    fs.writeFileSync(file, `${md.slice(0, i + begin.length)}\n${out.join('\n')}\n${md.slice(j)}`);
+    console.log('\n(BENCHMARKS.md: generated section rewritten)');
+  }
 }

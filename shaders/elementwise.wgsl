@@ -39,6 +39,18 @@ fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 }
 
+// silu'(z) * dz, with silu'(z) = s (1 + z (1 - s)), s = sigmoid(z): forward-mode tangents.
+@compute @workgroup_size(256)
+fn silu_tangent(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i < p.len) {
+        let z = in0[i];
+        let s = 1.0 / (1.0 + exp(-z));
+        out[i] = s * (1.0 + z * (1.0 - s)) * in1[i];
+    }
+}
+
 @compute @workgroup_size(256)
 fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {

@@ -18,8 +18,7 @@ struct Plot {
     range: vec4<f32>,     // xmin, xmax, ymin, ymax of the data box
     grid_x: u32,          // invocations per row of a (2-D folded) dispatch
     stride: u32,          // invocations in the dispatch: each handles items i, i + stride, ...
-    _pad0: u32,
-    _pad1: u32,
+    heat: vec2<u32>,      // cells of the log-density layer (0, 0: none)
 }
 
 @group(0) @binding(0) var<uniform> plot: Plot;
@@ -144,6 +143,10 @@ fn colormap(v: f32) -> vec3<f32> {
 }
 
 @group(0) @binding(4) var<storage, read> counts: array<u32>;
+// The log-density layer's levels in [0, 1], row-major (src/render/mod.rs HeatLayer).
+@group(0) @binding(7) var<storage, read> heat_levels: array<f32>;
+
+const HEAT = vec3(28.0, 92.0, 140.0);
 
 @fragment
 fn composite_points(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
@@ -151,6 +154,12 @@ fn composite_points(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32>
     let i = u32(pos.y) * plot.size.x + u32(pos.x);
     let c = counts[i];
     var rgb = BACKGROUND;
+    if (plot.heat.x > 0u) {
+        // The cell of the canvas pixel, nearest (integer arithmetic, as the CPU).
+        let cell = (u32(pos.y) * plot.heat.y / plot.size.y) * plot.heat.x + u32(pos.x) * plot.heat.x / plot.size.x;
+        let level = heat_levels[cell];
+        rgb = BACKGROUND * (1.0 - level) + HEAT * level;
+    }
     if (c > 0u) {
         let peak = f32(counts[2u * wh]);
         rgb = colormap(log(1.0 + f32(c)) / max(log(1.0 + peak), 1e-6) * 0.9 + 0.1);

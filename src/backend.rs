@@ -55,6 +55,9 @@ pub trait Backend {
     ) -> Result<Self::Tensor>;
 
     fn silu(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// silu′(z) ⊙ dz: a tangent pushed through SiLU (forward-mode derivatives, for the exact
+    /// divergence of the velocity). Same shapes.
+    fn silu_tangent(&self, z: &Self::Tensor, dz: &Self::Tensor) -> Result<Self::Tensor>;
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
     /// x[n,c,h,w] + bias[n,c] broadcast over the pixels.
     fn add_channel_bias(&self, x: &Self::Tensor, bias: &Self::Tensor) -> Result<Self::Tensor>;
@@ -145,6 +148,9 @@ impl<B: Backend + ?Sized> Backend for &B {
     }
     fn silu(&self, x: &Self::Tensor) -> Result<Self::Tensor> {
         (**self).silu(x)
+    }
+    fn silu_tangent(&self, z: &Self::Tensor, dz: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).silu_tangent(z, dz)
     }
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
         (**self).add(a, b)

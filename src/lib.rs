@@ -7,6 +7,8 @@ pub mod backend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod cpu;
+pub mod density;
+pub mod dual;
 pub mod error;
 pub mod gpu;
 pub mod metrics;

@@ -47,6 +47,9 @@ pub struct SampleOptions {
     pub guidance: f32,
     /// Keep the state every `k` accepted steps (plus the first and last) for drawing paths.
     pub trajectory_every: Option<usize>,
+    /// SDE noise level ε (0: the ODE). Above 0, sampling runs Euler–Maruyama on the SDE with
+    /// the flow's marginals (`ode::sde`); it needs `solver` Euler and a linear-path model.
+    pub noise: f32,
 }
 
 impl Default for SampleOptions {
@@ -62,6 +65,7 @@ impl Default for SampleOptions {
             labels: Labels::Unconditional,
             guidance: 1.0,
             trajectory_every: None,
+            noise: 0.0,
         }
     }
 }
@@ -155,6 +159,21 @@ impl<B: Backend> Sampler<B> {
                 option: "n",
                 reason: format!("{} samples of {len} values; allowed 1..={}", o.n, MAX_BATCH_VALUES / len.max(1)),
             });
+        }
+        if o.noise != 0.0 {
+            let bad = |reason: String| Err(Error::InvalidOption { option: "noise", reason });
+            if !(o.noise.is_finite() && o.noise > 0.0 && o.noise <= ode::sde::MAX_NOISE) {
+                return bad(format!("{} must be in [0, {}]", o.noise, ode::sde::MAX_NOISE));
+            }
+            if o.solver != Solver::Euler {
+                return bad(format!(
+                    "noise > 0 samples the SDE with Euler–Maruyama: use solver euler (or noise 0 for {})",
+                    o.solver
+                ));
+            }
+            if self.network.config.path != crate::model::PathConfig::Linear {
+                return bad("the SDE's score is derived for the linear path; this model uses another".into());
+            }
         }
         if !o.guidance.is_finite() || o.guidance < 0.0 || o.guidance > MAX_GUIDANCE {
             return Err(Error::InvalidOption {
@@ -386,7 +405,19 @@ impl<B: Backend> Sampler<B> {
                 ControlFlow::Break(()) => Err(Error::Cancelled),
             }
         };
-        let (x1, stats) = ode::integrate_async(b, o.solver, schedule, x0, &mut velocity, &mut on_step).await?;
+        let (x1, stats) = match schedule {
+            Schedule::Grid(grid) if o.noise > 0.0 => {
+                // Step k's noise for sample i sits at index (k·n + i)·len of the SDE stream: the
+                // same numbers whatever the chunking.
+                let len = self.network.config.sample_len();
+                let shape = b.shape(&x0).to_vec();
+                let mut noise =
+                    |k: usize| b.normal_noise(o.seed, rng::STREAM_SDE, ((k * o.n + start) * len) as u64, &shape);
+                ode::sde::integrate_euler_maruyama(b, grid, o.noise, x0, &mut velocity, &mut noise, &mut on_step)
+                    .await?
+            }
+            _ => ode::integrate_async(b, o.solver, schedule, x0, &mut velocity, &mut on_step).await?,
+        };
         Ok((BackendChunk { rows: start..end, samples: x1, frames }, stats))
     }
 }

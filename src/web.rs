@@ -10,6 +10,7 @@
 
 use crate::Backend;
 use crate::cpu::CpuBackend;
+use crate::dual::{Dual, DualTensor};
 use crate::gpu::{GpuBackend, GpuOptions, GpuTensor};
 use crate::model::{DataConfig, Model};
 use crate::ode::Solver;
@@ -86,6 +87,8 @@ struct JsSampleOptions {
     max_steps: Option<f64>,
     seed: Option<f64>,
     guidance: Option<f32>,
+    /// SDE noise level ε (0 or absent: the ODE).
+    noise: Option<f32>,
     return_samples: bool,
 }
 
@@ -93,12 +96,13 @@ struct JsSampleOptions {
 /// with what `drawAt` needs of the last solve.
 enum Engine {
     /// Kept frames are host copies: (t, [n, …] values). With a pool, solves run in workers.
-    Cpu { sampler: CoreSampler<CpuBackend>, pool: Option<CpuPool>, frames: RefCell<Vec<(f32, Vec<f32>)>> },
+    Cpu { sampler: CoreSampler<Dual<'static>>, pool: Option<CpuPool>, frames: RefCell<Vec<(f32, Vec<f32>)>> },
     /// The last solve stays on the GPU and is drawn from there.
     Gpu {
-        sampler: CoreSampler<&'static GpuBackend>,
+        sampler: CoreSampler<Dual<'static>>,
+        gpu: &'static GpuBackend,
         canvas: Option<Box<GpuCanvas>>,
-        kept: RefCell<Option<BackendOutput<GpuTensor>>>,
+        kept: RefCell<Option<BackendOutput<DualTensor>>>,
     },
 }
 
@@ -169,7 +173,7 @@ async fn open_cpu_engine(
     workers: u32,
     reason: String,
 ) -> Result<(Engine, String), JsError> {
-    let sampler = CoreSampler::new(CpuBackend, model).map_err(js_err)?;
+    let sampler = CoreSampler::new(Dual::Cpu(CpuBackend), model).map_err(js_err)?;
     // Workers keep the page responsive and use every core; without them (0, or where workers
     // cannot start, e.g. a sandboxed frame) the solve runs on this thread.
     let (pool, reason) = if workers == 0 {
@@ -206,9 +210,9 @@ async fn open_gpu_engine(
             ))
         }
     };
-    let sampler = CoreSampler::new(b, model)?;
+    let sampler = CoreSampler::new(Dual::Gpu(b), model)?;
     let painter = canvas.map(|c| GpuCanvas::new(b, c.clone()).map(Box::new)).transpose()?;
-    Ok(Engine::Gpu { sampler, canvas: painter, kept: RefCell::default() })
+    Ok(Engine::Gpu { sampler, gpu: b, canvas: painter, kept: RefCell::default() })
 }
 
 /// What one `sample()` produced, for the result object.
@@ -231,6 +235,8 @@ pub struct Sampler {
     canvas: Option<web_sys::HtmlCanvasElement>,
     backend_reason: RefCell<String>,
     last_options: RefCell<Option<SampleOptions>>,
+    /// The model's log-density drawn under the samples (after `density()`).
+    heat: RefCell<Option<render::HeatLayer>>,
 }
 
 #[wasm_bindgen]
@@ -322,6 +328,7 @@ impl Sampler {
             canvas,
             backend_reason: RefCell::new(reason),
             last_options: RefCell::default(),
+            heat: RefCell::default(),
         })
     }
 
@@ -396,16 +403,23 @@ impl Sampler {
                 *frames.borrow_mut() = kept;
                 Solved { stats: out.stats, labels: out.labels, samples: Some(out.samples), sample_ms }
             }
-            Engine::Gpu { sampler, canvas, kept } => {
+            Engine::Gpu { sampler, gpu, canvas, kept } => {
                 let out = sampler.sample_on_backend(&options, &mut progress).await.map_err(js_err)?;
                 // Timed to the end of the GPU's work (nothing is read back to draw).
-                sampler.backend().finish().await.map_err(js_err)?;
+                gpu.finish().await.map_err(js_err)?;
                 let sample_ms = now_ms() - t0;
                 if let (Some(gc), Some(el)) = (canvas, &self.canvas) {
                     let with_paths = options.trajectory_every.is_some();
-                    let scene =
-                        self.scene(&out, out.chunks.iter().map(|c| &c.samples).collect(), options.n, with_paths, el);
-                    gc.draw(sampler.backend(), &scene, el.width(), el.height()).map_err(js_err)?;
+                    let heat = self.heat.borrow();
+                    let scene = self.scene(
+                        &out,
+                        out.chunks.iter().map(|c| &c.samples).collect(),
+                        options.n,
+                        with_paths,
+                        heat.as_ref(),
+                        el,
+                    );
+                    gc.draw(gpu, &scene?, el.width(), el.height()).map_err(js_err)?;
                 }
                 let samples = if o.return_samples {
                     Some(sampler.download(&options, &out).await.map_err(js_err)?.samples)
@@ -418,8 +432,8 @@ impl Sampler {
             }
         };
         *self.last_options.borrow_mut() = Some(options.clone());
-        if let Engine::Gpu { sampler, .. } = &*engine {
-            sampler.backend().finish().await.map_err(js_err)?;
+        if let Engine::Gpu { gpu, .. } = &*engine {
+            gpu.finish().await.map_err(js_err)?;
         }
         let draw_ms = now_ms() - t0 - solved.sample_ms;
         let obj = object(&[
@@ -459,7 +473,7 @@ impl Sampler {
                 let state = interpolate(&frames, t);
                 draw_rgba(canvas, &self.render_cpu(&state, n, &[], canvas))
             }
-            Engine::Gpu { sampler, canvas: gc, kept } => {
+            Engine::Gpu { sampler, gpu, canvas: gc, kept } => {
                 let kept = kept.borrow();
                 let Some(out) = kept.as_ref() else {
                     return Err(JsError::new("nothing sampled yet: call sample() first"));
@@ -470,7 +484,7 @@ impl Sampler {
                 for c in &out.chunks {
                     // The kept times: the frames (ending at the samples), or noise → samples.
                     let noise;
-                    let mut times: Vec<(f32, &GpuTensor)> = c.frames.iter().map(|(t, f)| (*t, f)).collect();
+                    let mut times: Vec<(f32, &DualTensor)> = c.frames.iter().map(|(t, f)| (*t, f)).collect();
                     if times.is_empty() {
                         noise = sampler.noise_on_backend(seed, c.rows.start, c.rows.end).map_err(js_err)?;
                         times.push((0.0, &noise));
@@ -488,8 +502,9 @@ impl Sampler {
                     };
                     states.push(state);
                 }
-                let scene = self.scene(out, states.iter().collect(), n, false, canvas);
-                gc.draw(b, &scene, canvas.width(), canvas.height()).map_err(js_err)
+                let heat = self.heat.borrow();
+                let scene = self.scene(out, states.iter().collect(), n, false, heat.as_ref(), canvas)?;
+                gc.draw(gpu, &scene, canvas.width(), canvas.height()).map_err(js_err)
             }
         }
     }
@@ -526,6 +541,54 @@ impl Sampler {
         }
     }
 
+    /// The model's log-density log p(x) on a `resolution`² grid over the plot box (2-D models),
+    /// by integrating the exact divergence from data back to noise (`steps` RK4 steps), drawn
+    /// under the samples from now on. Resolves with `{ logDensity, width, height, integral, ms }`
+    /// (`integral`: Σ p·cell area over the box, ≈ 1 when the box holds the distribution).
+    pub async fn density(&self, opts: JsValue) -> Result<JsValue, JsError> {
+        let num = |k: &str, d: f64| js_sys::Reflect::get(&opts, &k.into()).ok().and_then(|v| v.as_f64()).unwrap_or(d);
+        let (res, steps) = (num("resolution", 64.0), num("steps", 16.0));
+        let whole_in = |v: f64, lo: f64, hi: f64| (lo..=hi).contains(&v) && v.fract() == 0.0;
+        if !(whole_in(res, 2.0, 512.0) && whole_in(steps, 1.0, 1000.0)) {
+            return Err(JsError::new("resolution must be an integer in 2..=512 and steps in 1..=1000"));
+        }
+        let DataConfig::Points2d { range } = self.model.config.data else {
+            return Err(JsError::new("log-densities are for 2-D point models"));
+        };
+        let res = res as usize;
+        let t0 = now_ms();
+        let engine = self.live_engine().await?;
+        let log_p = match &*engine {
+            Engine::Cpu { sampler, .. } => sampler.log_density_grid(range, res, res, steps as usize).await,
+            Engine::Gpu { sampler, .. } => sampler.log_density_grid(range, res, res, steps as usize).await,
+        }
+        .map_err(js_err)?;
+        let ms = now_ms() - t0;
+        let cell = (range[0][1] - range[0][0]) as f64 * (range[1][1] - range[1][0]) as f64 / (res * res) as f64;
+        let integral: f64 = log_p.iter().map(|&l| (l as f64).exp() * cell).sum();
+        *self.heat.borrow_mut() = Some(render::HeatLayer::from_log_density(res, res, &log_p));
+        if self.last_options.borrow().is_some() && self.canvas.is_some() {
+            self.draw_at(1.0)?;
+        }
+        Ok(object(&[
+            ("logDensity", js_sys::Float32Array::from(&log_p[..]).into()),
+            ("width", JsValue::from(res as f64)),
+            ("height", JsValue::from(res as f64)),
+            ("integral", JsValue::from(integral)),
+            ("ms", JsValue::from(ms)),
+        ]))
+    }
+
+    /// Stops drawing the log-density layer.
+    #[wasm_bindgen(js_name = clearDensity)]
+    pub fn clear_density(&self) -> Result<(), JsError> {
+        *self.heat.borrow_mut() = None;
+        if self.last_options.borrow().is_some() && self.canvas.is_some() {
+            self.draw_at(1.0)?;
+        }
+        Ok(())
+    }
+
     /// How many WebGPU devices this page has opened (all samplers share one).
     #[wasm_bindgen(js_name = webgpuDevicesOpened)]
     pub fn webgpu_devices_opened() -> u32 {
@@ -536,7 +599,7 @@ impl Sampler {
     /// gpuBuffersReused, wasmMemoryBytes }` (GPU counts are 0 on the CPU backend).
     pub fn stats(&self) -> JsValue {
         let pool = match &*self.engine() {
-            Engine::Gpu { sampler, .. } => sampler.backend().stats().pool,
+            Engine::Gpu { gpu, .. } => gpu.stats().pool,
             Engine::Cpu { .. } => Default::default(),
         };
         let memory = js_sys::Reflect::get(&wasm_bindgen::memory(), &"buffer".into())
@@ -606,8 +669,7 @@ impl Sampler {
     /// Either way `backendReason` says what happened.
     async fn live_engine(&self) -> Result<Rc<Engine>, JsError> {
         let engine = self.engine();
-        let Engine::Gpu { sampler, .. } = &*engine else { return Ok(engine) };
-        let lost = sampler.backend();
+        let Engine::Gpu { gpu: lost, .. } = &*engine else { return Ok(engine) };
         if !lost.context().is_lost() {
             return Ok(engine);
         }
@@ -639,20 +701,10 @@ impl Sampler {
 
     /// The plain-data fields of `sample()`'s options (callbacks and mixed-type fields apart).
     fn parse_options(&self, opts: &JsValue) -> Result<JsSampleOptions, JsError> {
-        const KNOWN: [&str; 13] = [
-            "n",
-            "solver",
-            "steps",
-            "rtol",
-            "atol",
-            "maxSteps",
-            "seed",
-            "guidance",
-            "returnSamples",
-            "label",
-            "trajectories",
-            "onProgress",
-            "signal",
+        #[rustfmt::skip]
+        const KNOWN: [&str; 14] = [
+            "n", "solver", "steps", "rtol", "atol", "maxSteps", "seed", "guidance", "noise", "returnSamples",
+            "label", "trajectories", "onProgress", "signal",
         ];
         if !opts.is_undefined() && !opts.is_null() && !opts.is_object() {
             return Err(JsError::new("sample() takes an options object"));
@@ -768,6 +820,7 @@ impl Sampler {
             seed,
             labels,
             guidance: o.guidance.unwrap_or(d.guidance),
+            noise: o.noise.unwrap_or(0.0),
             trajectory_every,
         })
     }
@@ -776,7 +829,9 @@ impl Sampler {
     fn render_cpu(&self, samples: &[f32], n: usize, frames: &[Vec<f32>], canvas: &web_sys::HtmlCanvasElement) -> Rgba {
         let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
         match self.model.config.data {
-            DataConfig::Points2d { range } => render::density_plot(samples, range, w, h, frames, MAX_PATHS),
+            DataConfig::Points2d { range } => {
+                render::density_plot(samples, range, w, h, frames, MAX_PATHS, self.heat.borrow().as_ref())
+            }
             DataConfig::Image { .. } => {
                 let grid = GridPlot::for_model(&self.model.config, n, 1).expect("an image model").fit_width(w);
                 render::centred(&render::image_grid(samples, &grid), w, h)
@@ -788,30 +843,37 @@ impl Sampler {
     /// lines when `with_paths`).
     fn scene<'a>(
         &self,
-        out: &'a BackendOutput<GpuTensor>,
-        states: Vec<&'a GpuTensor>,
+        out: &'a BackendOutput<DualTensor>,
+        states: Vec<&'a DualTensor>,
         n: usize,
         with_paths: bool,
+        heat: Option<&'a render::HeatLayer>,
         canvas: &web_sys::HtmlCanvasElement,
-    ) -> Scene<'a> {
+    ) -> Result<Scene<'a>, JsError> {
         let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
-        match self.model.config.data {
+        let on_gpu = |t: &'a DualTensor| t.as_gpu().ok_or_else(|| JsError::new("the kept samples are not on the GPU"));
+        let states = states.into_iter().map(on_gpu).collect::<Result<Vec<&GpuTensor>, JsError>>()?;
+        Ok(match self.model.config.data {
             DataConfig::Points2d { range } => Scene::Points {
                 plot: PointsPlot { width: w, height: h, range },
                 states,
                 first_row: out.chunks.iter().map(|c| c.rows.start).collect(),
                 paths: if with_paths {
-                    out.chunks.iter().map(|c| c.frames.iter().map(|(_, f)| f).collect()).collect()
+                    out.chunks
+                        .iter()
+                        .map(|c| c.frames.iter().map(|(_, f)| on_gpu(f)).collect::<Result<Vec<_>, JsError>>())
+                        .collect::<Result<Vec<_>, JsError>>()?
                 } else {
                     Vec::new()
                 },
                 max_paths: MAX_PATHS,
+                heat,
             },
             DataConfig::Image { .. } => Scene::Images {
                 grid: GridPlot::for_model(&self.model.config, n, 1).expect("an image model").fit_width(w),
                 chunks: out.chunks.iter().map(|c| c.rows.start).zip(states).collect(),
             },
-        }
+        })
     }
 }
 

@@ -128,6 +128,7 @@ fn elementwise_ops_match_cpu() {
         };
         tol("silu", &g.silu(&ga).unwrap(), cpu.silu(&a).unwrap(), 1e-6);
         tol("add", &g.add(&ga, &gb).unwrap(), cpu.add(&a, &b).unwrap(), 1e-6);
+        tol("silu_tangent", &g.silu_tangent(&ga, &gb).unwrap(), cpu.silu_tangent(&a, &b).unwrap(), 1e-6);
         tol(
             "add_channel_bias",
             &g.add_channel_bias(&ga, &gbias).unwrap(),

@@ -75,6 +75,7 @@ fn points_vs_cpu(b: &GpuBackend, out: &BackendOutput<GpuTensor>, plot: PointsPlo
         first_row: out.chunks.iter().map(|c| c.rows.start).collect(),
         paths: out.chunks.iter().map(|c| c.frames.iter().map(|(_, f)| f).collect()).collect(),
         max_paths,
+        heat: None,
     };
     let painter = GpuPainter::new(b, FORMAT);
     let g = pollster::block_on(painter.paint_to_rgba(b, &scene, plot.width as u32, plot.height as u32)).unwrap();
@@ -82,7 +83,7 @@ fn points_vs_cpu(b: &GpuBackend, out: &BackendOutput<GpuTensor>, plot: PointsPlo
     let nframes = out.chunks[0].frames.len();
     let frames: Vec<Vec<f32>> =
         (0..nframes).map(|k| out.chunks.iter().flat_map(|c| host(b, &c.frames[k].1)).collect()).collect();
-    let c = render::density_plot(&samples, plot.range, plot.width, plot.height, &frames, max_paths);
+    let c = render::density_plot(&samples, plot.range, plot.width, plot.height, &frames, max_paths, None);
     (g, c)
 }
 
@@ -142,11 +143,12 @@ fn interpolated_state_matches_the_cpu_picture() {
     let x1 = &out.chunks[0].samples;
     let plot = PointsPlot { width: 256, height: 200, range: range(&model) };
     let mixed_gpu = b.lincomb(&x0, &[(-0.3, &x0), (0.3, x1)]).unwrap();
-    let scene = Scene::Points { plot, states: vec![&mixed_gpu], first_row: vec![], paths: vec![], max_paths: 0 };
+    let scene =
+        Scene::Points { plot, states: vec![&mixed_gpu], first_row: vec![], paths: vec![], max_paths: 0, heat: None };
     let g = pollster::block_on(GpuPainter::new(b, FORMAT).paint_to_rgba(b, &scene, 256, 200)).unwrap();
     let (a, bb) = (host(b, &x0), host(b, x1));
     let mixed: Vec<f32> = a.iter().zip(&bb).map(|(x, y)| x + (y - x) * 0.3).collect();
-    let c = render::density_plot(&mixed, plot.range, 256, 200, &[], 0);
+    let c = render::density_plot(&mixed, plot.range, 256, 200, &[], 0, None);
     assert_same_picture("t = 0.3 between noise and samples", &g, &c, 0.05);
 }
 
@@ -161,9 +163,16 @@ fn hostile_points_are_dropped() {
     }
     let t = b.upload(&Tensor::new(vec![500, 2], pts.clone()).unwrap()).unwrap();
     let plot = PointsPlot { width: 800, height: 640, range: [[-1.0, 1.0], [-1.0, 1.0]] };
-    let scene = Scene::Points { plot, states: vec![&t], first_row: vec![0], paths: vec![vec![&t, &t]], max_paths: 500 };
+    let scene = Scene::Points {
+        plot,
+        states: vec![&t],
+        first_row: vec![0],
+        paths: vec![vec![&t, &t]],
+        max_paths: 500,
+        heat: None,
+    };
     let g = pollster::block_on(GpuPainter::new(b, FORMAT).paint_to_rgba(b, &scene, 800, 640)).unwrap();
-    let c = render::density_plot(&pts, plot.range, 800, 640, &[pts.clone(), pts.clone()], 500);
+    let c = render::density_plot(&pts, plot.range, 800, 640, &[pts.clone(), pts.clone()], 500, None);
     assert_same_picture("points with NaN/inf/1e30, radius-3 splats", &g, &c, 0.01);
 }
 
@@ -190,4 +199,22 @@ fn image_grid_matches_the_cpu_grid() {
     );
     assert!(worst <= 1, "image grid differs by up to {worst} levels");
     assert!(drawn > 0.3);
+}
+
+/// The log-density layer under the samples: the GPU's nearest-cell lookup and blend give the
+/// CPU's pixels (a grid whose size divides neither canvas side).
+#[test]
+fn log_density_layer_matches_the_cpu_picture() {
+    let Some(b) = gpu() else { return };
+    let (hw, hh) = (37, 23);
+    let log_p: Vec<f32> = pushforward::rng::test_values(hw * hh, 21).iter().map(|v| 6.0 * v - 3.0).collect();
+    let heat = render::HeatLayer::from_log_density(hw, hh, &log_p);
+    let pts = pushforward::rng::test_values(2 * 400, 22);
+    let t = b.upload(&Tensor::new(vec![400, 2], pts.clone()).unwrap()).unwrap();
+    let plot = PointsPlot { width: 301, height: 211, range: [[-1.0, 1.0], [-1.0, 1.0]] };
+    let scene =
+        Scene::Points { plot, states: vec![&t], first_row: vec![0], paths: vec![], max_paths: 0, heat: Some(&heat) };
+    let g = pollster::block_on(GpuPainter::new(b, FORMAT).paint_to_rgba(b, &scene, 301, 211)).unwrap();
+    let c = render::density_plot(&pts, plot.range, 301, 211, &[], 0, Some(&heat));
+    assert_same_picture("400 points over a 37×23 log-density layer", &g, &c, 0.5);
 }

@@ -23,7 +23,11 @@ function syncControls() {
   const isImage = info?.config?.data?.kind === 'image';
   for (const el of document.querySelectorAll('.image-only')) el.hidden = !isImage;
   for (const el of document.querySelectorAll('.points-only')) el.hidden = isImage;
-  const adaptive = $('solver').value === 'dopri5';
+  // The SDE is integrated by Euler–Maruyama: the solver choice is the ODE's.
+  const sde = $('dynamics').value === 'sde';
+  $('solver').disabled = sde;
+  for (const el of document.querySelectorAll('.sde-only')) el.hidden = !sde;
+  const adaptive = !sde && $('solver').value === 'dopri5';
   for (const el of document.querySelectorAll('.adaptive-only')) el.hidden = !adaptive;
   for (const el of document.querySelectorAll('.fixed-only')) el.hidden = adaptive;
   const sel = $('label');
@@ -63,8 +67,10 @@ async function run() {
   const info = sampler.info();
   const isImage = info.config.data.kind === 'image';
   const tol = Number($('tol').value);
+  const sde = $('dynamics').value === 'sde';
   const opts = {
-    solver: $('solver').value,
+    solver: sde ? 'euler' : $('solver').value,
+    noise: sde ? Number($('noise').value) : 0,
     steps: Number($('steps').value),
     rtol: tol, atol: tol,
     seed: Number($('seed').value),
@@ -82,12 +88,22 @@ async function run() {
     $('r-ms').textContent = `${r.sampleMs.toFixed(0)} ms (+${r.drawMs.toFixed(0)} ms draw)`;
     setStatus(`${r.n} samples · ${r.nfe} NFE · ${r.sampleMs.toFixed(0)} ms`);
     $('time').value = '1';
+    if (!isImage && $('density').checked) await showDensity();
   } catch (e) {
     setStatus(`sampling failed: ${e.message || e}`, true);
   } finally {
     busy = false;
     $('run').disabled = false;
   }
+}
+
+// The model's log-density by the exact divergence integrated back to noise, drawn under the
+// samples; the readout shows ∫p over the plot box (≈ 1 when the box holds the distribution).
+async function showDensity() {
+  setStatus('computing log p(x) on a 64×64 grid…');
+  const d = await sampler.density({ resolution: 64, steps: 12 });
+  $('r-density').textContent = `∫p = ${d.integral.toFixed(3)} over the box · ${d.ms.toFixed(0)} ms`;
+  setStatus(`log-density drawn (${d.width}×${d.height} cells)`);
 }
 
 async function loadFile(file) {
@@ -115,6 +131,15 @@ $('time').addEventListener('input', () => {
 });
 $('model').addEventListener('change', () => load(`models/${$('model').value}.safetensors`));
 $('solver').addEventListener('change', syncControls);
+$('dynamics').addEventListener('change', syncControls);
+$('density').addEventListener('change', async () => {
+  if (!sampler || busy) return;
+  busy = true;
+  try {
+    if ($('density').checked) await showDensity();
+    else { sampler.clearDensity(); $('r-density').textContent = '–'; }
+  } catch (e) { setStatus(`density failed: ${e.message || e}`, true); } finally { busy = false; }
+});
 $('file').addEventListener('change', () => loadFile($('file').files[0]));
 document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
 document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));

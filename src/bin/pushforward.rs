@@ -25,6 +25,7 @@ USAGE:
       --seed N           (default 0)
       --label K|all      class for conditional models; `all` cycles 0..K-1 (default all)
       --guidance W       classifier-free guidance scale (default 1)
+      --noise E          sample the SDE with noise level E (Euler–Maruyama; needs --solver euler)
       --trajectories K   draw the paths, keeping every K-th step
       --out FILE.png     (default samples.png)
       --npy FILE.npy     also write the raw samples as float32 .npy
@@ -119,6 +120,7 @@ fn sample(args: &[String]) -> Result<(), String> {
             "seed",
             "label",
             "guidance",
+            "noise",
             "trajectories",
             "out",
             "npy",
@@ -153,6 +155,7 @@ fn sample(args: &[String]) -> Result<(), String> {
             .get("trajectories")
             .map(|v| v.parse().map_err(|_| format!("`--trajectories {v}`")))
             .transpose()?,
+        noise: num(&flags, "noise", 0.0)?,
     };
     let (out, secs, backend_name) = match flags.get("backend").map(String::as_str) {
         None | Some("cpu") => run_sampler(CpuBackend, &model, &opts)?,
@@ -171,7 +174,7 @@ fn sample(args: &[String]) -> Result<(), String> {
         DataConfig::Points2d { range } => {
             let size = num(&flags, "size", 512usize)?.clamp(16, 4096);
             let frames: Vec<Vec<f32>> = out.frames.iter().map(|(_, t)| t.data().to_vec()).collect();
-            render::density_plot(out.samples.data(), *range, size, size, &frames, 300)
+            render::density_plot(out.samples.data(), *range, size, size, &frames, 300, None)
         }
         DataConfig::Image { .. } => {
             let grid = render::GridPlot::for_model(&model.config, opts.n, 3).expect("an image model");

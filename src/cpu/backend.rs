@@ -95,6 +95,15 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
+    fn silu_tangent(&self, z: &Tensor, dz: &Tensor) -> Result<Tensor> {
+        if z.shape() != dz.shape() {
+            return Err(shape_err("silu_tangent", format!("{:?} vs {:?}", z.shape(), dz.shape())));
+        }
+        let mut out = Tensor::zeros(z.shape().to_vec())?;
+        elementwise::silu_tangent(z.data(), dz.data(), out.data_mut());
+        Ok(out)
+    }
+
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         if a.shape() != b.shape() {
             return Err(shape_err("add", format!("{:?} vs {:?}", a.shape(), b.shape())));

@@ -7,6 +7,15 @@ pub fn silu_in_place(x: &mut [f32]) {
     }
 }
 
+/// out = silu′(z)·dz, with silu′(z) = s·(1 + z·(1 − s)) and s = sigmoid(z).
+pub fn silu_tangent(z: &[f32], dz: &[f32], out: &mut [f32]) {
+    assert!(z.len() == dz.len() && out.len() == z.len());
+    for ((o, &z), &d) in out.iter_mut().zip(z).zip(dz) {
+        let s = 1.0 / (1.0 + (-z).exp());
+        *o = s * (1.0 + z * (1.0 - s)) * d;
+    }
+}
+
 /// out = a + b.
 pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
     assert!(a.len() == b.len() && out.len() == a.len());

@@ -733,6 +733,15 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
+    fn silu_tangent(&self, z: &GpuTensor, dz: &GpuTensor) -> Result<GpuTensor> {
+        Self::same_shape("silu_tangent", z, dz)?;
+        let out = self.alloc(z.shape.clone())?;
+        self.record(|r| {
+            kernels::elementwise(r, Kernel::SiluTangent, out.bind(), &[z.bind(), dz.bind()], z.len, 0, 0, 0.0)
+        })?;
+        Ok(out)
+    }
+
     fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
         Self::same_shape("add", a, b)?;
         let out = self.alloc(a.shape.clone())?;

@@ -18,4 +18,5 @@ mod pipelines;
 pub use backend::{GpuBackend, GpuStats, GpuTensor, Profile};
 pub use buffers::PoolStats;
 pub use context::{GpuContext, GpuOptions, PlanLimits};
+pub(crate) use pipelines::wgsl;
 pub use pipelines::{Family, Kernel};

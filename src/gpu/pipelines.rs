@@ -24,6 +24,7 @@ macro_rules! wgsl {
         include_str!(concat!(env!("OUT_DIR"), "/", $name, ".wgsl"))
     };
 }
+pub(crate) use wgsl;
 
 impl Shader {
     fn source(self) -> &'static str {
@@ -81,6 +82,7 @@ pub enum Kernel {
     },
     GroupNorm,
     Silu,
+    SiluTangent,
     Add,
     AddChannelBias,
     Upsample2x,
@@ -99,13 +101,14 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 21] = [
+    pub const ALL: [Kernel; 22] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
         Kernel::Conv2d { k3s1: true },
         Kernel::Conv2d { k3s1: false },
         Kernel::GroupNorm,
         Kernel::Silu,
+        Kernel::SiluTangent,
         Kernel::Add,
         Kernel::AddChannelBias,
         Kernel::Upsample2x,
@@ -129,7 +132,7 @@ impl Kernel {
             Linear { .. } => Shader::Matmul,
             Conv2d { .. } => Shader::Conv2d,
             GroupNorm => Shader::Norm,
-            Silu | Add | AddChannelBias | Upsample2x | ConcatAxis1 | Lincomb | Tile | GuidanceMix => {
+            Silu | SiluTangent | Add | AddChannelBias | Upsample2x | ConcatAxis1 | Lincomb | Tile | GuidanceMix => {
                 Shader::Elementwise
             }
             BroadcastRows | GatherRows => Shader::Embed,
@@ -147,6 +150,7 @@ impl Kernel {
             Conv2d { k3s1: false } => "conv2d",
             GroupNorm => "group_norm",
             Silu => "silu",
+            SiluTangent => "silu_tangent",
             Add => "add",
             AddChannelBias => "add_channel_bias",
             Upsample2x => "upsample_nearest2x",
@@ -170,7 +174,7 @@ impl Kernel {
         use Kernel::*;
         match self {
             Linear { .. } | Conv2d { .. } | GroupNorm | RmsPartial => 3,
-            Add | AddChannelBias | ConcatAxis1 | GatherRows => 2,
+            SiluTangent | Add | AddChannelBias | ConcatAxis1 | GatherRows => 2,
             Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows | NonfinitePartial | FinishRms | FinishSum => 1,
             Lincomb => 1 + LINCOMB_TERMS,
             Normal | PhiloxWords => 0,

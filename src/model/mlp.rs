@@ -4,7 +4,8 @@ use super::Params;
 use super::config::MlpConfig;
 use crate::backend::Backend;
 use crate::cpu::Activation;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 
 /// Every tensor the architecture needs, with its shape, in `state_dict()` order.
 pub fn param_shapes(c: &MlpConfig, num_classes: usize) -> Vec<(String, Vec<usize>)> {
@@ -48,4 +49,73 @@ pub fn forward<B: Backend>(
         )?;
     }
     b.linear(&h, p.get("out.weight")?, Some(p.get("out.bias")?), Activation::None)
+}
+
+/// Names of the tensors [`forward_with_divergence`] derives from the weights (see
+/// [`divergence_params`]).
+fn div_col(j: usize) -> String {
+    format!("divergence.layers.0.weight.col{j}")
+}
+const DIV_ZERO: &str = "divergence.zero";
+const DIV_OUT: &str = "divergence.out_rows";
+
+/// Host-side tensors for the exact divergence, derived once from the weights: column j of the
+/// first layer's weight (the tangent of input coordinate j after the first matmul), a zero
+/// weight (to broadcast those columns to every row with `linear`'s bias), and the output
+/// rows `[W_out[0, :], …, W_out[d−1, :]]` as one [1, d·width] weight.
+pub fn divergence_params(c: &MlpConfig, w0: &Tensor, w_out: &Tensor) -> Result<Vec<(String, Tensor)>> {
+    let (d, width) = (c.data_dim, c.width);
+    let fan_in = c.data_dim + c.time_embed_dim;
+    let mut v = Vec::with_capacity(d + 2);
+    for j in 0..d {
+        let col = (0..width).map(|r| w0.data()[r * fan_in + j]).collect();
+        v.push((div_col(j), Tensor::new(vec![width], col)?));
+    }
+    v.push((DIV_ZERO.into(), Tensor::zeros(vec![width, d])?));
+    v.push((DIV_OUT.into(), Tensor::new(vec![1, d * width], w_out.data()[..d * width].to_vec())?));
+    Ok(v)
+}
+
+/// v(x, t[, y]) and its exact divergence Σ_j ∂v_j/∂x_j ([n, 1]) by forward-mode derivatives:
+/// one tangent per input coordinate j (the first layer maps e_j to column j of its weight), each
+/// pushed through every layer (`linear` without bias, then `silu_tangent`); the divergence is
+/// Σ_j row j of the output weight · tangent j, one [n, d·width] × [d·width] product.
+pub fn forward_with_divergence<B: Backend>(
+    b: &B,
+    c: &MlpConfig,
+    p: &Params<B>,
+    x: &B::Tensor,
+    t: f32,
+    labels: Option<&[u32]>,
+) -> Result<(B::Tensor, B::Tensor)> {
+    let n = b.shape(x)[0];
+    let mut e = b.time_embedding(t, n, c.time_embed_dim, c.time_scale)?;
+    if let Some(ids) = labels {
+        let ce = b.embedding(p.get("class_emb.weight")?, ids)?;
+        e = b.add(&e, &ce)?;
+    }
+    let mut h = b.concat_axis1(x, &e)?;
+    let mut tangents: Vec<B::Tensor> = Vec::with_capacity(c.data_dim);
+    for i in 0..c.depth {
+        let w = p.get(&format!("layers.{i}.weight"))?;
+        let z = b.linear(&h, w, Some(p.get(&format!("layers.{i}.bias"))?), Activation::None)?;
+        tangents = if i == 0 {
+            (0..c.data_dim)
+                .map(|j| b.linear(x, p.get(DIV_ZERO)?, Some(p.get(&div_col(j))?), Activation::None))
+                .collect::<Result<_>>()?
+        } else {
+            tangents.iter().map(|dh| b.linear(dh, w, None, Activation::None)).collect::<Result<_>>()?
+        };
+        tangents = tangents.iter().map(|dz| b.silu_tangent(&z, dz)).collect::<Result<_>>()?;
+        h = b.silu(&z)?;
+    }
+    let v = b.linear(&h, p.get("out.weight")?, Some(p.get("out.bias")?), Activation::None)?;
+    let mut rest = tangents.into_iter();
+    let mut all =
+        rest.next().ok_or_else(|| Error::Config { field: "arch.data_dim".into(), reason: "must be ≥ 1".into() })?;
+    for dh in rest {
+        all = b.concat_axis1(&all, &dh)?;
+    }
+    let div = b.linear(&all, p.get(DIV_OUT)?, None, Activation::None)?;
+    Ok((v, div))
 }

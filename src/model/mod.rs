@@ -126,7 +126,38 @@ impl<B: Backend> Network<B> {
         for (name, t) in &model.params {
             tensors.insert(name.clone(), backend.upload(t)?);
         }
+        if let ArchConfig::Mlp(c) = &model.config.arch {
+            let get = |k: &str| model.params.get(k).ok_or_else(|| Error::MissingTensor(k.to_string()));
+            for (name, t) in mlp::divergence_params(c, get("layers.0.weight")?, get("out.weight")?)? {
+                tensors.insert(name, backend.upload(&t)?);
+            }
+        }
         Ok(Self { config: model.config.clone(), params: Params { tensors } })
+    }
+
+    /// The velocity and its exact divergence ([n, 1]) at x [n, d] (2-D point models: the MLP),
+    /// for log-densities by the instantaneous change of variables (`crate::density`).
+    pub fn velocity_and_divergence(&self, backend: &B, x: &B::Tensor, t: f32) -> Result<(B::Tensor, B::Tensor)> {
+        let ArchConfig::Mlp(c) = &self.config.arch else {
+            return Err(Error::InvalidOption {
+                option: "model",
+                reason: "log-densities are for point models (the MLP)".into(),
+            });
+        };
+        if self.config.num_classes > 0 {
+            return Err(Error::InvalidOption {
+                option: "model",
+                reason: "log-densities of class-conditional models are not supported".into(),
+            });
+        }
+        let shape = backend.shape(x);
+        if shape.len() != 2 || shape[1] != c.data_dim {
+            return Err(Error::Shape {
+                op: "velocity_and_divergence",
+                detail: format!("input {shape:?}, model takes [n, {}]", c.data_dim),
+            });
+        }
+        mlp::forward_with_divergence(backend, c, &self.params, x, t, None)
     }
 
     /// The velocity v(x, t[, y]) for a batch x [n, …sample shape]. `labels` (one per row, each

@@ -13,6 +13,7 @@
 mod adaptive;
 mod fixed;
 mod grid;
+pub mod sde;
 mod tableau;
 
 use std::fmt;

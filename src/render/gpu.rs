@@ -6,13 +6,13 @@
 //! [`GpuPainter::paint`] draws a [`Scene`] into any texture view: the browser passes its
 //! canvas surface (see `canvas` below), tests an offscreen texture.
 
-use super::{GridPlot, PointsPlot};
+use super::{GridPlot, HeatLayer, PointsPlot};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBackend, GpuTensor};
 use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
-const SHADER: &str = include_str!("../../shaders/render.wgsl");
+const SHADER: &str = crate::gpu::wgsl!("render");
 const WORKGROUP: u32 = 64;
 
 /// What to draw.
@@ -26,6 +26,8 @@ pub enum Scene<'a> {
         first_row: Vec<usize>,
         paths: Vec<Vec<&'a GpuTensor>>,
         max_paths: usize,
+        /// The model's log-density under the samples.
+        heat: Option<&'a HeatLayer>,
     },
     /// Images [rows, c, h, w] per chunk, tiled as `grid` says.
     Images { grid: GridPlot, chunks: Vec<(usize, &'a GpuTensor)> },
@@ -41,7 +43,7 @@ struct PlotUniform {
     range: [f32; 4],
     grid_x: u32,
     stride: u32,
-    pad: [u32; 2],
+    heat: [u32; 2],
 }
 
 /// The uniform of the image grid pass (`Grid` in render.wgsl).
@@ -144,7 +146,7 @@ impl GpuPainter {
         let device = &backend.context().device;
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("draw") });
         match scene {
-            Scene::Points { plot, states, first_row, paths, max_paths } => {
+            Scene::Points { plot, states, first_row, paths, max_paths, heat } => {
                 let acc = self.accumulators(backend, plot)?;
                 enc.clear_buffer(&acc, 0, None);
                 let uniform = |count: usize| -> (wgpu::Buffer, [u32; 3]) {
@@ -156,7 +158,7 @@ impl GpuPainter {
                         range: [plot.range[0][0], plot.range[0][1], plot.range[1][0], plot.range[1][1]],
                         grid_x,
                         stride: grid_x * groups[1],
-                        pad: [0; 2],
+                        heat: heat.map_or([0, 0], |h| [h.width as u32, h.height as u32]),
                     };
                     let buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                         label: Some("plot"),
@@ -212,12 +214,20 @@ impl GpuPainter {
                 let (u, groups) = uniform(plot.width * plot.height);
                 dispatch(&mut pass, &self.density_peak, &u, groups, &[]);
                 drop(pass);
+                // The shader reads the layer only when the uniform says it has cells.
+                let levels: &[f32] = heat.map_or(&[0.0], |h| &h.levels);
+                let heat_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("heat levels"),
+                    contents: bytemuck::cast_slice(levels),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
                 let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: None,
                     layout: &self.composite_points.get_bind_group_layout(0),
                     entries: &[
                         wgpu::BindGroupEntry { binding: 0, resource: u.as_entire_binding() },
                         wgpu::BindGroupEntry { binding: 4, resource: acc.as_entire_binding() },
+                        wgpu::BindGroupEntry { binding: 7, resource: heat_buf.as_entire_binding() },
                     ],
                 });
                 let mut rp = render_pass(&mut enc, target, true);

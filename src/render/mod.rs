@@ -133,13 +133,21 @@ impl PlotAccumulators {
         }
     }
 
-    /// Log-scaled heat map normalised by the densest pixel, lines laid over it.
-    pub fn shade(&self) -> Rgba {
+    /// Log-scaled heat map normalised by the densest pixel over the model's log-density `heat`
+    /// (if any), lines laid over both.
+    pub fn shade(&self, heat: Option<&HeatLayer>) -> Rgba {
         let peak = self.density.iter().copied().max().unwrap_or(0);
         let norm = (1.0 + peak as f32).ln().max(1e-6);
-        let mut img = Rgba::filled(self.plot.width, self.plot.height, BACKGROUND);
+        let (w, h) = (self.plot.width, self.plot.height);
+        let mut img = Rgba::filled(w, h, BACKGROUND);
         for (i, (&c, &hits)) in self.density.iter().zip(&self.hits).enumerate() {
             let mut rgb = BACKGROUND.map(f32::from);
+            if let Some(heat) = heat {
+                let level = heat.level_at(i % w, i / w, w, h);
+                for (v, hc) in rgb.iter_mut().zip(HEAT) {
+                    *v = *v * (1.0 - level) + hc * level;
+                }
+            }
             if c > 0 {
                 let rgb_c = colormap((1.0 + c as f32).ln() / norm * 0.9 + 0.1);
                 rgb[..3].copy_from_slice(&rgb_c);
@@ -158,9 +166,48 @@ impl PlotAccumulators {
     }
 }
 
+/// The model's log-density on a grid (from `Sampler::log_density_grid`), drawn under the
+/// samples: each canvas pixel takes the level of the grid cell it falls in (nearest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatLayer {
+    pub width: usize,
+    pub height: usize,
+    /// Per cell, in [0, 1]: the log-density over the top `HEAT_NATS` nats, linearly.
+    pub levels: Vec<f32>,
+}
+
+/// The log-density range shown: from the peak down this many nats (e^-8 ≈ 3e-4 of the peak).
+pub const HEAT_NATS: f32 = 8.0;
+/// Colour of the densest cells of the heat layer (blended over the background by level).
+const HEAT: [f32; 3] = [28.0, 92.0, 140.0];
+
+impl HeatLayer {
+    /// Levels from log-densities (row-major, top row first); non-finite values count as −∞.
+    pub fn from_log_density(width: usize, height: usize, log_p: &[f32]) -> Self {
+        let peak = log_p.iter().copied().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+        let levels = log_p
+            .iter()
+            .map(|&l| {
+                if l.is_finite() && peak.is_finite() {
+                    ((l - (peak - HEAT_NATS)) / HEAT_NATS).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Self { width, height, levels }
+    }
+
+    /// The level under canvas pixel (x, y) of a `cw`×`ch` canvas.
+    pub fn level_at(&self, x: usize, y: usize, cw: usize, ch: usize) -> f32 {
+        let (gx, gy) = (x * self.width / cw.max(1), y * self.height / ch.max(1));
+        self.levels.get(gy * self.width + gx).copied().unwrap_or(0.0)
+    }
+}
+
 /// Density of 2-D points (`points` = [n, 2] flattened) as a log-scaled heat map; optional
 /// trajectories (`frames[k]` = the [n, 2] state at the k-th saved time) drawn as faint lines
-/// for the first `max_paths` points.
+/// for the first `max_paths` points, and the model's log-density `heat` underneath.
 pub fn density_plot(
     points: &[f32],
     range: [[f32; 2]; 2],
@@ -168,6 +215,7 @@ pub fn density_plot(
     height: usize,
     frames: &[Vec<f32>],
     max_paths: usize,
+    heat: Option<&HeatLayer>,
 ) -> Rgba {
     let mut acc = PlotAccumulators::new(PointsPlot { width, height, range });
     for p in points.chunks_exact(2) {
@@ -179,7 +227,7 @@ pub fn density_plot(
             acc.segment([a[2 * k], a[2 * k + 1]], [b[2 * k], b[2 * k + 1]]);
         }
     }
-    acc.shade()
+    acc.shade(heat)
 }
 
 /// An image grid: `n` images [c, h, w] with values in `range`, tiled `cols` per row, each

@@ -16,15 +16,17 @@ const BASE_FLAGS = [
 ];
 const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader'];
 
-/** Starts the server and a fresh Chromium; `webgpu: false` launches without WebGPU. */
-export async function launch({ webgpu = true } = {}) {
-  const server = await startServer(0);
+/** Starts the server and a fresh Chromium; `webgpu: false` launches without WebGPU;
+ * `isolated: true` serves every response with COOP/COEP (cross-origin isolated pages);
+ * `args`: more Chromium flags. */
+export async function launch({ webgpu = true, isolated = false, args = [] } = {}) {
+  const server = await startServer(0, { isolated });
   const url = `http://127.0.0.1:${server.address().port}`;
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushforward-chromium-'));
   const context = await chromium.launchPersistentContext(userDir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : [])],
+    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : []), ...args],
     viewport: { width: 1100, height: 900 },
   });
   const page = context.pages()[0] || (await context.newPage());
@@ -32,7 +34,7 @@ export async function launch({ webgpu = true } = {}) {
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   return {
-    url, page, consoleErrors,
+    url, page, consoleErrors, context,
     async close() {
       await context.close();
       server.close();

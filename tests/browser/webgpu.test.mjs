@@ -158,3 +158,31 @@ test('the WebGPU canvas shows the CPU picture: mnist grid', async () => {
   comparePixels('mnist grid', r.webgpu.final, r.cpu.final);
   assert.deepEqual(b.consoleErrors, []);
 });
+
+test('log-density on WebGPU equals the CPU backend, integrates to ≈ 1, and draws the same picture', async () => {
+  const r = await b.page.evaluate(async () => {
+    const read = (canvas) => {
+      const c2 = document.createElement('canvas');
+      c2.width = canvas.width; c2.height = canvas.height;
+      const ctx = c2.getContext('2d');
+      ctx.drawImage(canvas, 0, 0);
+      return Array.from(ctx.getImageData(0, 0, c2.width, c2.height).data);
+    };
+    const out = {};
+    for (const backend of ['webgpu', 'cpu']) {
+      const canvas = document.createElement('canvas');
+      canvas.width = 200; canvas.height = 200;
+      const s = await window.pushforward.Sampler.create({ canvas, model: 'models/checkerboard.safetensors', backend, workers: 0 });
+      await s.sample({ n: 800, steps: 4, seed: 1 });
+      const d = await s.density({ resolution: 24, steps: 8 });
+      out[backend] = { logp: Array.from(d.logDensity), integral: d.integral, ms: d.ms, picture: read(canvas) };
+      s.dispose();
+    }
+    return out;
+  });
+  const diff = r.webgpu.logp.reduce((m, v, i) => Math.max(m, Math.abs(v - r.cpu.logp[i])), 0);
+  console.log(`checkerboard log p on 24×24: ∫p = ${r.cpu.integral.toFixed(3)} (cpu) / ${r.webgpu.integral.toFixed(3)} (webgpu); max |gpu − cpu| = ${diff.toExponential(2)}; ${r.webgpu.ms.toFixed(0)} / ${r.cpu.ms.toFixed(0)} ms`);
+  assert.ok(diff < 1e-3, `log-densities differ by ${diff}`);
+  assert.ok(Math.abs(r.cpu.integral - 1) < 0.15, `∫p = ${r.cpu.integral}`);
+  comparePixels('checkerboard with its density layer', r.webgpu.picture, r.cpu.picture);
+});

@@ -1,0 +1,214 @@
+//! One backend type over both engines, picked at run time: `Backend for Dual` forwards each op
+//! to the CPU or the GPU backend.
+//!
+//! Why: the browser bundle holds both engines, and code generic over `Backend` (the model
+//! forwards, the solvers, the sampler, the log-density) would otherwise be compiled twice, once
+//! per engine — ~30 KB of wasm. Through `Dual` it is compiled once; the price is one `match` per
+//! op, nothing next to a kernel. Mixing tensors of the two engines is an error, never a panic.
+
+use crate::backend::Backend;
+use crate::cpu::{Activation, CpuBackend};
+use crate::error::{Error, Result};
+use crate::gpu::{GpuBackend, GpuTensor};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy)]
+pub enum Dual<'g> {
+    Cpu(CpuBackend),
+    Gpu(&'g GpuBackend),
+}
+
+pub enum DualTensor {
+    Cpu(Tensor),
+    Gpu(GpuTensor),
+}
+
+impl<'g> Dual<'g> {
+    /// The GPU backend, when this is one.
+    pub fn gpu(&self) -> Option<&'g GpuBackend> {
+        match self {
+            Dual::Gpu(g) => Some(g),
+            Dual::Cpu(_) => None,
+        }
+    }
+}
+
+impl DualTensor {
+    /// The GPU tensor, when this is one.
+    pub fn as_gpu(&self) -> Option<&GpuTensor> {
+        match self {
+            DualTensor::Gpu(t) => Some(t),
+            DualTensor::Cpu(_) => None,
+        }
+    }
+}
+
+fn mixed() -> Error {
+    Error::Gpu("a tensor of one backend was passed to the other".into())
+}
+
+fn cpu(t: &DualTensor) -> Result<&Tensor> {
+    match t {
+        DualTensor::Cpu(t) => Ok(t),
+        DualTensor::Gpu(_) => Err(mixed()),
+    }
+}
+
+fn gpu(t: &DualTensor) -> Result<&GpuTensor> {
+    match t {
+        DualTensor::Gpu(t) => Ok(t),
+        DualTensor::Cpu(_) => Err(mixed()),
+    }
+}
+
+/// `$body` once per engine, with `$b` the engine and `$t` that engine's tensor accessor; the
+/// result is wrapped back into a `DualTensor`.
+macro_rules! each {
+    ($self:expr, $b:ident, $t:ident => $body:expr) => {
+        match $self {
+            Dual::Cpu($b) => {
+                let $t = cpu;
+                Ok(DualTensor::Cpu($body))
+            }
+            Dual::Gpu($b) => {
+                let $t = gpu;
+                Ok(DualTensor::Gpu($body))
+            }
+        }
+    };
+}
+
+impl Backend for Dual<'_> {
+    type Tensor = DualTensor;
+
+    fn name(&self) -> String {
+        match self {
+            Dual::Cpu(b) => b.name(),
+            Dual::Gpu(b) => b.name(),
+        }
+    }
+
+    fn upload(&self, host: &Tensor) -> Result<DualTensor> {
+        each!(self, b, _t => b.upload(host)?)
+    }
+
+    async fn download(&self, t: &DualTensor) -> Result<Tensor> {
+        match self {
+            Dual::Cpu(b) => b.download(cpu(t)?).await,
+            Dual::Gpu(b) => b.download(gpu(t)?).await,
+        }
+    }
+
+    fn shape<'a>(&self, t: &'a DualTensor) -> &'a [usize] {
+        match t {
+            DualTensor::Cpu(t) => t.shape(),
+            DualTensor::Gpu(t) => t.shape(),
+        }
+    }
+
+    fn linear(&self, x: &DualTensor, w: &DualTensor, bias: Option<&DualTensor>, act: Activation) -> Result<DualTensor> {
+        each!(self, b, t => b.linear(t(x)?, t(w)?, bias.map(t).transpose()?, act)?)
+    }
+
+    fn conv2d(
+        &self,
+        x: &DualTensor,
+        w: &DualTensor,
+        bias: Option<&DualTensor>,
+        stride: usize,
+        pad: usize,
+    ) -> Result<DualTensor> {
+        each!(self, b, t => b.conv2d(t(x)?, t(w)?, bias.map(t).transpose()?, stride, pad)?)
+    }
+
+    fn group_norm(
+        &self,
+        x: &DualTensor,
+        groups: usize,
+        gamma: &DualTensor,
+        beta: &DualTensor,
+        eps: f32,
+        act: Activation,
+    ) -> Result<DualTensor> {
+        each!(self, b, t => b.group_norm(t(x)?, groups, t(gamma)?, t(beta)?, eps, act)?)
+    }
+
+    fn silu(&self, x: &DualTensor) -> Result<DualTensor> {
+        each!(self, b, t => b.silu(t(x)?)?)
+    }
+
+    fn silu_tangent(&self, z: &DualTensor, dz: &DualTensor) -> Result<DualTensor> {
+        each!(self, b, t => b.silu_tangent(t(z)?, t(dz)?)?)
+    }
+
+    fn add(&self, x: &DualTensor, y: &DualTensor) -> Result<DualTensor> {
+        each!(self, b, t => b.add(t(x)?, t(y)?)?)
+    }
+
+    fn add_channel_bias(&self, x: &DualTensor, bias: &DualTensor) -> Result<DualTensor> {
+        each!(self, b, t => b.add_channel_bias(t(x)?, t(bias)?)?)
+    }
+
+    fn upsample_nearest2x(&self, x: &DualTensor) -> Result<DualTensor> {
+        each!(self, b, t => b.upsample_nearest2x(t(x)?)?)
+    }
+
+    fn concat_axis1(&self, x: &DualTensor, y: &DualTensor) -> Result<DualTensor> {
+        each!(self, b, t => b.concat_axis1(t(x)?, t(y)?)?)
+    }
+
+    fn time_embedding(&self, time: f32, n: usize, dim: usize, time_scale: f32) -> Result<DualTensor> {
+        each!(self, b, _t => b.time_embedding(time, n, dim, time_scale)?)
+    }
+
+    fn embedding(&self, table: &DualTensor, ids: &[u32]) -> Result<DualTensor> {
+        each!(self, b, t => b.embedding(t(table)?, ids)?)
+    }
+
+    fn lincomb(&self, x: &DualTensor, terms: &[(f32, &DualTensor)]) -> Result<DualTensor> {
+        each!(self, b, t => {
+            let terms = terms.iter().map(|(c, k)| Ok((*c, t(k)?))).collect::<Result<Vec<_>>>()?;
+            b.lincomb(t(x)?, &terms)?
+        })
+    }
+
+    fn repeat2(&self, x: &DualTensor) -> Result<DualTensor> {
+        each!(self, b, t => b.repeat2(t(x)?)?)
+    }
+
+    fn guidance_mix(&self, v: &DualTensor, w: f32) -> Result<DualTensor> {
+        each!(self, b, t => b.guidance_mix(t(v)?, w)?)
+    }
+
+    async fn scaled_rms_error(
+        &self,
+        err: &DualTensor,
+        x_old: &DualTensor,
+        x_new: &DualTensor,
+        rtol: f32,
+        atol: f32,
+    ) -> Result<f32> {
+        match self {
+            Dual::Cpu(b) => b.scaled_rms_error(cpu(err)?, cpu(x_old)?, cpu(x_new)?, rtol, atol).await,
+            Dual::Gpu(b) => b.scaled_rms_error(gpu(err)?, gpu(x_old)?, gpu(x_new)?, rtol, atol).await,
+        }
+    }
+
+    async fn all_finite(&self, x: &DualTensor) -> Result<bool> {
+        match self {
+            Dual::Cpu(b) => b.all_finite(cpu(x)?).await,
+            Dual::Gpu(b) => b.all_finite(gpu(x)?).await,
+        }
+    }
+
+    fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<DualTensor> {
+        each!(self, b, _t => b.normal_noise(seed, stream, start_index, shape)?)
+    }
+
+    fn max_batch_rows(&self, peak_values_per_row: usize) -> usize {
+        match self {
+            Dual::Cpu(b) => b.max_batch_rows(peak_values_per_row),
+            Dual::Gpu(b) => b.max_batch_rows(peak_values_per_row),
+        }
+    }
+}

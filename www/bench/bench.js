@@ -1,0 +1,162 @@
+// The benchmark page (issue #6): one library on one backend per page load, the same trained
+// networks, identical x0 for everyone, a correctness check before any timing. Driven by
+// scripts/bench-browser.mjs; by hand: serve with `node scripts/serve.mjs --isolated` (after
+// `bash scripts/bench-setup.sh`) and open bench.html?peer=ort&backend=wasm&threads=2, then
+// `await bench.run({ model: 'moons', n: 4096, steps: 8 })` in the console.
+//
+// Every runner integrates dx/dt = v(x, t) from t = 0 to 1 with Heun's method (two network
+// evaluations a step) on a fixed grid, keeps its tensors where the library computes (GPU
+// buffers for the WebGPU backends) and reads the result back once at the end.
+import init, { Sampler } from '../pkg/pushforward.js';
+import { normals } from './philox.js';
+import { onnxRunner } from './ort.js';
+import { tfjsRunner } from './tfjs.js';
+import { plainRunner } from './plain.js';
+import { parseSafetensors, flopsPerRow } from './nets.js';
+
+const q = new URLSearchParams(location.search);
+const peer = q.get('peer') || 'ours';
+const backend = q.get('backend') || 'cpu';
+const threads = Number(q.get('threads') || 1);
+const log = (s) => { document.getElementById('log').textContent += `\n${s}`; };
+
+const models = {};
+async function model(name) {
+  if (!models[name]) {
+    const bytes = new Uint8Array(await (await fetch(`models/${name}.safetensors`)).arrayBuffer());
+    models[name] = { name, bytes, ...parseSafetensors(bytes) };
+  }
+  return models[name];
+}
+
+/** Our sampler as a runner: it draws the same x0 itself from the seed (Philox, STREAM_INIT). */
+async function oursRunner(m, which) {
+  const s = await Sampler.create({ model: m.bytes, backend: which });
+  return {
+    adapter: s.info().adapter,
+    async solve(w) {
+      const opts = { n: w.n, solver: 'heun', steps: w.steps, seed: w.seed, returnSamples: true };
+      if (w.guidance !== undefined) Object.assign(opts, { label: 'all', guidance: w.guidance });
+      return (await s.sample(opts)).samples;
+    },
+    dispose() { s.dispose(); },
+  };
+}
+
+async function makeRunner(m) {
+  switch (peer) {
+    case 'ours': return oursRunner(m, backend);
+    case 'ort': return onnxRunner(m, backend, threads);
+    case 'tfjs': return tfjsRunner(m, backend);
+    case 'plain': return plainRunner(m);
+    default: throw new Error(`unknown peer ${peer}`);
+  }
+}
+
+/** The work item with everything a peer needs besides the network: x0, labels, shapes. */
+function workOf(m, { n, steps, seed = 1, guidance }) {
+  const d = m.cfg.data;
+  const shape = d.kind === 'image' ? [d.channels, d.height, d.width] : [m.cfg.arch.data_dim];
+  const len = shape.reduce((a, b) => a * b, 1);
+  const k = m.cfg.num_classes;
+  const w = { n, steps, seed, shape, x0: normals(seed, n * len) };
+  if (k > 0) { w.guidance = guidance ?? 1; w.labels = Int32Array.from({ length: n }, (_, i) => i % k); w.nullClass = k; }
+  return w;
+}
+
+const runners = {};
+let reference = null;
+async function runnerFor(name) {
+  if (!runners[name]) {
+    const m = await model(name);
+    const t0 = performance.now();
+    runners[name] = { runner: await makeRunner(m), createMs: performance.now() - t0 };
+  }
+  return runners[name];
+}
+
+function maxAbs(a) { let r = 0; for (const v of a) r = Math.max(r, Math.abs(v)); return r; }
+function maxAbsDiff(a, b) { let r = 0; for (let i = 0; i < a.length; i++) r = Math.max(r, Math.abs(a[i] - b[i])); return r; }
+
+/**
+ * Correctness before timing: the same Heun solve from the same x0 by this runner and by our wasm
+ * CPU sampler (the reference). One step (x1 − x0 = h/2·(v(x0, 0) + v(x0 + h·v(x0, 0), 1)): two
+ * network evaluations) must agree to 1e-4 relative (max |Δ| / max |ours|); a longer solve is
+ * reported too (errors compound along the trajectory, so it is informational).
+ */
+async function check({ model: name, n, steps, guidance }) {
+  const m = await model(name);
+  if (reference?.name !== name) {
+    reference?.dispose();
+    reference = Object.assign(await oursRunner(m, 'cpu'), { name });
+  }
+  const { runner } = await runnerFor(name);
+  const out = {};
+  for (const [key, s] of [['oneStep', 1], ['solve', steps]]) {
+    const w = workOf(m, { n, steps: s, seed: 7, guidance });
+    const want = await reference.solve(w);
+    const got = await runner.solve(w);
+    const dWant = want.map((v, i) => v - w.x0[i]);
+    const dGot = got.map((v, i) => v - w.x0[i]);
+    out[key] = { steps: s, rel: maxAbsDiff(dGot, dWant) / maxAbs(dWant), finite: got.every(Number.isFinite) };
+  }
+  out.pass = out.oneStep.finite && out.oneStep.rel <= 1e-4;
+  log(`check ${name} n=${n}: 1-step rel ${out.oneStep.rel.toExponential(2)}, ${steps}-step rel ${out.solve.rel.toExponential(2)} → ${out.pass ? 'PASS' : 'FAIL'}`);
+  return out;
+}
+
+/**
+ * Timed solves (wall clock: upload, solve, readback) with seeds seed, seed+1, …; with `warmup`,
+ * one untimed solve first (its time is reported apart: the first call includes shader and
+ * pipeline compilation). The driver interleaves single runs across pages, so load from other
+ * processes falls on every library alike.
+ */
+async function run({ model: name, n, steps, guidance, runs = 5, warmup = true, seed = 2 }) {
+  const m = await model(name);
+  const entry = await runnerFor(name);
+  const { runner, createMs } = entry;
+  const fresh = !entry.reported;
+  entry.reported = true;
+  let firstMs = null;
+  if (warmup) {
+    const w = workOf(m, { n, steps, seed: 1, guidance });
+    const t0 = performance.now();
+    const first = await runner.solve(w);
+    firstMs = performance.now() - t0;
+    if (!first.every(Number.isFinite)) throw new Error('non-finite samples');
+  }
+  const ms = [];
+  for (let i = 0; i < runs; i++) {
+    const wi = workOf(m, { n, steps, seed: seed + i, guidance });
+    const t0 = performance.now();
+    await runner.solve(wi);
+    ms.push(performance.now() - t0);
+  }
+  const guided = m.cfg.num_classes > 0;
+  const flops = flopsPerRow(m.cfg) * n * (guided ? 2 : 1) * 2 * steps;
+  log(`${name} n=${n} heun ${steps}:${firstMs != null ? ` first ${firstMs.toFixed(0)} ms,` : ''} runs ${ms.map((v) => v.toFixed(0)).join(' ')}`);
+  return { ms, firstMs, createMs: fresh ? createMs : null, flops, nfe: 2 * steps, adapter: runner.adapter };
+}
+
+/** Best-of-3 GFLOP/s of the library's own dense matmul (s×s·s×s) on this backend, if it has one. */
+async function matmul(s = 512) {
+  const { runner } = Object.values(runners)[0] || {};
+  if (!runner?.matmulMs) return null;
+  await runner.matmulMs(s);
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) best = Math.min(best, await runner.matmulMs(s));
+  return { size: s, ms: best, gflops: (2 * s ** 3) / best / 1e6 };
+}
+
+async function adapterInfo() {
+  if (!navigator.gpu) return null;
+  const a = await navigator.gpu.requestAdapter();
+  if (!a) return null;
+  const i = a.info || {};
+  return { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, fallback: a.isFallbackAdapter ?? i.isFallbackAdapter };
+}
+
+await init();
+window.bench = { check, run, matmul, adapterInfo, crossOriginIsolated: self.crossOriginIsolated };
+document.body.dataset.ready = '1';
+log(`ready: peer=${peer} backend=${backend} threads=${threads} crossOriginIsolated=${self.crossOriginIsolated}`);
