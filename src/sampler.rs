@@ -174,6 +174,13 @@ impl<B: Backend> Sampler<B> {
             if self.network.config.path != crate::model::PathConfig::Linear {
                 return bad("the SDE's score is derived for the linear path; this model uses another".into());
             }
+            if self.network.config.provenance.minibatch_ot() {
+                return bad(
+                    "this model was trained with minibatch-OT coupling, so its velocity is not the marginal one \
+                     the SDE's score needs: use a model trained with independent coupling (e.g. moons_sde)"
+                        .into(),
+                );
+            }
         }
         if !o.guidance.is_finite() || o.guidance < 0.0 || o.guidance > MAX_GUIDANCE {
             return Err(Error::InvalidOption {

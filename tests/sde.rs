@@ -93,9 +93,10 @@ fn noise_level_zero_is_the_euler_ode_bit_for_bit() {
 }
 
 /// `moons_sde` (independent coupling: the marginal velocity, whose score the SDE uses), sampled
-/// by the SDE at noise levels 0.5 and 1 with 32 steps, is within 1.5× the data-vs-data floor
-/// (the floor of the 8-step ODE; floor from the fixture's draws). The OT-coupled `moons` is not
-/// a marginal velocity; the sampler refuses the SDE for it (see below).
+/// by the SDE at noise levels 0.5 and 1 with 64 steps, is as good as the same network's ODE
+/// solved by RK4 (within 1.25× its SW2) and within 1.5× the data-vs-data floor (floor from the
+/// fixture's draws). The OT-coupled `moons` is not a marginal velocity (its x0 depends on the
+/// data), so that score formula does not hold for it.
 #[test]
 fn moons_sampled_by_the_sde_meets_the_quality_floor() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -120,17 +121,26 @@ fn moons_sampled_by_the_sde_meets_the_quality_floor() {
     let floor = pairs.iter().sum::<f64>() / pairs.len() as f64;
     let n = draws[0].1.shape()[0];
     let sampler = Sampler::new(CpuBackend, &model).unwrap();
-    for noise in [0.5, 1.0] {
+    let sw2 = |solver: Solver, steps: usize, noise: f32| {
         let mut acc = Vec::new();
         for seed in [7, 8] {
-            let o = SampleOptions { n, solver: Solver::Euler, steps: 32, seed, noise, ..Default::default() };
+            let o = SampleOptions { n, solver, steps, seed, noise, ..Default::default() };
             let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
-            assert_eq!(out.stats.nfe, 32);
             acc.extend(draws.iter().map(|d| sliced_w2(out.samples.data(), d.1.data()).unwrap()));
         }
-        let sw = acc.iter().sum::<f64>() / acc.len() as f64;
-        println!("moons SDE ε = {noise}, 32 steps: SW2 {sw:.4} = {:.2}× the floor {floor:.4}", sw / floor);
-        assert!(sw <= 1.5 * floor, "SDE ε {noise}: SW2 {sw:.4} > 1.5 × floor {floor:.4}");
+        acc.iter().sum::<f64>() / acc.len() as f64
+    };
+    let ode = sw2(Solver::Rk4, 32, 0.0);
+    println!("moons_sde ODE RK4 32 steps: SW2 {ode:.4} = {:.2}× the floor {floor:.4}", ode / floor);
+    for noise in [0.5, 1.0] {
+        let sde = sw2(Solver::Euler, 64, noise);
+        println!(
+            "moons_sde SDE ε = {noise}, 64 steps: SW2 {sde:.4} = {:.2}× the floor, {:.2}× the ODE",
+            sde / floor,
+            sde / ode
+        );
+        assert!(sde <= 1.25 * ode, "SDE ε {noise}: SW2 {sde:.4} > 1.25 × the ODE's {ode:.4}");
+        assert!(sde <= 1.5 * floor, "SDE ε {noise}: SW2 {sde:.4} > 1.5 × floor {floor:.4}");
     }
 }
 
@@ -156,6 +166,12 @@ fn bad_sde_options_are_typed_errors() {
     let e = Sampler::new(CpuBackend, &cosine).unwrap().sample(&o, go);
     assert!(
         matches!(&e, Err(Error::InvalidOption { option: "noise", reason }) if reason.contains("linear path")),
+        "{e:?}"
+    );
+    let ot = Model::from_bytes(&std::fs::read(root.join("models/moons.safetensors")).unwrap()).unwrap();
+    let e = Sampler::new(CpuBackend, &ot).unwrap().sample(&o, go);
+    assert!(
+        matches!(&e, Err(Error::InvalidOption { option: "noise", reason }) if reason.contains("minibatch-OT")),
         "{e:?}"
     );
 }

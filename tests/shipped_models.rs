@@ -138,6 +138,18 @@ fn shipped_2d_models_meet_the_quality_floors() {
             }
             acc.iter().sum::<f64>() / acc.len() as f64
         };
+        if !model.config.provenance.minibatch_ot() {
+            // Independent coupling (shipped for the SDE sampler): curved paths, so the few-NFE
+            // floors (the OT models') do not apply. It must converge: RK4 at 32 NFE ≤ 1.6× floor.
+            let rk4_32 = sw(Solver::Rk4, 8);
+            println!(
+                "{name} (independent coupling): floor {floor:.4}, rk4 32 NFE {rk4_32:.4} ({:.2}x)",
+                rk4_32 / floor
+            );
+            assert!(rk4_32 <= 1.6 * floor, "{name}: rk4 32 NFE SW2 {rk4_32:.4} > 1.6 × floor {floor:.4}");
+            checked += 1;
+            continue;
+        }
         if model.config.path == PathConfig::Cosine {
             // The diffusion-style (cosine) path is curved: it is shipped to be compared with the
             // linear path, and the few-NFE floors are the linear path's. It must still converge:

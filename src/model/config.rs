@@ -86,6 +86,15 @@ pub struct Provenance {
     pub extra: BTreeMap<String, Raw>,
 }
 
+impl Provenance {
+    /// True when the trainer paired noise with data by minibatch optimal transport
+    /// (`"coupling": "minibatch-ot …"`). Such a velocity is not the marginal E[x1 − x0 | x_t]
+    /// of independent noise, so scores derived from it (the SDE sampler's) do not hold.
+    pub fn minibatch_ot(&self) -> bool {
+        self.extra.get("coupling").is_some_and(|c| c.as_str().contains("minibatch-ot"))
+    }
+}
+
 /// `[a,b]` (after the opening bracket has been written).
 fn write_pair(o: &mut String, r: &[f32; 2]) {
     json::write_f32(o, r[0]);
