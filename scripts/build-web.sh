@@ -2,7 +2,8 @@
 # Builds the browser bundle into www/pkg/: the crate for wasm32 (release, LTO, simd128), the
 # JS bindings from the wasm-bindgen CLI pinned to Cargo.lock's version, then wasm-opt from the
 # npm package `binaryen` (Debian's binaryen 108 emits modules Chromium rejects), and the JS glue
-# minified with terser (12.2 → 9.2 KB gzipped; exports and the wasm import names are kept).
+# minified with terser (exports and the wasm import names are kept), then the 353 imports renamed
+# to short names in both (scripts/shorten-imports.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --lib --release --target wasm32-unknown-unknown
@@ -12,6 +13,7 @@ wasm-bindgen --target web --out-dir www/pkg target/wasm32-unknown-unknown/releas
   --enable-nontrapping-float-to-int --enable-reference-types --enable-mutable-globals --enable-multivalue \
   www/pkg/pushforward_bg.wasm -o www/pkg/pushforward_bg.wasm
 ./node_modules/.bin/terser www/pkg/pushforward.js --module --compress --mangle -o www/pkg/pushforward.js
+node scripts/shorten-imports.mjs www/pkg/pushforward_bg.wasm www/pkg/pushforward.js
 # The CPU worker pool (a wasm-bindgen snippet, also the workers' entry point) ships too.
 for f in www/pkg/snippets/*/src/*.js; do
   ./node_modules/.bin/terser "$f" --module --compress --mangle -o "$f"

@@ -104,27 +104,6 @@ fn write_pair(o: &mut String, r: &[f32; 2]) {
     o.push(']');
 }
 
-/// Reads a JSON array of exactly `N` elements.
-fn array_of<'a, const N: usize, T: Copy + Default>(
-    p: &mut Parser<'a>,
-    mut read: impl FnMut(&mut Parser<'a>) -> JResult<T>,
-) -> JResult<[T; N]> {
-    let mut out = [T::default(); N];
-    let mut n = 0;
-    p.array(|p, i| {
-        if i >= N {
-            return Err(p.error(format!("expected {N} elements")));
-        }
-        out[i] = read(p)?;
-        n = i + 1;
-        Ok(())
-    })?;
-    if n != N {
-        return Err(p.error(format!("expected {N} elements, found {n}")));
-    }
-    Ok(out)
-}
-
 /// The `kind` field of an internally tagged object, which must be one of `kinds`; and no field
 /// that another kind uses.
 fn kind<'k, const N: usize>(p: &mut Parser<'_>, f: &json::Fields<'k, N>, kinds: &[(&str, &[&str])]) -> JResult<usize> {
@@ -193,17 +172,7 @@ fn parse_arch(p: &mut Parser<'_>) -> JResult<ArchConfig> {
         _ => ArchConfig::Unet(UnetConfig {
             in_channels: p.req(&f, "in_channels", Parser::usize)?,
             base_channels: p.req(&f, "base_channels", Parser::usize)?,
-            channel_mult: p.req(&f, "channel_mult", |p| {
-                let mut v = Vec::new();
-                p.array(|p, i| {
-                    if i >= MAX_MULT_READ {
-                        return Err(p.error(format!("more than {MAX_MULT_READ} levels")));
-                    }
-                    v.push(p.usize()?);
-                    Ok(())
-                })?;
-                Ok(v)
-            })?,
+            channel_mult: p.req(&f, "channel_mult", |p| p.usize_array(MAX_MULT_READ, "levels"))?,
             num_res_blocks: p.req(&f, "num_res_blocks", Parser::usize)?,
             groups: p.req(&f, "groups", Parser::usize)?,
             time_scale: p.req(&f, "time_scale", Parser::f32)?,
@@ -213,9 +182,9 @@ fn parse_arch(p: &mut Parser<'_>) -> JResult<ArchConfig> {
 
 fn parse_data(p: &mut Parser<'_>) -> JResult<DataConfig> {
     let f = p.fields(["kind", "range", "channels", "height", "width"])?;
-    let pair = |p: &mut Parser<'_>| array_of::<2, f32>(p, |p| p.f32());
+    let pair = |p: &mut Parser<'_>| p.array_of::<2, f32>(Parser::f32);
     Ok(match kind(p, &f, &[("points2d", &["range"]), ("image", &["channels", "height", "width", "range"])])? {
-        0 => DataConfig::Points2d { range: p.req(&f, "range", |p| array_of::<2, [f32; 2]>(p, pair))? },
+        0 => DataConfig::Points2d { range: p.req(&f, "range", |p| p.array_of::<2, [f32; 2]>(pair))? },
         _ => DataConfig::Image {
             channels: p.req(&f, "channels", Parser::usize)?,
             height: p.req(&f, "height", Parser::usize)?,

@@ -128,30 +128,8 @@ fn parse_container(bytes: &[u8]) -> Result<Container<'_>> {
             d if d == "F16" => Ok(Dtype::F16),
             other => Err(other),
         };
-        let shape = p.req(&f, "shape", |p| {
-            let mut shape = Vec::new();
-            p.array(|p, i| {
-                if i >= MAX_RANK {
-                    return Err(p.error(format!("more than {MAX_RANK} dimensions")));
-                }
-                shape.push(p.usize()?);
-                Ok(())
-            })?;
-            Ok(shape)
-        })?;
-        let [start, end] = p.req(&f, "data_offsets", |p| {
-            let mut v = [0; 2];
-            let mut n = 0;
-            p.array(|p, i| {
-                if i >= 2 {
-                    return Err(p.error("expected [start, end]"));
-                }
-                v[i] = p.usize()?;
-                n = i + 1;
-                Ok(())
-            })?;
-            if n != 2 { Err(p.error("expected [start, end]")) } else { Ok(v) }
-        })?;
+        let shape = p.req(&f, "shape", |p| p.usize_array(MAX_RANK, "dimensions"))?;
+        let [start, end] = p.req(&f, "data_offsets", |p| p.array_of::<2, usize>(Parser::usize))?;
         raw.push(RawEntry { name: Cow::Owned(key.to_string()), dtype, shape, start, end });
         Ok(())
     })

@@ -391,20 +391,30 @@ impl<'a> Parser<'a> {
         Ok(&self.src[start..i])
     }
 
+    /// Reads a number and converts its text with `convert`; a conversion error is reported at
+    /// the number's first byte.
+    fn number_as<T>(&mut self, convert: impl FnOnce(&str) -> Result<T, String>) -> JResult<T> {
+        self.ws();
+        let start = self.pos;
+        let text = self.number()?;
+        convert(text).map_err(|msg| {
+            self.pos = start;
+            self.error_here(&msg)
+        })
+    }
+
     /// A non-negative integer (no fraction or exponent) that fits a u64.
     pub fn u64(&mut self) -> JResult<u64> {
         if !matches!(self.peek(), Some(b'-' | b'0'..=b'9')) {
             return Err(self.mismatch("a non-negative integer"));
         }
-        let start = self.pos;
-        let text = self.number()?;
-        if !text.bytes().all(|c| c.is_ascii_digit()) {
-            self.pos = start;
-            return Err(self.error_here(&format!("expected a non-negative integer, found {text}")));
-        }
-        text.bytes().try_fold(0u64, |acc, c| acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))).ok_or_else(|| {
-            self.pos = start;
-            self.error_here(&format!("{text} does not fit 64 bits"))
+        self.number_as(|text| {
+            if !text.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(format!("expected a non-negative integer, found {text}"));
+            }
+            text.bytes()
+                .try_fold(0u64, |acc, c| acc.checked_mul(10)?.checked_add(u64::from(c - b'0')))
+                .ok_or_else(|| format!("{text} does not fit 64 bits"))
         })
     }
 
@@ -421,16 +431,10 @@ impl<'a> Parser<'a> {
 
     /// A finite number as f64 (correctly rounded).
     pub fn f64(&mut self) -> JResult<f64> {
-        self.ws();
-        let start = self.pos;
-        let text = self.number()?;
-        match text.parse::<f64>() {
+        self.number_as(|text| match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
-            _ => {
-                self.pos = start;
-                Err(self.error_here(&format!("{text} is out of the f64 range")))
-            }
-        }
+            _ => Err(format!("{text} is out of the f64 range")),
+        })
     }
 
     /// A number as f32: parsed as f64, then rounded (as serde_json does); may be infinite when
@@ -462,6 +466,40 @@ impl<'a> Parser<'a> {
         } else {
             false
         }
+    }
+
+    /// An array of exactly `N` elements, each read with `read`.
+    pub fn array_of<const N: usize, T: Copy + Default>(
+        &mut self,
+        mut read: impl FnMut(&mut Self) -> JResult<T>,
+    ) -> JResult<[T; N]> {
+        let mut out = [T::default(); N];
+        let mut n = 0;
+        self.array(|p, i| {
+            if i >= N {
+                return Err(p.error(format!("expected {N} elements")));
+            }
+            out[i] = read(p)?;
+            n = i + 1;
+            Ok(())
+        })?;
+        if n != N {
+            return Err(self.error(format!("expected {N} elements, found {n}")));
+        }
+        Ok(out)
+    }
+
+    /// An array of at most `max` non-negative integers; `what` names them in the error.
+    pub fn usize_array(&mut self, max: usize, what: &str) -> JResult<Vec<usize>> {
+        let mut v = Vec::new();
+        self.array(|p, i| {
+            if i >= max {
+                return Err(p.error(format!("more than {max} {what}")));
+            }
+            v.push(p.usize()?);
+            Ok(())
+        })?;
+        Ok(v)
     }
 
     /// Checks and keeps one value of any kind as text.

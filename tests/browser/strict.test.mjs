@@ -78,6 +78,9 @@ test('the embed works inside a sandboxed iframe (opaque origin: workers fall bac
     const timer = setTimeout(() => reject(new Error(`no sample; status: ${el.shadowRoot?.querySelector('.status')?.textContent}`)), 60_000);
     el.addEventListener('sampled', (e) => { clearTimeout(timer); resolve({ detail: e.detail, reason: el.sampler?.info().backendReason, origin: self.origin }); });
     el.scrollIntoView();
+    // The embed may have sampled before this listener existed: ask for one more (a no-op
+    // while a sample is in flight or before the sampler exists; that one fires the event).
+    el.run();
   }));
   await page.unroute(`${b.url}/**`);
   console.log(`sandboxed frame (origin ${r.origin}): ${r.detail.n} samples on ${r.detail.backend}; ${r.reason}`);
