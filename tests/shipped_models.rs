@@ -297,3 +297,33 @@ fn mnist_reference_samples_are_current_and_recognisable() {
     let classes: Vec<u32> = classify_digits(&w, reference).iter().map(argmax).collect();
     assert_eq!(classes, (0..10).collect::<Vec<u32>>());
 }
+
+/// Few-step generation: `moons_reflow` (rectified flow's second stage on pairs (x0, ODE_moons(x0)),
+/// `train/configs/moons_reflow.toml`) reaches in 1 and 2 NFE the sample quality that the base
+/// `moons` reaches with Heun at 8 NFE (SW2 on the same data draws and seeds, within 10%).
+#[test]
+fn reflow_model_reaches_the_base_models_8_step_quality_in_2_steps() {
+    let load = |name: &str| Model::from_bytes(&std::fs::read(root().join(format!("models/{name}.safetensors"))).unwrap()).unwrap();
+    let (base, reflow) = (load("moons"), load("moons_reflow"));
+    let fx = read_fixture(&root().join("tests/fixtures/moons_data.safetensors"));
+    let mut names: Vec<&String> = fx.keys().collect();
+    names.sort();
+    let draws: Vec<&Tensor> = names.iter().map(|k| &fx[*k]).collect();
+    let n = draws[0].shape()[0];
+    let sw = |model: &Model, solver: Solver, steps: usize| {
+        let sampler = Sampler::new(CpuBackend, model).unwrap();
+        let mut acc = Vec::new();
+        for seed in [31, 32, 33] {
+            let o = SampleOptions { n, solver, steps, seed, ..Default::default() };
+            let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+            acc.extend(draws.iter().map(|d| sliced_w2(out.samples.data(), d.data()).unwrap()));
+        }
+        acc.iter().sum::<f64>() / acc.len() as f64
+    };
+    let base8 = sw(&base, Solver::Heun, 4);
+    let base2 = sw(&base, Solver::Midpoint, 1);
+    let one = sw(&reflow, Solver::Euler, 1);
+    let two = sw(&reflow, Solver::Midpoint, 1).min(sw(&reflow, Solver::Euler, 2));
+    println!("moons Heun 8 NFE {base8:.4}, midpoint 2 NFE {base2:.4}; moons_reflow 1 NFE {one:.4} ({:.2}× base@8), 2 NFE {two:.4} ({:.2}×)", one / base8, two / base8);
+    assert!(two <= 1.1 * base8, "reflow at 2 NFE {two:.4} vs base at 8 NFE {base8:.4}");
+}
