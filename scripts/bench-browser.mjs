@@ -46,7 +46,8 @@ const PAGES = [
   { id: 'ours-webgpu', peer: 'ours', backend: 'webgpu', kind: 'gpu', label: 'ours, WebGPU' },
   { id: 'ort-webgpu', peer: 'ort', backend: 'webgpu', kind: 'gpu', label: 'ORT-web, WebGPU EP' },
   { id: 'tfjs-webgpu', peer: 'tfjs', backend: 'webgpu', kind: 'gpu', label: 'TF.js, webgpu' },
-  { id: 'ours-cpu', peer: 'ours', backend: 'cpu', kind: 'cpu', label: 'ours, wasm CPU (1 thread)' },
+  { id: 'ours-cpu', peer: 'ours', backend: 'cpu', threads: 1, kind: 'cpu', label: 'ours, wasm CPU, 1 worker' },
+  { id: 'ours-cpu-all', peer: 'ours', backend: 'cpu', threads: 0, kind: 'cpu', label: `ours, wasm CPU, all workers (${os.cpus().length})` },
   { id: 'ort-wasm-1', peer: 'ort', backend: 'wasm', threads: 1, kind: 'cpu', label: 'ORT-web, wasm EP, 1 thread' },
   { id: 'ort-wasm-2', peer: 'ort', backend: 'wasm', threads: 2, kind: 'cpu', label: 'ORT-web, wasm EP, 2 threads' },
   { id: 'tfjs-wasm', peer: 'tfjs', backend: 'wasm', kind: 'cpu', label: 'TF.js, wasm (1 thread)' },
@@ -101,7 +102,7 @@ try {
     tab.p.on('pageerror', (e) => console.log(`[${page.id}] page error: ${e}`));
     const tp = Date.now();
     try {
-      const qs = new URLSearchParams({ peer: page.peer, backend: page.backend, threads: String(page.threads || 1) });
+      const qs = new URLSearchParams({ peer: page.peer, backend: page.backend, threads: String(page.threads ?? 1) });
       await tab.p.goto(`${b.url}/bench.html?${qs}`);
       await tab.p.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
       r.isolated = await tab.p.evaluate(() => window.bench.crossOriginIsolated);

@@ -31,7 +31,8 @@ async function model(name) {
 
 /** Our sampler as a runner: it draws the same x0 itself from the seed (Philox, STREAM_INIT). */
 async function oursRunner(m, which) {
-  const s = await Sampler.create({ model: m.bytes, backend: which });
+  // CPU: `threads` workers (0 = as many as navigator.hardwareConcurrency, capped at 8).
+  const s = await Sampler.create({ model: m.bytes, backend: which, workers: which === 'cpu' ? (threads > 0 ? threads : 'auto') : 0 });
   return {
     adapter: s.info().adapter,
     async solve(w) {
