@@ -2,10 +2,72 @@
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq)]
+/// A host tensor. Its storage is recycled: a dropped tensor's buffer is kept (per thread,
+/// bounded) and handed to the next `zeros`/`clone` of a similar size, so an ODE loop on the CPU
+/// backend stops allocating after its first step (the same buffers serve every step and call).
+#[derive(Debug, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<f32>,
+}
+
+impl Clone for Tensor {
+    fn clone(&self) -> Self {
+        let mut data = recycle::take(self.data.len());
+        data.extend_from_slice(&self.data);
+        Self { shape: self.shape.clone(), data }
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        recycle::give(std::mem::take(&mut self.data));
+    }
+}
+
+/// The per-thread pool of spare tensor buffers.
+mod recycle {
+    use std::cell::RefCell;
+
+    /// Smaller buffers come from the allocator's fast bins anyway.
+    const MIN_FLOATS: usize = 1 << 12;
+    const MAX_BUFFERS: usize = 24;
+    /// At most 128 MiB of spare buffers per thread.
+    const MAX_SPARE_FLOATS: usize = 32 << 20;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty vector with capacity ≥ n: the smallest fitting spare, or a new one.
+    pub fn take(n: usize) -> Vec<f32> {
+        if n >= MIN_FLOATS {
+            let spare = SPARE.try_with(|s| {
+                let mut s = s.try_borrow_mut().ok()?;
+                let i = (0..s.len()).filter(|&i| s[i].capacity() >= n).min_by_key(|&i| s[i].capacity())?;
+                Some(s.swap_remove(i))
+            });
+            if let Ok(Some(mut v)) = spare {
+                v.clear();
+                return v;
+            }
+        }
+        Vec::with_capacity(n)
+    }
+
+    pub fn give(v: Vec<f32>) {
+        if v.capacity() < MIN_FLOATS {
+            return;
+        }
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                let held: usize = s.iter().map(Vec::capacity).sum();
+                if s.len() < MAX_BUFFERS && held + v.capacity() <= MAX_SPARE_FLOATS {
+                    s.push(v);
+                }
+            }
+        });
+    }
 }
 
 impl Tensor {
@@ -23,7 +85,9 @@ impl Tensor {
 
     pub fn zeros(shape: Vec<usize>) -> Result<Self> {
         let n = checked_numel(&shape)?;
-        Ok(Self { shape, data: vec![0.0; n] })
+        let mut data = recycle::take(n);
+        data.resize(n, 0.0);
+        Ok(Self { shape, data })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -38,8 +102,8 @@ impl Tensor {
         &mut self.data
     }
 
-    pub fn into_data(self) -> Vec<f32> {
-        self.data
+    pub fn into_data(mut self) -> Vec<f32> {
+        std::mem::take(&mut self.data)
     }
 
     pub fn numel(&self) -> usize {
@@ -47,8 +111,8 @@ impl Tensor {
     }
 
     /// Same data, new shape with the same number of elements.
-    pub fn reshape(self, shape: Vec<usize>) -> Result<Self> {
-        Tensor::new(shape, self.data)
+    pub fn reshape(mut self, shape: Vec<usize>) -> Result<Self> {
+        Tensor::new(shape, std::mem::take(&mut self.data))
     }
 }
 

@@ -303,7 +303,9 @@ fn mnist_reference_samples_are_current_and_recognisable() {
 /// `moons` reaches with Heun at 8 NFE (SW2 on the same data draws and seeds, within 10%).
 #[test]
 fn reflow_model_reaches_the_base_models_8_step_quality_in_2_steps() {
-    let load = |name: &str| Model::from_bytes(&std::fs::read(root().join(format!("models/{name}.safetensors"))).unwrap()).unwrap();
+    let load = |name: &str| {
+        Model::from_bytes(&std::fs::read(root().join(format!("models/{name}.safetensors"))).unwrap()).unwrap()
+    };
     let (base, reflow) = (load("moons"), load("moons_reflow"));
     let fx = read_fixture(&root().join("tests/fixtures/moons_data.safetensors"));
     let mut names: Vec<&String> = fx.keys().collect();
@@ -324,6 +326,10 @@ fn reflow_model_reaches_the_base_models_8_step_quality_in_2_steps() {
     let base2 = sw(&base, Solver::Midpoint, 1);
     let one = sw(&reflow, Solver::Euler, 1);
     let two = sw(&reflow, Solver::Midpoint, 1).min(sw(&reflow, Solver::Euler, 2));
-    println!("moons Heun 8 NFE {base8:.4}, midpoint 2 NFE {base2:.4}; moons_reflow 1 NFE {one:.4} ({:.2}× base@8), 2 NFE {two:.4} ({:.2}×)", one / base8, two / base8);
+    println!(
+        "moons Heun 8 NFE {base8:.4}, midpoint 2 NFE {base2:.4}; moons_reflow 1 NFE {one:.4} ({:.2}× base@8), 2 NFE {two:.4} ({:.2}×)",
+        one / base8,
+        two / base8
+    );
     assert!(two <= 1.1 * base8, "reflow at 2 NFE {two:.4} vs base at 8 NFE {base8:.4}");
 }

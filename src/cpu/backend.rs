@@ -147,22 +147,29 @@ impl Backend for CpuBackend {
         if !dim.is_multiple_of(2) {
             return Err(shape_err("time_embedding", format!("dim {dim} must be even")));
         }
-        let mut row = vec![0.0; dim];
-        embed::sinusoidal(t, time_scale, &mut row);
-        Tensor::new(vec![n, dim], row.repeat(n))
+        // Outputs come from `Tensor::zeros` (recycled buffers), never a fresh Vec.
+        let mut out = Tensor::zeros(vec![n, dim])?;
+        if n > 0 && dim > 0 {
+            let (first, rest) = out.data_mut().split_at_mut(dim);
+            embed::sinusoidal(t, time_scale, first);
+            for row in rest.chunks_exact_mut(dim) {
+                row.copy_from_slice(first);
+            }
+        }
+        Ok(out)
     }
 
     fn embedding(&self, table: &Tensor, ids: &[u32]) -> Result<Tensor> {
         let [vocab, d] = dims::<2>("embedding", table)?;
-        let mut data = Vec::with_capacity(ids.len() * d);
-        for &id in ids {
+        let mut out = Tensor::zeros(vec![ids.len(), d])?;
+        for (row, &id) in out.data_mut().chunks_exact_mut(d.max(1)).zip(ids) {
             let id = id as usize;
             if id >= vocab {
                 return Err(shape_err("embedding", format!("id {id} out of range for a table of {vocab} rows")));
             }
-            data.extend_from_slice(&table.data()[id * d..(id + 1) * d]);
+            row.copy_from_slice(&table.data()[id * d..(id + 1) * d]);
         }
-        Tensor::new(vec![ids.len(), d], data)
+        Ok(out)
     }
 
     fn lincomb(&self, x: &Tensor, terms: &[(f32, &Tensor)]) -> Result<Tensor> {
@@ -181,7 +188,11 @@ impl Backend for CpuBackend {
             return Err(shape_err("repeat2", "scalar tensor".into()));
         }
         shape[0] *= 2;
-        Tensor::new(shape, x.data().repeat(2))
+        let mut out = Tensor::zeros(shape)?;
+        let (a, b) = out.data_mut().split_at_mut(x.numel());
+        a.copy_from_slice(x.data());
+        b.copy_from_slice(x.data());
+        Ok(out)
     }
 
     fn guidance_mix(&self, v: &Tensor, w: f32) -> Result<Tensor> {
