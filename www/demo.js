@@ -242,5 +242,9 @@ document.addEventListener('drop', (e) => {
 
 await init();
 window.pushforward = { Sampler, get sampler() { return sampler; }, run, load };
-await load(`models/${$('model').value}.safetensors`);
+// `?model=URL` (or the URL field) loads any model file the page can fetch.
+$('url').addEventListener('change', () => { if ($('url').value) load($('url').value); });
+const asked = new URLSearchParams(location.search).get('model');
+if (asked) $('url').value = asked;
+await load(asked || `models/${$('model').value}.safetensors`);
 document.body.dataset.ready = '1';

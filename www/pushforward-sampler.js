@@ -3,6 +3,10 @@
 //   <script type="module" src="https://your.host/path/pushforward-sampler.js"></script>
 //   <pushforward-sampler model="models/moons.safetensors" solver="heun" steps="8" points="20000" controls></pushforward-sampler>
 //
+// Optional attributes: seed, label and guidance (class-conditional models), backend (auto, webgpu,
+// cpu), noise (SDE noise level, with solver="euler"), density (draw the learned log p(x) under the
+// samples, 2-D models).
+//
 // The wasm bundle is found next to this script (import.meta.url), so the pair works from any
 // static host and sub-path; `model` resolves against the page, like <img src>. Every element
 // on a page shares one wasm instance (and, with the WebGPU backend, one GPUDevice), and each
@@ -111,6 +115,7 @@ class PushforwardSampler extends HTMLElement {
       solver: this.getAttribute('solver') || 'heun',
       steps: num('steps', 8),
       seed: num('seed', 0),
+      noise: num('noise', 0),
       n: info.config.data.kind === 'image' ? num('points', (info.config.num_classes || 10) * 4) : num('points', 4096),
       onProgress: (p) => this.status(p.totalSteps ? `step ${p.step}/${p.totalSteps}` : `t = ${p.t.toFixed(3)}`),
     };
@@ -120,6 +125,10 @@ class PushforwardSampler extends HTMLElement {
     }
     try {
       const r = await this.sampler.sample(opts);
+      if (this.hasAttribute('density') && info.config.data.kind === 'points2d') {
+        this.status('computing log p(x)…');
+        await this.sampler.density({ resolution: 40, steps: 8 });
+      }
       this.status(`${r.n} samples · ${opts.solver} · ${r.nfe} NFE · ${r.sampleMs.toFixed(0)} ms · ${r.backend}`);
       this.dispatchEvent(new CustomEvent('sampled', { detail: r }));
     } catch (e) {

@@ -156,3 +156,11 @@ test('interactive paths: pathsFrom starts at the given point; the flow field is 
   assert.ok(white > 20, 'the path is drawn');
   assert.deepEqual(b.consoleErrors, []);
 });
+
+test('the demo loads a model by URL (?model=…), e.g. your own trained file on any host', async () => {
+  await b.page.goto(`${b.url}/?model=models/checkerboard.safetensors`);
+  await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+  const info = await b.page.evaluate(() => window.pushforward.sampler.info());
+  assert.equal(info.config.provenance.dataset, 'checkerboard');
+  assert.equal(await b.page.locator('#url').inputValue(), 'models/checkerboard.safetensors');
+});
