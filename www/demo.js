@@ -53,6 +53,12 @@ async function load(model) {
     if (sampler) sampler.dispose();
     sampler = next;
     syncControls();
+    // Reflowed (few-step) models: 2 Euler steps; the guided ones have guidance built in.
+    const coupling = String(sampler.info().config.provenance?.coupling || '');
+    if (coupling.startsWith('reflow')) {
+      $('solver').value = 'euler'; $('steps').value = '2'; $('guidance').value = '1';
+      syncControls();
+    }
     dropped = null;
     await run();
     drawOverlay();
