@@ -104,14 +104,7 @@ impl<B: Backend> Sampler<B> {
                 reason: format!("{width}×{height} must be 1..=2^20 cells"),
             });
         }
-        let [[x0, x1], [y0, y1]] = range;
-        let mut pts = Vec::with_capacity(2 * width * height);
-        for r in 0..height {
-            let y = y1 - (y1 - y0) * (r as f32 + 0.5) / height as f32;
-            for c in 0..width {
-                pts.extend([x0 + (x1 - x0) * (c as f32 + 0.5) / width as f32, y]);
-            }
-        }
+        let pts = crate::render::cell_centres(range, width, height);
         self.log_density(&Tensor::new(vec![width * height, 2], pts)?, Solver::Rk4, steps).await
     }
 }

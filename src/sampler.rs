@@ -396,14 +396,7 @@ impl<B: Backend> Sampler<B> {
                 reason: "the flow field is drawn for unconditional 2-D models".into(),
             });
         }
-        let [[x0, x1], [y0, y1]] = range;
-        let mut pts = Vec::with_capacity(2 * res * res);
-        for r in 0..res {
-            let y = y1 - (y1 - y0) * (r as f32 + 0.5) / res as f32;
-            for c in 0..res {
-                pts.extend([x0 + (x1 - x0) * (c as f32 + 0.5) / res as f32, y]);
-            }
-        }
+        let pts = crate::render::cell_centres(range, res, res);
         let b = &self.backend;
         let x = b.upload(&Tensor::new(vec![res * res, 2], pts)?)?;
         b.download(&self.network.velocity(b, &x, t, None)?).await

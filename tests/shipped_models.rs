@@ -340,7 +340,9 @@ fn reflow_model_reaches_the_base_models_8_step_quality_in_2_steps() {
 /// (200 samples each, 20 per class, classified by the exported classifier).
 #[test]
 fn mnist_reflow_at_2_nfe_matches_the_base_at_8() {
-    let load = |name: &str| Model::from_bytes(&std::fs::read(root().join(format!("models/{name}.safetensors"))).unwrap()).unwrap();
+    let load = |name: &str| {
+        Model::from_bytes(&std::fs::read(root().join(format!("models/{name}.safetensors"))).unwrap()).unwrap()
+    };
     let w = read_fixture(&root().join("train/mnist_classifier.safetensors"));
     let share = |model: &Model, solver: Solver, steps: usize, guidance: f32| {
         let sampler = Sampler::new(CpuBackend, model).unwrap();
@@ -361,6 +363,11 @@ fn mnist_reflow_at_2_nfe_matches_the_base_at_8() {
     let (base8, nfe8) = share(&load("mnist"), Solver::Heun, 4, 2.0);
     let (two, nfe2) = share(&load("mnist_reflow"), Solver::Euler, 2, 1.0);
     let (one, _) = share(&load("mnist_reflow"), Solver::Euler, 1, 1.0);
-    println!("requested digit: base Heun {nfe8} NFE w 2 {:.1}%; reflow Euler {nfe2} NFE {:.1}%, 1 NFE {:.1}%", 100.0 * base8, 100.0 * two, 100.0 * one);
+    println!(
+        "requested digit: base Heun {nfe8} NFE w 2 {:.1}%; reflow Euler {nfe2} NFE {:.1}%, 1 NFE {:.1}%",
+        100.0 * base8,
+        100.0 * two,
+        100.0 * one
+    );
     assert!(two >= base8 - 0.02 && two >= 0.95, "reflow at 2 NFE: {two:.3} vs base at 8 NFE {base8:.3}");
 }

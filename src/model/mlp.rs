@@ -24,8 +24,8 @@ pub fn param_shapes(c: &MlpConfig, num_classes: usize) -> Vec<(String, Vec<usize
     v
 }
 
-/// v(x, t[, y]) for x [n, data_dim] → [n, data_dim].
-pub fn forward<B: Backend>(
+/// The first layer's input: [x, time embedding (+ class embedding)].
+fn input<B: Backend>(
     b: &B,
     c: &MlpConfig,
     p: &Params<B>,
@@ -39,7 +39,19 @@ pub fn forward<B: Backend>(
         let ce = b.embedding(p.get("class_emb.weight")?, ids)?;
         e = b.add(&e, &ce)?;
     }
-    let mut h = b.concat_axis1(x, &e)?;
+    b.concat_axis1(x, &e)
+}
+
+/// v(x, t[, y]) for x [n, data_dim] → [n, data_dim].
+pub fn forward<B: Backend>(
+    b: &B,
+    c: &MlpConfig,
+    p: &Params<B>,
+    x: &B::Tensor,
+    t: f32,
+    labels: Option<&[u32]>,
+) -> Result<B::Tensor> {
+    let mut h = input(b, c, p, x, t, labels)?;
     for i in 0..c.depth {
         h = b.linear(
             &h,
@@ -88,13 +100,7 @@ pub fn forward_with_divergence<B: Backend>(
     t: f32,
     labels: Option<&[u32]>,
 ) -> Result<(B::Tensor, B::Tensor)> {
-    let n = b.shape(x)[0];
-    let mut e = b.time_embedding(t, n, c.time_embed_dim, c.time_scale)?;
-    if let Some(ids) = labels {
-        let ce = b.embedding(p.get("class_emb.weight")?, ids)?;
-        e = b.add(&e, &ce)?;
-    }
-    let mut h = b.concat_axis1(x, &e)?;
+    let mut h = input(b, c, p, x, t, labels)?;
     let mut tangents: Vec<B::Tensor> = Vec::with_capacity(c.data_dim);
     for i in 0..c.depth {
         let w = p.get(&format!("layers.{i}.weight"))?;

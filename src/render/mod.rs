@@ -166,6 +166,21 @@ impl PlotAccumulators {
     }
 }
 
+/// The centres of a `width`×`height` grid of cells over `range`, as [x, y] pairs, row-major with
+/// the top row first (y up): where the log-density and the flow field are evaluated, in the
+/// order `HeatLayer` draws them.
+pub fn cell_centres(range: [[f32; 2]; 2], width: usize, height: usize) -> Vec<f32> {
+    let [[x0, x1], [y0, y1]] = range;
+    let mut pts = Vec::with_capacity(2 * width * height);
+    for r in 0..height {
+        let y = y1 - (y1 - y0) * (r as f32 + 0.5) / height as f32;
+        for c in 0..width {
+            pts.extend([x0 + (x1 - x0) * (c as f32 + 0.5) / width as f32, y]);
+        }
+    }
+    pts
+}
+
 /// The model's log-density on a grid (from `Sampler::log_density_grid`), drawn under the
 /// samples: each canvas pixel takes the level of the grid cell it falls in (nearest).
 #[derive(Debug, Clone, PartialEq)]

@@ -106,8 +106,8 @@ test('every WebGPU sampler on a page shares one device, also when created at onc
 // The WebGPU canvas is drawn from the GPU buffers (shaders/render.wgsl); the CPU backend
 // rasterises the same picture on a 2-D canvas. Same seed → the same pixels, up to the few
 // that float rounding moves (samples differ by ~1e-6 between the backends).
-async function pictures(model, opts, t) {
-  return b.page.evaluate(async ({ model, opts, t }) => {
+async function pictures(model, opts, { t, density, size = [300, 240] } = {}) {
+  return b.page.evaluate(async ({ model, opts, t, density, size }) => {
     const read = (canvas) => {
       // Works for both context types: copy into a 2-D canvas and read that.
       const c2 = document.createElement('canvas');
@@ -119,17 +119,18 @@ async function pictures(model, opts, t) {
     const out = {};
     for (const backend of ['webgpu', 'cpu']) {
       const canvas = document.createElement('canvas');
-      canvas.width = 300; canvas.height = 240;
-      const s = await window.pushforward.Sampler.create({ canvas, model: `models/${model}.safetensors`, backend });
+      [canvas.width, canvas.height] = size;
+      const s = await window.pushforward.Sampler.create({ canvas, model: `models/${model}.safetensors`, backend, workers: 0 });
       await s.sample(opts);
+      const d = density ? await s.density(density) : null;
       const final = read(canvas);
       let mid = null;
       if (t !== undefined) { s.drawAt(t); mid = read(canvas); }
-      out[backend] = { final, mid, backend: s.info().backend };
+      out[backend] = { final, mid, backend: s.info().backend, logp: d && Array.from(d.logDensity), integral: d?.integral, ms: d?.ms };
       s.dispose();
     }
     return out;
-  }, { model, opts, t });
+  }, { model, opts, t, density, size });
 }
 
 function comparePixels(what, a, c) {
@@ -147,7 +148,7 @@ function comparePixels(what, a, c) {
 }
 
 test('the WebGPU canvas shows the CPU picture: moons with trajectories, and drawAt(0.4)', async () => {
-  const r = await pictures('moons', { n: 1500, solver: 'heun', steps: 3, seed: 2, trajectories: true }, 0.4);
+  const r = await pictures('moons', { n: 1500, solver: 'heun', steps: 3, seed: 2, trajectories: true }, { t: 0.4 });
   assert.equal(r.webgpu.backend, 'webgpu');
   comparePixels('moons final', r.webgpu.final, r.cpu.final);
   comparePixels('moons t=0.4', r.webgpu.mid, r.cpu.mid);
@@ -160,29 +161,10 @@ test('the WebGPU canvas shows the CPU picture: mnist grid', async () => {
 });
 
 test('log-density on WebGPU equals the CPU backend, integrates to ≈ 1, and draws the same picture', async () => {
-  const r = await b.page.evaluate(async () => {
-    const read = (canvas) => {
-      const c2 = document.createElement('canvas');
-      c2.width = canvas.width; c2.height = canvas.height;
-      const ctx = c2.getContext('2d');
-      ctx.drawImage(canvas, 0, 0);
-      return Array.from(ctx.getImageData(0, 0, c2.width, c2.height).data);
-    };
-    const out = {};
-    for (const backend of ['webgpu', 'cpu']) {
-      const canvas = document.createElement('canvas');
-      canvas.width = 200; canvas.height = 200;
-      const s = await window.pushforward.Sampler.create({ canvas, model: 'models/checkerboard.safetensors', backend, workers: 0 });
-      await s.sample({ n: 800, steps: 4, seed: 1 });
-      const d = await s.density({ resolution: 24, steps: 8 });
-      out[backend] = { logp: Array.from(d.logDensity), integral: d.integral, ms: d.ms, picture: read(canvas) };
-      s.dispose();
-    }
-    return out;
-  });
+  const r = await pictures('checkerboard', { n: 800, steps: 4, seed: 1 }, { density: { resolution: 24, steps: 8 }, size: [200, 200] });
   const diff = r.webgpu.logp.reduce((m, v, i) => Math.max(m, Math.abs(v - r.cpu.logp[i])), 0);
   console.log(`checkerboard log p on 24×24: ∫p = ${r.cpu.integral.toFixed(3)} (cpu) / ${r.webgpu.integral.toFixed(3)} (webgpu); max |gpu − cpu| = ${diff.toExponential(2)}; ${r.webgpu.ms.toFixed(0)} / ${r.cpu.ms.toFixed(0)} ms`);
   assert.ok(diff < 1e-3, `log-densities differ by ${diff}`);
   assert.ok(Math.abs(r.cpu.integral - 1) < 0.15, `∫p = ${r.cpu.integral}`);
-  comparePixels('checkerboard with its density layer', r.webgpu.picture, r.cpu.picture);
+  comparePixels('checkerboard with its density layer', r.webgpu.final, r.cpu.final);
 });
