@@ -7,41 +7,78 @@
 // from pkg/pushforward.js; the same file is the workers' entry point (it knows when it runs in a
 // worker), and a worker loads the bindings from three directories up.
 //
-// Cancelling terminates the workers (a solve running in wasm cannot be interrupted otherwise);
-// the pool starts new ones on its next call.
+// Concurrency: the pool runs one request at a time; more wait in a FIFO queue. Every message to
+// and from a worker carries a request id, and each worker has one message handler that routes
+// replies by id, so one request can never receive another's reply. Cancelling the running
+// request terminates only the workers busy with it (a solve running in wasm cannot be
+// interrupted otherwise); cancelling a queued one just removes it. Missing workers (cancelled,
+// crashed) are started again on the next request; the pool never holds more than `count`.
 
 const IN_WORKER = typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope;
 
-function startWorker(model) {
-  return new Promise((resolve, reject) => {
-    let worker;
-    try {
-      worker = new Worker(new URL(import.meta.url), { type: 'module', name: 'pushforward-cpu' });
-    } catch (e) {
-      reject(new Error(`cannot start a worker: ${e.message || e}`));
+const cancelled = () => new Error('sampling was cancelled');
+const disposed = () => new Error('the sampler was disposed');
+
+/// Request ids, unique in this page.
+let nextId = 1;
+
+/// One worker and the requests it has in flight (id → { resolve, reject, onProgress }).
+class PoolWorker {
+  constructor(onDeath) {
+    this.pending = new Map();
+    this.dead = null;
+    this.onDeath = onDeath;
+    this.worker = new Worker(new URL(import.meta.url), { type: 'module', name: 'pushforward-cpu' });
+    this.worker.onmessage = (e) => this.dispatch(e.data);
+    // An uncaught error in the worker (e.g. a wasm trap `RuntimeError: unreachable`, which leaves
+    // its instance unusable and its reply never sent) or an unreadable message: the worker is
+    // done for; whatever it was running rejects with the cause.
+    this.worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.kill(new Error(`a CPU worker failed: ${e.message || 'error while loading or running'}`));
+    };
+    this.worker.onmessageerror = () => this.kill(new Error('a CPU worker failed: a message could not be read'));
+  }
+
+  get busy() { return this.pending.size > 0; }
+
+  /// Sends `{ id, type, ...payload }`; resolves with the reply's `result`.
+  request(type, payload, onProgress) {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ id, type, ...payload });
+    });
+  }
+
+  dispatch(m) {
+    if (m?.type === 'fatal') { this.kill(new Error(`a CPU worker failed: ${m.message}`)); return; }
+    const p = this.pending.get(m?.id);
+    if (!p) return; // a reply to nothing in flight: ignored
+    if (m.type === 'progress') {
+      // A throwing callback must not break the routing (the page-thread path ignores it too).
+      try { p.onProgress?.(m.progress); } catch { /* ignored */ }
       return;
     }
-    worker.onmessage = (e) => {
-      if (e.data.type === 'ready') resolve(worker);
-      else { worker.terminate(); reject(new Error(e.data.message)); }
-    };
-    worker.onerror = (e) => { worker.terminate(); reject(new Error(`worker failed to start: ${e.message || 'load error'}`)); };
-    worker.postMessage({ type: 'init', model });
-  });
-}
+    this.pending.delete(m.id);
+    if (m.type === 'done') p.resolve(m.result);
+    else {
+      p.reject(new Error(m.message));
+      // A trap caught in the worker still leaves its wasm instance unusable.
+      if (m.fatal) this.kill(new Error(`a CPU worker failed: ${m.message}`));
+    }
+  }
 
-/// One request to one worker; `onProgress` gets its progress events.
-function call(worker, request, onProgress) {
-  return new Promise((resolve, reject) => {
-    worker.onmessage = (e) => {
-      const m = e.data;
-      if (m.type === 'progress') onProgress(m.progress);
-      else if (m.type === 'done') resolve(m.result);
-      else reject(new Error(m.message));
-    };
-    worker.onerror = (e) => reject(new Error(`worker error: ${e.message || e}`));
-    worker.postMessage({ type: 'solve', ...request });
-  });
+  /// Terminates the worker; everything it has in flight rejects with `reason`. Idempotent.
+  kill(reason) {
+    if (this.dead) return;
+    this.dead = reason;
+    this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(reason);
+    this.pending.clear();
+    this.onDeath(this);
+  }
 }
 
 /// `n` rows in at most `k` contiguous ranges of at least `minRows` rows each.
@@ -56,65 +93,158 @@ export class CpuPool {
   constructor(model, count) {
     this.model = model;
     this.count = count;
-    this.workers = [];
+    this.workers = [];          // ready workers (at most `count`)
+    this.starting = new Set();  // workers still loading
+    this.spawning = null;       // the one spawn in flight, shared by its callers
+    this.spawned = 0;           // workers ever started
+    this.queue = [];            // requests waiting for the running one
+    this.running = null;
+    this.disposed = false;
   }
 
   static async create(model, count) {
     const pool = new CpuPool(model.slice(), count);
-    await pool.spawn();
+    try {
+      await pool.spawn();
+    } catch (e) {
+      pool.terminate();
+      throw e;
+    }
     return pool;
   }
 
-  async spawn() {
-    const started = await Promise.allSettled(Array.from({ length: this.count }, () => startWorker(this.model)));
-    const failed = started.find((s) => s.status === 'rejected');
-    this.workers = started.filter((s) => s.status === 'fulfilled').map((s) => s.value);
-    if (failed) {
-      this.terminate();
-      throw failed.reason;
+  /// Starts the missing workers. Idempotent: a call while a spawn is in flight waits for that
+  /// one instead of starting more.
+  spawn() {
+    if (this.disposed) return Promise.reject(disposed());
+    if (this.workers.length >= this.count) return Promise.resolve();
+    this.spawning ??= (async () => {
+      const missing = this.count - this.workers.length;
+      const started = await Promise.allSettled(Array.from({ length: missing }, () => this.startWorker()));
+      // Workers that started are kept even if another failed: the next call starts the rest.
+      for (const s of started) if (s.status === 'fulfilled' && !s.value.dead) this.workers.push(s.value);
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+    })().finally(() => { this.spawning = null; });
+    return this.spawning;
+  }
+
+  async startWorker() {
+    let w;
+    try {
+      w = new PoolWorker((dead) => {
+        this.starting.delete(dead);
+        this.workers = this.workers.filter((x) => x !== dead);
+      });
+    } catch (e) {
+      throw new Error(`cannot start a worker: ${e.message || e}`);
     }
+    this.spawned++;
+    this.starting.add(w);
+    try {
+      await w.request('init', { model: this.model });
+    } catch (e) {
+      w.kill(e);
+      throw e;
+    }
+    this.starting.delete(w);
+    if (this.disposed) w.kill(disposed());
+    return w;
   }
 
   size() { return this.count; }
 
+  /// For tests: ready workers, workers ever started, requests waiting.
+  stats() {
+    return { workers: this.workers.length, spawned: this.spawned, queued: this.queue.length };
+  }
+
   /// Solves `opts` (plain data, as `sample()` takes) for `n` rows over the workers. Resolves
   /// with { samples, labels, frames: [{ t, data }], nfe, acceptedSteps, rejectedSteps }.
-  async solve(opts, n, minRows, onProgress, signal) {
-    if (signal?.aborted) throw new Error('sampling was cancelled');
-    if (this.workers.length === 0) await this.spawn();
-    // Adaptive steps differ between row ranges, so their trajectory frames would not line up.
-    const k = opts.solver === 'dopri5' && opts.trajectories ? 1 : this.workers.length;
-    const ranges = split(n, k, minRows);
-    const progress = ranges.map(() => null);
-    const report = () => {
-      if (typeof onProgress !== 'function' || progress.some((p) => p === null)) return;
-      // The slowest worker's position is the request's.
-      const slowest = progress.reduce((a, b) => (b.step < a.step ? b : a));
-      onProgress({ ...slowest });
-    };
-    let onAbort;
-    const aborted = new Promise((_, reject) => {
-      onAbort = () => reject(new Error('sampling was cancelled'));
-      signal?.addEventListener('abort', onAbort, { once: true });
+  /// Requests run one at a time, in call order.
+  solve(opts, n, minRows, onProgress, signal) {
+    if (this.disposed) return Promise.reject(disposed());
+    if (signal?.aborted) return Promise.reject(cancelled());
+    return new Promise((resolve, reject) => {
+      const req = { opts, n, minRows, onProgress, signal, resolve, reject, workers: [], settled: false };
+      req.onAbort = () => this.abort(req);
+      signal?.addEventListener('abort', req.onAbort, { once: true });
+      this.queue.push(req);
+      this.pump();
     });
+  }
+
+  /// Settles a request once (later outcomes, e.g. a reply after a cancel, are dropped).
+  finish(req, error, result) {
+    if (req.settled) return;
+    req.settled = true;
+    req.signal?.removeEventListener('abort', req.onAbort);
+    if (error) req.reject(error);
+    else req.resolve(result);
+  }
+
+  abort(req) {
+    const queued = this.queue.indexOf(req);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    this.finish(req, cancelled());
+    // Only the workers still solving this request; their replacements start on the next call.
+    for (const w of req.workers) if (w.busy) w.kill(cancelled());
+  }
+
+  pump() {
+    if (this.running || this.queue.length === 0) return;
+    const req = this.queue.shift();
+    this.running = req;
+    this.run(req).finally(() => {
+      this.running = null;
+      this.pump();
+    });
+  }
+
+  /// Runs one request; never rejects (the outcome goes to the request's promise).
+  async run(req) {
     try {
-      const parts = await Promise.race([
-        Promise.all(ranges.map(([start, end], i) =>
-          call(this.workers[i], { opts, start, end }, (p) => { progress[i] = p; report(); }))),
-        aborted,
-      ]);
-      return merge(parts);
+      await this.spawn();
+      if (req.settled) return; // cancelled or disposed while the workers started
+      if (this.workers.length === 0) throw new Error('no CPU worker is running');
+      // Adaptive steps differ between row ranges, so their trajectory frames would not line up.
+      // Solver names are case-insensitive, as in Rust.
+      const adaptive = String(req.opts.solver ?? '').toLowerCase() === 'dopri5';
+      const k = adaptive && req.opts.trajectories ? 1 : this.workers.length;
+      const ranges = split(req.n, k, req.minRows);
+      req.workers = this.workers.slice(0, ranges.length);
+      const progress = ranges.map(() => null);
+      const report = () => {
+        if (typeof req.onProgress !== 'function' || progress.some((p) => p === null)) return;
+        // The slowest worker's position is the request's.
+        const slowest = progress.reduce((a, b) => (b.step < a.step ? b : a));
+        req.onProgress({ ...slowest });
+      };
+      const parts = ranges.map(([start, end], i) =>
+        req.workers[i].request('solve', { opts: req.opts, start, end }, (p) => { progress[i] = p; report(); }));
+      let results;
+      try {
+        results = await Promise.all(parts);
+      } catch (e) {
+        // One part failed: the others' results are of no use, and a worker still solving would
+        // hold up the next request. Stop them (they are started again on the next call).
+        for (const w of req.workers) if (w.busy) w.kill(e);
+        throw e;
+      }
+      this.finish(req, null, merge(results));
     } catch (e) {
-      // A cancelled or failed solve may still be running in a worker: replace them all.
-      this.terminate();
-      throw e;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
+      this.finish(req, e instanceof Error ? e : new Error(String(e)));
     }
   }
 
+  /// Disposes the pool: every request running or queued rejects with 'the sampler was
+  /// disposed', the workers stop, and later calls reject the same way. Idempotent.
   terminate() {
-    for (const w of this.workers) w.terminate();
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const req of this.queue.splice(0)) this.finish(req, disposed());
+    if (this.running) this.finish(this.running, disposed());
+    for (const w of [...this.workers, ...this.starting]) w.kill(disposed());
     this.workers = [];
   }
 }
@@ -141,8 +271,15 @@ function merge(parts) {
 
 if (IN_WORKER) {
   let sampler = null;
+  const post = (m, transfer) => globalThis.postMessage(m, transfer ?? []);
+  // A rejection nobody awaits (e.g. inside the bindings) would otherwise leave a request
+  // unanswered: report it, and the pool replaces this worker.
+  globalThis.addEventListener('unhandledrejection', (e) => {
+    post({ type: 'fatal', message: String(e.reason?.message ?? e.reason) });
+  });
   // Not a top-level await: the bindings import this module, and a cycle through a module that
-  // is still awaiting would never finish loading.
+  // is still awaiting would never finish loading. One handler for every message; each reply
+  // carries the id of the request it answers.
   globalThis.onmessage = async (e) => {
     const m = e.data;
     try {
@@ -150,15 +287,18 @@ if (IN_WORKER) {
         const glue = await import(new URL('../../../pushforward.js', import.meta.url).href);
         await glue.default();
         sampler = await glue.Sampler.create({ model: m.model, backend: 'cpu', workers: 0 });
-        globalThis.postMessage({ type: 'ready' });
+        post({ id: m.id, type: 'done', result: null });
       } else if (m.type === 'solve') {
-        const onProgress = (progress) => globalThis.postMessage({ type: 'progress', progress });
+        const onProgress = (progress) => post({ id: m.id, type: 'progress', progress });
         const result = await sampler.solveRows({ ...m.opts, onProgress }, m.start, m.end);
-        const transfer = [result.samples.buffer, ...result.frames.map((f) => f.data.buffer)];
-        globalThis.postMessage({ type: 'done', result }, transfer);
+        const transfer = [result.samples.buffer, result.labels.buffer, ...result.frames.map((f) => f.data.buffer)];
+        post({ id: m.id, type: 'done', result }, transfer);
+      } else {
+        throw new Error(`unknown request ${String(m.type)}`);
       }
     } catch (err) {
-      globalThis.postMessage({ type: 'error', message: String(err?.message ?? err) });
+      // A wasm trap leaves this instance unusable: `fatal` makes the pool replace the worker.
+      post({ id: m.id, type: 'error', message: String(err?.message ?? err), fatal: err instanceof WebAssembly.RuntimeError });
     }
   };
 }
