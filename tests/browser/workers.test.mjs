@@ -1,6 +1,8 @@
 // The CPU backend's worker pool (src/cpu_workers.js): a request split over workers gives the
 // samples of the single-thread solve, bit for bit; progress and cancellation work across
-// workers; a cancelled pool recovers on the next call.
+// workers; a cancelled pool recovers on the next call; concurrent calls on one sampler each get
+// their own samples, one call's abort never touches another, a pool never runs more workers
+// than its size, and an adaptive solve with trajectories is never split.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch } from './harness.mjs';
@@ -8,6 +10,32 @@ import { launch } from './harness.mjs';
 let b;
 before(async () => {
   b = await launch({ webgpu: false });
+  // Count the page's workers (the pool's are named 'pushforward-cpu') and the requests they are
+  // sent, so the tests can see how the pool uses them whatever the sampler exposes.
+  await b.page.addInitScript(() => {
+    const w = { live: 0, maxLive: 0, made: 0, solves: [] };
+    window.__workers = w;
+    const Base = window.Worker;
+    window.Worker = class extends Base {
+      constructor(url, options) {
+        super(url, options);
+        this.__cpu = options?.name === 'pushforward-cpu';
+        if (this.__cpu) { w.made++; w.live++; w.maxLive = Math.max(w.maxLive, w.live); }
+      }
+      postMessage(m, transfer) {
+        if (this.__cpu && m?.type === 'solve') w.solves.push({ start: m.start, end: m.end, solver: m.opts?.solver });
+        return super.postMessage(m, transfer);
+      }
+      terminate() {
+        if (this.__cpu && !this.__dead) { this.__dead = true; w.live--; }
+        return super.terminate();
+      }
+    };
+    /** Resets the high-water mark and the request log to now. */
+    w.mark = () => { w.maxLive = w.live; w.solves = []; return w.live; };
+    /** `p`, or a rejection after `ms`: a call that never settles fails the test, not hangs it. */
+    window.__within = (p, ms, what) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what} never settled`)), ms))]);
+  });
   await b.page.goto(`${b.url}/?backend=cpu`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
 });
@@ -66,4 +94,111 @@ test('aborting a long Dopri5 solve in the workers rejects promptly, and the next
   assert.match(r.message ?? '', /cancel/);
   assert.ok(r.cancelMs - r.firstStep < 1000, 'rejects soon after abort()');
   assert.equal(r.afterN, 1024);
+});
+
+/** Max |a − b| over two equal-length arrays (Infinity when the lengths differ). */
+const maxDiff = (a, b) => (a.length !== b.length ? Infinity : a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0));
+
+test('two sample() calls at once on one sampler both settle, each with its own samples', async () => {
+  const r = await b.page.evaluate(async () => {
+    const s = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 2 });
+    const opts = (seed) => ({ n: 4096, solver: 'heun', steps: 8, seed, returnSamples: true });
+    const seqA = await s.sample(opts(11));
+    const seqB = await s.sample(opts(12));
+    const [a, c] = await window.__within(Promise.all([s.sample(opts(11)), s.sample(opts(12))]), 60_000, 'a concurrent call');
+    s.dispose();
+    return { a: Array.from(a.samples), c: Array.from(c.samples), seqA: Array.from(seqA.samples), seqB: Array.from(seqB.samples) };
+  });
+  assert.equal(maxDiff(r.a, r.seqA), 0, 'the first call got other samples than its sequential run');
+  assert.equal(maxDiff(r.c, r.seqB), 0, 'the second call got other samples than its sequential run');
+  assert.ok(maxDiff(r.seqA, r.seqB) > 0.1, 'the two seeds give different samples');
+});
+
+test("aborting one call leaves another call's work alone (queued behind it, or running ahead of it)", async () => {
+  const r = await b.page.evaluate(async () => {
+    const s = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 2 });
+    const long = { n: 16384, solver: 'dopri5', rtol: 1e-7, atol: 1e-7, seed: 1 };
+    const short = { n: 4096, solver: 'heun', steps: 4, seed: 2, returnSamples: true };
+    const expected = Array.from((await s.sample(short)).samples);
+    const settle = (p) => p.then((v) => ({ v }), (e) => ({ message: String(e.message || e) }));
+
+    // 1. A (long) runs, B waits; A is aborted at its first step: A rejects, B resolves.
+    const ctrl = new AbortController();
+    const a = settle(s.sample({ ...long, signal: ctrl.signal, onProgress: (p) => { if (p.step >= 1) ctrl.abort(); } }));
+    const bOut = settle(s.sample(short));
+    const [ra, rb] = await window.__within(Promise.all([a, bOut]), 120_000, 'a call next to an aborted one');
+
+    // 2. C (short, not aborted) runs, D is queued behind it and aborted at C's first step (so
+    //    D has reached the pool): D rejects before C is done, and C resolves with its samples.
+    const ctrl2 = new AbortController();
+    let cDone = false, dRejectedFirst = null;
+    const c = settle(s.sample({ ...short, onProgress: (p) => { if (p.step >= 1) ctrl2.abort(); } }).then((v) => { cDone = true; return v; }));
+    const d = settle(s.sample({ ...long, signal: ctrl2.signal })).then((o) => { dRejectedFirst = !cDone; return o; });
+    const [rc, rd] = await window.__within(Promise.all([c, d]), 120_000, 'a call next to an aborted queued one');
+    s.dispose();
+    return {
+      expected, a: ra.message, b: rb.message ?? Array.from(rb.v.samples),
+      c: rc.message ?? Array.from(rc.v.samples), d: rd.message, dRejectedFirst,
+    };
+  });
+  assert.match(r.a ?? '', /cancel/, 'the aborted call rejects as cancelled');
+  assert.ok(Array.isArray(r.b), `the waiting call failed: ${r.b}`);
+  assert.equal(maxDiff(r.b, r.expected), 0, 'the waiting call got other samples');
+  assert.match(r.d ?? '', /cancel/, 'the aborted queued call rejects as cancelled');
+  assert.ok(r.dRejectedFirst, 'the aborted queued call waited for the running one');
+  assert.ok(Array.isArray(r.c), `the running call failed: ${r.c}`);
+  assert.equal(maxDiff(r.c, r.expected), 0, 'the running call got other samples');
+});
+
+test('two calls after a cancel restart the pool once: never more live workers than its size', async () => {
+  const r = await b.page.evaluate(async () => {
+    const w = window.__workers;
+    const base = w.mark();
+    const s = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 2 });
+    const ctrl = new AbortController();
+    let message = null;
+    try {
+      await s.sample({ n: 16384, solver: 'dopri5', rtol: 1e-7, atol: 1e-7, seed: 1, signal: ctrl.signal,
+        onProgress: (p) => { if (p.step >= 1) ctrl.abort(); } });
+    } catch (e) { message = String(e.message || e); }
+    const opts = (seed) => ({ n: 2048, solver: 'heun', steps: 4, seed, returnSamples: true });
+    const [x, y] = await window.__within(Promise.all([s.sample(opts(5)), s.sample(opts(6))]), 60_000, 'two calls after a cancel');
+    const afterTwo = w.live - base;
+    const again = await s.sample(opts(5));
+    const result = { message, maxLive: w.maxLive - base, afterTwo, made: w.made, xOk: x.samples.length === 4096 && y.samples.length === 4096,
+      same: x.samples.every((v, i) => v === again.samples[i]) };
+    s.dispose();
+    result.afterDispose = w.live - base;
+    return result;
+  });
+  console.log(`pool of 2: cancel then two calls → at most ${r.maxLive} live workers, ${r.afterTwo} after, ${r.afterDispose} after dispose`);
+  assert.match(r.message ?? '', /cancel/);
+  assert.ok(r.maxLive <= 2, `${r.maxLive} workers were alive at once for a pool of 2`);
+  assert.equal(r.afterTwo, 2);
+  assert.ok(r.xOk && r.same);
+  assert.equal(r.afterDispose, 0, 'dispose() left workers running');
+});
+
+test("'Dopri5' (any case) with trajectories runs in one worker and equals the page-thread solve", async () => {
+  const r = await b.page.evaluate(async () => {
+    const opts = { n: 2048, solver: 'Dopri5', rtol: 1e-4, atol: 1e-4, seed: 8, trajectories: 8, returnSamples: true };
+    const one = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 0 });
+    const pool = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 2 });
+    const r1 = await one.sample(opts);
+    window.__workers.mark();
+    const r2 = await pool.sample(opts);
+    const solves = window.__workers.solves.slice();
+    // The same request as a fixed-step solve is split (so the pool did have 2 workers to use).
+    window.__workers.mark();
+    await pool.sample({ ...opts, solver: 'Heun', steps: 4 });
+    const heunSolves = window.__workers.solves.slice();
+    one.dispose(); pool.dispose();
+    return { solves, heunSolves, nfe: [r1.nfe, r2.nfe], accepted: [r1.acceptedSteps, r2.acceptedSteps],
+      d: Array.from(r1.samples).reduce((m, v, i) => Math.max(m, Math.abs(v - r2.samples[i])), 0) };
+  });
+  assert.deepEqual(r.solves.map((x) => [x.start, x.end]), [[0, 2048]], `Dopri5 was split: ${JSON.stringify(r.solves)}`);
+  assert.equal(r.heunSolves.length, 2, 'the fixed-step solve was not split');
+  assert.equal(r.nfe[1], r.nfe[0]);
+  assert.equal(r.accepted[1], r.accepted[0]);
+  assert.equal(r.d, 0, `samples differ by ${r.d}`);
 });
