@@ -258,14 +258,18 @@ function merge(parts) {
     return out;
   };
   const frames = parts[0].frames.map((f, i) => ({ t: f.t, data: cat(parts.map((p) => p.frames[i].data), Float32Array) }));
+  // NFE is per sample path, not summed: on a fixed grid every worker reports the same numbers.
+  // An adaptive solve's steps differ between workers; the counts are those of the worker with
+  // the most evaluations, all three from that one worker so that they stay consistent
+  // (Dopri5: nfe = 2 + 6·(accepted + rejected)) — per-field maxima could mix two workers.
+  const slowest = parts.reduce((a, b) => (b.nfe > a.nfe ? b : a));
   return {
     samples: cat(parts.map((p) => p.samples), Float32Array),
     labels: cat(parts.map((p) => p.labels), Uint32Array),
     frames,
-    // Every worker integrates the same time grid: NFE is per sample path, not summed.
-    nfe: Math.max(...parts.map((p) => p.nfe)),
-    acceptedSteps: Math.max(...parts.map((p) => p.acceptedSteps)),
-    rejectedSteps: Math.max(...parts.map((p) => p.rejectedSteps)),
+    nfe: slowest.nfe,
+    acceptedSteps: slowest.acceptedSteps,
+    rejectedSteps: slowest.rejectedSteps,
   };
 }
 

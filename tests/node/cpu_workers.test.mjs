@@ -53,7 +53,11 @@ class FakeWorker {
       const frames = opts.trajectories
         ? [0, 1, 2].map((k) => ({ t: adaptive ? k / (2 + start) : k / 2, data: samples.slice() }))
         : [];
-      this.reply({ id, type: 'done', result: { samples, labels: new Uint32Array(rows), frames, nfe: steps, acceptedSteps: steps, rejectedSteps: 0 } });
+      // Adaptive step counts differ by range: (accepted, rejected) = (5, 2) for the first range,
+      // (6, 0) for the others, each with Dopri5's nfe = 2 + 6·(accepted + rejected).
+      const [acc, rej] = adaptive ? (start === 0 ? [5, 2] : [6, 0]) : [steps, 0];
+      const nfe = adaptive ? 2 + 6 * (acc + rej) : steps;
+      this.reply({ id, type: 'done', result: { samples, labels: new Uint32Array(rows), frames, nfe, acceptedSteps: acc, rejectedSteps: rej } });
     });
   }
   terminate() {
@@ -232,6 +236,15 @@ test('Dopri5 with trajectories is not split, whatever the case of its name; fixe
   const pool = await CpuPool.create(model, 2);
   await pool.solve({ seed: 1, solver: 'Heun', trajectories: 4 }, 1024, 256);
   assert.deepEqual(made.map((w) => solves(w).map((m) => [m.start, m.end])), [[[0, 512]], [[512, 1024]]]);
+  pool.terminate();
+});
+
+test('split adaptive solves report the step counts of one worker, the one with the most evaluations', async () => {
+  const pool = await CpuPool.create(model, 2);
+  const r = await pool.solve({ seed: 1, solver: 'dopri5' }, 1024, 256);
+  assert.equal(made.reduce((s, w) => s + solves(w).length, 0), 2);
+  // Per-field maxima would give (nfe 44, accepted 6, rejected 2): no single solve's counts.
+  assert.deepEqual([r.nfe, r.acceptedSteps, r.rejectedSteps], [44, 5, 2]);
   pool.terminate();
 });
 
