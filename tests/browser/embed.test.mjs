@@ -35,7 +35,11 @@ test('embed page runs three samplers, lazily, with no console errors', async () 
     assert.ok(r.nfe > 0 && r.n > 0);
   }
   assert.equal(results.checker.nfe, 4);
-  assert.ok(results.spirals.rejectedSteps >= 0 && results.spirals.acceptedSteps > 0);
+  // The spirals embed asks for Dopri5: its step counts must be those of a real adaptive solve,
+  // nfe = 1 + 1 (initial step selection) + 6 per attempted step (src/ode/adaptive.rs).
+  const sp = results.spirals;
+  assert.ok(sp.acceptedSteps > 0 && Number.isInteger(sp.rejectedSteps), JSON.stringify(sp));
+  assert.equal(sp.nfe, 2 + 6 * (sp.acceptedSteps + sp.rejectedSteps), `Dopri5 counts ${JSON.stringify(sp)}`);
   const lit = await page.evaluate(() => [...document.querySelectorAll('pushforward-sampler')].map((el) => {
     const c = el.shadowRoot.querySelector('canvas');
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

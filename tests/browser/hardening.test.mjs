@@ -75,13 +75,23 @@ test('batches over the storage-binding limit are split on WebGPU and give the sa
     const opts = { n: 3000, solver: 'heun', steps: 2, seed: 6, returnSamples: true };
     const whole = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'webgpu' });
     const split = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'webgpu', maxBindingBytes: 65536 });
-    const a = await whole.sample(opts);
-    const c = await split.sample(opts);
+    // Progress restarts at step 0 for each chunk (src/sampler.rs), so its step-0 events count
+    // the chunks a solve was split into.
+    const chunks = async (s) => {
+      let starts = 0;
+      const out = await s.sample({ ...opts, onProgress: (p) => { if (p.step === 0) starts++; } });
+      return { out, starts };
+    };
+    const a = await chunks(whole);
+    const c = await chunks(split);
     let d = 0;
-    for (let i = 0; i < a.samples.length; i++) d = Math.max(d, Math.abs(a.samples[i] - c.samples[i]));
-    return { d, n: c.samples.length };
+    for (let i = 0; i < a.out.samples.length; i++) d = Math.max(d, Math.abs(a.out.samples[i] - c.out.samples[i]));
+    whole.dispose(); split.dispose();
+    return { d, n: c.out.samples.length, wholeChunks: a.starts, splitChunks: c.starts, nfe: [a.out.nfe, c.out.nfe] };
   });
-  console.log(`3000 points, bindings capped at 64 KiB (chunks of < 256 rows): max |split − whole| = ${r.d}`);
+  console.log(`3000 points, bindings capped at 64 KiB: ${r.splitChunks} chunks (uncapped: ${r.wholeChunks}), NFE ${r.nfe[1]} vs ${r.nfe[0]}; max |split − whole| = ${r.d}`);
+  assert.equal(r.wholeChunks, 1, 'the uncapped sampler split the batch');
+  assert.ok(r.splitChunks >= 2, `the capped sampler did not split the batch (${r.splitChunks} chunk)`);
   assert.equal(r.n, 6000);
   assert.ok(r.d <= 1e-6, `split samples differ by ${r.d}`);
 });
