@@ -46,10 +46,13 @@ async function compare(model, opts) {
     const run = async (workers) => {
       const s = await window.pushforward.Sampler.create({ model: `models/${model}.safetensors`, backend: 'cpu', workers });
       const steps = [];
+      window.__workers.mark();
       const r = await s.sample({ ...opts, returnSamples: true, onProgress: (p) => steps.push(p.step) });
+      // The row ranges the workers were sent: the evidence that the request was split.
+      const ranges = window.__workers.solves.map((x) => [x.start, x.end]);
       const reason = s.info().backendReason;
       s.dispose();
-      return { samples: Array.from(r.samples), labels: Array.from(r.labels), nfe: r.nfe, ms: r.sampleMs, steps, reason };
+      return { samples: Array.from(r.samples), labels: Array.from(r.labels), nfe: r.nfe, ms: r.sampleMs, steps, reason, ranges };
     };
     return { one: await run(0), pool: await run(2) };
   }, { model, opts });
@@ -59,6 +62,8 @@ test('moons split over 2 workers equals the single-thread solve', async () => {
   const { one, pool } = await compare('moons', { n: 4096, solver: 'heun', steps: 8, seed: 3, trajectories: 4 });
   console.log(`moons 4096 heun 8: page thread ${one.ms.toFixed(0)} ms, 2 workers ${pool.ms.toFixed(0)} ms (${pool.reason})`);
   assert.match(pool.reason, /2 workers/);
+  assert.deepEqual(pool.ranges, [[0, 2048], [2048, 4096]], 'the request was not split over the 2 workers');
+  assert.deepEqual(one.ranges, []);
   assert.equal(pool.nfe, one.nfe);
   assert.equal(pool.samples.length, one.samples.length);
   const diff = pool.samples.reduce((m, v, i) => Math.max(m, Math.abs(v - one.samples[i])), 0);
@@ -68,6 +73,7 @@ test('moons split over 2 workers equals the single-thread solve', async () => {
 
 test('guided mnist split over workers equals the single-thread solve (labels by sample index)', async () => {
   const { one, pool } = await compare('mnist', { n: 5, solver: 'euler', steps: 2, seed: 4, label: 'all', guidance: 2 });
+  assert.deepEqual(pool.ranges, [[0, 2], [2, 5]], 'the request was not split over the 2 workers');
   assert.deepEqual(pool.labels, [0, 1, 2, 3, 4]);
   assert.deepEqual(pool.labels, one.labels);
   const diff = pool.samples.reduce((m, v, i) => Math.max(m, Math.abs(v - one.samples[i])), 0);
