@@ -262,11 +262,25 @@ fn mnist_samples_are_the_requested_class() {
     assert!(share >= 0.95, "only {share:.3} of samples are the requested class");
 }
 
-/// `tests/fixtures/mnist_reference.safetensors` holds native CPU mnist samples (one per class,
-/// Heun 5 steps, guidance 2, seed 3) for the browser test, which compares the wasm backends
-/// against it. This test proves the reference is current (the native sampler reproduces it)
-/// and right (the classifier reads every sample as its requested digit). Regenerate with
-/// `PUSHFORWARD_WRITE_FIXTURES=1 cargo test --test shipped_models mnist_reference`.
+/// Largest |a − b| over two equally long slices.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// `tests/fixtures/mnist_reference.safetensors` is an independent reference solve of
+/// `models/mnist.safetensors`, written by PyTorch (`train/make_reference.py`, never by this
+/// crate): one sample per class (labels 0..9), Heun 5 steps on the uniform grid, classifier-free
+/// guidance 2, seed 3, computed in float64 by `train/models.py` from the stored F32 weights. Its
+/// `x0` [10, 1, 28, 28] is the seeded noise drawn by `train/rng.py` (a NumPy port of `rng`), its
+/// `frames` [6, 10, 1, 28, 28] the states at t = 0, 0.2, …, 1 and `samples` = the last frame.
+///
+/// The native CPU sampler must reproduce it: (a) `Sampler::initial_noise(10, 3)` equals `x0`
+/// (≤ 1e-6; measured 0, bit-identical), (b) the samples match `samples` (≤ 1e-3 max abs;
+/// measured 3.1e-5), (c) every trajectory frame matches (≤ 1e-3; measured 0, 7.2e-7, 1.1e-6,
+/// 2.1e-6, 5.3e-6, 3.1e-5 at t = 0, 0.2, …, 1), and (d) the digit classifier reads every
+/// sample as its requested digit. The browser test compares the wasm backends against
+/// `samples` too. Regenerate with `train/.venv/bin/python train/make_reference.py`.
 #[test]
 fn mnist_reference_samples_are_current_and_recognisable() {
     let model = Model::from_bytes(&std::fs::read(root().join("models/mnist.safetensors")).unwrap()).unwrap();
@@ -278,24 +292,54 @@ fn mnist_reference_samples_are_current_and_recognisable() {
         seed: 3,
         labels: pushforward::sampler::Labels::Cycle,
         guidance: 2.0,
+        trajectory_every: Some(1),
         ..Default::default()
     };
+    let fx = read_fixture(&root().join("tests/fixtures/mnist_reference.safetensors"));
+    let (x0_ref, frames_ref, samples_ref) = (&fx["x0"], &fx["frames"], &fx["samples"]);
+    assert_eq!(x0_ref.shape(), [10, 1, 28, 28]);
+    assert_eq!(samples_ref.shape(), [10, 1, 28, 28]);
+    assert_eq!(frames_ref.shape(), [6, 10, 1, 28, 28]);
+
+    // (a) the same initial noise
+    let x0 = sampler.initial_noise(10, 3).unwrap();
+    assert_eq!(x0.shape(), x0_ref.shape());
+    let dx0 = max_abs_diff(x0.data(), x0_ref.data());
+
     let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
-    let path = root().join("tests/fixtures/mnist_reference.safetensors");
-    if std::env::var_os("PUSHFORWARD_WRITE_FIXTURES").is_some() {
-        let bytes: Vec<u8> = out.samples.data().iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, out.samples.shape().to_vec(), &bytes)
-            .unwrap();
-        let meta =
-            HashMap::from([("options".to_string(), "n 10, labels 0..9, heun 5 steps, guidance 2, seed 3".to_string())]);
-        std::fs::write(&path, safetensors::serialize([("samples", view)], Some(meta)).unwrap()).unwrap();
+    assert_eq!(out.labels, (0..10).collect::<Vec<u32>>());
+    // (b) the samples
+    let ds = max_abs_diff(out.samples.data(), samples_ref.data());
+    // (c) every state of the trajectory, at t = 0, 0.2, …, 1
+    assert_eq!(out.frames.len(), 6, "frames at t = {:?}", out.frames.iter().map(|(t, _)| *t).collect::<Vec<_>>());
+    let per = samples_ref.numel();
+    let dframes: Vec<f32> = out
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(k, (t, f))| {
+            assert!((t - k as f32 / 5.0).abs() < 1e-6, "frame {k} at t = {t}");
+            assert_eq!(f.shape(), samples_ref.shape(), "frame {k}");
+            max_abs_diff(f.data(), &frames_ref.data()[k * per..(k + 1) * per])
+        })
+        .collect();
+    let per_frame: Vec<String> = dframes.iter().map(|d| format!("{d:.1e}")).collect();
+    println!(
+        "mnist reference (PyTorch float64): max |x0 − x0_ref| = {dx0:.1e}, max |samples − ref| = {ds:.1e}, per frame \
+         (t = 0, 0.2, …, 1) {}",
+        per_frame.join(", ")
+    );
+    assert!(dx0 <= 1e-6, "initial noise differs from train/rng.py's by {dx0}");
+    assert!(ds <= 1e-3, "native samples differ from the PyTorch reference by {ds}");
+    for (k, d) in dframes.iter().enumerate() {
+        assert!(*d <= 1e-3, "frame {k} (t = {}) differs from the PyTorch reference by {d}", k as f32 / 5.0);
     }
-    let reference = &read_fixture(&path)["samples"];
-    let worst = out.samples.data().iter().zip(reference.data()).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(worst <= 1e-4, "native samples moved from the reference by {worst}");
+    // (d) recognisable digits, both the reference's and ours
     let w = read_fixture(&root().join("train/mnist_classifier.safetensors"));
-    let classes: Vec<u32> = classify_digits(&w, reference).iter().map(argmax).collect();
-    assert_eq!(classes, (0..10).collect::<Vec<u32>>());
+    for (who, images) in [("PyTorch reference", samples_ref), ("native", &out.samples)] {
+        let classes: Vec<u32> = classify_digits(&w, images).iter().map(argmax).collect();
+        assert_eq!(classes, (0..10).collect::<Vec<u32>>(), "{who} samples");
+    }
 }
 
 /// Few-step generation: `moons_reflow` (rectified flow's second stage on pairs (x0, ODE_moons(x0)),

@@ -73,7 +73,7 @@ test('mnist draws a grid, and its samples are the reference digits (wasm CPU; We
   }, opts);
   for (const [backend, r] of Object.entries(out)) {
     const d = maxAbs(r.samples, Array.from(ref));
-    console.log(`mnist ${backend}: max |browser − native reference| = ${d.toExponential(2)}, ${r.bright} bright grid pixels`);
+    console.log(`mnist ${backend}: max |browser − PyTorch reference| = ${d.toExponential(2)}, ${r.bright} bright grid pixels`);
     assert.deepEqual(r.labels, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.ok(d <= 1e-3, `${backend}: ${d}`);
     assert.ok(r.bright > 500, 'the digit grid is drawn');
