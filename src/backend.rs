@@ -7,6 +7,7 @@
 
 use crate::cpu::Activation;
 use crate::error::Result;
+use crate::memory::MemoryLimits;
 use crate::tensor::Tensor;
 
 // Readbacks are `async`: in the browser a GPU buffer can only be mapped by awaiting the event
@@ -72,6 +73,8 @@ pub trait Backend {
 
     /// x + Σ cᵢ·kᵢ, the Runge–Kutta stage/update.
     fn lincomb(&self, x: &Self::Tensor, terms: &[(f32, &Self::Tensor)]) -> Result<Self::Tensor>;
+    /// Rows `rows` of `x` along axis 0 (a copy): the kept rows of a trajectory frame.
+    fn slice_rows(&self, x: &Self::Tensor, rows: std::ops::Range<usize>) -> Result<Self::Tensor>;
     /// Stack `x` on itself along axis 0 ([n,…] → [2n,…]) to run cond and uncond in one batch.
     fn repeat2(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
     /// v[2n,…] = [cond; uncond] → v_u + w·(v_c − v_u) [n,…].
@@ -94,10 +97,15 @@ pub trait Backend {
     /// numbers of the whole batch.
     fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<Self::Tensor>;
 
-    /// How many batch rows one solve may hold when the largest intermediate tensor of a row has
-    /// `peak_values_per_row` values: the GPU is bounded by its storage-binding size, the CPU by
-    /// nothing (usize::MAX). The sampler splits larger batches into row chunks.
-    fn max_batch_rows(&self, peak_values_per_row: usize) -> usize;
+    /// What one solve may hold on this backend (working-set budget, largest tensor, whether
+    /// convolutions need im2col): the sampler splits batches into row chunks that fit
+    /// (`crate::memory`).
+    fn memory_limits(&self) -> MemoryLimits;
+
+    /// A point between solver steps where a single-threaded host may run other work: in the
+    /// browser's page thread the CPU backend yields to the event loop here, so an abort signal
+    /// is seen within one step and the page keeps drawing. Nothing to do elsewhere.
+    async fn yield_now(&self) {}
 }
 
 /// A borrowed backend is a backend: several samplers (or tests) can share one device.
@@ -173,6 +181,9 @@ impl<B: Backend + ?Sized> Backend for &B {
     fn lincomb(&self, x: &Self::Tensor, terms: &[(f32, &Self::Tensor)]) -> Result<Self::Tensor> {
         (**self).lincomb(x, terms)
     }
+    fn slice_rows(&self, x: &Self::Tensor, rows: std::ops::Range<usize>) -> Result<Self::Tensor> {
+        (**self).slice_rows(x, rows)
+    }
     fn repeat2(&self, x: &Self::Tensor) -> Result<Self::Tensor> {
         (**self).repeat2(x)
     }
@@ -195,7 +206,24 @@ impl<B: Backend + ?Sized> Backend for &B {
     fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<Self::Tensor> {
         (**self).normal_noise(seed, stream, start_index, shape)
     }
-    fn max_batch_rows(&self, peak_values_per_row: usize) -> usize {
-        (**self).max_batch_rows(peak_values_per_row)
+    fn memory_limits(&self) -> MemoryLimits {
+        (**self).memory_limits()
+    }
+    async fn yield_now(&self) {
+        (**self).yield_now().await
+    }
+}
+
+/// The shape of rows `rows` of a tensor of `shape`, with the byte-free element range they span,
+/// or a shape error (checked once here for every backend).
+pub fn row_slice(shape: &[usize], rows: &std::ops::Range<usize>) -> Result<(Vec<usize>, std::ops::Range<usize>)> {
+    match shape.first() {
+        Some(&n) if rows.start <= rows.end && rows.end <= n => {
+            let inner: usize = shape[1..].iter().product();
+            let mut out = shape.to_vec();
+            out[0] = rows.len();
+            Ok((out, rows.start * inner..rows.end * inner))
+        }
+        _ => Err(crate::Error::Shape { op: "slice_rows", detail: format!("rows {rows:?} of {shape:?}") }),
     }
 }

@@ -257,7 +257,10 @@ function merge(parts) {
     for (const a of arrays) { out.set(a, at); at += a.length; }
     return out;
   };
-  const frames = parts[0].frames.map((f, i) => ({ t: f.t, data: cat(parts.map((p) => p.frames[i].data), Float32Array) }));
+  // Frames are kept for the leading rows only (the drawn paths, unless every path was asked
+  // for): the workers past them return none.
+  const kept = parts.filter((p) => p.frames.length > 0);
+  const frames = (kept[0]?.frames ?? []).map((f, i) => ({ t: f.t, data: cat(kept.map((p) => p.frames[i].data), Float32Array) }));
   // NFE is per sample path, not summed: on a fixed grid every worker reports the same numbers.
   // An adaptive solve's steps differ between workers; the counts are those of the worker with
   // the most evaluations, all three from that one worker so that they stay consistent

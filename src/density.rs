@@ -12,6 +12,7 @@
 //! and joined with `linear` by 0/1 matrices (exact) and `concat_axis1`.
 
 use crate::backend::Backend;
+use crate::memory;
 use crate::cpu::Activation;
 use crate::error::{Error, Result};
 use crate::ode::{self, Schedule, Solver};
@@ -77,8 +78,13 @@ impl<B: Backend> Sampler<B> {
             crate::model::ArchConfig::Mlp(c) => c.width,
             _ => 0,
         };
-        // The widest tensor per row: the d tangents side by side, [n, d·width].
-        let rows = b.max_batch_rows((d * width).max(net.config.sample_len() + 1)).min(n).max(1);
+        // The widest tensor per row: the d tangents side by side, [n, d·width]; a layer holds the
+        // primal and the tangents of its input and output.
+        let widest = (d * width).max(net.config.sample_len() + 1);
+        let footprint = memory::Footprint { im2col_values: 0, forward_values: 4 * (widest + width), largest_tensor: widest };
+        let limits = self.memory_limits();
+        let plan = memory::SolvePlan::new(&footprint, &limits, d + 1, 1, solver.stages() + 5, 0);
+        let rows = plan.max_rows(&limits)?.min(n).max(1);
         let mut out = Vec::with_capacity(n);
         for start in (0..n).step_by(rows) {
             let end = (start + rows).min(n);

@@ -172,6 +172,10 @@ impl Backend for Dual<'_> {
         })
     }
 
+    fn slice_rows(&self, x: &DualTensor, rows: std::ops::Range<usize>) -> Result<DualTensor> {
+        each!(self, b, t => b.slice_rows(t(x)?, rows)?)
+    }
+
     fn repeat2(&self, x: &DualTensor) -> Result<DualTensor> {
         each!(self, b, t => b.repeat2(t(x)?)?)
     }
@@ -205,10 +209,16 @@ impl Backend for Dual<'_> {
         each!(self, b, _t => b.normal_noise(seed, stream, start_index, shape)?)
     }
 
-    fn max_batch_rows(&self, peak_values_per_row: usize) -> usize {
+    fn memory_limits(&self) -> crate::memory::MemoryLimits {
         match self {
-            Dual::Cpu(b) => b.max_batch_rows(peak_values_per_row),
-            Dual::Gpu(b) => b.max_batch_rows(peak_values_per_row),
+            Dual::Cpu(b) => b.memory_limits(),
+            Dual::Gpu(b) => b.memory_limits(),
+        }
+    }
+    async fn yield_now(&self) {
+        // Only the CPU blocks the thread it runs on; a GPU solve only records work.
+        if let Dual::Cpu(_) = self {
+            crate::host::yield_to_event_loop().await;
         }
     }
 }

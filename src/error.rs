@@ -5,39 +5,66 @@ use thiserror::Error;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How much of an echoed name (tensor, field, option value) an error message shows.
+pub const NAME: usize = 80;
+/// How much of an echoed reason or detail an error message shows.
+pub const LONG: usize = 400;
+
+/// `s` as an error message may show it: control characters (terminal escapes, newlines) escaped
+/// as `\u{…}`, and at most `max` characters, the rest elided with the count. Every string that
+/// can come from a file, a URL or an option passes through here before it is shown, so a hostile
+/// name cannot drive a terminal and a 90 MB number does not become a 90 MB message.
+pub fn shown(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    for c in s.chars() {
+        if count == max {
+            out.push_str(&format!("… ({} more characters)", s.chars().count() - max));
+            break;
+        }
+        if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+        count += 1;
+    }
+    out
+}
+
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum Error {
     /// The weights container itself is malformed (header, offsets, sizes).
-    #[error("invalid weights file: {0}")]
+    #[error("invalid weights file: {}", shown(.0, LONG))]
     WeightsFormat(String),
 
     /// The JSON config in the safetensors metadata is missing, unparsable or out of bounds.
-    #[error("invalid model config field `{field}`: {reason}")]
+    #[error("invalid model config field `{}`: {}", shown(field, NAME), shown(reason, LONG))]
     Config { field: String, reason: String },
 
     /// A tensor the architecture needs is absent.
-    #[error("weights file is missing tensor `{0}`")]
+    #[error("weights file is missing tensor `{}`", shown(.0, NAME))]
     MissingTensor(String),
 
     /// A tensor is present but not one the architecture uses.
-    #[error("weights file has unexpected tensor `{0}`")]
+    #[error("weights file has unexpected tensor `{}`", shown(.0, NAME))]
     UnexpectedTensor(String),
 
-    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    #[error("tensor `{}` has shape {}, expected {expected:?}", shown(name, NAME), shown(&format!("{found:?}"), NAME))]
     TensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
 
-    #[error("tensor `{name}` has dtype {found}, expected F32 or F16")]
+    #[error("tensor `{}` has dtype {}, expected F32 or F16", shown(name, NAME), shown(found, NAME))]
     TensorDtype { name: String, found: String },
 
-    #[error("tensor `{name}` contains a non-finite value (NaN or infinity) at index {index}")]
+    #[error("tensor `{}` contains a non-finite value (NaN or infinity) at index {index}", shown(name, NAME))]
     NonFiniteWeight { name: String, index: usize },
 
     /// Shapes passed to a kernel or model do not fit together.
-    #[error("shape mismatch in {op}: {detail}")]
+    #[error("shape mismatch in {op}: {}", shown(detail, LONG))]
     Shape { op: &'static str, detail: String },
 
     /// A sampling option is out of its valid range.
-    #[error("invalid sampling option `{option}`: {reason}")]
+    #[error("invalid option `{option}`: {}", shown(reason, LONG))]
     InvalidOption { option: &'static str, reason: String },
 
     /// The solve produced NaN or infinity (diverging network or absurd step size).
@@ -48,23 +75,36 @@ pub enum Error {
     #[error("adaptive solver stopped after {steps} steps at t = {t} (max_steps reached)")]
     MaxStepsExceeded { steps: usize, t: f32 },
 
+    /// A request or a model needs more memory than the backend's budget (`crate::memory`), or
+    /// an allocation failed.
+    #[error("out of memory: {}", shown(.0, LONG))]
+    OutOfMemory(String),
+
     #[error("sampling was cancelled")]
     Cancelled,
 
-    #[error("I/O error: {0}")]
+    /// The sampler was disposed while (or before) the call ran.
+    #[error("the sampler was disposed")]
+    Disposed,
+
+    /// A CPU worker of the browser's pool failed (its message).
+    #[error("a CPU worker failed: {}", shown(.0, LONG))]
+    Worker(String),
+
+    #[error("I/O error: {}", shown(.0, LONG))]
     Io(String),
 
     /// No GPU adapter could be found (no driver, or no Vulkan/WebGPU implementation).
-    #[error("no GPU adapter found: {0}")]
+    #[error("no GPU adapter found: {}", shown(.0, LONG))]
     NoAdapter(String),
 
     /// The GPU device was lost (driver reset, device destroyed, out of memory in the driver).
-    #[error("GPU device lost: {0}")]
+    #[error("GPU device lost: {}", shown(.0, LONG))]
     DeviceLost(String),
 
     /// Any other GPU failure: device request, validation, buffer mapping, a size beyond the
     /// device's limits.
-    #[error("GPU error: {0}")]
+    #[error("GPU error: {}", shown(.0, LONG))]
     Gpu(String),
 }
 

@@ -3,15 +3,21 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::model::{self, Model, Network};
+use crate::memory::{self, MemoryLimits, SolvePlan};
+use crate::model::{Model, Network};
 use crate::ode::{self, AdaptiveOptions, Schedule, SolveStats, Solver, StepInfo};
 use crate::rng;
 use crate::tensor::Tensor;
 use std::ops::ControlFlow;
 
-/// Largest batch accepted, in f32 values (n × values per sample): 2^28 values = 1 GiB of state,
-/// and a solver keeps several states alive. Bigger requests are an error, not an abort.
+/// Largest batch accepted, in f32 values (n × values per sample): the samples of a whole
+/// request are held at once (the working set is split into chunks, the result is not). 2^28
+/// values = 1 GiB natively; in wasm32, whose whole address space is 4 GiB and whose results are
+/// copied out to JS, 2^25 (128 MiB). Bigger requests are an error, not an abort.
+#[cfg(not(target_arch = "wasm32"))]
 pub const MAX_BATCH_VALUES: usize = 1 << 28;
+#[cfg(target_arch = "wasm32")]
+pub const MAX_BATCH_VALUES: usize = 1 << 25;
 /// Largest fixed step count accepted.
 pub const MAX_STEPS: usize = 100_000;
 /// |guidance| above this is certainly a mistake (samples leave the data range long before).
@@ -46,7 +52,12 @@ pub struct SampleOptions {
     /// Classifier-free guidance scale w: v = v_u + w·(v_c − v_u); 1 = plain conditional.
     pub guidance: f32,
     /// Keep the state every `k` accepted steps (plus the first and last) for drawing paths.
+    /// The kept values are capped (`memory::MAX_KEPT_FRAME_VALUES`): past the cap every other
+    /// kept step is dropped, so the frames still span the whole solve.
     pub trajectory_every: Option<usize>,
+    /// Keep frames of only the first `k` samples of the request (the paths that are drawn);
+    /// `None` keeps every sample's.
+    pub trajectory_rows: Option<usize>,
     /// SDE noise level ε (0: the ODE). Above 0, sampling runs Euler–Maruyama on the SDE with
     /// the flow's marginals (`ode::sde`); it needs `solver` Euler and a linear-path model.
     pub noise: f32,
@@ -65,6 +76,7 @@ impl Default for SampleOptions {
             labels: Labels::Unconditional,
             guidance: 1.0,
             trajectory_every: None,
+            trajectory_rows: None,
             noise: 0.0,
         }
     }
@@ -112,12 +124,30 @@ pub struct BackendChunk<T> {
 pub struct Sampler<B: Backend> {
     backend: B,
     network: Network<B>,
+    /// Plan as if the backend had these limits (`with_memory_limits`).
+    limits: Option<MemoryLimits>,
 }
 
 impl<B: Backend> Sampler<B> {
+    /// Binds `model` to `backend`; a model whose single sample cannot fit the backend's memory
+    /// budget is refused here, before anything is uploaded.
     pub fn new(backend: B, model: &Model) -> Result<Self> {
+        memory::check_model_fits(&model.config, &backend.memory_limits())?;
         let network = Network::new(&backend, model)?;
-        Ok(Self { backend, network })
+        Ok(Self { backend, network, limits: None })
+    }
+
+    /// Plans every solve as if the backend's memory limits were `limits` (smaller budgets split
+    /// batches into more chunks; tests use it to exercise splitting and the frame cap cheaply).
+    pub fn with_memory_limits(mut self, limits: MemoryLimits) -> Result<Self> {
+        memory::check_model_fits(&self.network.config, &limits)?;
+        self.limits = Some(limits);
+        Ok(self)
+    }
+
+    /// The limits solves are planned with.
+    pub fn memory_limits(&self) -> MemoryLimits {
+        self.limits.unwrap_or_else(|| self.backend.memory_limits())
     }
 
     pub fn backend(&self) -> &B {
@@ -277,11 +307,17 @@ impl<B: Backend> Sampler<B> {
         let mut shape = vec![n];
         shape.extend(self.network.config.sample_shape());
         let samples = Tensor::new(shape.clone(), data)?;
-        let mut frames =
-            frames.into_iter().map(|(t, f)| Ok((t, Tensor::new(shape.clone(), f)?))).collect::<Result<Vec<_>>>()?;
+        let len = self.network.config.sample_len().max(1);
+        let frame = |f: Vec<f32>| {
+            let mut shape = shape.clone();
+            shape[0] = f.len() / len;
+            Tensor::new(shape, f)
+        };
+        let mut frames = frames.into_iter().map(|(t, f)| Ok((t, frame(f)?))).collect::<Result<Vec<_>>>()?;
         // Adaptive solves don't know their last step in advance: make sure the end is a frame.
         if o.trajectory_every.is_some() && frames.last().is_none_or(|(t, _)| *t != 1.0) {
-            frames.push((1.0, samples.clone()));
+            let kept = frames.last().map_or(n, |(_, f)| f.shape()[0]);
+            frames.push((1.0, frame(samples.data()[..kept * len].to_vec())?));
         }
         let first = out.chunks.first().map_or(0, |c| c.rows.start);
         let labels = out.labels.get(first..first + n).map_or_else(Vec::new, <[u32]>::to_vec);
@@ -323,14 +359,15 @@ impl<B: Backend> Sampler<B> {
         }
         let labels = self.resolve_labels(o)?;
         let guided = !labels.is_empty() && o.guidance != 1.0;
-        let peak = model::peak_values_per_sample(&self.network.config).saturating_mul(if guided { 2 } else { 1 });
-        let (wanted, rows) = (rows.clone(), self.backend.max_batch_rows(peak).min(rows.len()));
-        if rows == 0 {
-            return Err(Error::InvalidOption {
-                option: "n",
-                reason: format!("one sample ({peak} values in its largest tensor) does not fit this backend's buffers"),
-            });
-        }
+        let limits = self.memory_limits();
+        let config = &self.network.config;
+        // The solver's states per row: the stages, x, the stage input, the new state and the
+        // error estimate; with guidance the network also sees [x; x].
+        let states = o.solver.stages() + 5 + if guided { 2 } else { 0 };
+        let plan =
+            SolvePlan::new(&memory::footprint(config), &limits, config.sample_len(), 1 + guided as usize, states, 0);
+        let (wanted, rows) = (rows.clone(), plan.max_rows(&limits)?.min(rows.len()));
+        let max_frames = self.max_kept_frames(o, &wanted)?;
         if rows < wanted.len() && o.solver.is_adaptive() && o.trajectory_every.is_some() {
             return Err(Error::InvalidOption {
                 option: "trajectory_every",
@@ -345,7 +382,7 @@ impl<B: Backend> Sampler<B> {
         let mut chunks = Vec::with_capacity(wanted.len().div_ceil(rows));
         for start in wanted.clone().step_by(rows) {
             let end = (start + rows).min(wanted.end);
-            let (chunk, s) = self.solve_rows(o, &schedule, &labels, start, end, progress).await?;
+            let (chunk, s) = self.solve_rows(o, &schedule, &labels, start, end, max_frames, progress).await?;
             stats.nfe += s.nfe;
             stats.accepted += s.accepted;
             stats.rejected += s.rejected;
@@ -407,10 +444,35 @@ impl<B: Backend> Sampler<B> {
         let len = self.network.config.sample_len();
         let mut shape = vec![end.saturating_sub(start)];
         shape.extend(self.network.config.sample_shape());
-        self.backend.normal_noise(seed, rng::STREAM_INIT, (start * len) as u64, &shape)
+        self.backend.normal_noise(seed, rng::STREAM_INIT, start as u64 * len as u64, &shape)
     }
 
-    /// Solves samples `start..end` of the request (noise and labels of exactly those rows).
+    /// How many trajectory frames a solve of `rows` of `o` may keep: the kept values (frames ×
+    /// kept rows × sample length, all chunks together) stay within
+    /// `memory::MAX_KEPT_FRAME_VALUES`. An error when not even the two ends fit.
+    fn max_kept_frames(&self, o: &SampleOptions, rows: &std::ops::Range<usize>) -> Result<usize> {
+        if o.trajectory_every.is_none() {
+            return Ok(0);
+        }
+        let kept_rows = o.trajectory_rows.map_or(rows.len(), |k| k.min(o.n).saturating_sub(rows.start).min(rows.len()));
+        let per_frame = kept_rows.saturating_mul(self.network.config.sample_len()).max(1);
+        let cap = self.memory_limits().max_kept_values;
+        let frames = cap / per_frame;
+        if frames < 2 {
+            return Err(Error::InvalidOption {
+                option: "trajectories",
+                reason: format!(
+                    "keeping the paths of {kept_rows} samples needs {per_frame} values a step, over the cap of {cap} \
+                     values for all kept steps: keep fewer samples' paths"
+                ),
+            });
+        }
+        Ok(frames)
+    }
+
+    /// Solves samples `start..end` of the request (noise and labels of exactly those rows),
+    /// keeping at most `max_frames` trajectory frames of the kept rows.
+    #[allow(clippy::too_many_arguments)]
     async fn solve_rows(
         &self,
         o: &SampleOptions,
@@ -418,6 +480,7 @@ impl<B: Backend> Sampler<B> {
         all_labels: &[u32],
         start: usize,
         end: usize,
+        max_frames: usize,
         progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<(BackendChunk<B::Tensor>, SolveStats)> {
         let b = &self.backend;
@@ -446,13 +509,29 @@ impl<B: Backend> Sampler<B> {
         };
 
         // Trajectory frames stay on the backend during the solve (a GPU copy, no readback) and
-        // are downloaded once at the end.
+        // are downloaded once at the end. Only the kept rows are copied; past `max_frames` every
+        // other kept step is dropped and the stride doubles, so memory stays bounded and the
+        // frames still span the solve (the same steps in every chunk of a fixed grid).
+        let kept = o.trajectory_rows.map_or(n, |k| k.min(end).saturating_sub(start));
+        let mut stride = o.trajectory_every.unwrap_or(1);
         let mut frames: Vec<(f32, B::Tensor)> = Vec::new();
         let mut on_step = |info: &StepInfo<'_, B::Tensor>| -> Result<()> {
-            if let Some(k) = o.trajectory_every {
+            if o.trajectory_every.is_some() && kept > 0 {
                 let last = info.total_steps == Some(info.step);
-                if info.step % k == 0 || last {
-                    frames.push((info.t, b.lincomb(info.x, &[])?));
+                if info.step % stride == 0 || last {
+                    if frames.len() >= max_frames {
+                        // Keep frames 0, 2, 4, …: the first stays, the spacing doubles.
+                        let mut i = 0;
+                        frames.retain(|_| {
+                            i += 1;
+                            (i - 1) % 2 == 0
+                        });
+                        stride *= 2;
+                    }
+                    if info.step % stride == 0 || last {
+                        let copy = if kept == n { b.lincomb(info.x, &[])? } else { b.slice_rows(info.x, 0..kept)? };
+                        frames.push((info.t, copy));
+                    }
                 }
             }
             match progress(Progress { step: info.step, total_steps: info.total_steps, t: info.t, nfe: info.nfe }) {
@@ -466,8 +545,9 @@ impl<B: Backend> Sampler<B> {
                 // same numbers whatever the chunking.
                 let len = self.network.config.sample_len();
                 let shape = b.shape(&x0).to_vec();
-                let mut noise =
-                    |k: usize| b.normal_noise(o.seed, rng::STREAM_SDE, ((k * o.n + start) * len) as u64, &shape);
+                let mut noise = |k: usize| {
+                    b.normal_noise(o.seed, rng::STREAM_SDE, ode::sde::noise_index(k, o.n, start, len), &shape)
+                };
                 ode::sde::integrate_euler_maruyama(b, grid, o.noise, x0, &mut velocity, &mut noise, &mut on_step)
                     .await?
             }

@@ -13,7 +13,7 @@ pub struct Tensor {
 
 impl Clone for Tensor {
     fn clone(&self) -> Self {
-        let mut data = recycle::take(self.data.len());
+        let mut data = recycle::take(self.data.len()).unwrap_or_default();
         data.extend_from_slice(&self.data);
         Self { shape: self.shape.clone(), data }
     }
@@ -39,8 +39,10 @@ mod recycle {
         static SPARE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// An empty vector with capacity ≥ n: the smallest fitting spare, or a new one.
-    pub fn take(n: usize) -> Vec<f32> {
+    /// An empty vector with capacity ≥ n: the smallest fitting spare, or a new one. A failed
+    /// allocation is an error, not an abort (in wasm an abort is a trap that leaves the page's
+    /// promise unsettled).
+    pub fn take(n: usize) -> Result<Vec<f32>, std::collections::TryReserveError> {
         if n >= MIN_FLOATS {
             let spare = SPARE.try_with(|s| {
                 let mut s = s.try_borrow_mut().ok()?;
@@ -49,10 +51,12 @@ mod recycle {
             });
             if let Ok(Some(mut v)) = spare {
                 v.clear();
-                return v;
+                return Ok(v);
             }
         }
-        Vec::with_capacity(n)
+        let mut v = Vec::new();
+        v.try_reserve_exact(n)?;
+        Ok(v)
     }
 
     pub fn give(v: Vec<f32>) {
@@ -85,7 +89,9 @@ impl Tensor {
 
     pub fn zeros(shape: Vec<usize>) -> Result<Self> {
         let n = checked_numel(&shape)?;
-        let mut data = recycle::take(n);
+        let mut data = recycle::take(n).map_err(|_| {
+            Error::OutOfMemory(format!("could not allocate a tensor of shape {shape:?} ({} MiB)", (n as u64 * 4) >> 20))
+        })?;
         data.resize(n, 0.0);
         Ok(Self { shape, data })
     }

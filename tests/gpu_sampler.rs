@@ -108,7 +108,7 @@ fn small_device_limits_split_batches_with_identical_samples() {
     // MLP: the widest tensor is 256 values = 1 KiB per point: 10 KiB bindings → chunks of 10.
     let limits = PlanLimits { max_binding_bytes: 10 << 10, max_buffer_bytes: 10 << 10, max_workgroups_per_dim: 4 };
     let Some(small) = open(&GpuOptions { limits: Some(limits), ..Default::default() }) else { return };
-    assert_eq!(small.max_batch_rows(256), 10);
+    assert_eq!(small.memory_limits().max_tensor_bytes, 10 << 10, "tensors are planned within a 10 KiB binding");
     let model = mlp(0, 3);
     let o = SampleOptions {
         n: 47,

@@ -5,9 +5,10 @@ use pushforward::Backend;
 use pushforward::cpu::CpuBackend;
 use pushforward::gpu::{GpuBackend, GpuOptions};
 use pushforward::model::{ArchConfig, DataConfig, Model};
-use pushforward::ode::Solver;
 use pushforward::render;
-use pushforward::sampler::{Labels, SampleOptions, SampleOutput, Sampler};
+use pushforward::error::shown;
+use pushforward::options::{self, Entries, Value};
+use pushforward::sampler::{SampleOptions, SampleOutput, Sampler};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::process::ExitCode;
@@ -21,12 +22,13 @@ USAGE:
       --solver euler|midpoint|heun|rk4|dopri5   (default heun)
       --steps N          fixed-step solvers (default 8)
       --rtol X --atol X  dopri5 tolerances (default 1e-3)
-      --n N              number of samples (default 10000 points / 20 images)
+      --n N              number of samples (default 4096 points / 20 images)
       --seed N           (default 0)
-      --label K|all      class for conditional models; `all` cycles 0..K-1 (default all)
+      --label K|all|none class for conditional models; `all` cycles 0..K-1 (default all)
       --guidance W       classifier-free guidance scale (default 1)
       --noise E          sample the SDE with noise level E (Euler–Maruyama; needs --solver euler)
-      --trajectories K   draw the paths, keeping every K-th step
+      --trajectories K   draw the paths (of the first 300 samples), keeping every K-th step
+      --max-steps N      dopri5 step budget (default 1000)
       --out FILE.png     (default samples.png)
       --npy FILE.npy     also write the raw samples as float32 .npy
       --csv FILE.csv     also write the raw samples as CSV
@@ -56,14 +58,14 @@ fn parse_flags(args: &[String], known: &[&str], bare: &[&str]) -> Result<HashMap
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
-        let Some(key) = a.strip_prefix("--") else { return Err(format!("unexpected argument `{a}`")) };
+        let Some(key) = a.strip_prefix("--") else { return Err(format!("unexpected argument `{}`", shown(a, 40))) };
         if bare.contains(&key) {
             out.insert(key.to_string(), String::new());
             i += 1;
             continue;
         }
         if !known.contains(&key) {
-            return Err(format!("unknown option `--{key}`"));
+            return Err(format!("unknown option `--{}`", shown(key, 40)));
         }
         let v = args.get(i + 1).ok_or_else(|| format!("missing value for `--{key}`"))?;
         out.insert(key.to_string(), v.clone());
@@ -72,17 +74,27 @@ fn parse_flags(args: &[String], known: &[&str], bare: &[&str]) -> Result<HashMap
     Ok(out)
 }
 
+/// A flag's text as an option value: a number, true/false, `--label none` = null, else text.
+fn flag_value(key: &str, v: &str) -> Value {
+    match v {
+        "none" if key == "label" => Value::Null,
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => v.parse::<f64>().map_or_else(|_| Value::Str(v.to_string()), Value::Num),
+    }
+}
+
 fn num<T: std::str::FromStr>(flags: &HashMap<String, String>, key: &str, default: T) -> Result<T, String> {
     match flags.get(key) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| format!("`--{key} {v}` is not a valid number")),
+        Some(v) => v.parse().map_err(|_| format!("`--{key} {}` is not a valid number", shown(v, 40))),
     }
 }
 
 fn load_model(flags: &HashMap<String, String>) -> Result<Model, String> {
     let path = flags.get("model").ok_or("missing `--model FILE`")?;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-    Model::from_bytes(&bytes).map_err(|e| format!("`{path}`: {e}"))
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", shown(path, 200)))?;
+    Model::from_bytes(&bytes).map_err(|e| format!("`{}`: {e}", shown(path, 200)))
 }
 
 fn run(args: &[String]) -> Result<(), String> {
@@ -95,7 +107,7 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("{USAGE}");
             Ok(())
         }
-        other => Err(format!("unknown subcommand `{other}`")),
+        other => Err(format!("unknown subcommand `{}`", shown(other, 40))),
     }
 }
 
@@ -132,38 +144,24 @@ fn sample(args: &[String]) -> Result<(), String> {
         &[],
     )?;
     let model = load_model(&flags)?;
-    let is_image = matches!(model.config.data, DataConfig::Image { .. });
-    let solver: Solver = flags.get("solver").map_or(Ok(Solver::Heun), |s| s.parse()).map_err(|e| format!("{e}"))?;
-    let labels = match (model.config.num_classes, flags.get("label").map(String::as_str)) {
-        (0, None) => Labels::Unconditional,
-        (0, Some(_)) => return Err("`--label`: this model is unconditional".into()),
-        (_, None | Some("all")) => Labels::Cycle,
-        (_, Some("none")) => Labels::Unconditional,
-        (_, Some(v)) => Labels::Class(v.parse().map_err(|_| format!("`--label {v}` is not a class number"))?),
-    };
-    let opts = SampleOptions {
-        n: num(&flags, "n", if is_image { 20 } else { 10_000 })?,
-        solver,
-        steps: num(&flags, "steps", 8)?,
-        rtol: num(&flags, "rtol", 1e-3)?,
-        atol: num(&flags, "atol", 1e-3)?,
-        max_steps: num(&flags, "max-steps", 1000)?,
-        seed: num(&flags, "seed", 0)?,
-        labels,
-        guidance: num(&flags, "guidance", 1.0)?,
-        trajectory_every: flags
-            .get("trajectories")
-            .map(|v| v.parse().map_err(|_| format!("`--trajectories {v}`")))
-            .transpose()?,
-        noise: num(&flags, "noise", 0.0)?,
-    };
+    // The sampling options go through the crate's one options contract (the JS API uses the
+    // same names, defaults and bounds); the rest are the CLI's own.
+    const OWN: [&str; 6] = ["model", "out", "npy", "csv", "size", "backend"];
+    let entries = Entries(
+        flags
+            .iter()
+            .filter(|(k, _)| !OWN.contains(&k.as_str()))
+            .map(|(k, v)| (if k == "max-steps" { "maxSteps".to_string() } else { k.clone() }, flag_value(k, v)))
+            .collect(),
+    );
+    let opts = options::parse_sample(&model.config, &entries).map_err(|e| e.to_string())?.options;
     let (out, secs, backend_name) = match flags.get("backend").map(String::as_str) {
         None | Some("cpu") => run_sampler(CpuBackend, &model, &opts)?,
         Some("gpu") => {
             let gpu = GpuBackend::new(&GpuOptions::default()).map_err(|e| e.to_string())?;
             run_sampler(gpu, &model, &opts)?
         }
-        Some(other) => return Err(format!("unknown backend `{other}` (expected cpu or gpu)")),
+        Some(other) => return Err(format!("unknown backend `{}` (expected cpu or gpu)", shown(other, 40))),
     };
     println!(
         "{} samples, solver {}, {} NFE ({} accepted, {} rejected steps), {:.3} s on the {} backend",
@@ -183,11 +181,11 @@ fn sample(args: &[String]) -> Result<(), String> {
     };
     let png_path = flags.get("out").cloned().unwrap_or_else(|| "samples.png".into());
     let png = render::png::encode(&img).map_err(|e| e.to_string())?;
-    std::fs::write(&png_path, png).map_err(|e| format!("cannot write `{png_path}`: {e}"))?;
+    std::fs::write(&png_path, png).map_err(|e| format!("cannot write `{}`: {e}", shown(&png_path, 200)))?;
     println!("wrote {png_path}");
     if let Some(p) = flags.get("npy") {
         std::fs::write(p, npy_bytes(out.samples.shape(), out.samples.data()))
-            .map_err(|e| format!("cannot write `{p}`: {e}"))?;
+            .map_err(|e| format!("cannot write `{}`: {e}", shown(p, 200)))?;
         println!("wrote {p}");
     }
     if let Some(p) = flags.get("csv") {
@@ -200,7 +198,7 @@ fn sample(args: &[String]) -> Result<(), String> {
             s.push_str(&r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
             s.push('\n');
         }
-        std::fs::write(p, s).map_err(|e| format!("cannot write `{p}`: {e}"))?;
+        std::fs::write(p, s).map_err(|e| format!("cannot write `{}`: {e}", shown(p, 200)))?;
         println!("wrote {p}");
     }
     Ok(())

@@ -182,6 +182,13 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
+    fn slice_rows(&self, x: &Tensor, rows: std::ops::Range<usize>) -> Result<Tensor> {
+        let (shape, span) = crate::backend::row_slice(x.shape(), &rows)?;
+        let mut out = Tensor::zeros(shape)?;
+        out.data_mut().copy_from_slice(&x.data()[span]);
+        Ok(out)
+    }
+
     fn repeat2(&self, x: &Tensor) -> Result<Tensor> {
         let mut shape = x.shape().to_vec();
         if shape.is_empty() {
@@ -231,7 +238,7 @@ impl Backend for CpuBackend {
     }
 
     /// Host memory is not split into bindings: any batch the sampler accepts fits.
-    fn max_batch_rows(&self, _peak_values_per_row: usize) -> usize {
-        usize::MAX
+    fn memory_limits(&self) -> crate::memory::MemoryLimits {
+        crate::memory::MemoryLimits::cpu()
     }
 }

@@ -850,6 +850,25 @@ impl Backend for GpuBackend {
         Ok(acc)
     }
 
+    fn slice_rows(&self, x: &GpuTensor, rows: std::ops::Range<usize>) -> Result<GpuTensor> {
+        let (shape, span) = crate::backend::row_slice(&x.shape, &rows)?;
+        let out = self.alloc(shape)?;
+        if !span.is_empty() {
+            // A buffer copy in the command stream: ordered with the dispatches around it.
+            self.record(|r| {
+                r.encoder().copy_buffer_to_buffer(
+                    x.buf.buffer(),
+                    span.start as u64 * 4,
+                    out.buf.buffer(),
+                    0,
+                    span.len() as u64 * 4,
+                );
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
     fn repeat2(&self, x: &GpuTensor) -> Result<GpuTensor> {
         let mut shape = x.shape.clone();
         if shape.is_empty() {
@@ -922,9 +941,13 @@ impl Backend for GpuBackend {
     }
 
     /// Rows whose largest intermediate tensor fits one storage binding of the planning limits.
-    fn max_batch_rows(&self, peak_values_per_row: usize) -> usize {
-        let per_row = (peak_values_per_row.max(1) as u64).saturating_mul(4);
-        let max = self.ctx.plan.max_binding_bytes.min(self.ctx.plan.max_buffer_bytes);
-        usize::try_from(max / per_row).unwrap_or(usize::MAX)
+    fn memory_limits(&self) -> crate::memory::MemoryLimits {
+        let tensor = self.ctx.plan.max_binding_bytes.min(self.ctx.plan.max_buffer_bytes);
+        crate::memory::MemoryLimits {
+            budget_bytes: self.ctx.budget_bytes,
+            max_tensor_bytes: tensor.min(self.ctx.budget_bytes),
+            im2col: false,
+            max_kept_values: crate::memory::MAX_KEPT_FRAME_VALUES,
+        }
     }
 }

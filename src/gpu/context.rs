@@ -27,6 +27,8 @@ pub struct GpuOptions {
     pub limits: Option<PlanLimits>,
     /// Request `TIMESTAMP_QUERY` (when the adapter has it) for per-kernel profiling.
     pub timestamps: bool,
+    /// The working-set budget of one solve (default `memory::GPU_BUDGET_BYTES`).
+    pub budget_bytes: Option<u64>,
 }
 
 /// An open device. Cheap to share by reference; `GpuBackend` owns one.
@@ -44,6 +46,8 @@ pub struct GpuContext {
     pub device_limits: wgpu::Limits,
     /// The limits used to plan chunking and dispatch grids.
     pub plan: PlanLimits,
+    /// The working-set budget of one solve (`crate::memory`).
+    pub budget_bytes: u64,
     /// Whether timestamp queries are enabled on this device.
     pub timestamps: bool,
     /// First uncaptured error or device loss, reported by `check`.
@@ -104,7 +108,10 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
             if slot.is_none() {
-                *slot = Some(Error::Gpu(e.to_string()));
+                *slot = Some(match e {
+                    wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory(format!("the GPU refused an allocation: {e}")),
+                    _ => Error::Gpu(e.to_string()),
+                });
             }
         }));
         let f = failure.clone();
@@ -126,7 +133,8 @@ impl GpuContext {
             plan.max_buffer_bytes = plan.max_buffer_bytes.min(l.max_buffer_bytes).max(4);
             plan.max_workgroups_per_dim = plan.max_workgroups_per_dim.min(l.max_workgroups_per_dim).max(1);
         }
-        Ok(Self { instance, adapter, device, queue, info, device_limits, plan, timestamps, failure })
+        let budget_bytes = opts.budget_bytes.unwrap_or(crate::memory::GPU_BUDGET_BYTES).max(4);
+        Ok(Self { instance, adapter, device, queue, info, device_limits, plan, budget_bytes, timestamps, failure })
     }
 
     /// Blocking [`GpuContext::new_async`] (native only: the browser cannot block).
@@ -145,16 +153,21 @@ impl GpuContext {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// The first validation error or device loss seen since the device was opened.
     /// True once the device is lost (it never comes back; open a new one).
     pub fn is_lost(&self) -> bool {
         matches!(*self.failure.lock().unwrap_or_else(|p| p.into_inner()), Some(Error::DeviceLost(_)))
     }
 
+    /// The device loss, or the validation / out-of-memory error seen since the last check.
+    /// Loss is permanent and reported by every later check; any other error is reported once
+    /// and then cleared, so one failed request (an allocation the driver refused, say) does not
+    /// poison the device that every sampler on the page shares.
     pub fn check(&self) -> Result<()> {
-        match self.failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            Some(e) => Err(e.clone()),
+        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
             None => Ok(()),
+            Some(Error::DeviceLost(_)) => Err(slot.clone().expect("just matched")),
+            Some(_) => Err(slot.take().expect("just matched")),
         }
     }
 }

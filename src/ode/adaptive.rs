@@ -111,6 +111,7 @@ pub async fn integrate_dopri5<B: Backend>(
     let mut fac_max = FAC_MAX;
 
     loop {
+        backend.yield_now().await;
         let attempts = stats.accepted + stats.rejected;
         if attempts >= opts.max_steps {
             return Err(Error::MaxStepsExceeded { steps: attempts, t: t as f32 });

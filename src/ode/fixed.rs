@@ -31,6 +31,7 @@ pub async fn integrate_grid<B: Backend>(
         // f32 → f64 is exact, so h and t + c·h (for c = 1) reproduce the grid points exactly.
         let (t, h) = (w[0] as f64, w[1] as f64 - w[0] as f64);
         x = rk_step(backend, tab, &x, t, h, None, velocity, &mut nfe)?.x_new;
+        backend.yield_now().await;
         on_step(&StepInfo { step: i + 1, t: w[1], x: &x, nfe, total_steps: Some(steps) })?;
     }
     if !backend.all_finite(&x).await? {

@@ -26,6 +26,14 @@ use crate::error::{Error, Result};
 /// a sampler would use).
 pub const MAX_NOISE: f32 = 100.0;
 
+/// The first noise index of step `k`'s draws for sample `row` of an `n`-sample request of
+/// `len` values each: (k·n + row)·len of the SDE stream, the same whatever the chunking. In u64:
+/// in wasm32 the product passes 2^32 at a million 2-D points × 2048 steps, and a wrapped
+/// index would silently reuse an earlier step's noise.
+pub fn noise_index(k: usize, n: usize, row: usize, len: usize) -> u64 {
+    (k as u64 * n as u64 + row as u64) * len as u64
+}
+
 /// Euler–Maruyama over `grid` with noise level `eps`. `noise(k)` gives the standard normal
 /// draws of step k (same shape as `x0`); the caller indexes them by sample so that a batch split
 /// into chunks draws the numbers of the whole batch.
@@ -57,6 +65,7 @@ pub async fn integrate_euler_maruyama<B: Backend>(
         } else {
             backend.lincomb(&x, &[(drift_x, &x), (drift_v, &v)])?
         };
+        backend.yield_now().await;
         on_step(&StepInfo { step: k + 1, t: w[1], x: &x, nfe: k + 1, total_steps: Some(steps) })?;
     }
     if !backend.all_finite(&x).await? {

@@ -1,0 +1,77 @@
+//! The CPU backend's worker pool (`src/cpu_workers.js`): each request carries an id, runs
+//! after the requests before it, and settles on its own; abort and dispose reach only the
+//! request they are meant for. This side turns a request into the pool's call and its merged
+//! result into the sampler's output.
+
+use super::options::{Callbacks, to_object};
+use super::{get, js_message};
+use crate::dual::DualTensor;
+use crate::error::{Error, Result};
+use crate::options::Entries;
+use crate::sampler::{BackendChunk, BackendOutput};
+use crate::tensor::Tensor;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/src/cpu_workers.js")]
+extern "C" {
+    /// The worker pool of the CPU backend (src/cpu_workers.js).
+    pub type CpuPool;
+    #[wasm_bindgen(static_method_of = CpuPool, js_name = create, catch)]
+    async fn create_pool(model: js_sys::Uint8Array, count: u32) -> Result<CpuPool, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    async fn solve(
+        this: &CpuPool,
+        opts: JsValue,
+        n: u32,
+        min_rows: u32,
+        on_progress: JsValue,
+        signal: JsValue,
+    ) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method)]
+    pub fn terminate(this: &CpuPool);
+}
+
+/// Starts `count` workers, each with its own copy of the weights file.
+pub async fn start(model: &[u8], count: u32) -> std::result::Result<CpuPool, String> {
+    CpuPool::create_pool(js_sys::Uint8Array::from(model), count).await.map_err(|e| js_message(&e))
+}
+
+/// Solves the request `entries` (`n` samples of `sample_shape`) over the workers, in row ranges
+/// of at least `min_rows`.
+pub async fn solve(
+    pool: &CpuPool,
+    entries: &Entries,
+    n: usize,
+    sample_shape: &[usize],
+    min_rows: usize,
+    cb: &Callbacks,
+) -> Result<BackendOutput<DualTensor>> {
+    let progress = cb.on_progress.clone().map_or(JsValue::UNDEFINED, JsValue::from);
+    let signal = cb.signal.clone().map_or(JsValue::UNDEFINED, JsValue::from);
+    let r = pool
+        .solve(to_object(entries), n as u32, min_rows.min(n) as u32, progress, signal)
+        .await
+        .map_err(|e| match js_message(&e) {
+            m if m.contains("cancelled") => Error::Cancelled,
+            m if m.contains("disposed") => Error::Disposed,
+            m => Error::Worker(m),
+        })?;
+    let floats = |v: JsValue| v.dyn_into::<js_sys::Float32Array>().map(|a| a.to_vec()).unwrap_or_default();
+    let len: usize = sample_shape.iter().product::<usize>().max(1);
+    let tensor = |data: Vec<f32>| {
+        let mut shape = vec![data.len() / len];
+        shape.extend_from_slice(sample_shape);
+        Tensor::new(shape, data).map(DualTensor::Cpu)
+    };
+    let samples = tensor(floats(get(&r, "samples")))?;
+    let mut frames = Vec::new();
+    for f in js_sys::Array::from(&get(&r, "frames")).iter() {
+        frames.push((get(&f, "t").as_f64().unwrap_or(0.0) as f32, tensor(floats(get(&f, "data")))?));
+    }
+    let count = |k: &str| get(&r, k).as_f64().unwrap_or(0.0) as usize;
+    Ok(BackendOutput {
+        chunks: vec![BackendChunk { rows: 0..n, samples, frames }],
+        stats: crate::ode::SolveStats { nfe: count("nfe"), accepted: count("acceptedSteps"), rejected: count("rejectedSteps") },
+        labels: get(&r, "labels").dyn_into::<js_sys::Uint32Array>().map(|a| a.to_vec()).unwrap_or_default(),
+    })
+}
