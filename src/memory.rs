@@ -11,7 +11,15 @@
 use crate::error::{Error, Result};
 use crate::model::{ArchConfig, DataConfig, ModelConfig, UnetConfig};
 
-const MIB: u64 = 1 << 20;
+/// A byte count for messages: "512 B", "3.2 MiB", "13.5 GiB".
+fn bytes(b: u64) -> String {
+    match b {
+        0..1024 => format!("{b} B"),
+        1024..0x10_0000 => format!("{:.1} KiB", b as f64 / 1024.0),
+        0x10_0000..0x4000_0000 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        _ => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+    }
+}
 
 /// The working-set budget of the CPU backend natively.
 pub const CPU_NATIVE_BUDGET_BYTES: u64 = 4 << 30;
@@ -142,12 +150,12 @@ impl SolvePlan {
         let one = self.fixed_bytes.saturating_add(self.row_bytes);
         if one > limits.budget_bytes || self.largest_tensor_row_bytes > limits.max_tensor_bytes {
             return Err(Error::OutOfMemory(format!(
-                "one sample needs {} MiB ({} MiB in its largest tensor) but this backend's budget is {} MiB ({} MiB \
-                 per tensor): the model is too large for this backend",
-                one.div_ceil(MIB),
-                self.largest_tensor_row_bytes.div_ceil(MIB),
-                limits.budget_bytes / MIB,
-                limits.max_tensor_bytes / MIB,
+                "one sample needs {} ({} in its largest tensor) but this backend's budget is {} ({} per tensor): \
+                 the model is too large for this backend",
+                bytes(one),
+                bytes(self.largest_tensor_row_bytes),
+                bytes(limits.budget_bytes),
+                bytes(limits.max_tensor_bytes),
             )));
         }
         let by_budget = (limits.budget_bytes - self.fixed_bytes) / self.row_bytes.max(1);

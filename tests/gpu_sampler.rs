@@ -175,11 +175,12 @@ fn small_device_limits_split_batches_with_identical_samples() {
     let err = Sampler::new(&small, &model).unwrap().sample(&o, &mut |_| ControlFlow::Continue(()));
     assert!(matches!(err, Err(Error::InvalidOption { option: "trajectory_every", .. })), "{err:?}");
 
-    // A sample that fits no binding at all is a typed error, not a crash.
+    // A sample that fits no binding at all is a typed error when the sampler is made, not a crash.
     let limits = PlanLimits { max_binding_bytes: 512, max_buffer_bytes: 512, max_workgroups_per_dim: 65535 };
     let Some(tiny) = open(&GpuOptions { limits: Some(limits), ..Default::default() }) else { return };
-    let err = Sampler::new(&tiny, &mlp(0, 3)).unwrap().sample(&o_points(), &mut |_| ControlFlow::Continue(()));
-    assert!(matches!(err, Err(Error::InvalidOption { option: "n", .. })), "{err:?}");
+    let err = Sampler::new(&tiny, &mlp(0, 3)).err().expect("refused");
+    assert!(matches!(err, Error::OutOfMemory(_)), "{err:?}");
+    assert!(err.to_string().contains("512 B per tensor"), "{err}");
 }
 
 fn o_points() -> SampleOptions {

@@ -89,7 +89,7 @@ fn a_model_whose_one_sample_cannot_fit_is_refused_at_load() {
     let err = Sampler::new(CpuBackend, &model).err().expect("refused");
     println!("{err}");
     assert!(matches!(err, Error::OutOfMemory(_)), "{err}");
-    assert!(err.to_string().contains("MiB"), "the message states the sizes: {err}");
+    assert!(err.to_string().contains("GiB"), "the message states the sizes: {err}");
     // Nothing of the 4.8 GB was allocated on the way to the refusal.
     assert!(PEAK.load(Ordering::Relaxed).saturating_sub(before) < 64 << 20);
 }

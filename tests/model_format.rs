@@ -532,3 +532,27 @@ fn config_json_round_trips_provenance_and_escapes() {
     assert_eq!(v["provenance"]["dataset"], serde_json::json!(cfg.provenance.dataset));
     assert_eq!(v["arch"]["channel_mult"], serde_json::json!([1, 2, 2]));
 }
+
+/// Error text never echoes hostile input raw (#13 item 9): a tensor name with terminal escapes
+/// and 100 000 characters, and a 1 MB number in the config, become short messages with the
+/// control characters escaped.
+#[test]
+fn errors_escape_and_truncate_what_they_echo() {
+    let (m, _) = valid_bytes();
+    let hostile = format!("\u{1b}[2J\u{1b}]0;pwned\u{7}{}", "A".repeat(100_000));
+    let err = model::load(&with_tensor(&m, &hostile, Some(Tensor::zeros(vec![2]).unwrap()))).unwrap_err();
+    let text = err.to_string();
+    println!("{} characters: {}", text.len(), &text[..text.len().min(200)]);
+    assert!(matches!(err, Error::UnexpectedTensor(_)));
+    assert!(text.len() < 400, "{} characters", text.len());
+    assert!(!text.chars().any(char::is_control), "control characters reach the message");
+    assert!(text.contains("\\u{1b}[2J"), "the escape is shown escaped: {text}");
+    assert!(text.contains("more characters"));
+
+    let huge = format!("{{\"format_version\":1,\"num_classes\":{}}}", "9".repeat(1_000_000));
+    let text = load_with_config_json(&huge).to_string();
+    assert!(text.len() < 1000, "a 1 MB number became a {}-character message", text.len());
+
+    assert_eq!(pushforward::error::shown("tab\there", 80), "tab\\u{9}here");
+    assert_eq!(pushforward::error::shown("abcdef", 3), "abc… (3 more characters)");
+}

@@ -39,19 +39,36 @@ function syncControls() {
   if (info) { $('r-backend').textContent = info.backend; $('r-reason').textContent = info.backendReason; }
 }
 
+let loading = null;   // the AbortController of the model download in progress
+let running = null;   // the AbortController of the solve in progress
+
 async function load(model) {
   setStatus('loading model…');
+  // The newest load wins: an older download still in flight is cancelled.
+  loading?.abort();
+  const mine = (loading = new AbortController());
   try {
     // A fresh canvas per sampler: a canvas keeps the first context type it was given (2d for
     // the CPU backend, webgpu for the GPU one), and a new model may land on the other backend.
     const fresh = canvas.cloneNode();
     fresh.width = canvas.width || 640;
     fresh.height = canvas.height || 640;
-    const next = await Sampler.create({ canvas: fresh, model, backend: new URLSearchParams(location.search).get('backend') || 'auto' });
-    canvas.replaceWith(fresh);
-    canvas = fresh;
+    const next = await Sampler.create({
+      canvas: fresh, model, backend: new URLSearchParams(location.search).get('backend') || 'auto',
+      signal: mine.signal,
+      onProgress: (p) => {
+        if (p.phase === 'download') setStatus(`downloading the model: ${(p.loaded / 1e6).toFixed(1)}${p.total ? ` of ${(p.total / 1e6).toFixed(1)}` : ''} MB`);
+      },
+    });
+    if (mine !== loading) { next.dispose(); return; }
+    // Stop the old sampler's solve and free it (dispose is safe during a call).
+    running?.abort();
     if (sampler) sampler.dispose();
+    // The sampler may draw on a canvas of its own (a CPU fallback after WebGPU held `fresh`).
+    canvas.replaceWith(next.canvas || fresh);
+    canvas = next.canvas || fresh;
     sampler = next;
+    applyDefaults();
     syncControls();
     // Reflowed (few-step) models: 2 Euler steps; the guided ones have guidance built in.
     const coupling = String(sampler.info().config.provenance?.coupling || '');
@@ -63,16 +80,39 @@ async function load(model) {
     await run();
     drawOverlay();
   } catch (e) {
+    if (mine !== loading) return;
     setStatus(`could not load the model: ${e.message || e}`, true);
   }
 }
 
+// Bounds (and, once, the values) of the controls come from the library's one options contract.
+let defaultsApplied = false;
+function applyDefaults() {
+  const d = sampler.defaults();
+  for (const [id, key] of [['steps', 'steps'], ['n', 'n'], ['seed', 'seed'], ['guidance', 'guidance'], ['noise', 'noise']]) {
+    const el = $(id);
+    if (!el || !d.limits[key]) continue;
+    [el.min, el.max] = d.limits[key].map(String);
+  }
+  if (!defaultsApplied) {
+    defaultsApplied = true;
+    $('steps').value = String(d.steps);
+    $('solver').value = d.solver;
+  }
+}
+
+/** The most images a grid holds when the model's metadata would ask for more. */
+const MAX_GRID_IMAGES = 64;
+
 async function run() {
-  if (!sampler || busy) return;
-  busy = true;
+  if (!sampler) return;
+  // The newest request wins: a solve still running is cancelled.
+  running?.abort();
+  const mine = (running = new AbortController());
+  const current = sampler;
   $('run').disabled = true;
   sizeCanvas();
-  const info = sampler.info();
+  const info = current.info();
   const isImage = info.config.data.kind === 'image';
   const tol = Number($('tol').value);
   const sde = $('dynamics').value === 'sde';
@@ -82,8 +122,9 @@ async function run() {
     steps: Number($('steps').value),
     rtol: tol, atol: tol,
     seed: Number($('seed').value),
-    n: isImage ? (info.config.num_classes || 10) * 4 : Number($('n').value),
+    n: isImage ? Math.min(Math.max(info.config.num_classes, 1) * 4, MAX_GRID_IMAGES) : Number($('n').value),
     trajectories: !isImage && $('trajectories').checked,
+    signal: mine.signal,
     onProgress: (p) => setStatus(p.totalSteps ? `step ${p.step}/${p.totalSteps}` : `step ${p.step}, t = ${p.t.toFixed(3)}`),
   };
   if (isImage) {
@@ -91,17 +132,18 @@ async function run() {
     opts.guidance = Number($('guidance').value);
   }
   try {
-    const r = await sampler.sample(opts);
+    const r = await current.sample(opts);
     $('r-nfe').textContent = String(r.nfe);
     $('r-ms').textContent = `${r.sampleMs.toFixed(0)} ms (+${r.drawMs.toFixed(0)} ms draw)`;
     setStatus(`${r.n} samples · ${r.nfe} NFE · ${r.sampleMs.toFixed(0)} ms`);
     $('time').value = '1';
     if (!isImage && $('density').checked) await showDensity();
   } catch (e) {
+    // Superseded (a newer run or model) or cancelled: not an error to show.
+    if (mine.signal.aborted || current !== sampler) return;
     setStatus(`sampling failed: ${e.message || e}`, true);
   } finally {
-    busy = false;
-    $('run').disabled = false;
+    if (running === mine) { running = null; $('run').disabled = false; }
   }
 }
 

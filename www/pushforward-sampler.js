@@ -36,7 +36,6 @@ class PushforwardSampler extends HTMLElement {
   constructor() {
     super();
     this.sampler = null;
-    this.busy = false;
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = `<style>${STYLE}</style><div class="wrap"><canvas width="512" height="512"></canvas>
       <div class="bar" hidden>
@@ -69,6 +68,11 @@ class PushforwardSampler extends HTMLElement {
 
   disconnectedCallback() {
     this.observer?.disconnect();
+    // Stop what runs (the download, a solve) and free the sampler; a load that finishes after
+    // this sees the element gone and frees what it made.
+    this.generation = (this.generation || 0) + 1;
+    this.loading?.abort();
+    this.running?.abort();
     this.sampler?.dispose();
     this.sampler = null;
   }
@@ -86,37 +90,58 @@ class PushforwardSampler extends HTMLElement {
   async init() {
     const model = this.getAttribute('model');
     if (!model) { this.status('no model attribute', true); return; }
+    // The newest load wins: an older one still downloading is cancelled.
+    const generation = (this.generation = (this.generation || 0) + 1);
+    this.loading?.abort();
+    const loading = (this.loading = new AbortController());
     try {
       this.status('loading…');
       const { Sampler } = await loadModule();
       // A fresh canvas per sampler: a canvas keeps its first context type (2d or webgpu).
       const fresh = this.canvas.cloneNode();
-      const next = await Sampler.create({ canvas: fresh, model: new URL(model, document.baseURI).href, backend: this.getAttribute('backend') || 'auto' });
-      this.canvas.replaceWith(fresh);
-      this.canvas = fresh;
+      const next = await Sampler.create({
+        canvas: fresh, model: new URL(model, document.baseURI).href, backend: this.getAttribute('backend') || 'auto',
+        signal: loading.signal,
+        onProgress: (p) => { if (p.phase === 'download') this.status(`downloading ${mb(p.loaded)}${p.total ? ` of ${mb(p.total)}` : ''} MB…`); },
+      });
+      if (generation !== this.generation) { next.dispose(); return; }
+      this.running?.abort();
       this.sampler?.dispose();
+      // The sampler may draw on a canvas of its own (a CPU fallback after WebGPU held `fresh`).
+      this.canvas.replaceWith(next.canvas || fresh);
+      this.canvas = next.canvas || fresh;
       this.sampler = next;
       this.dispatchEvent(new CustomEvent('ready', { detail: this.sampler.info() }));
       await this.run();
     } catch (e) {
+      if (generation !== this.generation) return;
       this.status(`could not load ${model}: ${e.message || e}`, true);
       this.dispatchEvent(new CustomEvent('error', { detail: String(e.message || e) }));
     }
   }
 
   async run() {
-    if (!this.sampler || this.busy) return;
-    this.busy = true;
+    const sampler = this.sampler;
+    if (!sampler) return;
+    // The newest request wins: a solve still running for older attributes is cancelled.
+    this.running?.abort();
+    const running = (this.running = new AbortController());
     const px = Math.round((this.canvas.clientWidth || 512) * (window.devicePixelRatio || 1));
     if (this.canvas.width !== px) { this.canvas.width = px; this.canvas.height = px; }
-    const info = this.sampler.info();
-    const num = (k, d) => (this.hasAttribute(k) ? Number(this.getAttribute(k)) : d);
+    const info = sampler.info();
+    // Defaults and bounds come from the library (one options contract), not from here.
+    const d = sampler.defaults();
+    const num = (k, dflt) => (this.hasAttribute(k) ? Number(this.getAttribute(k)) : dflt);
+    const isImage = info.config.data.kind === 'image';
+    // Image grids: one row of each class, four rows (bounded, whatever the model's metadata says).
+    const imageN = Math.min(Math.max(info.config.num_classes, 1) * 4, MAX_GRID_IMAGES);
     const opts = {
-      solver: this.getAttribute('solver') || 'heun',
-      steps: num('steps', 8),
-      seed: num('seed', 0),
-      noise: num('noise', 0),
-      n: info.config.data.kind === 'image' ? num('points', (info.config.num_classes || 10) * 4) : num('points', 4096),
+      solver: this.getAttribute('solver') || d.solver,
+      steps: num('steps', d.steps),
+      seed: num('seed', d.seed),
+      noise: num('noise', d.noise),
+      n: num('points', isImage ? imageN : d.n),
+      signal: running.signal,
       onProgress: (p) => this.status(p.totalSteps ? `step ${p.step}/${p.totalSteps}` : `t = ${p.t.toFixed(3)}`),
     };
     if (info.config.num_classes > 0) {
@@ -124,19 +149,25 @@ class PushforwardSampler extends HTMLElement {
       opts.guidance = num('guidance', 2);
     }
     try {
-      const r = await this.sampler.sample(opts);
+      const r = await sampler.sample(opts);
       if (this.hasAttribute('density') && info.config.data.kind === 'points2d') {
         this.status('computing log p(x)…');
-        await this.sampler.density({ resolution: 40, steps: 8 });
+        await sampler.density({ resolution: 40, steps: 8 });
       }
       this.status(`${r.n} samples · ${opts.solver} · ${r.nfe} NFE · ${r.sampleMs.toFixed(0)} ms · ${r.backend}`);
       this.dispatchEvent(new CustomEvent('sampled', { detail: r }));
     } catch (e) {
+      // A cancelled or superseded request is not an error the reader needs to see.
+      if (running.signal.aborted || sampler !== this.sampler) return;
       this.status(`sampling failed: ${e.message || e}`, true);
     } finally {
-      this.busy = false;
+      if (this.running === running) this.running = null;
     }
   }
 }
+
+/** The most images an embed draws when `points` is not given. */
+const MAX_GRID_IMAGES = 64;
+const mb = (bytes) => (bytes / 1e6).toFixed(1);
 
 if (!customElements.get('pushforward-sampler')) customElements.define('pushforward-sampler', PushforwardSampler);

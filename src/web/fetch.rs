@@ -99,7 +99,7 @@ async fn download(
     let too_big = |n: f64| {
         failed(
             url,
-            format!("{:.1} MB is over the {:.0} MB cap (maxDownloadBytes)", n / 1e6, limits.max_bytes / 1e6),
+            format!("{n} bytes are over the {}-byte cap (maxDownloadBytes)", limits.max_bytes),
         )
     };
     let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok());
