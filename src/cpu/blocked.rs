@@ -30,30 +30,56 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// The target features the variant's kernel is compiled with — exactly the
+    /// `#[target_feature(enable = ...)]` list of its `x86::run_*` function (a unit test checks
+    /// that they agree). The kernels are autovectorised generic code, no explicit intrinsics,
+    /// so these are all they need; the variant runs only where the CPU reports every one.
+    pub const fn required_features(self) -> &'static [&'static str] {
+        match self {
+            Isa::Generic => &[],
+            Isa::Avx2 => &["avx2", "fma"],
+            Isa::Avx512 => &["avx512f", "avx2", "fma"],
+        }
+    }
+
+    /// Whether this CPU reports every feature of `required_features`.
+    pub fn supported(self) -> bool {
+        self.required_features().iter().all(|f| feature_detected(f))
+    }
+
     /// The best variant this CPU supports.
     pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Generic
+        [Isa::Avx512, Isa::Avx2].into_iter().find(|i| i.supported()).unwrap_or(Isa::Generic)
     }
 
     /// Every variant this CPU can run, portable first.
     pub fn available() -> Vec<Isa> {
-        let best = Isa::detect();
-        [Isa::Generic, Isa::Avx2, Isa::Avx512].into_iter().filter(|&i| i as u8 <= best as u8).collect()
+        [Isa::Generic, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported()).collect()
     }
 
     /// Falls back to `detect()` when asked for something the CPU cannot run.
     fn clamp_to_cpu(self) -> Isa {
-        let best = Isa::detect();
-        if self as u8 <= best as u8 { self } else { best }
+        if self.supported() { self } else { Isa::detect() }
+    }
+}
+
+/// Run-time detection of one feature named in `Isa::required_features`
+/// (`is_x86_feature_detected!` takes only a literal, hence the match). Unknown names and
+/// non-x86 targets report false, so a variant needing them is never selected.
+fn feature_detected(name: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match name {
+            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+            "fma" => std::arch::is_x86_feature_detected!("fma"),
+            _ => false,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = name;
+        false
     }
 }
 
@@ -164,7 +190,8 @@ impl Gemm<'_> {
         }
         match isa.clamp_to_cpu() {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `clamp_to_cpu` only returns Avx512 when the CPU reports avx512f.
+            // SAFETY: `clamp_to_cpu` only returns Avx512 when the CPU reports all of its
+            // `required_features` (avx512f, avx2, fma: the kernel's `target_feature` list).
             Isa::Avx512 => unsafe { x86::run_avx512(self, c, ldc, ws) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `clamp_to_cpu` only returns Avx2 when the CPU reports avx2 and fma.
@@ -439,4 +466,59 @@ pub(crate) fn exp_approx(x: f32) -> f32 {
     let y = p * r * r + r + 1.0;
     let bits = t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23;
     y * f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `required_features` is exactly what each kernel is compiled with: the
+    /// `#[target_feature(enable = "...")]` line above each `run_*` function in this file.
+    #[test]
+    fn required_features_match_the_kernels_target_feature_attributes() {
+        let src = include_str!("blocked.rs");
+        for (isa, func) in [(Isa::Avx2, "fn run_avx2("), (Isa::Avx512, "fn run_avx512(")] {
+            let at = src.find(func).unwrap_or_else(|| panic!("{func} not found"));
+            let attr = src[..at].rsplit("#[target_feature(enable = \"").next().unwrap();
+            let list = &attr[..attr.find('"').unwrap()];
+            let mut compiled: Vec<&str> = list.split(',').map(str::trim).collect();
+            let mut required = isa.required_features().to_vec();
+            compiled.sort();
+            required.sort();
+            assert_eq!(compiled, required, "{isa:?}: kernel compiled with {list:?}");
+        }
+        // Every target_feature attribute in the file is one of those two.
+        let attrs = src.lines().filter(|l| l.trim_start().starts_with("#[target_feature(")).count();
+        assert_eq!(attrs, 2);
+    }
+
+    /// Detection never picks a variant whose features are not all reported by the CPU, and
+    /// every name it asks about is one `feature_detected` knows.
+    #[test]
+    fn detect_only_returns_a_variant_whose_features_are_all_present() {
+        let best = Isa::detect();
+        assert!(best.supported(), "{best:?}");
+        #[cfg(target_arch = "x86_64")]
+        for f in best.required_features() {
+            let known = ["avx512f", "avx2", "fma"];
+            assert!(known.contains(f), "{f}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            assert_eq!(Isa::Avx512.supported(), avx512);
+            if !avx512 {
+                assert_ne!(best, Isa::Avx512);
+            }
+        }
+        for isa in Isa::available() {
+            assert!(isa.supported(), "{isa:?}");
+            assert_eq!(isa.clamp_to_cpu(), isa);
+        }
+        assert_eq!(Isa::available()[0], Isa::Generic);
+        assert_eq!(*Isa::available().last().unwrap(), best);
+        assert!(!feature_detected("no-such-feature"));
+    }
 }
