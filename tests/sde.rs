@@ -174,10 +174,10 @@ fn path_stats(x0: &Tensor, x: &Tensor) -> PathStats {
     let mean_of = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (mut dvar, mut dcov) = (Vec::with_capacity(2 * n), Vec::with_capacity(2 * n));
     let mut mean = [0.0; 2];
-    for j in 0..2 {
+    for (j, mean_j) in mean.iter_mut().enumerate() {
         let (a, b) = (col(x0, j), col(x, j));
         let (ma, mb) = (mean_of(&a), mean_of(&b));
-        mean[j] = mb;
+        *mean_j = mb;
         for (u, v) in a.iter().zip(&b) {
             dvar.push((v - mb) * (v - mb));
             dcov.push((u - ma) * (v - mb));
@@ -230,9 +230,9 @@ fn noise_level_keeps_the_marginals_and_decorrelates_the_path_as_theory_says() {
             assert!((em_var - var).abs() < 2e-3 && (em_cov - cov).abs() < 2e-3, "ε {eps} t {t}: O(h) bias too big");
             assert!((em_mean - t).abs() < 1e-9, "ε {eps} t {t}: EM mean {em_mean}·μ");
             let se_mean = (var / n as f64).sqrt();
-            for k in 0..2 {
-                let want = t * MU[k] as f64;
-                assert!((st.mean[k] - want).abs() < 4.0 * se_mean, "ε {eps} t {t}: mean[{k}] {} vs {want}", st.mean[k]);
+            for (k, (&got, &mu)) in st.mean.iter().zip(&MU).enumerate() {
+                let want = t * mu as f64;
+                assert!((got - want).abs() < 4.0 * se_mean, "ε {eps} t {t}: mean[{k}] {got} vs {want}");
             }
             let var_tol = 4.0 * st.se_var + (em_var - var).abs();
             assert!((st.var - var).abs() < var_tol, "ε {eps} t {t}: Var {} vs theory {var} (±{var_tol})", st.var);
