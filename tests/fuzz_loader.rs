@@ -16,7 +16,8 @@
 //! entry, ≥ 52 bytes of JSON each, Vec doubling), and the fixed structures (the expected
 //! tensor list of the largest config the bounds allow, hash tables) stay under 64 KiB.
 //!
-//! `PUSHFORWARD_FUZZ_CASES` sets the number of mutated cases (default 20 000, ~1.5 s);
+//! `PUSHFORWARD_FUZZ_CASES` sets the number of mutated cases (default 20 000, ~1.5 s; under CI
+//! less is refused, here and by `scripts/test.sh`, and a value that is not a number always is);
 //! see tests/fixtures/README.md for the long run. A failing input is written to
 //! `target/fuzz-loader-failures/` for reproduction.
 
@@ -496,11 +497,31 @@ fn seeds_load_and_respect_the_bounds() {
     report(&failures);
 }
 
+/// Mutated cases per run when `PUSHFORWARD_FUZZ_CASES` is unset: the least CI runs.
+const DEFAULT_CASES: u64 = 20_000;
+
+/// A whole-number environment variable, `default` when unset; anything else that does not parse
+/// fails the test (a typo must not silently run the default, or zero, cases).
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Err(std::env::VarError::NotPresent) => default,
+        Ok(v) => v.trim().parse().unwrap_or_else(|e| panic!("{name}={v:?} is not a whole number: {e}")),
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
 #[test]
 fn mutated_files_never_panic_overallocate_or_fail_vaguely() {
-    let cases: u64 = std::env::var("PUSHFORWARD_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let cases = env_u64("PUSHFORWARD_FUZZ_CASES", DEFAULT_CASES);
+    // CI runs at least the default (scripts/test.sh refuses less too): a shortened run passing
+    // there would claim coverage it did not have.
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
+    assert!(
+        !ci || cases >= DEFAULT_CASES,
+        "PUSHFORWARD_FUZZ_CASES={cases} is below the default {DEFAULT_CASES}, refused under CI"
+    );
     // `PUSHFORWARD_FUZZ_SEED` offsets the case numbers, for runs that explore new cases.
-    let offset: u64 = std::env::var("PUSHFORWARD_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let offset = env_u64("PUSHFORWARD_FUZZ_SEED", 0);
     let seeds = seeds();
     let started = std::time::Instant::now();
     let (mut failures, mut accepted, mut worst) = (Vec::new(), 0u64, 0f64);
