@@ -12,9 +12,9 @@
 //! and joined with `linear` by 0/1 matrices (exact) and `concat_axis1`.
 
 use crate::backend::Backend;
-use crate::memory;
 use crate::cpu::Activation;
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::ode::{self, Schedule, Solver};
 use crate::sampler::Sampler;
 use crate::tensor::Tensor;
@@ -81,7 +81,8 @@ impl<B: Backend> Sampler<B> {
         // The widest tensor per row: the d tangents side by side, [n, d·width]; a layer holds the
         // primal and the tangents of its input and output.
         let widest = (d * width).max(net.config.sample_len() + 1);
-        let footprint = memory::Footprint { im2col_values: 0, forward_values: 4 * (widest + width), largest_tensor: widest };
+        let footprint =
+            memory::Footprint { im2col_values: 0, forward_values: 4 * (widest + width), largest_tensor: widest };
         let limits = self.memory_limits();
         let plan = memory::SolvePlan::new(&footprint, &limits, d + 1, 1, solver.stages() + 5, 0);
         let rows = plan.max_rows(&limits)?.min(n).max(1);

@@ -82,7 +82,11 @@ pub fn footprint(config: &ModelConfig) -> Footprint {
         // A U-Net on non-image data is rejected by config validation; stay conservative anyway.
         (ArchConfig::Unet(c), _) => {
             let widest = sample.saturating_mul(4 * c.base_channels * c.channel_mult.iter().max().copied().unwrap_or(1));
-            Footprint { im2col_values: widest.saturating_mul(9), forward_values: widest.saturating_mul(8), largest_tensor: widest }
+            Footprint {
+                im2col_values: widest.saturating_mul(9),
+                forward_values: widest.saturating_mul(8),
+                largest_tensor: widest,
+            }
         }
     }
 }
@@ -106,7 +110,11 @@ fn unet_footprint(c: &UnetConfig, h: usize, w: usize, sample: usize) -> Footprin
         skips = skips.saturating_add(ci.saturating_mul(side(i)));
     }
     // Besides the skips: the block input, its norm output, the conv output, the concatenation.
-    Footprint { im2col_values: cols, forward_values: skips.saturating_add(largest.saturating_mul(4)), largest_tensor: largest }
+    Footprint {
+        im2col_values: cols,
+        forward_values: skips.saturating_add(largest.saturating_mul(4)),
+        largest_tensor: largest,
+    }
 }
 
 /// One solve's memory per batch row and in total, for a backend.

@@ -144,7 +144,9 @@ pub const SAMPLE_OPTIONS: [&str; 12] = [
 pub enum Paths {
     None,
     /// The paths that are drawn: the first [`MAX_DRAWN_PATHS`] samples, every `stride` steps.
-    Drawn { stride: usize },
+    Drawn {
+        stride: usize,
+    },
     /// Every sample's state, every step (capped by thinning): what `animate`/`drawAt` play.
     All,
 }
@@ -174,6 +176,9 @@ pub fn parse_sample(config: &ModelConfig, e: &Entries) -> Result<SampleRequest> 
     let d = SampleOptions::default();
     let max_n = MAX_BATCH_VALUES / config.sample_len().max(1);
     let labels = match e.get("label") {
+        Some(v) if config.num_classes == 0 && *v != Value::Null => {
+            return Err(bad("label", format!("{}: this model is unconditional", v.show())));
+        }
         None if config.num_classes > 0 => Labels::Cycle,
         None | Some(Value::Null) => Labels::Unconditional,
         Some(Value::Str(s)) if s == "all" => Labels::Cycle,

@@ -272,7 +272,7 @@ impl<B: Backend> Sampler<B> {
         progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<SampleOutput> {
         let out = self.sample_on_backend(o, progress).await?;
-        self.download(o, &out).await
+        self.download(&out).await
     }
 
     /// [`Sampler::sample_rows_on_backend`] read back to the host: the unit of work of one
@@ -284,11 +284,11 @@ impl<B: Backend> Sampler<B> {
         progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> Result<SampleOutput> {
         let out = self.sample_rows_on_backend(o, rows, progress).await?;
-        self.download(o, &out).await
+        self.download(&out).await
     }
 
     /// Reads a solve's samples and frames back to the host (one download per chunk and frame).
-    pub async fn download(&self, o: &SampleOptions, out: &BackendOutput<B::Tensor>) -> Result<SampleOutput> {
+    pub async fn download(&self, out: &BackendOutput<B::Tensor>) -> Result<SampleOutput> {
         let b = &self.backend;
         let n: usize = out.chunks.iter().map(|c| c.rows.len()).sum();
         let mut data = Vec::with_capacity(n * self.network.config.sample_len());
@@ -314,9 +314,12 @@ impl<B: Backend> Sampler<B> {
             Tensor::new(shape, f)
         };
         let mut frames = frames.into_iter().map(|(t, f)| Ok((t, frame(f)?))).collect::<Result<Vec<_>>>()?;
-        // Adaptive solves don't know their last step in advance: make sure the end is a frame.
-        if o.trajectory_every.is_some() && frames.last().is_none_or(|(t, _)| *t != 1.0) {
-            let kept = frames.last().map_or(n, |(_, f)| f.shape()[0]);
+        // Adaptive solves don't know their last step in advance: make sure the end is a frame
+        // (of the rows that kept frames; rows past `trajectory_rows` kept none).
+        if let Some((t, last)) = frames.last()
+            && *t != 1.0
+        {
+            let kept = last.shape()[0];
             frames.push((1.0, frame(samples.data()[..kept * len].to_vec())?));
         }
         let first = out.chunks.first().map_or(0, |c| c.rows.start);

@@ -3,11 +3,11 @@
 
 use pushforward::Backend;
 use pushforward::cpu::CpuBackend;
+use pushforward::error::shown;
 use pushforward::gpu::{GpuBackend, GpuOptions};
 use pushforward::model::{ArchConfig, DataConfig, Model};
-use pushforward::render;
-use pushforward::error::shown;
 use pushforward::options::{self, Entries, Value};
+use pushforward::render;
 use pushforward::sampler::{SampleOptions, SampleOutput, Sampler};
 use std::collections::HashMap;
 use std::ops::ControlFlow;

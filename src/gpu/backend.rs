@@ -13,7 +13,7 @@
 //! class ids) rides in the same arena and is bound as a read-only storage range, so a forward
 //! pass creates no buffers either.
 
-use super::buffers::{BufferPool, Kind, PoolStats, PooledBuffer};
+use super::buffers::{BufferPool, Kind, PoolStats, PooledBuffer, ReturnWhenDone};
 use super::context::{GpuContext, GpuOptions};
 use super::kernels;
 use super::pipelines::{Family, Kernel, LINCOMB_TERMS, PARAMS_BYTES, PipelineCache};
@@ -575,14 +575,17 @@ impl GpuBackend {
         #[cfg(not(target_arch = "wasm32"))]
         let start = std::time::Instant::now();
         let bytes = bytes.max(4).next_multiple_of(4);
-        let staging = self.pool.get(&self.ctx.device, Kind::Staging, bytes);
+        // Back to the pool only once unmapped: a readback abandoned mid-map (its call cancelled
+        // or disposed) or failed would hand the next readback a buffer that cannot be mapped.
+        let mut held = ReturnWhenDone(Some(self.pool.get(&self.ctx.device, Kind::Staging, bytes)));
+        let staging = held.buffer();
         {
             let mut r = self.lock();
-            r.encoder().copy_buffer_to_buffer(src, 0, staging.buffer(), 0, bytes);
+            r.encoder().copy_buffer_to_buffer(src, 0, staging, 0, bytes);
             self.flush_locked(&mut r)?;
             r.stats.readbacks += 1;
         }
-        let slice = staging.buffer().slice(..bytes);
+        let slice = staging.slice(..bytes);
         let (send, recv) = oneshot();
         slice.map_async(wgpu::MapMode::Read, send);
         // Natively this runs the map callback; in the browser it is a no-op and the callback
@@ -594,7 +597,8 @@ impl GpuBackend {
         self.ctx.check()?;
         mapped.map_err(|e| Error::Gpu(format!("mapping a readback buffer: {e}")))?;
         let out = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("readback view: {e}")))?.to_vec();
-        staging.buffer().unmap();
+        staging.unmap();
+        held.done();
         #[cfg(not(target_arch = "wasm32"))]
         {
             self.lock().stats.readback_secs += start.elapsed().as_secs_f64();

@@ -155,3 +155,29 @@ impl Drop for PooledBuffer {
         }
     }
 }
+
+/// A pooled buffer that goes back to the pool only when `done` says it is in a reusable state
+/// (a staging buffer unmapped); dropped before that, it is released, never pooled.
+pub(crate) struct ReturnWhenDone(pub Option<PooledBuffer>);
+
+impl ReturnWhenDone {
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.0.as_ref().expect("held until done").buffer()
+    }
+
+    pub fn done(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for ReturnWhenDone {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.0.take()
+            && let Some(buf) = p.buf.take()
+        {
+            // Taken out, it skips PooledBuffer's return to the pool; counted as destroyed.
+            p.pool.inner.lock().unwrap_or_else(|e| e.into_inner()).destroyed += 1;
+            buf.destroy();
+        }
+    }
+}

@@ -109,7 +109,9 @@ impl GpuContext {
             let mut slot = f.lock().unwrap_or_else(|p| p.into_inner());
             if slot.is_none() {
                 *slot = Some(match e {
-                    wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory(format!("the GPU refused an allocation: {e}")),
+                    wgpu::Error::OutOfMemory { .. } => {
+                        Error::OutOfMemory(format!("the GPU refused an allocation: {e}"))
+                    }
                     _ => Error::Gpu(e.to_string()),
                 });
             }

@@ -160,8 +160,11 @@ pub fn states_at(engine: &Engine, kept: &Kept, t: f32) -> Result<Vec<DualTensor>
     for c in &kept.out.chunks {
         let whole = |f: &DualTensor| shape_of(b, f).first() == Some(&c.rows.len());
         let noise;
-        let mut times: Vec<(f32, &DualTensor)> =
-            if c.frames.iter().all(|(_, f)| whole(f)) { c.frames.iter().map(|(t, f)| (*t, f)).collect() } else { Vec::new() };
+        let mut times: Vec<(f32, &DualTensor)> = if c.frames.iter().all(|(_, f)| whole(f)) {
+            c.frames.iter().map(|(t, f)| (*t, f)).collect()
+        } else {
+            Vec::new()
+        };
         if times.is_empty() {
             noise = sampler.noise_on_backend(o.seed, c.rows.start, c.rows.end)?;
             times.push((0.0, &noise));
@@ -257,7 +260,9 @@ impl Picture<'_> {
                         };
                         render::density_plot(&data, range, w, h, &paths, MAX_DRAWN_PATHS, self.heat)
                     }
-                    DataConfig::Image { .. } => render::centred(&render::image_grid(&data, &grid(self.config, n, w)?), w, h),
+                    DataConfig::Image { .. } => {
+                        render::centred(&render::image_grid(&data, &grid(self.config, n, w)?), w, h)
+                    }
                 };
                 put_rgba(self.canvas, &img)
             }

@@ -96,12 +96,8 @@ async fn download(
     if !resp.ok() {
         return Err(failed(url, format!("HTTP {}", resp.status())));
     }
-    let too_big = |n: f64| {
-        failed(
-            url,
-            format!("{n} bytes are over the {}-byte cap (maxDownloadBytes)", limits.max_bytes),
-        )
-    };
+    let too_big =
+        |n: f64| failed(url, format!("{n} bytes are over the {}-byte cap (maxDownloadBytes)", limits.max_bytes));
     let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok());
     if let Some(t) = total.filter(|&t| t > limits.max_bytes) {
         return Err(too_big(t));

@@ -113,6 +113,9 @@ pub struct Sampler {
     /// The model's log-density drawn under the samples (after `density()`).
     heat: RefCell<Option<render::HeatLayer>>,
     disposed: Cell<bool>,
+    /// The `resolve` of every call in flight's stop promise (see `guarded`), by call id.
+    stops: RefCell<Vec<(u32, js_sys::Function)>>,
+    next_call: Cell<u32>,
 }
 
 #[wasm_bindgen]
@@ -153,7 +156,7 @@ impl Sampler {
     /// Samples, draws to the canvas (if any) and resolves with timings; with
     /// `returnSamples: true` also `samples` (Float32Array) and `labels`.
     pub async fn sample(&self, opts: JsValue) -> Result<JsValue, JsError> {
-        self.sample_inner(opts).await.map_err(|e| js_err(self.settle(e)))
+        self.guarded(self.sample_inner(opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
     }
 
     /// Draws the state at time `t` ∈ [0, 1] of the last solve (linear interpolation between
@@ -170,7 +173,7 @@ impl Sampler {
     /// step (unless the last solve did), then plays it from noise (t = 0) to data (t = 1) over
     /// `duration` ms (default 2000). Honours `signal`.
     pub async fn animate(&self, opts: JsValue) -> Result<(), JsError> {
-        self.animate_inner(opts).await.map_err(|e| js_err(self.settle(e)))
+        self.guarded(self.animate_inner(opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
     }
 
     /// The model's log-density log p(x) on a `resolution`² grid over the plot box (2-D models),
@@ -178,7 +181,7 @@ impl Sampler {
     /// under the samples from now on. Resolves with `{ logDensity, width, height, integral, ms }`
     /// (`integral`: Σ p·cell area over the box, ≈ 1 when the box holds the distribution).
     pub async fn density(&self, opts: JsValue) -> Result<JsValue, JsError> {
-        self.density_inner(opts).await.map_err(|e| js_err(self.settle(e)))
+        self.guarded(self.density_inner(opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
     }
 
     /// Paths from points you choose (noise at t = 0, e.g. where a user clicked) to t = 1, every
@@ -186,14 +189,14 @@ impl Sampler {
     /// `{ times: Float32Array, paths: Float32Array }`, `paths` = [times.length][n][2] flattened.
     #[wasm_bindgen(js_name = pathsFrom)]
     pub async fn paths_from(&self, points: Vec<f32>, opts: JsValue) -> Result<JsValue, JsError> {
-        self.paths_inner(points, opts).await.map_err(|e| js_err(self.settle(e)))
+        self.guarded(self.paths_inner(points, opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
     }
 
     /// The flow field v(x, t) on a `resolution`² grid over the plot box (cell centres, top row
     /// first): `velocityField({ t, resolution })` → Float32Array [resolution²][2].
     #[wasm_bindgen(js_name = velocityField)]
     pub async fn velocity_field(&self, opts: JsValue) -> Result<js_sys::Float32Array, JsError> {
-        self.field_inner(opts).await.map_err(|e| js_err(self.settle(e)))
+        self.guarded(self.field_inner(opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
     }
 
     /// Stops drawing the log-density layer.
@@ -243,6 +246,10 @@ impl Sampler {
         self.kept.borrow_mut().take();
         self.heat.borrow_mut().take();
         std::mem::take(&mut *self.bytes.borrow_mut());
+        // Settle every call in flight now, even one waiting on GPU work already submitted.
+        for (_, stop) in std::mem::take(&mut *self.stops.borrow_mut()) {
+            let _ = stop.call0(&JsValue::NULL);
+        }
     }
 }
 
@@ -298,9 +305,7 @@ impl Sampler {
                 device::WebGpuProbe::Missing => {
                     (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into())
                 }
-                device::WebGpuProbe::NoAdapter => {
-                    (false, "WebGPU found no adapter; using the wasm CPU kernels".into())
-                }
+                device::WebGpuProbe::NoAdapter => (false, "WebGPU found no adapter; using the wasm CPU kernels".into()),
                 device::WebGpuProbe::Fallback(name) => (
                     false,
                     format!(
@@ -344,7 +349,56 @@ impl Sampler {
             kept: RefCell::default(),
             heat: RefCell::default(),
             disposed: Cell::new(false),
+            stops: RefCell::default(),
+            next_call: Cell::new(0),
         })
+    }
+
+    /// Runs a call so that its promise settles as soon as the sampler is disposed or the call's
+    /// `signal` aborts, whatever it is waiting on (a GPU queue already fed minutes of work, a
+    /// worker, a download): the work itself is stopped where it can be (steps check the signal,
+    /// workers are terminated) and otherwise finishes unobserved.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = crate::Result<T>>,
+        opts: &JsValue,
+    ) -> crate::Result<T> {
+        if self.disposed.get() {
+            return Err(Error::Disposed);
+        }
+        let id = self.next_call.get();
+        self.next_call.set(id.wrapping_add(1));
+        let mut resolve_fn = None;
+        let stop = js_sys::Promise::new(&mut |resolve, _| resolve_fn = Some(resolve));
+        let resolve = resolve_fn.expect("the executor runs at once");
+        self.stops.borrow_mut().push((id, resolve.clone()));
+        let signal = get(opts, "signal").dyn_into::<web_sys::AbortSignal>().ok();
+        if let Some(s) = &signal {
+            if s.aborted() {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+            let _ = s.add_event_listener_with_callback("abort", &resolve);
+        }
+        let mut call = std::pin::pin!(call);
+        let mut stop = std::pin::pin!(JsFuture::from(stop));
+        let out = std::future::poll_fn(|cx| {
+            use std::task::Poll;
+            if let Poll::Ready(r) = call.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            match stop.as_mut().poll(cx) {
+                Poll::Ready(_) => {
+                    Poll::Ready(Err(if self.disposed.get() { Error::Disposed } else { Error::Cancelled }))
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        if let Some(s) = &signal {
+            let _ = s.remove_event_listener_with_callback("abort", &resolve);
+        }
+        self.stops.borrow_mut().retain(|(i, _)| *i != id);
+        out
     }
 
     /// The engine, or "disposed".
@@ -380,11 +434,8 @@ impl Sampler {
             let states: Vec<_> = kept.out.chunks.iter().map(|c| &c.samples).collect();
             picture.draw(&engine, &kept.out, &states, o.n, engine::with_paths(&request))?;
         }
-        let samples = if request.return_samples {
-            Some(engine.core().download(o, &kept.out).await?.samples)
-        } else {
-            None
-        };
+        let samples =
+            if request.return_samples { Some(engine.core().download(&kept.out).await?.samples) } else { None };
         if let Some(g) = engine.gpu() {
             g.finish().await?;
         }
@@ -414,7 +465,10 @@ impl Sampler {
             return Err(Error::InvalidOption { option: "canvas", reason: "this sampler has no canvas".into() });
         };
         let Some(kept) = self.kept.borrow().clone() else {
-            return Err(Error::InvalidOption { option: "t", reason: "nothing sampled yet: call sample() first".into() });
+            return Err(Error::InvalidOption {
+                option: "t",
+                reason: "nothing sampled yet: call sample() first".into(),
+            });
         };
         let states = engine::states_at(&engine, &kept, t)?;
         let heat = self.heat.borrow();
@@ -464,7 +518,10 @@ impl Sampler {
         let (e, _) = options::read("density", &opts, &[])?;
         let (res, steps) = contract::parse_density(&e)?;
         let DataConfig::Points2d { range } = self.model.config.data else {
-            return Err(Error::InvalidOption { option: "model", reason: "log-densities are for 2-D point models".into() });
+            return Err(Error::InvalidOption {
+                option: "model",
+                reason: "log-densities are for 2-D point models".into(),
+            });
         };
         let t0 = now_ms();
         let engine = self.live_engine().await?;
@@ -561,7 +618,8 @@ impl Sampler {
                 let fresh = canvas.as_ref().map(engine::fresh_canvas_like);
                 *self.canvas.borrow_mut() = fresh;
                 let bytes = self.bytes.borrow().clone();
-                let why = format!("the WebGPU device was lost and could not be reopened ({e}); using the wasm CPU kernels");
+                let why =
+                    format!("the WebGPU device was lost and could not be reopened ({e}); using the wasm CPU kernels");
                 engine::open_cpu(&self.model, &bytes, self.workers, why).await?
             }
         };
@@ -578,10 +636,8 @@ impl Sampler {
 
 /// Resolves on the next `requestAnimationFrame`.
 async fn next_animation_frame() -> crate::Result<()> {
-    let window = web_sys::window().ok_or_else(|| Error::InvalidOption {
-        option: "animate",
-        reason: "animate() needs a window".into(),
-    })?;
+    let window = web_sys::window()
+        .ok_or_else(|| Error::InvalidOption { option: "animate", reason: "animate() needs a window".into() })?;
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         let _ = window.request_animation_frame(&resolve);
     });

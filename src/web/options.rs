@@ -31,7 +31,10 @@ pub fn read(call: &str, opts: &JsValue, callbacks: &[&str]) -> Result<(Entries, 
         return Ok((Entries::default(), Callbacks::default()));
     }
     let Some(obj) = opts.dyn_ref::<js_sys::Object>().filter(|_| opts.is_object() && !opts.is_function()) else {
-        return Err(crate::Error::InvalidOption { option: "options", reason: format!("{call}() takes an options object") });
+        return Err(crate::Error::InvalidOption {
+            option: "options",
+            reason: format!("{call}() takes an options object"),
+        });
     };
     let mut entries = Vec::new();
     let mut cb = Callbacks::default();

@@ -48,14 +48,13 @@ pub async fn solve(
 ) -> Result<BackendOutput<DualTensor>> {
     let progress = cb.on_progress.clone().map_or(JsValue::UNDEFINED, JsValue::from);
     let signal = cb.signal.clone().map_or(JsValue::UNDEFINED, JsValue::from);
-    let r = pool
-        .solve(to_object(entries), n as u32, min_rows.min(n) as u32, progress, signal)
-        .await
-        .map_err(|e| match js_message(&e) {
+    let r = pool.solve(to_object(entries), n as u32, min_rows.min(n) as u32, progress, signal).await.map_err(|e| {
+        match js_message(&e) {
             m if m.contains("cancelled") => Error::Cancelled,
             m if m.contains("disposed") => Error::Disposed,
             m => Error::Worker(m),
-        })?;
+        }
+    })?;
     let floats = |v: JsValue| v.dyn_into::<js_sys::Float32Array>().map(|a| a.to_vec()).unwrap_or_default();
     let len: usize = sample_shape.iter().product::<usize>().max(1);
     let tensor = |data: Vec<f32>| {
@@ -71,7 +70,11 @@ pub async fn solve(
     let count = |k: &str| get(&r, k).as_f64().unwrap_or(0.0) as usize;
     Ok(BackendOutput {
         chunks: vec![BackendChunk { rows: 0..n, samples, frames }],
-        stats: crate::ode::SolveStats { nfe: count("nfe"), accepted: count("acceptedSteps"), rejected: count("rejectedSteps") },
+        stats: crate::ode::SolveStats {
+            nfe: count("nfe"),
+            accepted: count("acceptedSteps"),
+            rejected: count("rejectedSteps"),
+        },
         labels: get(&r, "labels").dyn_into::<js_sys::Uint32Array>().map(|a| a.to_vec()).unwrap_or_default(),
     })
 }

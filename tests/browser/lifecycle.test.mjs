@@ -27,17 +27,20 @@ const inPage = (fn, arg) => b.page.evaluate(`(${fn})(window.pushforward.Sampler,
 test('dispose during a call rejects that call as disposed, is idempotent, and frees the sampler (CPU page thread, CPU workers, WebGPU)', async () => {
   const out = await inPage(async (Sampler) => {
     const res = [];
-    for (const [backend, workers] of [['cpu', 0], ['cpu', 2], ['webgpu', 0]]) {
+    // Long enough to be in flight when dispose comes (SwiftShader runs ~1 GFLOP/s: the GPU's
+    // work is sized to finish in seconds, since work already submitted runs to its end).
+    for (const [backend, workers, n, steps] of [['cpu', 0, 4096, 400], ['cpu', 2, 4096, 400], ['webgpu', 0, 256, 10]]) {
       const s = await Sampler.create({ model: 'models/moons.safetensors', backend, workers, canvas: document.createElement('canvas') });
-      // Long enough to be in flight when dispose comes.
-      const call = s.sample({ n: 4096, solver: 'rk4', steps: 400, seed: 1 });
+      const call = s.sample({ n, solver: 'rk4', steps, seed: 1 });
       await new Promise((r) => setTimeout(r, 30));
+      const t0 = performance.now();
       s.dispose();
       s.dispose();
       const settled = await Promise.race([
         call.then(() => 'resolved', (e) => String(e.message || e)),
         new Promise((r) => setTimeout(() => r('still pending after 20 s'), 20_000)),
       ]);
+      const settledMs = performance.now() - t0;
       let later;
       try { await s.sample({ n: 8 }); later = 'resolved'; } catch (e) { later = String(e.message || e); }
       let info;
@@ -46,13 +49,14 @@ test('dispose during a call rejects that call as disposed, is idempotent, and fr
       const other = await Sampler.create({ model: 'models/moons.safetensors', backend, workers });
       const r = await other.sample({ n: 64, steps: 2, returnSamples: true });
       other.dispose();
-      res.push({ backend, workers, settled, later, info, stats: s.stats(), otherOk: r.samples.length === 128 });
+      res.push({ backend, workers, settled, settledMs, later, info, stats: s.stats(), otherOk: r.samples.length === 128 });
     }
     return res;
   });
   for (const r of out) {
-    console.log(`${r.backend}/${r.workers} workers: in-flight call → ${r.settled}; after → ${r.later}`);
+    console.log(`${r.backend}/${r.workers} workers: in-flight call → ${r.settled} after ${r.settledMs.toFixed(0)} ms; after → ${r.later}`);
     assert.match(r.settled, /disposed/, `${r.backend}/${r.workers}: the call in flight rejects as disposed`);
+    assert.ok(r.settledMs < 1000, `settled ${r.settledMs} ms after dispose`);
     assert.match(r.later, /disposed/);
     assert.match(r.info, /disposed/);
     assert.equal(r.stats.disposed, true);
@@ -72,7 +76,8 @@ test('abort stops a page-thread CPU solve within a step, and the page keeps runn
     setTimeout(() => ac.abort(), 200);
     let outcome;
     try {
-      await s.sample({ n: 20000, solver: 'rk4', steps: 2000, signal: ac.signal, onProgress: () => { steps++; } });
+      // ~10 ms a step: the solve yields between steps, so the page's timers run.
+      await s.sample({ n: 1000, solver: 'rk4', steps: 5000, signal: ac.signal, onProgress: () => { steps++; } });
       outcome = 'resolved';
     } catch (e) { outcome = String(e.message || e); }
     const ms = performance.now() - t0;
@@ -85,10 +90,10 @@ test('abort stops a page-thread CPU solve within a step, and the page keeps runn
   console.log(`aborted at 200 ms: settled after ${r.ms.toFixed(0)} ms, ${r.steps} steps, ${r.ticks} timer ticks ran during the solve`);
   assert.match(r.outcome, /cancelled/);
   // The full solve takes minutes; one RK4 step of 20000 points takes a few ms.
-  assert.ok(r.ms < 2000, `settled ${r.ms} ms after start`);
-  assert.ok(r.steps > 1 && r.steps < 2000);
+  assert.ok(r.ms < 1000, `settled ${r.ms} ms after start`);
+  assert.ok(r.steps > 1 && r.steps < 5000);
   assert.ok(r.ticks >= 5, `the page's timers ran ${r.ticks} times during the solve`);
-  assert.equal(r.againNfe, 8);
+  assert.equal(r.againNfe, 4, 'Heun, 2 steps');
 });
 
 test('model downloads: a size cap, a timeout and the caller\'s abort each reject clearly', async () => {
