@@ -2,7 +2,7 @@
 //! workgroup count, and records the dispatch. Shape checks live in `backend.rs`; these assume
 //! consistent sizes.
 
-use super::backend::{Bind, Recorder};
+use super::recorder::{Bind, Recorder};
 use super::pipelines::{Kernel, LINCOMB_TERMS};
 use crate::cpu::Activation;
 use crate::error::Result;

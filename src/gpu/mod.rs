@@ -4,8 +4,9 @@
 //! - `context.rs`: instance, adapter, device, limits, device-lost and validation errors;
 //! - `pipelines.rs`: the typed kernel enum and the pipeline cache (each kernel compiled once);
 //! - `buffers.rs`: the buffer pool (tensors return their buffers on drop);
-//! - `kernels.rs`: one function per kernel that binds and dispatches;
-//! - `backend.rs`: `GpuBackend`, recording into a pending encoder, readbacks.
+//! - `recorder.rs`: the pending encoder, the uniform arena, submission, profiler and counters;
+//! - `kernels.rs`: one function per kernel: its typed uniform, bindings and dispatch;
+//! - `backend.rs`: `GpuBackend`, the ops (shapes from `crate::shapes`), readbacks.
 //!
 //! Shaders live in `shaders/*.wgsl`, one file per kernel family.
 
@@ -14,9 +15,11 @@ mod buffers;
 mod context;
 mod kernels;
 mod pipelines;
+mod recorder;
 
-pub use backend::{GpuBackend, GpuStats, GpuTensor, Profile};
+pub use backend::{GpuBackend, GpuTensor};
 pub use buffers::PoolStats;
 pub use context::{GpuContext, GpuOptions, PlanLimits};
 pub(crate) use pipelines::wgsl;
 pub use pipelines::{Family, Kernel};
+pub use recorder::{GpuStats, Profile};
