@@ -553,6 +553,6 @@ fn errors_escape_and_truncate_what_they_echo() {
     let text = load_with_config_json(&huge).to_string();
     assert!(text.len() < 1000, "a 1 MB number became a {}-character message", text.len());
 
-    assert_eq!(pushforward::error::shown("tab\there", 80), "tab\\u{9}here");
+    assert_eq!(pushforward::error::shown("tab\there\u{7}", 80), "tab here\\u{7}");
     assert_eq!(pushforward::error::shown("abcdef", 3), "abc… (3 more characters)");
 }
