@@ -1,39 +1,102 @@
-//! One function per kernel: builds the kernel's parameter block, picks its bindings and its
-//! workgroup count, and records the dispatch. Shape checks live in `backend.rs`; these assume
-//! consistent sizes.
+//! One function per kernel: fills the kernel family's typed uniform, picks its bindings and
+//! its workgroup count, and records the dispatch through the `Recorder`. Shapes are checked by
+//! `crate::shapes` before these run; they assume consistent sizes.
+//!
+//! Each family's uniform is a `#[repr(C)]` Pod struct declared with `uniform!`, field for field
+//! the `struct Params` of its WGSL file (padding fields included); `tests::uniforms_match_wgsl`
+//! parses the shaders and fails on any drift in names, order, offsets or sizes.
 
-use super::recorder::{Bind, Recorder};
 use super::pipelines::{Kernel, LINCOMB_TERMS};
+use super::recorder::{Bind, Recorder};
 use crate::cpu::Activation;
 use crate::error::Result;
+use bytemuck::Zeroable;
 
-/// A parameter block: u32 words (f32 as bits), matching the WGSL `Params` structs field by field.
-struct P(Vec<u32>);
+/// Declares a kernel family's uniform block: `Name = "shader file" { field: type, … }`, the
+/// fields in the order and with the names of the file's WGSL `struct Params`.
+macro_rules! uniform {
+    ($(#[$doc:meta])* $name:ident = $file:literal { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct $name {
+            $($field: $ty),*
+        }
 
-impl P {
-    fn new() -> Self {
-        P(Vec::with_capacity(16))
+        #[cfg(test)]
+        impl $name {
+            const LAYOUT: tests::Layout = tests::Layout {
+                file: $file,
+                size: std::mem::size_of::<$name>(),
+                fields: &[$((stringify!($field), stringify!($ty), std::mem::offset_of!($name, $field),
+                    std::mem::size_of::<$ty>())),*],
+            };
+        }
+    };
+}
+
+uniform! {
+    /// `Params` of matmul.wgsl.
+    MatmulParams = "matmul" {
+        n: u32, k: u32, m: u32, tiles_m: u32, tiles_n: u32, has_bias: u32, act: u32, _pad: u32,
     }
-    fn u(mut self, v: usize) -> Self {
-        self.0.push(v as u32);
-        self
+}
+
+uniform! {
+    /// `Params` of conv2d.wgsl.
+    Conv2dParams = "conv2d" {
+        n: u32, cin: u32, h: u32, w: u32, cout: u32, oh: u32, ow: u32, kh: u32, kw: u32,
+        stride: u32, pad: u32, has_bias: u32, cblocks: u32, xblocks: u32, total: u32, _pad: u32,
     }
-    fn f(mut self, v: f32) -> Self {
-        self.0.push(v.to_bits());
-        self
+}
+
+uniform! {
+    /// `Params` of norm.wgsl.
+    NormParams = "norm" {
+        c: u32, hw: u32, groups: u32, total_groups: u32, eps: f32, act: u32, _p0: u32, _p1: u32,
     }
-    fn bytes(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.0)
+}
+
+uniform! {
+    /// `Params` of elementwise.wgsl (`coef` is WGSL's `array<vec4<f32>, 2>`).
+    ElementwiseParams = "elementwise" {
+        len: u32, a: u32, b: u32, c: u32, w: f32, nterms: u32, _p0: u32, _p1: u32, coef: [f32; 8],
+    }
+}
+
+uniform! {
+    /// `Params` of embed.wgsl.
+    EmbedParams = "embed" {
+        len: u32, d: u32, _p0: u32, _p1: u32,
+    }
+}
+
+uniform! {
+    /// `Params` of reduce.wgsl.
+    ReduceParams = "reduce" {
+        len: u32, count: u32, rtol: f32, atol: f32,
+    }
+}
+
+uniform! {
+    /// `Params` of rng.wgsl.
+    RngParams = "rng" {
+        key0: u32, key1: u32, stream: u32, lane0: u32, block_lo: u32, block_hi: u32, len: u32, blocks: u32,
     }
 }
 
 const EW_WG: u64 = 256;
 
-fn elementwise_params(len: usize, a: usize, b: usize, w: f32, coef: &[f32]) -> P {
-    let mut p = P::new().u(len).u(a).u(b).u(0).f(w).u(coef.len()).u(0).u(0);
-    for i in 0..8 {
-        p = p.f(coef.get(i).copied().unwrap_or(0.0));
-    }
+fn elementwise_params(len: usize, a: usize, b: usize, w: f32, coef: &[f32]) -> ElementwiseParams {
+    let mut p = ElementwiseParams {
+        len: len as u32,
+        a: a as u32,
+        b: b as u32,
+        w,
+        nterms: coef.len() as u32,
+        ..ElementwiseParams::zeroed()
+    };
+    p.coef[..coef.len()].copy_from_slice(coef);
     p
 }
 
@@ -51,19 +114,20 @@ pub(super) fn linear(
     m: usize,
 ) -> Result<()> {
     let (tiles_n, tiles_m) = (n.div_ceil(32), m.div_ceil(32));
-    let p = P::new()
-        .u(n)
-        .u(k)
-        .u(m)
-        .u(tiles_m)
-        .u(tiles_n)
-        .u(b.is_some() as usize)
-        .u((act == Activation::Silu) as usize)
-        .u(0);
+    let p = MatmulParams {
+        n: n as u32,
+        k: k as u32,
+        m: m as u32,
+        tiles_m: tiles_m as u32,
+        tiles_n: tiles_n as u32,
+        has_bias: b.is_some() as u32,
+        act: (act == Activation::Silu) as u32,
+        ..MatmulParams::zeroed()
+    };
     // Without a bias the slot is bound to x (read-only aliasing is allowed) and never read.
     r.dispatch(
         Kernel::Linear { vec4: k.is_multiple_of(4) },
-        p.bytes(),
+        bytemuck::bytes_of(&p),
         out,
         &[x, w, b.unwrap_or(x)],
         (tiles_n * tiles_m) as u64,
@@ -76,25 +140,26 @@ pub(super) fn conv2d(r: &mut Recorder, out: Bind, x: Bind, w: Bind, b: Option<Bi
     let [n, cin, h, wd, cout, kh, kw, stride, pad, oh, ow] = dims;
     let (cblocks, xblocks) = (cout.div_ceil(4), ow.div_ceil(4));
     let total = n * cblocks * oh * xblocks;
-    let p = P::new()
-        .u(n)
-        .u(cin)
-        .u(h)
-        .u(wd)
-        .u(cout)
-        .u(oh)
-        .u(ow)
-        .u(kh)
-        .u(kw)
-        .u(stride)
-        .u(pad)
-        .u(b.is_some() as usize)
-        .u(cblocks)
-        .u(xblocks)
-        .u(total)
-        .u(0);
+    let p = Conv2dParams {
+        n: n as u32,
+        cin: cin as u32,
+        h: h as u32,
+        w: wd as u32,
+        cout: cout as u32,
+        oh: oh as u32,
+        ow: ow as u32,
+        kh: kh as u32,
+        kw: kw as u32,
+        stride: stride as u32,
+        pad: pad as u32,
+        has_bias: b.is_some() as u32,
+        cblocks: cblocks as u32,
+        xblocks: xblocks as u32,
+        total: total as u32,
+        ..Conv2dParams::zeroed()
+    };
     let k3s1 = kh == 3 && kw == 3 && stride == 1;
-    r.dispatch(Kernel::Conv2d { k3s1 }, p.bytes(), out, &[x, w, b.unwrap_or(x)], (total as u64).div_ceil(64))
+    r.dispatch(Kernel::Conv2d { k3s1 }, bytemuck::bytes_of(&p), out, &[x, w, b.unwrap_or(x)], (total as u64).div_ceil(64))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -112,8 +177,16 @@ pub(super) fn group_norm(
     act: Activation,
 ) -> Result<()> {
     let total = n * groups;
-    let p = P::new().u(c).u(hw).u(groups).u(total).f(eps).u((act == Activation::Silu) as usize).u(0).u(0);
-    r.dispatch(Kernel::GroupNorm, p.bytes(), out, &[x, gamma, beta], total as u64)
+    let p = NormParams {
+        c: c as u32,
+        hw: hw as u32,
+        groups: groups as u32,
+        total_groups: total as u32,
+        eps,
+        act: (act == Activation::Silu) as u32,
+        ..NormParams::zeroed()
+    };
+    r.dispatch(Kernel::GroupNorm, bytemuck::bytes_of(&p), out, &[x, gamma, beta], total as u64)
 }
 
 /// The simple one-output-per-invocation kernels of elementwise.wgsl.
@@ -129,7 +202,7 @@ pub(super) fn elementwise(
     w: f32,
 ) -> Result<()> {
     let p = elementwise_params(len, a, b, w, &[]);
-    r.dispatch(kernel, p.bytes(), out, inputs, (len as u64).div_ceil(EW_WG))
+    r.dispatch(kernel, bytemuck::bytes_of(&p), out, inputs, (len as u64).div_ceil(EW_WG))
 }
 
 /// out = x + Σ cᵢ·kᵢ for at most LINCOMB_TERMS terms (the caller chains longer sums).
@@ -141,19 +214,23 @@ pub(super) fn lincomb(r: &mut Recorder, out: Bind, x: Bind, terms: &[(f32, Bind)
     inputs.extend(terms.iter().map(|t| t.1));
     // Unused term slots are bound to x; `nterms` keeps the shader from reading them.
     inputs.resize(1 + LINCOMB_TERMS, x);
-    r.dispatch(Kernel::Lincomb, p.bytes(), out, &inputs, (len as u64).div_ceil(EW_WG))
+    r.dispatch(Kernel::Lincomb, bytemuck::bytes_of(&p), out, &inputs, (len as u64).div_ceil(EW_WG))
+}
+
+fn embed_params(len: usize, d: usize) -> EmbedParams {
+    EmbedParams { len: len as u32, d: d as u32, ..EmbedParams::zeroed() }
 }
 
 /// out[i] = row[i mod d] for `len` outputs.
 pub(super) fn broadcast_rows(r: &mut Recorder, out: Bind, row: Bind, len: usize, d: usize) -> Result<()> {
-    let p = P::new().u(len).u(d).u(0).u(0);
-    r.dispatch(Kernel::BroadcastRows, p.bytes(), out, &[row], (len as u64).div_ceil(EW_WG))
+    let p = embed_params(len, d);
+    r.dispatch(Kernel::BroadcastRows, bytemuck::bytes_of(&p), out, &[row], (len as u64).div_ceil(EW_WG))
 }
 
 /// out[i, :] = table[ids[i], :].
 pub(super) fn gather_rows(r: &mut Recorder, out: Bind, table: Bind, ids: Bind, len: usize, d: usize) -> Result<()> {
-    let p = P::new().u(len).u(d).u(0).u(0);
-    r.dispatch(Kernel::GatherRows, p.bytes(), out, &[table, ids], (len as u64).div_ceil(EW_WG))
+    let p = embed_params(len, d);
+    r.dispatch(Kernel::GatherRows, bytemuck::bytes_of(&p), out, &[table, ids], (len as u64).div_ceil(EW_WG))
 }
 
 /// Number of stage-1 partials of a reduction over `len` values.
@@ -174,20 +251,20 @@ pub(super) fn rms_partial(
     rtol: f32,
     atol: f32,
 ) -> Result<()> {
-    let p = P::new().u(len).u(len).f(rtol).f(atol);
-    r.dispatch_exact(Kernel::RmsPartial, p.bytes(), part, &[err, x_old, x_new], nparts as u32)
+    let p = ReduceParams { len: len as u32, count: len as u32, rtol, atol };
+    r.dispatch_exact(Kernel::RmsPartial, bytemuck::bytes_of(&p), part, &[err, x_old, x_new], nparts as u32)
 }
 
 /// Stage 1 of the finiteness check: per-workgroup counts of non-finite values.
 pub(super) fn nonfinite_partial(r: &mut Recorder, part: Bind, x: Bind, len: usize, nparts: usize) -> Result<()> {
-    let p = P::new().u(len).u(len).f(0.0).f(0.0);
-    r.dispatch_exact(Kernel::NonfinitePartial, p.bytes(), part, &[x], nparts as u32)
+    let p = ReduceParams { len: len as u32, count: len as u32, rtol: 0.0, atol: 0.0 };
+    r.dispatch_exact(Kernel::NonfinitePartial, bytemuck::bytes_of(&p), part, &[x], nparts as u32)
 }
 
 /// Stage 2: out[0] = sqrt(Σ partials / count) (`rms`) or Σ partials.
 pub(super) fn finish(r: &mut Recorder, out: Bind, part: Bind, nparts: usize, count: usize, rms: bool) -> Result<()> {
-    let p = P::new().u(nparts).u(count).f(0.0).f(0.0);
-    r.dispatch_exact(if rms { Kernel::FinishRms } else { Kernel::FinishSum }, p.bytes(), out, &[part], 1)
+    let p = ReduceParams { len: nparts as u32, count: count as u32, rtol: 0.0, atol: 0.0 };
+    r.dispatch_exact(if rms { Kernel::FinishRms } else { Kernel::FinishSum }, bytemuck::bytes_of(&p), out, &[part], 1)
 }
 
 /// Normals `start .. start + len` of (seed, stream), or (words = true) the raw Philox words of
@@ -204,15 +281,160 @@ pub(super) fn rng(
     let block = start / 4;
     let lane0 = (start % 4) as usize;
     let blocks = (lane0 + len).div_ceil(4);
-    let p = P::new()
-        .u(seed as u32 as usize)
-        .u((seed >> 32) as u32 as usize)
-        .u(stream as usize)
-        .u(lane0)
-        .u(block as u32 as usize)
-        .u((block >> 32) as u32 as usize)
-        .u(len)
-        .u(blocks);
+    let p = RngParams {
+        key0: seed as u32,
+        key1: (seed >> 32) as u32,
+        stream,
+        lane0: lane0 as u32,
+        block_lo: block as u32,
+        block_hi: (block >> 32) as u32,
+        len: len as u32,
+        blocks: blocks as u32,
+    };
     let kernel = if words { Kernel::PhiloxWords } else { Kernel::Normal };
-    r.dispatch(kernel, p.bytes(), out, &[], (blocks as u64).div_ceil(64))
+    r.dispatch(kernel, bytemuck::bytes_of(&p), out, &[], (blocks as u64).div_ceil(64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::pipelines::PARAMS_BYTES;
+
+    /// A Rust uniform as `uniform!` records it: (field, Rust type, offset, size) in order.
+    pub(super) struct Layout {
+        pub file: &'static str,
+        pub size: usize,
+        pub fields: &'static [(&'static str, &'static str, usize, usize)],
+    }
+
+    const ALL: [Layout; 7] = [
+        MatmulParams::LAYOUT,
+        Conv2dParams::LAYOUT,
+        NormParams::LAYOUT,
+        ElementwiseParams::LAYOUT,
+        EmbedParams::LAYOUT,
+        ReduceParams::LAYOUT,
+        RngParams::LAYOUT,
+    ];
+
+    /// (align, size, scalar type) of a WGSL type in the uniform address space.
+    fn wgsl_type(t: &str) -> (usize, usize, String) {
+        let t = t.trim();
+        if let Some(inner) = t.strip_prefix("array<").and_then(|r| r.strip_suffix('>')) {
+            let (elem, n) = inner.rsplit_once(',').unwrap_or_else(|| panic!("runtime-sized array `{t}` in a uniform"));
+            let n: usize = n.trim().parse().unwrap_or_else(|_| panic!("array length of `{t}`"));
+            let (align, size, scalar) = wgsl_type(elem);
+            let stride = size.next_multiple_of(align);
+            assert!(stride.is_multiple_of(16), "`{t}`: uniform arrays need a stride that is a multiple of 16");
+            return (align.max(16), n * stride, scalar);
+        }
+        for (prefix, align, size) in [("vec2<", 8, 8), ("vec3<", 16, 12), ("vec4<", 16, 16)] {
+            if let Some(s) = t.strip_prefix(prefix).and_then(|r| r.strip_suffix('>')) {
+                return (align, size, s.trim().to_string());
+            }
+        }
+        match t {
+            "u32" | "i32" | "f32" => (4, 4, t.to_string()),
+            _ => panic!("WGSL type `{t}` is not handled by this test"),
+        }
+    }
+
+    /// The fields of `struct Params` in a WGSL source: (name, offset, size, scalar type), and
+    /// the struct's size, by WGSL's layout rules.
+    fn wgsl_params(src: &str) -> (Vec<(String, usize, usize, String)>, usize) {
+        let code: String = src.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+        let start = code.find("struct Params").expect("a `struct Params`");
+        let body = &code[start..];
+        let body = &body[body.find('{').expect("{") + 1..body.find('}').expect("}")];
+        // Split at the commas outside `<…>`.
+        let (mut members, mut depth, mut cur) = (Vec::new(), 0i32, String::new());
+        for c in body.chars() {
+            match c {
+                '<' => depth += 1,
+                '>' => depth -= 1,
+                ',' if depth == 0 => {
+                    members.push(std::mem::take(&mut cur));
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(c);
+        }
+        members.push(cur);
+        let (mut fields, mut end, mut max_align) = (Vec::new(), 0usize, 1);
+        for m in members.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
+            let (name, ty) = m.split_once(':').unwrap_or_else(|| panic!("member `{m}`"));
+            let (align, size, scalar) = wgsl_type(ty);
+            let offset = end.next_multiple_of(align);
+            fields.push((name.trim().to_string(), offset, size, scalar));
+            end = offset + size;
+            max_align = max_align.max(align);
+        }
+        (fields, end.next_multiple_of(max_align))
+    }
+
+    fn shader(file: &str) -> String {
+        let path = format!("{}/shaders/{file}.wgsl", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Every kernel uniform is its shader's `struct Params` field for field: same names in the
+    /// same order, same offsets and sizes, same scalar types, and it fits a parameter slot.
+    #[test]
+    fn uniforms_match_wgsl() {
+        for l in &ALL {
+            let (wgsl, wgsl_size) = wgsl_params(&shader(l.file));
+            let names = |v: Vec<&str>| v.join(", ");
+            assert_eq!(
+                names(l.fields.iter().map(|f| f.0).collect()),
+                names(wgsl.iter().map(|f| f.0.as_str()).collect()),
+                "{}.wgsl: the Rust uniform's fields differ from `struct Params`",
+                l.file
+            );
+            for (&(name, ty, offset, size), (_, w_offset, w_size, w_scalar)) in l.fields.iter().zip(&wgsl) {
+                let scalar = ty.trim_start_matches('[').split(';').next().unwrap_or(ty).trim();
+                assert_eq!(scalar, w_scalar, "{}.wgsl `{name}`: Rust `{ty}` vs WGSL `{w_scalar}`", l.file);
+                assert_eq!((offset, size), (*w_offset, *w_size), "{}.wgsl `{name}`: (offset, size)", l.file);
+            }
+            assert_eq!(l.size, wgsl_size, "{}.wgsl: struct size", l.file);
+            assert!(l.size as u64 <= PARAMS_BYTES, "{}.wgsl: {} bytes exceed the parameter slot", l.file, l.size);
+        }
+    }
+
+    /// Every shader with a `struct Params` has a Rust uniform here (a new kernel family cannot
+    /// skip the check above).
+    #[test]
+    fn every_kernel_shader_has_a_uniform() {
+        let dir = format!("{}/shaders", env!("CARGO_MANIFEST_DIR"));
+        let mut with_params: Vec<String> = std::fs::read_dir(&dir)
+            .expect("shaders/")
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".wgsl")?.to_string();
+                shader(&stem).contains("struct Params").then_some(stem)
+            })
+            .collect();
+        with_params.sort();
+        let mut ours: Vec<String> = ALL.iter().map(|l| l.file.to_string()).collect();
+        ours.sort();
+        assert_eq!(ours, with_params);
+    }
+
+    /// The layout check itself: WGSL's rules for the types the shaders use.
+    #[test]
+    fn wgsl_layout_rules() {
+        let (f, size) = wgsl_params("struct Params { a: u32, b: vec2<f32>, c: array<vec4<f32>, 2>, d: f32, }");
+        let offsets: Vec<(usize, usize)> = f.iter().map(|f| (f.1, f.2)).collect();
+        assert_eq!(offsets, [(0, 4), (8, 8), (16, 32), (48, 4)]);
+        assert_eq!(size, 64);
+    }
+
+    /// The typed uniforms write the words the hand-built blocks wrote.
+    #[test]
+    fn elementwise_uniform_words() {
+        let p = elementwise_params(10, 3, 4, 2.5, &[1.0, -2.0]);
+        let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(&p));
+        let f = |v: f32| v.to_bits();
+        assert_eq!(words, [10, 3, 4, 0, f(2.5), 2, 0, 0, f(1.0), f(-2.0), 0, 0, 0, 0, 0, 0]);
+    }
 }
