@@ -401,3 +401,28 @@ fn shipped_model_forwards_match_cpu() {
     }
     assert!(checked >= 6, "expected the six shipped models, found {checked}");
 }
+
+/// Tensors dropped while the work that reads them is still pending (recorded, not submitted)
+/// beyond the pool's idle cap: their buffers must outlive that work (destroying them at once
+/// made the next submission a validation error).
+#[test]
+fn tensors_dropped_while_their_work_is_pending() {
+    let Some(g) = open(&GpuOptions::default()) else { return };
+    let x = t(&[3, 4], 1);
+    let gx = g.upload(&x).unwrap();
+    let mut acc = g.add(&gx, &gx).unwrap();
+    for i in 0..100 {
+        // A fresh upload per term, dropped right after its add is recorded.
+        let term = g.upload(&t(&[3, 4], 100 + i)).unwrap();
+        acc = g.add(&acc, &term).unwrap();
+    }
+    let got = host(&g, &acc);
+    let mut want = x.data().iter().map(|v| 2.0 * v).collect::<Vec<f32>>();
+    for i in 0..100 {
+        for (w, v) in want.iter_mut().zip(t(&[3, 4], 100 + i).data()) {
+            *w += v;
+        }
+    }
+    assert_close("100 adds of dropped uploads", got.data(), &want, 1e-5, 1e-5);
+    g.context().check().unwrap();
+}

@@ -67,8 +67,9 @@ impl GpuBackend {
     }
 
     pub fn from_context(ctx: GpuContext) -> Self {
-        let rec = Recorder::new(ctx.device.clone(), ctx.queue.clone(), ctx.plan.max_workgroups_per_dim);
-        Self { ctx, pool: BufferPool::default(), rec: Mutex::new(rec) }
+        let pool = BufferPool::default();
+        let rec = Recorder::new(ctx.device.clone(), ctx.queue.clone(), pool.clone(), ctx.plan.max_workgroups_per_dim);
+        Self { ctx, pool, rec: Mutex::new(rec) }
     }
 
     pub fn context(&self) -> &GpuContext {

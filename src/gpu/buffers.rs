@@ -38,6 +38,10 @@ const MAX_IDLE_PER_CLASS: usize = 32;
 struct Inner {
     free: HashMap<(Kind, u64), Vec<wgpu::Buffer>>,
     idle_bytes: u64,
+    /// Buffers released beyond the caps, destroyed after the next submission (`destroy_retired`):
+    /// commands still pending may read them, and a buffer destroyed before the submission that
+    /// uses it fails validation.
+    retired: Vec<wgpu::Buffer>,
     created: u64,
     reused: u64,
     destroyed: u64,
@@ -120,13 +124,21 @@ impl BufferPool {
         PoolStats { created: g.created, reused: g.reused, live: g.created - g.destroyed }
     }
 
+    /// Destroys the buffers released since the last submission; called right after each
+    /// submission (work already submitted keeps what it uses alive until it completes).
+    pub fn destroy_retired(&self) {
+        let retired = std::mem::take(&mut self.lock().retired);
+        for b in retired {
+            b.destroy();
+        }
+    }
+
     fn put(&self, kind: Kind, class: u64, buf: wgpu::Buffer) {
         let mut g = self.lock();
         let list_len = g.free.get(&(kind, class)).map_or(0, Vec::len);
         if g.idle_bytes + class > MAX_IDLE_BYTES || list_len >= MAX_IDLE_PER_CLASS {
             g.destroyed += 1;
-            drop(g);
-            buf.destroy();
+            g.retired.push(buf);
             return;
         }
         g.idle_bytes += class;

@@ -13,7 +13,7 @@
 //! buffer is created per dispatch. Small host data that an op needs (the time-embedding row, the
 //! class ids) rides in the same arena and is bound as a read-only storage range.
 
-use super::buffers::PoolStats;
+use super::buffers::{BufferPool, PoolStats};
 use super::pipelines::{Family, Kernel, PARAMS_BYTES, PipelineCache};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -78,6 +78,9 @@ struct Profiler {
 pub(crate) struct Recorder {
     device: wgpu::Device,
     queue: wgpu::Queue,
+    /// The backend's buffer pool: buffers it released beyond its caps are destroyed only once the
+    /// work that may read them is submitted.
+    pool: BufferPool,
     encoder: Option<wgpu::CommandEncoder>,
     arena: wgpu::Buffer,
     arena_host: Vec<u8>,
@@ -94,7 +97,7 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// A recorder on `device`; dispatch grids fold beyond `max_workgroups` per dimension.
-    pub(super) fn new(device: wgpu::Device, queue: wgpu::Queue, max_workgroups: u32) -> Self {
+    pub(super) fn new(device: wgpu::Device, queue: wgpu::Queue, pool: BufferPool, max_workgroups: u32) -> Self {
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("pushforward params arena"),
             size: ARENA_BYTES as u64,
@@ -105,6 +108,7 @@ impl Recorder {
         Recorder {
             device,
             queue,
+            pool,
             encoder: None,
             arena,
             arena_host: Vec::with_capacity(ARENA_BYTES),
@@ -296,8 +300,15 @@ impl Recorder {
     }
 
     /// Submits the pending work (without waiting for it): the arena is written to its buffer
-    /// first, then the encoder is submitted.
+    /// first, then the encoder is submitted. Buffers the pool retired meanwhile are destroyed
+    /// after the submission.
     pub(super) fn flush(&mut self) -> Result<()> {
+        let submitted = self.submit_pending();
+        self.pool.destroy_retired();
+        submitted
+    }
+
+    fn submit_pending(&mut self) -> Result<()> {
         let profiled = self.profiler.as_ref().is_some_and(|p| !p.families.is_empty());
         if profiled {
             let p = self.profiler.as_ref().expect("checked");
@@ -324,9 +335,10 @@ impl Recorder {
 
     /// Submits everything pending, then `commands` (recorded outside the recorder).
     pub(super) fn submit_after_pending(&mut self, commands: wgpu::CommandBuffer) -> Result<()> {
-        self.flush()?;
+        self.submit_pending()?;
         self.queue.submit([commands]);
         self.stats.submissions += 1;
+        self.pool.destroy_retired();
         Ok(())
     }
 
