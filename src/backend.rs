@@ -213,17 +213,3 @@ impl<B: Backend + ?Sized> Backend for &B {
         (**self).yield_now().await
     }
 }
-
-/// The shape of rows `rows` of a tensor of `shape`, with the byte-free element range they span,
-/// or a shape error (checked once here for every backend).
-pub fn row_slice(shape: &[usize], rows: &std::ops::Range<usize>) -> Result<(Vec<usize>, std::ops::Range<usize>)> {
-    match shape.first() {
-        Some(&n) if rows.start <= rows.end && rows.end <= n => {
-            let inner: usize = shape[1..].iter().product();
-            let mut out = shape.to_vec();
-            out[0] = rows.len();
-            Ok((out, rows.start * inner..rows.end * inner))
-        }
-        _ => Err(crate::Error::Shape { op: "slice_rows", detail: format!("rows {rows:?} of {shape:?}") }),
-    }
-}

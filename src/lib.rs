@@ -20,6 +20,7 @@ pub mod options;
 pub mod render;
 pub mod rng;
 pub mod sampler;
+pub mod shapes;
 pub mod tensor;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

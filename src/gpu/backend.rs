@@ -7,12 +7,13 @@ use super::buffers::{BufferPool, Kind, PooledBuffer, ReturnWhenDone};
 use super::context::{GpuContext, GpuOptions};
 use super::kernels;
 use super::pipelines::{Kernel, LINCOMB_TERMS};
-use super::recorder::{Bind, GpuStats, MAX_STAGED, Recorder, oneshot};
 #[cfg(not(target_arch = "wasm32"))]
 use super::recorder::Profile;
+use super::recorder::{Bind, GpuStats, MAX_STAGED, Recorder, oneshot};
 use crate::backend::Backend;
 use crate::cpu::{Activation, embed};
 use crate::error::{Error, Result};
+use crate::shapes;
 use crate::tensor::{Tensor, checked_numel};
 use std::sync::{Mutex, MutexGuard};
 
@@ -254,20 +255,6 @@ impl GpuBackend {
         let bytes = self.read_bytes(out.buf.buffer(), 16 * blocks as u64).await?;
         Ok(bytemuck::cast_slice::<u8, u32>(&bytes[..16 * blocks]).to_vec())
     }
-
-    fn same_shape(op: &'static str, a: &GpuTensor, b: &GpuTensor) -> Result<()> {
-        if a.shape != b.shape {
-            return Err(Error::Shape { op, detail: format!("{:?} vs {:?}", a.shape, b.shape) });
-        }
-        Ok(())
-    }
-}
-
-fn dims<const N: usize>(op: &'static str, t: &GpuTensor) -> Result<[usize; N]> {
-    t.shape
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::Shape { op, detail: format!("expected a {N}-d tensor, got shape {:?}", t.shape) })
 }
 
 impl Backend for GpuBackend {
@@ -293,15 +280,9 @@ impl Backend for GpuBackend {
     }
 
     fn linear(&self, x: &GpuTensor, w: &GpuTensor, b: Option<&GpuTensor>, act: Activation) -> Result<GpuTensor> {
-        let [n, k] = dims::<2>("linear", x)?;
-        let [m, k2] = dims::<2>("linear", w)?;
-        if k != k2 || b.is_some_and(|b| b.shape != [m]) {
-            return Err(Error::Shape {
-                op: "linear",
-                detail: format!("x {:?}, w {:?}, b {:?}", x.shape, w.shape, b.map(|b| b.shape.clone())),
-            });
-        }
-        let out = self.alloc(vec![n, m])?;
+        let s = shapes::linear(&x.shape, &w.shape, b.map(GpuTensor::shape))?;
+        let (n, k, m) = (s.n, s.k, s.m);
+        let out = self.alloc(s.out())?;
         if n > 0 && m > 0 {
             self.record(|r| kernels::linear(r, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), act, n, k, m))?;
         }
@@ -316,19 +297,10 @@ impl Backend for GpuBackend {
         stride: usize,
         pad: usize,
     ) -> Result<GpuTensor> {
-        let [n, cin, h, wd] = dims::<4>("conv2d", x)?;
-        let [cout, cin2, kh, kw] = dims::<4>("conv2d", w)?;
-        if cin != cin2 || stride == 0 || h + 2 * pad < kh || wd + 2 * pad < kw || b.is_some_and(|b| b.shape != [cout]) {
-            return Err(Error::Shape {
-                op: "conv2d",
-                detail: format!("x {:?}, w {:?}, stride {stride}, pad {pad}", x.shape, w.shape),
-            });
-        }
-        let (oh, ow) = ((h + 2 * pad - kh) / stride + 1, (wd + 2 * pad - kw) / stride + 1);
-        let out = self.alloc(vec![n, cout, oh, ow])?;
+        let s = shapes::conv2d(&x.shape, &w.shape, b.map(GpuTensor::shape), stride, pad)?;
+        let out = self.alloc(s.out())?;
         if out.len > 0 {
-            let d = [n, cin, h, wd, cout, kh, kw, stride, pad, oh, ow];
-            self.record(|r| kernels::conv2d(r, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), d))?;
+            self.record(|r| kernels::conv2d(r, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), &s))?;
         }
         Ok(out)
     }
@@ -342,14 +314,11 @@ impl Backend for GpuBackend {
         eps: f32,
         act: Activation,
     ) -> Result<GpuTensor> {
-        let [n, c, h, w] = dims::<4>("group_norm", x)?;
-        if groups == 0 || c % groups != 0 || gamma.shape != [c] || beta.shape != [c] {
-            return Err(Error::Shape { op: "group_norm", detail: format!("x {:?}, groups {groups}", x.shape) });
-        }
-        let out = self.alloc(x.shape.clone())?;
+        let d = shapes::group_norm(&x.shape, groups, &gamma.shape, &beta.shape)?;
+        let out = self.alloc(d.shape())?;
         if out.len > 0 {
             self.record(|r| {
-                kernels::group_norm(r, out.bind(), x.bind(), gamma.bind(), beta.bind(), n, c, h * w, groups, eps, act)
+                kernels::group_norm(r, out.bind(), x.bind(), gamma.bind(), beta.bind(), &d, groups, eps, act)
             })?;
         }
         Ok(out)
@@ -362,8 +331,7 @@ impl Backend for GpuBackend {
     }
 
     fn silu_tangent(&self, z: &GpuTensor, dz: &GpuTensor) -> Result<GpuTensor> {
-        Self::same_shape("silu_tangent", z, dz)?;
-        let out = self.alloc(z.shape.clone())?;
+        let out = self.alloc(shapes::silu_tangent(&z.shape, &dz.shape)?)?;
         self.record(|r| {
             kernels::elementwise(r, Kernel::SiluTangent, out.bind(), &[z.bind(), dz.bind()], z.len, 0, 0, 0.0)
         })?;
@@ -371,22 +339,15 @@ impl Backend for GpuBackend {
     }
 
     fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
-        Self::same_shape("add", a, b)?;
-        let out = self.alloc(a.shape.clone())?;
+        let out = self.alloc(shapes::add(&a.shape, &b.shape)?)?;
         self.record(|r| kernels::elementwise(r, Kernel::Add, out.bind(), &[a.bind(), b.bind()], a.len, 0, 0, 0.0))?;
         Ok(out)
     }
 
     fn add_channel_bias(&self, x: &GpuTensor, bias: &GpuTensor) -> Result<GpuTensor> {
-        let [n, c, h, w] = dims::<4>("add_channel_bias", x)?;
-        if bias.shape != [n, c] {
-            return Err(Error::Shape {
-                op: "add_channel_bias",
-                detail: format!("x {:?}, bias {:?}", x.shape, bias.shape),
-            });
-        }
-        let out = self.alloc(x.shape.clone())?;
-        if h * w > 0 {
+        let d = shapes::add_channel_bias(&x.shape, &bias.shape)?;
+        let out = self.alloc(d.shape())?;
+        if d.hw() > 0 {
             self.record(|r| {
                 kernels::elementwise(
                     r,
@@ -394,7 +355,7 @@ impl Backend for GpuBackend {
                     out.bind(),
                     &[x.bind(), bias.bind()],
                     x.len,
-                    h * w,
+                    d.hw(),
                     0,
                     0.0,
                 )
@@ -404,22 +365,16 @@ impl Backend for GpuBackend {
     }
 
     fn upsample_nearest2x(&self, x: &GpuTensor) -> Result<GpuTensor> {
-        let [n, c, h, w] = dims::<4>("upsample_nearest2x", x)?;
-        let out = self.alloc(vec![n, c, 2 * h, 2 * w])?;
-        self.record(|r| kernels::elementwise(r, Kernel::Upsample2x, out.bind(), &[x.bind()], out.len, h, w, 0.0))?;
+        let d = shapes::upsample_nearest2x(&x.shape)?;
+        let out = self.alloc(d.upsampled())?;
+        self.record(|r| kernels::elementwise(r, Kernel::Upsample2x, out.bind(), &[x.bind()], out.len, d.h, d.w, 0.0))?;
         Ok(out)
     }
 
     fn concat_axis1(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
-        let (sa, sb) = (&a.shape, &b.shape);
-        if sa.len() < 2 || sa.len() != sb.len() || sa[0] != sb[0] || sa[2..] != sb[2..] {
-            return Err(Error::Shape { op: "concat_axis1", detail: format!("{sa:?} vs {sb:?}") });
-        }
-        let inner: usize = sa[2..].iter().product();
-        let mut shape = sa.clone();
-        shape[1] = sa[1] + sb[1];
-        let out = self.alloc(shape)?;
-        let (la, lb) = (sa[1] * inner, sb[1] * inner);
+        let s = shapes::concat_axis1(&a.shape, &b.shape)?;
+        let (la, lb) = (s.ca * s.inner, s.cb * s.inner);
+        let out = self.alloc(s.out)?;
         self.record(|r| {
             kernels::elementwise(r, Kernel::ConcatAxis1, out.bind(), &[a.bind(), b.bind()], out.len, la, lb, 0.0)
         })?;
@@ -429,12 +384,10 @@ impl Backend for GpuBackend {
     /// The embedding row depends only on the scalar t: it is computed on the host with the CPU
     /// kernel (so it is bit-identical to the CPU backend) and broadcast to n rows on the GPU.
     fn time_embedding(&self, t: f32, n: usize, dim: usize, time_scale: f32) -> Result<GpuTensor> {
-        if !dim.is_multiple_of(2) {
-            return Err(Error::Shape { op: "time_embedding", detail: format!("dim {dim} must be even") });
-        }
+        let shape = shapes::time_embedding(n, dim)?;
         let mut row = vec![0.0f32; dim];
         embed::sinusoidal(t, time_scale, &mut row);
-        let out = self.alloc(vec![n, dim])?;
+        let out = self.alloc(shape)?;
         if out.len > 0 {
             self.with_host_data(bytemuck::cast_slice(&row), |r, row| {
                 kernels::broadcast_rows(r, out.bind(), row, out.len, dim)
@@ -444,14 +397,9 @@ impl Backend for GpuBackend {
     }
 
     fn embedding(&self, table: &GpuTensor, ids: &[u32]) -> Result<GpuTensor> {
-        let [vocab, d] = dims::<2>("embedding", table)?;
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::Shape {
-                op: "embedding",
-                detail: format!("id {id} out of range for a table of {vocab} rows"),
-            });
-        }
-        let out = self.alloc(vec![ids.len(), d])?;
+        let shape = shapes::embedding(&table.shape, ids)?;
+        let d = shape[1];
+        let out = self.alloc(shape)?;
         if out.len > 0 {
             self.with_host_data(bytemuck::cast_slice(ids), |r, ids| {
                 kernels::gather_rows(r, out.bind(), table.bind(), ids, out.len, d)
@@ -461,12 +409,10 @@ impl Backend for GpuBackend {
     }
 
     fn lincomb(&self, x: &GpuTensor, terms: &[(f32, &GpuTensor)]) -> Result<GpuTensor> {
-        if let Some((_, k)) = terms.iter().find(|(_, k)| k.shape != x.shape) {
-            return Err(Error::Shape { op: "lincomb", detail: format!("{:?} vs {:?}", x.shape, k.shape) });
-        }
+        let shape = shapes::lincomb(&x.shape, terms.iter().map(|(_, k)| k.shape()))?;
         // One dispatch per LINCOMB_TERMS terms (every solver stage fits in one: Dopri5's widest
         // has 6 nonzero weights); longer sums continue from the partial result.
-        let mut acc = self.alloc(x.shape.clone())?;
+        let mut acc = self.alloc(shape)?;
         let first: Vec<(f32, Bind)> = terms.iter().take(LINCOMB_TERMS).map(|(c, k)| (*c, k.bind())).collect();
         self.record(|r| kernels::lincomb(r, acc.bind(), x.bind(), &first, x.len))?;
         for chunk in terms.chunks(LINCOMB_TERMS).skip(1) {
@@ -479,7 +425,7 @@ impl Backend for GpuBackend {
     }
 
     fn slice_rows(&self, x: &GpuTensor, rows: std::ops::Range<usize>) -> Result<GpuTensor> {
-        let (shape, span) = crate::backend::row_slice(&x.shape, &rows)?;
+        let (shape, span) = shapes::slice_rows(&x.shape, &rows)?;
         let out = self.alloc(shape)?;
         if !span.is_empty() {
             // A buffer copy in the command stream: ordered with the dispatches around it.
@@ -498,12 +444,7 @@ impl Backend for GpuBackend {
     }
 
     fn repeat2(&self, x: &GpuTensor) -> Result<GpuTensor> {
-        let mut shape = x.shape.clone();
-        if shape.is_empty() {
-            return Err(Error::Shape { op: "repeat2", detail: "scalar tensor".into() });
-        }
-        shape[0] *= 2;
-        let out = self.alloc(shape)?;
+        let out = self.alloc(shapes::repeat2(&x.shape)?)?;
         if x.len > 0 {
             self.record(|r| kernels::elementwise(r, Kernel::Tile, out.bind(), &[x.bind()], out.len, x.len, 0, 0.0))?;
         }
@@ -511,12 +452,7 @@ impl Backend for GpuBackend {
     }
 
     fn guidance_mix(&self, v: &GpuTensor, w: f32) -> Result<GpuTensor> {
-        let mut shape = v.shape.clone();
-        if shape.is_empty() || !shape[0].is_multiple_of(2) {
-            return Err(Error::Shape { op: "guidance_mix", detail: format!("leading dim of {shape:?} must be even") });
-        }
-        shape[0] /= 2;
-        let out = self.alloc(shape)?;
+        let out = self.alloc(shapes::guidance_mix(&v.shape)?)?;
         self.record(|r| kernels::elementwise(r, Kernel::GuidanceMix, out.bind(), &[v.bind()], out.len, 0, 0, w))?;
         Ok(out)
     }
@@ -529,8 +465,7 @@ impl Backend for GpuBackend {
         rtol: f32,
         atol: f32,
     ) -> Result<f32> {
-        Self::same_shape("scaled_rms_error", err, x_old)?;
-        Self::same_shape("scaled_rms_error", err, x_new)?;
+        shapes::scaled_rms_error(&err.shape, &x_old.shape, &x_new.shape)?;
         if err.len == 0 {
             return Ok(0.0);
         }

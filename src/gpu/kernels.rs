@@ -10,6 +10,7 @@ use super::pipelines::{Kernel, LINCOMB_TERMS};
 use super::recorder::{Bind, Recorder};
 use crate::cpu::Activation;
 use crate::error::Result;
+use crate::shapes::{Conv2dShape, Nchw};
 use bytemuck::Zeroable;
 
 /// Declares a kernel family's uniform block: `Name = "shader file" { field: type, … }`, the
@@ -134,10 +135,10 @@ pub(super) fn linear(
     )
 }
 
-/// NCHW convolution; `dims` = (n, cin, h, w, cout, kh, kw, stride, pad, oh, ow).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn conv2d(r: &mut Recorder, out: Bind, x: Bind, w: Bind, b: Option<Bind>, dims: [usize; 11]) -> Result<()> {
-    let [n, cin, h, wd, cout, kh, kw, stride, pad, oh, ow] = dims;
+/// NCHW convolution of geometry `s`.
+pub(super) fn conv2d(r: &mut Recorder, out: Bind, x: Bind, w: Bind, b: Option<Bind>, s: &Conv2dShape) -> Result<()> {
+    let Conv2dShape { batch: n, c_in: cin, h, w: wd, c_out: cout, kh, kw, stride, pad } = *s;
+    let (oh, ow) = (s.out_h(), s.out_w());
     let (cblocks, xblocks) = (cout.div_ceil(4), ow.div_ceil(4));
     let total = n * cblocks * oh * xblocks;
     let p = Conv2dParams {
@@ -159,9 +160,16 @@ pub(super) fn conv2d(r: &mut Recorder, out: Bind, x: Bind, w: Bind, b: Option<Bi
         ..Conv2dParams::zeroed()
     };
     let k3s1 = kh == 3 && kw == 3 && stride == 1;
-    r.dispatch(Kernel::Conv2d { k3s1 }, bytemuck::bytes_of(&p), out, &[x, w, b.unwrap_or(x)], (total as u64).div_ceil(64))
+    r.dispatch(
+        Kernel::Conv2d { k3s1 },
+        bytemuck::bytes_of(&p),
+        out,
+        &[x, w, b.unwrap_or(x)],
+        (total as u64).div_ceil(64),
+    )
 }
 
+/// GroupNorm over `x` of dims `d` (+ the fused activation).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn group_norm(
     r: &mut Recorder,
@@ -169,17 +177,15 @@ pub(super) fn group_norm(
     x: Bind,
     gamma: Bind,
     beta: Bind,
-    n: usize,
-    c: usize,
-    hw: usize,
+    d: &Nchw,
     groups: usize,
     eps: f32,
     act: Activation,
 ) -> Result<()> {
-    let total = n * groups;
+    let total = d.n * groups;
     let p = NormParams {
-        c: c as u32,
-        hw: hw as u32,
+        c: d.c as u32,
+        hw: d.hw() as u32,
         groups: groups as u32,
         total_groups: total as u32,
         eps,

@@ -1,0 +1,245 @@
+//! Op shapes, checked once for every backend: one function per `Backend` op that takes the
+//! input shapes, rejects what does not fit together with `Error::Shape { op, .. }` (the op named
+//! as the trait names it), and returns the output shape with the sizes the kernels need. The CPU
+//! and GPU backends call these before they allocate or record anything, so a bad shape is the
+//! same typed error, with the same message, on both.
+
+use crate::error::{Error, Result};
+use std::ops::Range;
+
+fn err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+/// The dims of an `N`-d shape.
+fn dims<const N: usize>(op: &'static str, shape: &[usize]) -> Result<[usize; N]> {
+    shape.try_into().map_err(|_| err(op, format!("expected a {N}-d tensor, got shape {shape:?}")))
+}
+
+fn same(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    if a != b {
+        return Err(err(op, format!("{a:?} vs {b:?}")));
+    }
+    Ok(a.to_vec())
+}
+
+/// `linear`: x [n, k] · w [m, k]ᵀ (+ b [m]) → [n, m].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linear {
+    pub n: usize,
+    pub k: usize,
+    pub m: usize,
+}
+
+impl Linear {
+    pub fn out(&self) -> Vec<usize> {
+        vec![self.n, self.m]
+    }
+}
+
+pub fn linear(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<Linear> {
+    let [n, k] = dims::<2>("linear", x)?;
+    let [m, k2] = dims::<2>("linear", w)?;
+    if k != k2 || b.is_some_and(|b| b != [m]) {
+        return Err(err("linear", format!("x {x:?}, w {w:?}, b {b:?}")));
+    }
+    Ok(Linear { n, k, m })
+}
+
+/// Geometry of one convolution (NCHW input, weights [c_out, c_in, kh, kw]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Conv2dShape {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.kh) / self.stride + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.kw) / self.stride + 1
+    }
+    /// The output shape [batch, c_out, out_h, out_w].
+    pub fn out(&self) -> Vec<usize> {
+        vec![self.batch, self.c_out, self.out_h(), self.out_w()]
+    }
+    pub fn out_len(&self) -> usize {
+        self.batch * self.c_out * self.out_h() * self.out_w()
+    }
+    /// Multiply-adds × 2.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.out_len() * self.c_in * self.kh * self.kw) as f64
+    }
+}
+
+/// `conv2d`: a positive stride, a kernel no larger than the padded input, matching input
+/// channels and a bias of c_out values.
+pub fn conv2d(x: &[usize], w: &[usize], b: Option<&[usize]>, stride: usize, pad: usize) -> Result<Conv2dShape> {
+    let [batch, c_in, h, wd] = dims::<4>("conv2d", x)?;
+    let [c_out, c_in2, kh, kw] = dims::<4>("conv2d", w)?;
+    let padded = |v: usize| pad.checked_mul(2).and_then(|p| p.checked_add(v));
+    let fits = |v: usize, k: usize| padded(v).is_some_and(|p| p >= k);
+    if c_in != c_in2 || stride == 0 || !fits(h, kh) || !fits(wd, kw) || b.is_some_and(|b| b != [c_out]) {
+        return Err(err("conv2d", format!("x {x:?}, w {w:?}, b {b:?}, stride {stride}, pad {pad}")));
+    }
+    Ok(Conv2dShape { batch, c_in, h, w: wd, c_out, kh, kw, stride, pad })
+}
+
+/// An NCHW shape's dims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nchw {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Nchw {
+    fn of(op: &'static str, shape: &[usize]) -> Result<Nchw> {
+        let [n, c, h, w] = dims::<4>(op, shape)?;
+        Ok(Nchw { n, c, h, w })
+    }
+    pub fn hw(&self) -> usize {
+        self.h * self.w
+    }
+    pub fn shape(&self) -> Vec<usize> {
+        vec![self.n, self.c, self.h, self.w]
+    }
+    /// The shape `upsample_nearest2x` gives: [n, c, 2h, 2w].
+    pub fn upsampled(&self) -> Vec<usize> {
+        vec![self.n, self.c, 2 * self.h, 2 * self.w]
+    }
+}
+
+/// `group_norm`: x [n, c, h, w] with `groups` dividing c, gamma and beta [c]. The output has x's
+/// shape.
+pub fn group_norm(x: &[usize], groups: usize, gamma: &[usize], beta: &[usize]) -> Result<Nchw> {
+    let d = Nchw::of("group_norm", x)?;
+    if groups == 0 || !d.c.is_multiple_of(groups) || gamma != [d.c] || beta != [d.c] {
+        return Err(err("group_norm", format!("x {x:?}, groups {groups}, gamma {gamma:?}, beta {beta:?}")));
+    }
+    Ok(d)
+}
+
+/// `silu_tangent`: z and dz of one shape, the output's.
+pub fn silu_tangent(z: &[usize], dz: &[usize]) -> Result<Vec<usize>> {
+    same("silu_tangent", z, dz)
+}
+
+/// `add`: two tensors of one shape, the output's.
+pub fn add(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    same("add", a, b)
+}
+
+/// `add_channel_bias`: x [n, c, h, w] and bias [n, c]. The output has x's shape.
+pub fn add_channel_bias(x: &[usize], bias: &[usize]) -> Result<Nchw> {
+    let d = Nchw::of("add_channel_bias", x)?;
+    if bias != [d.n, d.c] {
+        return Err(err("add_channel_bias", format!("x {x:?}, bias {bias:?}")));
+    }
+    Ok(d)
+}
+
+/// `upsample_nearest2x`: the input's dims (an NCHW shape); the output is [n, c, 2h, 2w]
+/// ([`Nchw::upsampled`]).
+pub fn upsample_nearest2x(x: &[usize]) -> Result<Nchw> {
+    let d = Nchw::of("upsample_nearest2x", x)?;
+    if d.h.checked_mul(2).zip(d.w.checked_mul(2)).is_none() {
+        return Err(err("upsample_nearest2x", format!("{x:?} doubled overflows")));
+    }
+    Ok(d)
+}
+
+/// `concat_axis1`: a [n, ca, …] ++ b [n, cb, …] → [n, ca + cb, …].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concat {
+    pub n: usize,
+    pub ca: usize,
+    pub cb: usize,
+    /// Values per (row, channel): the product of the dims after axis 1.
+    pub inner: usize,
+    pub out: Vec<usize>,
+}
+
+pub fn concat_axis1(a: &[usize], b: &[usize]) -> Result<Concat> {
+    if a.len() < 2 || a.len() != b.len() || a[0] != b[0] || a[2..] != b[2..] {
+        return Err(err("concat_axis1", format!("{a:?} vs {b:?}")));
+    }
+    let mut out = a.to_vec();
+    out[1] = a[1].checked_add(b[1]).ok_or_else(|| err("concat_axis1", format!("{a:?} ++ {b:?} overflows")))?;
+    Ok(Concat { n: a[0], ca: a[1], cb: b[1], inner: a[2..].iter().product(), out })
+}
+
+/// `time_embedding`: an even `dim`; the output is [n, dim].
+pub fn time_embedding(n: usize, dim: usize) -> Result<Vec<usize>> {
+    if !dim.is_multiple_of(2) {
+        return Err(err("time_embedding", format!("dim {dim} must be even")));
+    }
+    Ok(vec![n, dim])
+}
+
+/// `embedding`: a table [vocab, d] and ids < vocab; the output is [ids.len(), d].
+pub fn embedding(table: &[usize], ids: &[u32]) -> Result<Vec<usize>> {
+    let [vocab, d] = dims::<2>("embedding", table)?;
+    if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(err("embedding", format!("id {id} out of range for a table of {vocab} rows")));
+    }
+    Ok(vec![ids.len(), d])
+}
+
+/// `lincomb`: every term of x's shape, the output's.
+pub fn lincomb<'a>(x: &[usize], terms: impl IntoIterator<Item = &'a [usize]>) -> Result<Vec<usize>> {
+    for k in terms {
+        same("lincomb", x, k)?;
+    }
+    Ok(x.to_vec())
+}
+
+/// `slice_rows`: the shape of rows `rows` of a tensor of `shape`, with the element range they
+/// span.
+pub fn slice_rows(shape: &[usize], rows: &Range<usize>) -> Result<(Vec<usize>, Range<usize>)> {
+    match shape.first() {
+        Some(&n) if rows.start <= rows.end && rows.end <= n => {
+            let inner: usize = shape[1..].iter().product();
+            let mut out = shape.to_vec();
+            out[0] = rows.len();
+            Ok((out, rows.start * inner..rows.end * inner))
+        }
+        _ => Err(err("slice_rows", format!("rows {rows:?} of {shape:?}"))),
+    }
+}
+
+/// `repeat2`: [n, …] → [2n, …] (not a scalar).
+pub fn repeat2(x: &[usize]) -> Result<Vec<usize>> {
+    let mut out = x.to_vec();
+    match out.first_mut() {
+        Some(n) => *n = n.checked_mul(2).ok_or_else(|| err("repeat2", format!("{x:?} doubled overflows")))?,
+        None => return Err(err("repeat2", "scalar tensor".into())),
+    }
+    Ok(out)
+}
+
+/// `guidance_mix`: [2n, …] → [n, …].
+pub fn guidance_mix(v: &[usize]) -> Result<Vec<usize>> {
+    let mut out = v.to_vec();
+    match out.first_mut() {
+        Some(n) if n.is_multiple_of(2) => *n /= 2,
+        _ => return Err(err("guidance_mix", format!("leading dim of {v:?} must be even"))),
+    }
+    Ok(out)
+}
+
+/// `scaled_rms_error`: err, x_old and x_new of one shape.
+pub fn scaled_rms_error(err: &[usize], x_old: &[usize], x_new: &[usize]) -> Result<()> {
+    same("scaled_rms_error", err, x_old)?;
+    same("scaled_rms_error", err, x_new)?;
+    Ok(())
+}
