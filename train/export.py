@@ -21,7 +21,9 @@ def write_safetensors(path, tensors, metadata=None):
     blobs = []
     off = 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        a = np.asarray(tensors[name])
+        if not a.flags.c_contiguous:  # (np.ascontiguousarray would turn a 0-d tensor into shape [1])
+            a = a.copy(order="C")
         if a.dtype not in _DTYPES:
             a = a.astype("<f4")
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)

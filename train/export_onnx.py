@@ -1,4 +1,7 @@
-"""Export shipped pushforward models to ONNX for the browser benchmark's peers (issue #6).
+"""Export shipped pushforward models to ONNX: Heun-step graphs for the browser benchmark's peers
+(issue #6), or plain velocity networks with the pushforward declaration (issue #14, --declared).
+
+Your own model: `from onnx_export import export_onnx` (re-exported here), see train/README.md.
 
 What a competent ONNX Runtime Web user would export to keep a fixed-step solve on the GPU:
 one graph per model that is a whole Heun step (two network evaluations and the update), so
@@ -22,6 +25,12 @@ graph computes exactly the network the Rust sampler runs. Usage (from the reposi
 
   train/.venv/bin/python train/export_onnx.py [--out www/bench/models] [model ...]   # default: moons mnist
   train/.venv/bin/python train/export_onnx.py --all                                   # every models/*.safetensors
+  train/.venv/bin/python train/export_onnx.py --declared --out DIR moons               # DIR/moons.onnx: v(x, t[, y])
+
+--declared writes the velocity network itself (inputs x, t [n] and y when conditional; the time
+embedding inside the graph) with the declaration in metadata_props["pushforward"], through
+onnx_export.export_onnx (checked against PyTorch by onnxruntime); pushforward samples it as it
+samples the .safetensors file.
 
 Needs `train/.venv/bin/pip install onnx` (PyTorch's TorchScript exporter, dynamo=False, opset 17,
 writes through it); with `onnxruntime` installed too, each graph is re-run and compared to torch.
@@ -37,6 +46,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
 from export import load_model  # noqa: E402
+from onnx_export import export_onnx, validate_declaration  # noqa: E402,F401  (the public helper)
 
 
 class _GivenEmbedding:
@@ -125,14 +135,45 @@ def _heun_direct(model, k, x, t, h, y=None, w=None):
     return x + 0.5 * h * (k1 + k2)
 
 
+def shipped_declaration(cfg, converted_from):
+    """The declaration of a shipped model's velocity network v(x, t[, y]) (train/models.py)."""
+    nc = cfg["num_classes"]
+    inputs = {"x": "x", "t": "t", **({"y": "y"} if nc > 0 else {})}
+    prov = {k: v for k, v in cfg.get("provenance", {}).items() if k in ("dataset", "train_steps", "seed", "metrics")}
+    prov["converted_from"] = converted_from
+    return {"format_version": 1, "inputs": inputs,
+            "time": {"shape": "batch", "direction": "noise_to_data", "scale": 1.0},
+            "output": "velocity", "num_classes": nc, "data": cfg["data"], "path": cfg["path"], "provenance": prov}
+
+
+def export_declared(name, out_dir, seed=0):
+    """models/<name>.safetensors -> out_dir/<name>.onnx (velocity network + declaration)."""
+    src = os.path.join("models", f"{name}.safetensors")
+    model, cfg = load_model(src)
+    decl = shipped_declaration(cfg, f"models/{name}.safetensors (train/models.py, timestep_embedding in the graph)")
+    d = cfg["data"]
+    shape = [2] if d["kind"] == "points2d" else [d["channels"], d["height"], d["width"]]
+    g = torch.Generator().manual_seed(seed)
+    ex = {"x": torch.randn([2] + shape, generator=g), "t": torch.tensor([0.25, 0.75])}
+    if cfg["num_classes"] > 0:
+        ex["y"] = torch.tensor([0, cfg["num_classes"]], dtype=torch.int64)
+    return export_onnx(model, ex, decl, os.path.join(out_dir, f"{name}.onnx"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", default=["moons", "mnist"])
     ap.add_argument("--all", action="store_true", help="every models/*.safetensors")
     ap.add_argument("--out", default="www/bench/models")
+    ap.add_argument("--declared", action="store_true",
+                    help="write <name>.onnx: the velocity network with the pushforward declaration (issue #14)")
     a = ap.parse_args()
     names = sorted(os.path.basename(p)[: -len(".safetensors")] for p in glob.glob("models/*.safetensors")) if a.all else a.models
     os.makedirs(a.out, exist_ok=True)
+    if a.declared:
+        for name in names:
+            export_declared(name, a.out)
+        return
     for name in names:
         path, args, ref = export(name, a.out)
         try:  # optional: re-run the graph in onnxruntime (pip install onnxruntime) and compare
