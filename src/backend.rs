@@ -8,6 +8,7 @@
 use crate::cpu::Activation;
 use crate::error::Result;
 use crate::memory::MemoryLimits;
+use crate::pointwise::{BinaryOp, UnaryOp};
 use crate::tensor::Tensor;
 
 // Readbacks are `async`: in the browser a GPU buffer can only be mapped by awaiting the event
@@ -73,6 +74,12 @@ pub trait Backend {
 
     /// x + Σ cᵢ·kᵢ, the Runge–Kutta stage/update.
     fn lincomb(&self, x: &Self::Tensor, terms: &[(f32, &Self::Tensor)]) -> Result<Self::Tensor>;
+    /// op(x) elementwise (graph networks' activations and math: `pointwise::UnaryOp`).
+    fn unary(&self, x: &Self::Tensor, op: UnaryOp) -> Result<Self::Tensor>;
+    /// a ∘ b with NumPy broadcasting (`pointwise::BinaryOp`).
+    fn binary(&self, a: &Self::Tensor, b: &Self::Tensor, op: BinaryOp) -> Result<Self::Tensor>;
+    /// The same values with another shape of the same size (a copy).
+    fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
     /// Rows `rows` of `x` along axis 0 (a copy): the kept rows of a trajectory frame.
     fn slice_rows(&self, x: &Self::Tensor, rows: std::ops::Range<usize>) -> Result<Self::Tensor>;
     /// Stack `x` on itself along axis 0 ([n,…] → [2n,…]) to run cond and uncond in one batch.
@@ -183,6 +190,15 @@ impl<B: Backend + ?Sized> Backend for &B {
     }
     fn slice_rows(&self, x: &Self::Tensor, rows: std::ops::Range<usize>) -> Result<Self::Tensor> {
         (**self).slice_rows(x, rows)
+    }
+    fn unary(&self, x: &Self::Tensor, op: UnaryOp) -> Result<Self::Tensor> {
+        (**self).unary(x, op)
+    }
+    fn binary(&self, a: &Self::Tensor, b: &Self::Tensor, op: BinaryOp) -> Result<Self::Tensor> {
+        (**self).binary(a, b, op)
+    }
+    fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor> {
+        (**self).reshape(x, shape)
     }
     fn repeat2(&self, x: &Self::Tensor) -> Result<Self::Tensor> {
         (**self).repeat2(x)

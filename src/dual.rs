@@ -172,6 +172,18 @@ impl Backend for Dual<'_> {
         })
     }
 
+    fn unary(&self, x: &DualTensor, op: crate::pointwise::UnaryOp) -> Result<DualTensor> {
+        each!(self, b, t => b.unary(t(x)?, op)?)
+    }
+
+    fn binary(&self, a: &DualTensor, b: &DualTensor, op: crate::pointwise::BinaryOp) -> Result<DualTensor> {
+        each!(self, e, t => e.binary(t(a)?, t(b)?, op)?)
+    }
+
+    fn reshape(&self, x: &DualTensor, shape: &[usize]) -> Result<DualTensor> {
+        each!(self, b, t => b.reshape(t(x)?, shape)?)
+    }
+
     fn slice_rows(&self, x: &DualTensor, rows: std::ops::Range<usize>) -> Result<DualTensor> {
         each!(self, b, t => b.slice_rows(t(x)?, rows)?)
     }

@@ -25,7 +25,9 @@ pub fn shown(s: &str, max: usize) -> String {
         if matches!(c, '\n' | '\r' | '\t') {
             // Line breaks and tabs in a reason are harmless; shown as spaces, on one line.
             out.push(' ');
-        } else if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+        } else if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
             out.push_str(&c.escape_unicode().to_string());
         } else {
             out.push(c);

@@ -79,6 +79,11 @@ pub fn footprint(config: &ModelConfig) -> Footprint {
             Footprint { im2col_values: 0, forward_values: 4 * widest, largest_tensor: widest }
         }
         (ArchConfig::Unet(c), DataConfig::Image { height, width, .. }) => unet_footprint(c, *height, *width, sample),
+        // Measured on the graph's plan for one sample: its peak of live values and its largest.
+        (ArchConfig::Onnx(g), _) => {
+            let (live, largest) = g.per_sample_values();
+            Footprint { im2col_values: 0, forward_values: live.max(sample), largest_tensor: largest.max(sample) }
+        }
         // A U-Net on non-image data is rejected by config validation; stay conservative anyway.
         (ArchConfig::Unet(c), _) => {
             let widest = sample.saturating_mul(4 * c.base_channels * c.channel_mult.iter().max().copied().unwrap_or(1));

@@ -243,3 +243,23 @@ pub fn scaled_rms_error(err: &[usize], x_old: &[usize], x_new: &[usize]) -> Resu
     same("scaled_rms_error", err, x_new)?;
     Ok(())
 }
+
+/// `unary`: the input's shape.
+pub fn unary(x: &[usize]) -> Result<Vec<usize>> {
+    Ok(x.to_vec())
+}
+
+/// `binary`: the broadcast shape (NumPy rules, at most `pointwise::MAX_RANK` dimensions).
+pub fn binary(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    crate::pointwise::broadcast(a, b)
+}
+
+/// `reshape`: the new shape holds as many values.
+pub fn reshape(x: &[usize], shape: &[usize]) -> Result<Vec<usize>> {
+    let (a, b) =
+        (x.iter().try_fold(1usize, |p, &d| p.checked_mul(d)), shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d)));
+    match (a, b) {
+        (Some(a), Some(b)) if a == b => Ok(shape.to_vec()),
+        _ => Err(Error::Shape { op: "reshape", detail: format!("{x:?} cannot become {shape:?}") }),
+    }
+}

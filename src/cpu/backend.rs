@@ -132,6 +132,27 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
+    fn unary(&self, x: &Tensor, op: crate::pointwise::UnaryOp) -> Result<Tensor> {
+        let mut out = Tensor::zeros(shapes::unary(x.shape())?)?;
+        for (o, &v) in out.data_mut().iter_mut().zip(x.data()) {
+            *o = op.apply(v);
+        }
+        Ok(out)
+    }
+
+    fn binary(&self, a: &Tensor, b: &Tensor, op: crate::pointwise::BinaryOp) -> Result<Tensor> {
+        let shape = shapes::binary(a.shape(), b.shape())?;
+        let mut out = Tensor::zeros(shape.clone())?;
+        crate::pointwise::binary(op, a.data(), a.shape(), b.data(), b.shape(), &shape, out.data_mut());
+        Ok(out)
+    }
+
+    fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        let mut out = Tensor::zeros(shapes::reshape(x.shape(), shape)?)?;
+        out.data_mut().copy_from_slice(x.data());
+        Ok(out)
+    }
+
     fn slice_rows(&self, x: &Tensor, rows: std::ops::Range<usize>) -> Result<Tensor> {
         let (shape, span) = shapes::slice_rows(x.shape(), &rows)?;
         let mut out = Tensor::zeros(shape)?;

@@ -424,6 +424,32 @@ impl Backend for GpuBackend {
         Ok(acc)
     }
 
+    fn unary(&self, x: &GpuTensor, op: crate::pointwise::UnaryOp) -> Result<GpuTensor> {
+        let out = self.alloc(shapes::unary(&x.shape)?)?;
+        if x.len > 0 {
+            self.record(|r| kernels::unary(r, out.bind(), x.bind(), x.len, op))?;
+        }
+        Ok(out)
+    }
+
+    fn binary(&self, a: &GpuTensor, b: &GpuTensor, op: crate::pointwise::BinaryOp) -> Result<GpuTensor> {
+        let shape = shapes::binary(&a.shape, &b.shape)?;
+        let out = self.alloc(shape.clone())?;
+        if out.len > 0 {
+            self.record(|r| kernels::binary(r, out.bind(), (a.bind(), &a.shape), (b.bind(), &b.shape), &shape, op))?;
+        }
+        Ok(out)
+    }
+
+    fn reshape(&self, x: &GpuTensor, shape: &[usize]) -> Result<GpuTensor> {
+        let shape = shapes::reshape(&x.shape, shape)?;
+        self.slice_rows(x, 0..x.shape.first().copied().unwrap_or(1)).and_then(|t| {
+            // The copy of every row is the whole tensor; only the shape changes.
+            let GpuTensor { len, buf, .. } = t;
+            Ok(GpuTensor { shape, len, buf })
+        })
+    }
+
     fn slice_rows(&self, x: &GpuTensor, rows: std::ops::Range<usize>) -> Result<GpuTensor> {
         let (shape, span) = shapes::slice_rows(&x.shape, &rows)?;
         let out = self.alloc(shape)?;

@@ -86,6 +86,14 @@ uniform! {
     }
 }
 
+uniform! {
+    /// `Params` of pointwise.wgsl (the shape and strides are WGSL's `array<vec4<u32>, 2>`).
+    PointwiseParams = "pointwise" {
+        len: u32, op: u32, rank: u32, _p0: u32, alpha: f32, beta: f32, _p1: u32, _p2: u32,
+        out_shape: [u32; 8], a_strides: [u32; 8], b_strides: [u32; 8],
+    }
+}
+
 const EW_WG: u64 = 256;
 
 fn elementwise_params(len: usize, a: usize, b: usize, w: f32, coef: &[f32]) -> ElementwiseParams {
@@ -211,6 +219,35 @@ pub(super) fn elementwise(
     r.dispatch(kernel, bytemuck::bytes_of(&p), out, inputs, (len as u64).div_ceil(EW_WG))
 }
 
+/// out = op(x), elementwise (`pointwise::UnaryOp`).
+pub(super) fn unary(r: &mut Recorder, out: Bind, x: Bind, len: usize, op: crate::pointwise::UnaryOp) -> Result<()> {
+    let [alpha, beta] = op.params();
+    let p = PointwiseParams { len: len as u32, op: op.code(), alpha, beta, ..PointwiseParams::zeroed() };
+    r.dispatch(Kernel::Unary, bytemuck::bytes_of(&p), out, &[x], (len as u64).div_ceil(EW_WG))
+}
+
+/// out = a ∘ b broadcast to `out_shape` (at most 8 dimensions).
+pub(super) fn binary(
+    r: &mut Recorder,
+    out: Bind,
+    a: (Bind, &[usize]),
+    b: (Bind, &[usize]),
+    out_shape: &[usize],
+    op: crate::pointwise::BinaryOp,
+) -> Result<()> {
+    let len: usize = out_shape.iter().product();
+    let mut p =
+        PointwiseParams { len: len as u32, op: op.code(), rank: out_shape.len() as u32, ..PointwiseParams::zeroed() };
+    let (sa, sb) =
+        (crate::pointwise::broadcast_strides(a.1, out_shape), crate::pointwise::broadcast_strides(b.1, out_shape));
+    for d in 0..out_shape.len() {
+        p.out_shape[d] = out_shape[d] as u32;
+        p.a_strides[d] = sa[d] as u32;
+        p.b_strides[d] = sb[d] as u32;
+    }
+    r.dispatch(Kernel::Binary, bytemuck::bytes_of(&p), out, &[a.0, b.0], (len as u64).div_ceil(EW_WG))
+}
+
 /// out = x + Σ cᵢ·kᵢ for at most LINCOMB_TERMS terms (the caller chains longer sums).
 pub(super) fn lincomb(r: &mut Recorder, out: Bind, x: Bind, terms: &[(f32, Bind)], len: usize) -> Result<()> {
     debug_assert!(terms.len() <= LINCOMB_TERMS);
@@ -313,7 +350,8 @@ mod tests {
         pub fields: &'static [(&'static str, &'static str, usize, usize)],
     }
 
-    const ALL: [Layout; 7] = [
+    const ALL: [Layout; 8] = [
+        PointwiseParams::LAYOUT,
         MatmulParams::LAYOUT,
         Conv2dParams::LAYOUT,
         NormParams::LAYOUT,

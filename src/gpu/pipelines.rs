@@ -15,6 +15,7 @@ pub enum Shader {
     Embed,
     Reduce,
     Rng,
+    Pointwise,
 }
 
 /// A shader from `shaders/`, as build.rs copied it into `OUT_DIR` (comments and indentation
@@ -36,6 +37,7 @@ impl Shader {
             Shader::Embed => wgsl!("embed"),
             Shader::Reduce => concat!(wgsl!("workgroup_reduce"), wgsl!("reduce")),
             Shader::Rng => wgsl!("rng"),
+            Shader::Pointwise => wgsl!("pointwise"),
         }
     }
 }
@@ -50,11 +52,20 @@ pub enum Family {
     Embed,
     Reduce,
     Rng,
+    Pointwise,
 }
 
 impl Family {
-    pub const ALL: [Family; 7] =
-        [Family::Matmul, Family::Conv2d, Family::Norm, Family::Elementwise, Family::Embed, Family::Reduce, Family::Rng];
+    pub const ALL: [Family; 8] = [
+        Family::Matmul,
+        Family::Conv2d,
+        Family::Norm,
+        Family::Elementwise,
+        Family::Embed,
+        Family::Reduce,
+        Family::Rng,
+        Family::Pointwise,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -65,6 +76,7 @@ impl Family {
             Family::Embed => "embed",
             Family::Reduce => "reduce",
             Family::Rng => "rng",
+            Family::Pointwise => "pointwise",
         }
     }
 }
@@ -98,10 +110,14 @@ pub enum Kernel {
     FinishSum,
     Normal,
     PhiloxWords,
+    /// Graph networks' unary functions (`pointwise::UnaryOp`).
+    Unary,
+    /// Graph networks' broadcasting binary operators.
+    Binary,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 22] = [
+    pub const ALL: [Kernel; 24] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
         Kernel::Conv2d { k3s1: true },
@@ -124,6 +140,8 @@ impl Kernel {
         Kernel::FinishSum,
         Kernel::Normal,
         Kernel::PhiloxWords,
+        Kernel::Unary,
+        Kernel::Binary,
     ];
 
     fn shader(self) -> Shader {
@@ -138,6 +156,7 @@ impl Kernel {
             BroadcastRows | GatherRows => Shader::Embed,
             RmsPartial | NonfinitePartial | FinishRms | FinishSum => Shader::Reduce,
             Normal | PhiloxWords => Shader::Rng,
+            Unary | Binary => Shader::Pointwise,
         }
     }
 
@@ -166,6 +185,8 @@ impl Kernel {
             FinishSum => "finish_sum",
             Normal => "normal",
             PhiloxWords => "philox_words",
+            Unary => "unary",
+            Binary => "binary",
         }
     }
 
@@ -174,8 +195,9 @@ impl Kernel {
         use Kernel::*;
         match self {
             Linear { .. } | Conv2d { .. } | GroupNorm | RmsPartial => 3,
-            SiluTangent | Add | AddChannelBias | ConcatAxis1 | GatherRows => 2,
-            Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows | NonfinitePartial | FinishRms | FinishSum => 1,
+            SiluTangent | Add | AddChannelBias | ConcatAxis1 | GatherRows | Binary => 2,
+            Unary | Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows | NonfinitePartial | FinishRms
+            | FinishSum => 1,
             Lincomb => 1 + LINCOMB_TERMS,
             Normal | PhiloxWords => 0,
         }
@@ -190,6 +212,7 @@ impl Kernel {
             Shader::Embed => Family::Embed,
             Shader::Reduce => Family::Reduce,
             Shader::Rng => Family::Rng,
+            Shader::Pointwise => Family::Pointwise,
         }
     }
 }

@@ -21,7 +21,7 @@ const MAX_LEVELS: usize = 6;
 const MAX_RES_BLOCKS: usize = 8;
 const MAX_IMAGE_SIDE: usize = 1024;
 const MAX_IMAGE_CHANNELS: usize = 4;
-const MAX_CLASSES: usize = 100_000;
+pub const MAX_CLASSES: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
@@ -37,6 +37,8 @@ pub struct ModelConfig {
 pub enum ArchConfig {
     Mlp(MlpConfig),
     Unet(UnetConfig),
+    /// Any network, from its ONNX export (`crate::onnx`): the graph and its declaration.
+    Onnx(std::sync::Arc<crate::onnx::OnnxNetwork>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -180,7 +182,7 @@ fn parse_arch(p: &mut Parser<'_>) -> JResult<ArchConfig> {
     })
 }
 
-fn parse_data(p: &mut Parser<'_>) -> JResult<DataConfig> {
+pub(crate) fn parse_data(p: &mut Parser<'_>) -> JResult<DataConfig> {
     let f = p.fields(["kind", "range", "channels", "height", "width"])?;
     let pair = |p: &mut Parser<'_>| p.array_of::<2, f32>(Parser::f32);
     Ok(match kind(p, &f, &[("points2d", &["range"]), ("image", &["channels", "height", "width", "range"])])? {
@@ -196,7 +198,7 @@ fn parse_data(p: &mut Parser<'_>) -> JResult<DataConfig> {
 
 /// Free-form: `dataset` (string), `train_steps` and `seed` (integers) and `metrics` (names to
 /// numbers) are typed, each may be `null`; any other key keeps its JSON text.
-fn parse_provenance(p: &mut Parser<'_>) -> JResult<Provenance> {
+pub(crate) fn parse_provenance(p: &mut Parser<'_>) -> JResult<Provenance> {
     let mut pv = Provenance::default();
     let mut seen = [false; 4];
     p.object(|p, key| {
@@ -314,6 +316,12 @@ impl ModelConfig {
                     u.in_channels, u.base_channels, u.channel_mult, u.num_res_blocks, u.groups
                 );
                 json::write_f32(&mut o, u.time_scale);
+            }
+            ArchConfig::Onnx(g) => {
+                // The declaration, less its closing brace (closed below with the others).
+                let d = g.declaration.to_json();
+                o.push_str(&d[..d.len() - 1]);
+                let _ = write!(o, ",\"nodes\":{},\"opset\":{}", g.graph.nodes.len(), g.graph.opset);
             }
         }
         o.push_str("},\"data\":");
@@ -469,6 +477,8 @@ impl ModelConfig {
                     }
                 }
             }
+            // Checked against its declaration when loaded (`onnx::load`).
+            ArchConfig::Onnx(_) => {}
         }
         Ok(())
     }

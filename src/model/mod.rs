@@ -27,29 +27,16 @@ pub fn expected_params(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     match &config.arch {
         ArchConfig::Mlp(c) => mlp::param_shapes(c, config.num_classes),
         ArchConfig::Unet(c) => unet::param_shapes(c, config.num_classes),
-    }
-}
-
-/// Values per sample of the largest tensor a forward pass creates (the GPU sampler splits
-/// batches so that this tensor fits one storage binding).
-pub fn peak_values_per_sample(config: &ModelConfig) -> usize {
-    let sample = config.sample_len();
-    match (&config.arch, &config.data) {
-        (ArchConfig::Mlp(c), _) => sample.max(c.data_dim + c.time_embed_dim).max(c.width),
-        (ArchConfig::Unet(c), DataConfig::Image { height, width, .. }) => {
-            sample.max(unet::peak_values_per_sample(c, *height, *width))
-        }
-        // A U-Net on non-image data is rejected by config validation; stay conservative anyway.
-        (ArchConfig::Unet(c), _) => {
-            sample.saturating_mul(4 * c.base_channels * c.channel_mult.iter().max().copied().unwrap_or(1))
-        }
+        // The graph carries its own constants.
+        ArchConfig::Onnx(_) => Vec::new(),
     }
 }
 
 impl Model {
-    /// Parses and validates a `.safetensors` weights file (see `format::load`).
+    /// Parses and validates a weights file: `.safetensors` (see `format::load`) or an ONNX
+    /// export with its declaration in the metadata (`crate::onnx::load`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        format::load(bytes)
+        if crate::onnx::proto::looks_like_onnx(bytes) { crate::onnx::load(bytes, None) } else { format::load(bytes) }
     }
 
     pub fn param_count(&self) -> usize {
@@ -118,6 +105,8 @@ impl<B: Backend> Params<B> {
 pub struct Network<B: Backend> {
     pub config: ModelConfig,
     params: Params<B>,
+    /// An ONNX model's graph on this backend.
+    graph: Option<crate::onnx::exec::GraphRunner<B>>,
 }
 
 impl<B: Backend> Network<B> {
@@ -132,7 +121,16 @@ impl<B: Backend> Network<B> {
                 tensors.insert(name, backend.upload(&t)?);
             }
         }
-        Ok(Self { config: model.config.clone(), params: Params { tensors } })
+        let graph = match &model.config.arch {
+            ArchConfig::Onnx(g) => Some(crate::onnx::exec::GraphRunner::new(g.clone())),
+            _ => None,
+        };
+        Ok(Self { config: model.config.clone(), params: Params { tensors }, graph })
+    }
+
+    /// The graph of an ONNX model on this backend (raw forwards for parity tests).
+    pub fn graph(&self) -> Option<&crate::onnx::exec::GraphRunner<B>> {
+        self.graph.as_ref()
     }
 
     /// The velocity and its exact divergence ([n, 1]) at x [n, d] (2-D point models: the MLP),
@@ -198,6 +196,10 @@ impl<B: Backend> Network<B> {
         match &self.config.arch {
             ArchConfig::Mlp(c) => mlp::forward(backend, c, &self.params, x, t, labels),
             ArchConfig::Unet(c) => unet::forward(backend, c, &self.params, x, t, labels),
+            ArchConfig::Onnx(_) => match &self.graph {
+                Some(g) => g.velocity(backend, x, t, labels),
+                None => Err(Error::Shape { op: "velocity", detail: "internal: the graph was not prepared".into() }),
+            },
         }
     }
 }

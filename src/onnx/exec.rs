@@ -1,0 +1,945 @@
+//! The graph on a `Backend`: per batch size, a plan (shapes inferred, shape subgraphs and
+//! everything else that depends only on constants folded on the host, cheap fusions applied,
+//! each value freed after its last use), then the plan's steps run on the backend's ops — the
+//! same code on the CPU kernels and on WGSL.
+
+use super::declaration::Declaration;
+use super::fold::{self, Known};
+use super::graph::{Graph, HostData, HostTensor, Op};
+use crate::backend::Backend;
+use crate::cpu::Activation;
+use crate::error::{Error, Result, shown};
+use crate::pointwise::{BinaryOp, UnaryOp};
+use crate::tensor::Tensor;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Where a step reads an input from.
+#[derive(Debug, Clone, PartialEq)]
+enum Operand {
+    /// A value computed in this call.
+    Slot(usize),
+    /// A constant of the plan (uploaded once per runner).
+    Const(usize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    /// act(x[r, k] · w[m, k]ᵀ + b[m]) → [r, m] (`w` and `b` constants).
+    Linear {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+        act: Activation,
+        out: usize,
+    },
+    Unary {
+        x: usize,
+        op: UnaryOp,
+        out: usize,
+    },
+    Binary {
+        a: Operand,
+        b: Operand,
+        op: BinaryOp,
+        out: usize,
+    },
+    /// Along axis 1.
+    Concat {
+        a: Operand,
+        b: Operand,
+        out: usize,
+    },
+    Reshape {
+        x: usize,
+        shape: Vec<usize>,
+        out: usize,
+    },
+    /// Rows of a constant table picked by the call's class labels.
+    Embedding {
+        table: usize,
+        shape: Vec<usize>,
+        out: usize,
+    },
+    /// NCHW convolution, square stride, symmetric zero padding (`w`, `b` constants).
+    Conv {
+        x: usize,
+        w: usize,
+        b: Option<usize>,
+        stride: usize,
+        pad: usize,
+        out: usize,
+    },
+    /// Normalisation over each (image, group) of NCHW (`gamma`, `beta` constants).
+    GroupNorm {
+        x: usize,
+        groups: usize,
+        gamma: usize,
+        beta: usize,
+        eps: f32,
+        out: usize,
+    },
+    Upsample2x {
+        x: usize,
+        out: usize,
+    },
+    /// v = a·out + b·x, the declaration's conversion to a velocity.
+    Convert {
+        out: usize,
+    },
+}
+
+impl Step {
+    fn reads(&self) -> Vec<usize> {
+        let slot = |o: &Operand| match o {
+            Operand::Slot(s) => Some(*s),
+            Operand::Const(_) => None,
+        };
+        match self {
+            Step::Linear { x, .. }
+            | Step::Unary { x, .. }
+            | Step::Reshape { x, .. }
+            | Step::Conv { x, .. }
+            | Step::GroupNorm { x, .. }
+            | Step::Upsample2x { x, .. } => vec![*x],
+            Step::Binary { a, b, .. } | Step::Concat { a, b, .. } => slot(a).into_iter().chain(slot(b)).collect(),
+            Step::Embedding { .. } => vec![],
+            Step::Convert { out } => vec![*out, X],
+        }
+    }
+    fn writes(&self) -> usize {
+        match self {
+            Step::Linear { out, .. }
+            | Step::Unary { out, .. }
+            | Step::Binary { out, .. }
+            | Step::Concat { out, .. }
+            | Step::Reshape { out, .. }
+            | Step::Embedding { out, .. }
+            | Step::Conv { out, .. }
+            | Step::GroupNorm { out, .. }
+            | Step::Upsample2x { out, .. }
+            | Step::Convert { out } => *out,
+        }
+    }
+}
+
+/// Slot of x (bound by the caller) and of t (uploaded per call).
+const X: usize = 0;
+const T: usize = 1;
+
+/// A value during planning.
+#[derive(Debug, Clone)]
+enum PVal {
+    Const(Arc<HostTensor>),
+    Dyn {
+        slot: usize,
+        shape: Vec<usize>,
+    },
+    /// The call's class labels (possibly reshaped).
+    Ids {
+        shape: Vec<usize>,
+    },
+}
+
+/// The steps of one batch size.
+#[derive(Debug)]
+struct Plan {
+    steps: Vec<Step>,
+    /// Constants the steps read, by index.
+    consts: Vec<Arc<HostTensor>>,
+    /// Stable keys of `consts` for the runner's upload cache (a weight is uploaded once, not
+    /// once per batch size).
+    const_keys: Vec<String>,
+    /// For each step, the slots whose last read it is.
+    frees: Vec<Vec<usize>>,
+    output: usize,
+    slots: usize,
+    uses_t: bool,
+    /// Values held by each slot.
+    sizes: Vec<usize>,
+}
+
+impl Plan {
+    /// The most values alive at once during a call, and the largest single value.
+    fn peak(&self) -> (usize, usize) {
+        let mut live: usize = self.sizes[X] + self.sizes[T];
+        let mut peak = live;
+        for (i, s) in self.steps.iter().enumerate() {
+            live += self.sizes[s.writes()];
+            peak = peak.max(live);
+            for &f in &self.frees[i] {
+                live = live.saturating_sub(self.sizes[f]);
+            }
+        }
+        (peak, self.sizes.iter().copied().max().unwrap_or(0))
+    }
+}
+
+/// Per-sample memory of a graph: its plan for one sample's peak of live values and largest value.
+pub fn per_sample_values(g: &Graph, d: &Declaration) -> Result<(usize, usize)> {
+    Ok(make_plan(g, d, 1)?.peak())
+}
+
+/// A graph ready to run on one backend.
+pub struct GraphRunner<B: Backend> {
+    net: Arc<super::OnnxNetwork>,
+    plans: Mutex<HashMap<usize, Arc<Plan>>>,
+    uploaded: Mutex<HashMap<String, Arc<B::Tensor>>>,
+}
+
+fn err(node: &str, what: String) -> Error {
+    Error::Shape { op: "onnx", detail: format!("{node}: {what}") }
+}
+
+impl<B: Backend> GraphRunner<B> {
+    pub fn new(net: Arc<super::OnnxNetwork>) -> Self {
+        Self { net, plans: Mutex::default(), uploaded: Mutex::default() }
+    }
+
+    fn plan(&self, n: usize) -> Result<Arc<Plan>> {
+        if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&n) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(make_plan(&self.net.graph, &self.net.declaration, n)?);
+        self.plans.lock().unwrap_or_else(|e| e.into_inner()).insert(n, p.clone());
+        Ok(p)
+    }
+
+    fn constant(&self, b: &B, plan: &Plan, i: usize) -> Result<Arc<B::Tensor>> {
+        let key = &plan.const_keys[i];
+        if let Some(t) = self.uploaded.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Ok(t.clone());
+        }
+        let c = &plan.consts[i];
+        let t = Arc::new(b.upload(&Tensor::new(c.shape.clone(), c.as_f32())?)?);
+        self.uploaded.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// The velocity at (x [n, …], t) with `labels` for class-conditional graphs: the graph's
+    /// output converted as its declaration says.
+    pub fn velocity(&self, b: &B, x: &B::Tensor, t: f32, labels: Option<&[u32]>) -> Result<B::Tensor> {
+        let n = b.shape(x)[0];
+        let len = self.net.declaration.t_shape(n).iter().product::<usize>();
+        self.run(b, x, &vec![self.net.declaration.model_time(t); len], labels, Some(t))
+    }
+
+    /// The graph's raw output for x and its t input as the graph takes it (`t_input`: the
+    /// values of a tensor of the declared t shape, in the model's units): for parity tests
+    /// against ONNX Runtime, where rows may have different times.
+    pub fn forward_raw(&self, b: &B, x: &B::Tensor, t_input: &[f32], labels: Option<&[u32]>) -> Result<B::Tensor> {
+        self.run(b, x, t_input, labels, None)
+    }
+
+    fn run(
+        &self,
+        b: &B,
+        x: &B::Tensor,
+        t_input: &[f32],
+        labels: Option<&[u32]>,
+        convert_at: Option<f32>,
+    ) -> Result<B::Tensor> {
+        let n = b.shape(x)[0];
+        let plan = self.plan(n)?;
+        let decl = &self.net.declaration;
+        let mut slots: Vec<Option<Val<'_, B::Tensor>>> = (0..plan.slots).map(|_| None).collect();
+        slots[X] = Some(Val::Borrowed(x));
+        if plan.uses_t {
+            slots[T] = Some(Val::Owned(b.upload(&Tensor::new(decl.t_shape(n), t_input.to_vec())?)?));
+        }
+        let ids: Vec<u32> = match (labels, &decl.y) {
+            (Some(l), Some(_)) => {
+                // The sampler's null class is num_classes; the graph's may differ.
+                let k = decl.num_classes as u32;
+                l.iter().map(|&c| if c == k { decl.null_class as u32 } else { c }).collect()
+            }
+            _ => Vec::new(),
+        };
+        let konst: Vec<Option<Arc<B::Tensor>>> = (0..plan.consts.len()).map(|_| None).collect();
+        let mut konst = konst;
+        for (si, step) in plan.steps.iter().enumerate() {
+            let mut c = |i: usize| -> Result<Arc<B::Tensor>> {
+                if konst[i].is_none() {
+                    konst[i] = Some(self.constant(b, &plan, i)?);
+                }
+                Ok(konst[i].clone().expect("just set"))
+            };
+            let out = match step {
+                Step::Linear { x, w, b: bias, act, .. } => {
+                    let (w, bias) = (c(*w)?, bias.map(&mut c).transpose()?);
+                    b.linear(slot(&slots, *x)?, &w, bias.as_deref(), *act)?
+                }
+                Step::Unary { x, op, .. } => b.unary(slot(&slots, *x)?, *op)?,
+                Step::Binary { a, b: rhs, op, .. } => {
+                    let (ca, cb);
+                    let av = match a {
+                        Operand::Slot(s) => slot(&slots, *s)?,
+                        Operand::Const(i) => {
+                            ca = c(*i)?;
+                            &*ca
+                        }
+                    };
+                    let bv = match rhs {
+                        Operand::Slot(s) => slot(&slots, *s)?,
+                        Operand::Const(i) => {
+                            cb = c(*i)?;
+                            &*cb
+                        }
+                    };
+                    b.binary(av, bv, *op)?
+                }
+                Step::Concat { a, b: rhs, .. } => {
+                    let (ca, cb);
+                    let av = match a {
+                        Operand::Slot(s) => slot(&slots, *s)?,
+                        Operand::Const(i) => {
+                            ca = c(*i)?;
+                            &*ca
+                        }
+                    };
+                    let bv = match rhs {
+                        Operand::Slot(s) => slot(&slots, *s)?,
+                        Operand::Const(i) => {
+                            cb = c(*i)?;
+                            &*cb
+                        }
+                    };
+                    b.concat_axis1(av, bv)?
+                }
+                Step::Reshape { x, shape, .. } => b.reshape(slot(&slots, *x)?, shape)?,
+                Step::Conv { x, w, b: bias, stride, pad, .. } => {
+                    let (w, bias) = (c(*w)?, bias.map(&mut c).transpose()?);
+                    b.conv2d(slot(&slots, *x)?, &w, bias.as_deref(), *stride, *pad)?
+                }
+                Step::GroupNorm { x, groups, gamma, beta, eps, .. } => {
+                    let (g, be) = (c(*gamma)?, c(*beta)?);
+                    b.group_norm(slot(&slots, *x)?, *groups, &g, &be, *eps, Activation::None)?
+                }
+                Step::Upsample2x { x, .. } => b.upsample_nearest2x(slot(&slots, *x)?)?,
+                Step::Embedding { table, shape, .. } => {
+                    if ids.len() != n {
+                        return Err(err("class input", format!("{} labels for {n} rows", ids.len())));
+                    }
+                    let tab = c(*table)?;
+                    let e = b.embedding(&tab, &ids)?;
+                    if b.shape(&e) == &shape[..] { e } else { b.reshape(&e, shape)? }
+                }
+                Step::Convert { out } => {
+                    let Some(t) = convert_at else {
+                        // Raw output: no conversion.
+                        let o = slot(&slots, *out)?;
+                        slots[step.writes()] = Some(Val::Owned(b.lincomb(o, &[])?));
+                        continue;
+                    };
+                    let (ka, kb) = decl.velocity_coefficients(t);
+                    let o = slot(&slots, *out)?;
+                    // v = ka·o + kb·x = o + (ka − 1)·o + kb·x.
+                    if ka == 1.0 && kb == 0.0 { b.lincomb(o, &[])? } else { b.lincomb(o, &[(ka - 1.0, o), (kb, x)])? }
+                }
+            };
+            slots[step.writes()] = Some(Val::Owned(out));
+            for &f in &plan.frees[si] {
+                if f != plan.output {
+                    slots[f] = None;
+                }
+            }
+        }
+        match slots[plan.output].take() {
+            Some(Val::Owned(t)) => Ok(t),
+            Some(Val::Borrowed(t)) => b.lincomb(t, &[]),
+            None => Err(Error::Shape { op: "onnx", detail: "internal: no output".into() }),
+        }
+    }
+}
+
+/// A value during a call: x (borrowed from the caller), or computed.
+enum Val<'a, T> {
+    Borrowed(&'a T),
+    Owned(T),
+}
+
+impl<T> Val<'_, T> {
+    fn get(&self) -> &T {
+        match self {
+            Val::Borrowed(t) => t,
+            Val::Owned(t) => t,
+        }
+    }
+}
+
+fn slot<'s, T>(s: &'s [Option<Val<'_, T>>], i: usize) -> Result<&'s T> {
+    s[i].as_ref()
+        .map(Val::get)
+        .ok_or_else(|| Error::Shape { op: "onnx", detail: format!("internal: slot {i} is empty") })
+}
+
+/// Plans the graph for a batch of `n`.
+fn make_plan(g: &Graph, d: &Declaration, n: usize) -> Result<Plan> {
+    let mut values: HashMap<&str, PVal> = HashMap::new();
+    for (name, t) in &g.constants {
+        values.insert(name, PVal::Const(t.clone()));
+    }
+    let sample: Vec<usize> = match d.data {
+        crate::model::DataConfig::Points2d { .. } => vec![n, 2],
+        crate::model::DataConfig::Image { channels, height, width, .. } => vec![n, channels, height, width],
+    };
+    values.insert(&d.x, PVal::Dyn { slot: X, shape: sample.clone() });
+    values.insert(&d.t, PVal::Dyn { slot: T, shape: d.t_shape(n) });
+    if let Some(y) = &d.y {
+        values.insert(y, PVal::Ids { shape: vec![n] });
+    }
+    // Consumers of each value (for fusion: a MatMul output read only by one Add).
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for node in &g.nodes {
+        for i in node.inputs.iter().filter(|s| !s.is_empty()) {
+            *uses.entry(i).or_default() += 1;
+        }
+    }
+    for o in &g.outputs {
+        *uses.entry(o).or_default() += 1;
+    }
+    let mut pb = PlanBuilder {
+        steps: Vec::new(),
+        consts: Vec::new(),
+        const_keys: Vec::new(),
+        slots: 2,
+        producer: HashMap::new(),
+        sizes: vec![0, 0],
+    };
+    for node in &g.nodes {
+        let ins: Vec<Option<&PVal>> =
+            node.inputs.iter().map(|i| if i.is_empty() { None } else { values.get(i.as_str()) }).collect();
+        if let Some(pos) = node.inputs.iter().zip(&ins).position(|(name, v)| !name.is_empty() && v.is_none()) {
+            return Err(err(&node.name, format!("input `{}` is unknown", shown(&node.inputs[pos], 40))));
+        }
+        // Everything known on the host: fold.
+        if ins.iter().all(|v| matches!(v, None | Some(PVal::Const(_)))) {
+            let consts: Vec<Option<&HostTensor>> =
+                ins.iter().map(|v| v.and_then(|v| if let PVal::Const(t) = v { Some(&**t) } else { None })).collect();
+            let outs = fold::eval(&node.op, &consts, node.outputs.len()).map_err(|e| err(&node.name, e.to_string()))?;
+            for (name, t) in node.outputs.iter().zip(outs) {
+                values.insert(name, PVal::Const(Arc::new(t)));
+            }
+            continue;
+        }
+        let outs = pb.emit(node, &ins, &uses).map_err(|e| match e {
+            Error::Shape { detail, .. } if !detail.starts_with(&node.name) => err(&node.name, detail),
+            e => e,
+        })?;
+        for (name, v) in node.outputs.iter().zip(outs) {
+            if let PVal::Dyn { slot, shape } = &v {
+                if pb.sizes.len() <= *slot {
+                    pb.sizes.resize(slot + 1, 0);
+                }
+                pb.sizes[*slot] = shape.iter().product();
+            }
+            values.insert(name, v);
+        }
+    }
+    // Intermediate slots (reshapes inside a MatMul, …) hold as much as the value they carry.
+    for (i, st) in pb.steps.iter().enumerate() {
+        let _ = i;
+        let w = st.writes();
+        if pb.sizes.len() <= w {
+            pb.sizes.resize(w + 1, 0);
+        }
+        if pb.sizes[w] == 0 {
+            pb.sizes[w] = match st {
+                Step::Reshape { shape, .. } | Step::Embedding { shape, .. } => shape.iter().product(),
+                Step::GroupNorm { x, .. } | Step::Upsample2x { x, .. } => {
+                    pb.sizes.get(*x).copied().unwrap_or(0) * if matches!(st, Step::Upsample2x { .. }) { 4 } else { 1 }
+                }
+                _ => 0,
+            };
+        }
+    }
+    let out_name = g.outputs.first().ok_or_else(|| err("graph", "no output".into()))?;
+    let (slot, shape) = match values.get(out_name.as_str()) {
+        Some(PVal::Dyn { slot, shape }) => (*slot, shape.clone()),
+        _ => return Err(err("graph", format!("output `{}` does not depend on x", shown(out_name, 40)))),
+    };
+    let slot = if shape != sample {
+        if shape.iter().product::<usize>() != sample.iter().product::<usize>() {
+            return Err(err("graph", format!("output has shape {shape:?}, the data needs {sample:?}")));
+        }
+        pb.push(|out| Step::Reshape { x: slot, shape: sample.clone(), out })
+    } else {
+        slot
+    };
+    pb.steps.push(Step::Convert { out: slot });
+    let output = slot;
+    // Dead steps (e.g. a Sigmoid folded into SiLU) are dropped; then each slot is freed after
+    // its last read.
+    let mut live = vec![false; pb.slots];
+    live[output] = true;
+    let mut kept = Vec::new();
+    for s in pb.steps.into_iter().rev() {
+        if live[s.writes()] || matches!(s, Step::Convert { .. }) {
+            for r in s.reads() {
+                live[r] = true;
+            }
+            kept.push(s);
+        }
+    }
+    kept.reverse();
+    let mut last = vec![usize::MAX; pb.slots];
+    for (i, s) in kept.iter().enumerate() {
+        for r in s.reads() {
+            last[r] = i;
+        }
+    }
+    let mut frees = vec![Vec::new(); kept.len()];
+    for (slot, &i) in last.iter().enumerate() {
+        if i != usize::MAX && slot != X {
+            frees[i].push(slot);
+        }
+    }
+    let uses_t = kept.iter().any(|s| s.reads().contains(&T));
+    let mut sizes = pb.sizes;
+    sizes.resize(pb.slots, 0);
+    sizes[X] = sample.iter().product();
+    sizes[T] = d.t_shape(n).iter().product();
+    Ok(Plan {
+        steps: kept,
+        consts: pb.consts,
+        const_keys: pb.const_keys,
+        frees,
+        output,
+        slots: pb.slots,
+        uses_t,
+        sizes,
+    })
+}
+
+struct PlanBuilder {
+    steps: Vec<Step>,
+    consts: Vec<Arc<HostTensor>>,
+    const_keys: Vec<String>,
+    slots: usize,
+    /// The step that wrote each slot.
+    producer: HashMap<usize, usize>,
+    /// Values of each slot (set when its shape is known).
+    sizes: Vec<usize>,
+}
+
+impl PlanBuilder {
+    fn push(&mut self, f: impl FnOnce(usize) -> Step) -> usize {
+        let out = self.slots;
+        self.slots += 1;
+        self.producer.insert(out, self.steps.len());
+        self.steps.push(f(out));
+        out
+    }
+
+    /// A constant, keyed by its content's identity so that every batch size's plan shares the
+    /// uploaded copy of a weight.
+    fn konst(&mut self, t: Arc<HostTensor>, tag: &str) -> usize {
+        let key = format!("{:p}{tag}", Arc::as_ptr(&t));
+        if let Some(i) = self.const_keys.iter().position(|k| *k == key) {
+            return i;
+        }
+        self.consts.push(t);
+        self.const_keys.push(key);
+        self.consts.len() - 1
+    }
+
+    fn operand(&mut self, v: &PVal) -> Result<Operand> {
+        match v {
+            PVal::Dyn { slot, .. } => Ok(Operand::Slot(*slot)),
+            PVal::Const(t) => Ok(Operand::Const(self.konst(t.clone(), ""))),
+            PVal::Ids { .. } => Err(Error::Shape {
+                op: "onnx",
+                detail: "the class input is used other than to index an embedding table".into(),
+            }),
+        }
+    }
+
+    fn emit(
+        &mut self,
+        node: &super::graph::Node,
+        ins: &[Option<&PVal>],
+        uses: &HashMap<&str, usize>,
+    ) -> Result<Vec<PVal>> {
+        let shape_of = |v: &PVal| -> Vec<usize> {
+            match v {
+                PVal::Const(t) => t.shape.clone(),
+                PVal::Dyn { shape, .. } | PVal::Ids { shape } => shape.clone(),
+            }
+        };
+        let known: Vec<Known<'_>> = ins
+            .iter()
+            .map(|v| match v {
+                None => Known::Absent,
+                Some(PVal::Const(t)) => Known::Const(t),
+                Some(PVal::Dyn { shape, .. } | PVal::Ids { shape }) => Known::Shape(shape),
+            })
+            .collect();
+        let in0 =
+            ins.first().copied().flatten().ok_or_else(|| Error::Shape { op: "onnx", detail: "no input".into() })?;
+        // A shape is known at plan time whatever the values are.
+        if let Op::Shape { .. } = node.op {
+            let s = shape_of(in0);
+            let as_const = HostTensor::f32(s.clone(), vec![0.0; s.iter().product()]);
+            let out = fold::eval(&node.op, &[Some(&as_const)], 1)?;
+            return Ok(out.into_iter().map(|t| PVal::Const(Arc::new(t))).collect());
+        }
+        // Labels flow through shape-only ops unchanged.
+        if let PVal::Ids { .. } = in0 {
+            return match &node.op {
+                Op::Identity
+                | Op::Cast { to_float: false }
+                | Op::Reshape { .. }
+                | Op::Unsqueeze { .. }
+                | Op::Squeeze { .. }
+                | Op::Flatten { .. } => {
+                    let s = fold::infer_shapes(&node.op, &known, 1)?.remove(0);
+                    Ok(vec![PVal::Ids { shape: s }])
+                }
+                _ => Err(Error::Shape {
+                    op: "onnx",
+                    detail: format!("{:?} on the class input is not supported", node.op),
+                }),
+            };
+        }
+        let out_shape = || fold::infer_shapes(&node.op, &known, node.outputs.len()).map(|mut v| v.remove(0));
+        let dyn_out = |slot: usize, shape: Vec<usize>| PVal::Dyn { slot, shape };
+        Ok(vec![match &node.op {
+            Op::Identity | Op::Cast { to_float: true } => in0.clone(),
+            Op::Unary(u) => {
+                let PVal::Dyn { slot, shape } = in0 else { unreachable!("folded") };
+                let (slot, shape) = (*slot, shape.clone());
+                dyn_out(self.push(|out| Step::Unary { x: slot, op: *u, out }), shape)
+            }
+            Op::Binary(op) => {
+                let (a, b) = (
+                    ins[0].expect("checked"),
+                    ins.get(1).copied().flatten().ok_or_else(|| err(&node.name, "missing input".into()))?,
+                );
+                let shape = out_shape()?;
+                // x·sigmoid(x) → SiLU (one kernel instead of two and a temporary).
+                if *op == BinaryOp::Mul
+                    && let (PVal::Dyn { slot: sa, .. }, PVal::Dyn { slot: sb, .. }) = (a, b)
+                {
+                    for (x, s) in [(*sa, *sb), (*sb, *sa)] {
+                        if let Some(&pi) = self.producer.get(&s)
+                            && self.steps[pi] == (Step::Unary { x, op: UnaryOp::Sigmoid, out: s })
+                            && shape_of(a) == shape_of(b)
+                        {
+                            return Ok(vec![dyn_out(
+                                self.push(|out| Step::Unary { x, op: UnaryOp::Silu, out }),
+                                shape,
+                            )]);
+                        }
+                    }
+                }
+                // MatMul + bias → one linear with its bias.
+                if *op == BinaryOp::Add {
+                    for (lin, bias) in [(a, b), (b, a)] {
+                        if let (PVal::Dyn { slot, .. }, PVal::Const(c)) = (lin, bias)
+                            && let Some(&pi) = self.producer.get(slot)
+                            && let Step::Linear { b: None, w, .. } = &self.steps[pi]
+                            && c.shape.iter().product::<usize>() == *shape.last().unwrap_or(&0)
+                            && c.shape.iter().rev().skip(1).all(|&d| d == 1)
+                            && uses.get(node.inputs[if std::ptr::eq(lin, a) { 0 } else { 1 }].as_str()) == Some(&1)
+                            && self.consts[*w].shape[0] == *shape.last().unwrap_or(&0)
+                        {
+                            let flat = Arc::new(HostTensor::f32(vec![c.len()], c.as_f32()));
+                            let bi = self.konst(flat, "");
+                            // Keyed by the bias's own identity, not the flattened copy's.
+                            self.const_keys[bi] = format!("{:p}:bias", Arc::as_ptr(c));
+                            if let Step::Linear { b: slot_b, .. } = &mut self.steps[pi] {
+                                *slot_b = Some(bi);
+                            }
+                            return Ok(vec![lin.clone()]);
+                        }
+                    }
+                }
+                let (oa, ob) = (self.operand(a)?, self.operand(b)?);
+                dyn_out(self.push(|out| Step::Binary { a: oa, b: ob, op: *op, out }), shape)
+            }
+            Op::MatMul | Op::Gemm { .. } => {
+                let (a, b) = (
+                    ins[0].expect("checked"),
+                    ins.get(1).copied().flatten().ok_or_else(|| err(&node.name, "missing input".into()))?,
+                );
+                let shape = out_shape()?;
+                let (PVal::Dyn { slot, shape: xs }, PVal::Const(w)) = (a, b) else {
+                    return Err(err(
+                        &node.name,
+                        "a product of two computed values (attention) is not supported on the backend yet".into(),
+                    ));
+                };
+                let (trans_a, trans_b, alpha, beta) = match node.op {
+                    Op::Gemm { trans_a, trans_b, alpha, beta } => (trans_a, trans_b, alpha, beta),
+                    _ => (false, false, 1.0, 1.0),
+                };
+                if trans_a || w.shape.len() != 2 {
+                    return Err(err(
+                        &node.name,
+                        format!(
+                            "a product with a {}-D constant{} is not supported yet",
+                            w.shape.len(),
+                            if trans_a { " and transA" } else { "" }
+                        ),
+                    ));
+                }
+                let (k, m) = if trans_b { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
+                // The backend's linear takes W as [m, k] (PyTorch's layout): transpose once.
+                let wt = if trans_b && alpha == 1.0 {
+                    self.konst(w.clone(), ":w")
+                } else {
+                    let src = w.as_f32();
+                    let mut t = vec![0f32; k * m];
+                    for i in 0..k {
+                        for j in 0..m {
+                            t[j * k + i] = alpha * if trans_b { src[j * k + i] } else { src[i * m + j] };
+                        }
+                    }
+                    let key = format!("{:p}:wT{}{alpha}", Arc::as_ptr(w), trans_b);
+                    let i = self.konst(Arc::new(HostTensor::f32(vec![m, k], t)), "");
+                    self.const_keys[i] = key;
+                    i
+                };
+                let rows = xs.iter().product::<usize>() / k.max(1);
+                let (slot, xs) = (*slot, xs.clone());
+                let x2 = if xs.len() == 2 {
+                    slot
+                } else {
+                    self.push(|out| Step::Reshape { x: slot, shape: vec![rows, k], out })
+                };
+                let mut y = self.push(|out| Step::Linear { x: x2, w: wt, b: None, act: Activation::None, out });
+                if let (Op::Gemm { .. }, Some(Some(PVal::Const(c)))) = (&node.op, ins.get(2)) {
+                    let scaled =
+                        Arc::new(HostTensor::f32(c.shape.clone(), c.as_f32().iter().map(|v| v * beta).collect()));
+                    let ci = self.konst(scaled, "");
+                    self.const_keys[ci] = format!("{:p}:c{beta}", Arc::as_ptr(c));
+                    if c.len() == m {
+                        if let Step::Linear { b, .. } = &mut self.steps[self.producer[&y]] {
+                            *b = Some(ci);
+                        }
+                    } else {
+                        let yy = y;
+                        y = self.push(|out| Step::Binary {
+                            a: Operand::Slot(yy),
+                            b: Operand::Const(ci),
+                            op: BinaryOp::Add,
+                            out,
+                        });
+                    }
+                } else if let (Op::Gemm { .. }, Some(Some(c))) = (&node.op, ins.get(2)) {
+                    let oc = self.operand(c)?;
+                    let yy = y;
+                    y = self.push(|out| Step::Binary { a: Operand::Slot(yy), b: oc, op: BinaryOp::Add, out });
+                }
+                if shape.len() != 2 {
+                    let yy = y;
+                    let s = shape.clone();
+                    y = self.push(|out| Step::Reshape { x: yy, shape: s, out });
+                }
+                dyn_out(y, shape)
+            }
+            Op::Concat { axis } => {
+                let shape = out_shape()?;
+                let rank = shape.len();
+                let ax = fold::axis(*axis, rank, "Concat")?;
+                if ax != 1 || !(rank == 2 || rank == 4) {
+                    return Err(err(
+                        &node.name,
+                        format!(
+                            "Concat along axis {ax} of a rank-{rank} value is not supported yet (axis 1 of 2-D or 4-D is)"
+                        ),
+                    ));
+                }
+                let mut acc = self.operand(ins[0].expect("checked"))?;
+                let mut acc_shape = shape_of(ins[0].expect("checked"));
+                for v in ins[1..].iter().map(|v| v.expect("concat inputs are required")) {
+                    let b = self.operand(v)?;
+                    acc_shape[1] += shape_of(v)[1];
+                    let a = acc.clone();
+                    acc = Operand::Slot(self.push(|out| Step::Concat { a, b, out }));
+                }
+                match acc {
+                    Operand::Slot(s) => dyn_out(s, shape),
+                    Operand::Const(_) => unreachable!("one input is computed"),
+                }
+            }
+            Op::Expand => {
+                // x broadcast to the target shape: x + zeros of that shape.
+                let shape = out_shape()?;
+                let a = self.operand(in0)?;
+                let zeros = Arc::new(HostTensor::f32(shape.clone(), vec![0.0; shape.iter().product()]));
+                let z = self.konst(zeros, "");
+                dyn_out(self.push(|out| Step::Binary { a, b: Operand::Const(z), op: BinaryOp::Add, out }), shape)
+            }
+            Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze { .. } | Op::Unsqueeze { .. } => {
+                let shape = out_shape()?;
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                if *xs == shape {
+                    in0.clone()
+                } else {
+                    let (slot, s) = (*slot, shape.clone());
+                    dyn_out(self.push(|out| Step::Reshape { x: slot, shape: s, out }), shape)
+                }
+            }
+            Op::Gather { axis } => {
+                let (data, idx) =
+                    (in0, ins.get(1).copied().flatten().ok_or_else(|| err(&node.name, "missing indices".into()))?);
+                match (data, idx) {
+                    (PVal::Const(table), PVal::Ids { shape: ids_shape }) if fold::axis(*axis, table.shape.len(), "Gather")? == 0 && table.shape.len() == 2 => {
+                        if ids_shape.iter().product::<usize>() != ids_shape.first().copied().unwrap_or(0) {
+                            return Err(err(&node.name, "class labels must be one per row".into()));
+                        }
+                        let shape = out_shape()?;
+                        let ti = self.konst(table.clone(), "");
+                        let s = shape.clone();
+                        dyn_out(self.push(|out| Step::Embedding { table: ti, shape: s, out }), shape)
+                    }
+                    _ => return Err(err(&node.name, "Gather on computed values is not supported on the backend yet (only an embedding table indexed by the class input)".into())),
+                }
+            }
+            Op::Conv { strides, pads, dilations, group, auto_pad } => {
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let w = match ins.get(1).copied().flatten() {
+                    Some(PVal::Const(w)) if w.shape.len() == 4 && xs.len() == 4 => w.clone(),
+                    _ => {
+                        return Err(err(
+                            &node.name,
+                            "Conv: 2-D convolutions with constant weights are supported".into(),
+                        ));
+                    }
+                };
+                let same = |v: &[i64], d: i64| v.iter().all(|&x| x == v.first().copied().unwrap_or(d));
+                let stride = strides.first().copied().unwrap_or(1);
+                let pad = pads.first().copied().unwrap_or(0);
+                if *group != 1
+                    || dilations.iter().any(|&d| d != 1)
+                    || !same(strides, 1)
+                    || !same(pads, 0)
+                    || auto_pad != "NOTSET" && auto_pad != "VALID"
+                    || w.shape[2] != w.shape[3]
+                    || stride < 1
+                    || pad < 0
+                {
+                    return Err(err(
+                        &node.name,
+                        format!(
+                            "Conv with group {group}, strides {strides:?}, pads {pads:?}, dilations {dilations:?}, kernel {:?} is not supported yet (square kernels, equal strides and pads, group 1)",
+                            &w.shape[2..]
+                        ),
+                    ));
+                }
+                let wi = self.konst(w.clone(), "");
+                let bi = match ins.get(2).copied().flatten() {
+                    Some(PVal::Const(bias)) => Some(self.konst(bias.clone(), "")),
+                    None => None,
+                    Some(_) => return Err(err(&node.name, "Conv: the bias must be a constant".into())),
+                };
+                let k = w.shape[2] as i64;
+                let (h, wd) = (xs[2] as i64, xs[3] as i64);
+                let oh = (h + 2 * pad - k) / stride + 1;
+                let ow = (wd + 2 * pad - k) / stride + 1;
+                if oh < 1 || ow < 1 {
+                    return Err(err(&node.name, format!("Conv output {oh}×{ow}")));
+                }
+                let shape = vec![xs[0], w.shape[0], oh as usize, ow as usize];
+                let slot = *slot;
+                dyn_out(
+                    self.push(|out| Step::Conv {
+                        x: slot,
+                        w: wi,
+                        b: bi,
+                        stride: stride as usize,
+                        pad: pad as usize,
+                        out,
+                    }),
+                    shape,
+                )
+            }
+            Op::InstanceNorm { eps } | Op::GroupNorm { eps, .. } => {
+                // Instance norm of [n, c, …] is group norm with one group per channel, on the
+                // values viewed as [n, c, L, 1].
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let (gamma, beta) = match (ins.get(1).copied().flatten(), ins.get(2).copied().flatten()) {
+                    (Some(PVal::Const(g)), Some(PVal::Const(b))) => (g.clone(), b.clone()),
+                    _ => return Err(err(&node.name, "normalisation scale and bias must be constants".into())),
+                };
+                if xs.len() < 3 {
+                    return Err(err(&node.name, format!("normalisation of a rank-{} value", xs.len())));
+                }
+                let c = xs[1];
+                let groups = match node.op {
+                    Op::GroupNorm { groups, .. } => groups,
+                    _ => c,
+                };
+                if c % groups != 0 || gamma.len() != c || beta.len() != c {
+                    return Err(err(
+                        &node.name,
+                        format!("{groups} groups, scale {:?} and bias {:?} for {c} channels", gamma.shape, beta.shape),
+                    ));
+                }
+                let (gi, bi) = (self.konst(gamma, ""), self.konst(beta, ""));
+                let four = vec![xs[0], c, xs[2..].iter().product(), 1];
+                let (slot, xs, eps) = (*slot, xs.clone(), *eps);
+                let x4 = if xs.len() == 4 {
+                    slot
+                } else {
+                    let f = four.clone();
+                    self.push(|out| Step::Reshape { x: slot, shape: f, out })
+                };
+                let y = self.push(|out| Step::GroupNorm { x: x4, groups, gamma: gi, beta: bi, eps, out });
+                let y = if xs.len() == 4 {
+                    y
+                } else {
+                    let s = xs.clone();
+                    self.push(|out| Step::Reshape { x: y, shape: s, out })
+                };
+                dyn_out(y, xs)
+            }
+            Op::Resize { mode, .. } => {
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let target: Option<Vec<usize>> = match (ins.get(2).copied().flatten(), ins.get(3).copied().flatten()) {
+                    (_, Some(PVal::Const(sizes))) if !sizes.is_empty() => {
+                        Some(sizes.as_i64().iter().map(|&v| v.max(0) as usize).collect())
+                    }
+                    (Some(PVal::Const(scales)), _) if !scales.is_empty() => {
+                        Some(scales.as_f32().iter().zip(xs).map(|(s, &d)| (s * d as f32).floor() as usize).collect())
+                    }
+                    _ => None,
+                };
+                let want = xs.len() == 4 && target.as_deref() == Some(&[xs[0], xs[1], 2 * xs[2], 2 * xs[3]][..]);
+                if mode != "nearest" || !want {
+                    return Err(err(
+                        &node.name,
+                        format!(
+                            "Resize {mode} to {target:?} from {xs:?}: only nearest 2× upsampling of NCHW is supported yet"
+                        ),
+                    ));
+                }
+                let shape = vec![xs[0], xs[1], 2 * xs[2], 2 * xs[3]];
+                let slot = *slot;
+                dyn_out(self.push(|out| Step::Upsample2x { x: slot, out }), shape)
+            }
+            other => {
+                return Err(err(
+                    &node.name,
+                    format!("{} on values computed from x, t or y is not supported on the backend yet", op_name(other)),
+                ));
+            }
+        }])
+    }
+}
+
+fn op_name(op: &Op) -> String {
+    let s = format!("{op:?}");
+    s.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("op").to_string()
+}
+
+impl HostTensor {
+    /// The f32 view of a constant for the backend (integers widened).
+    pub fn host_f32(&self) -> Vec<f32> {
+        match &self.data {
+            HostData::F32(v) => v.clone(),
+            HostData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! The graph: ONNX nodes with their attributes parsed into a typed [`Op`] once, at load. An op
+//! outside the supported set, or an attribute the executor does not implement, is a load-time
+//! error naming the node — never a wrong answer at sampling time.
+
+use super::proto::{Attribute, AttributeValue, DataType, Dim, ModelProto, NodeProto, TensorData, TensorProto};
+use crate::error::{Error, NAME, Result, shown};
+use crate::pointwise::{BinaryOp, UnaryOp};
+use std::collections::{HashMap, HashSet};
+
+/// A constant on the host: f32 data, or i64 (shapes, indices, axes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: HostData,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+impl HostTensor {
+    pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        Self { shape, data: HostData::F32(data) }
+    }
+
+    pub fn i64(shape: Vec<usize>, data: Vec<i64>) -> Self {
+        Self { shape, data: HostData::I64(data) }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.data {
+            HostData::F32(v) => v.len(),
+            HostData::I64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as i64 (floats truncated toward zero, as ONNX Cast does).
+    pub fn as_i64(&self) -> Vec<i64> {
+        match &self.data {
+            HostData::I64(v) => v.clone(),
+            HostData::F32(v) => v.iter().map(|&x| x as i64).collect(),
+        }
+    }
+
+    /// The values as f32.
+    pub fn as_f32(&self) -> Vec<f32> {
+        match &self.data {
+            HostData::F32(v) => v.clone(),
+            HostData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    pub fn is_int(&self) -> bool {
+        matches!(self.data, HostData::I64(_))
+    }
+
+    fn from_proto(t: &TensorProto) -> Result<Self> {
+        let shape = t
+            .dims
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| bad_tensor(&t.name, format!("dimension {d}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(match &t.data {
+            TensorData::F32(v) => HostTensor::f32(shape, v.clone()),
+            TensorData::I64(v) => HostTensor::i64(shape, v.clone()),
+        })
+    }
+}
+
+fn bad_tensor(name: &str, what: String) -> Error {
+    Error::WeightsFormat(format!("ONNX tensor `{}`: {what}", shown(name, NAME)))
+}
+
+/// An ONNX op the executor implements, with its attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `Constant`: its value.
+    Constant(HostTensor),
+    Identity,
+    /// Float ↔ int conversion (`to`: true for a float type).
+    Cast {
+        to_float: bool,
+    },
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// `Equal`, `Less`, `Greater` (host only: shape arithmetic).
+    Compare(Compare),
+    /// Integer remainder (host only: shape arithmetic).
+    Mod,
+    Where,
+    MatMul,
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    Concat {
+        axis: i64,
+    },
+    Reshape {
+        allow_zero: bool,
+    },
+    Flatten {
+        axis: i64,
+    },
+    /// Axes from the attribute (opset < 13) or the second input.
+    Squeeze {
+        axes: Option<Vec<i64>>,
+    },
+    Unsqueeze {
+        axes: Option<Vec<i64>>,
+    },
+    Transpose {
+        perm: Option<Vec<i64>>,
+    },
+    Gather {
+        axis: i64,
+    },
+    Shape {
+        start: i64,
+        end: Option<i64>,
+    },
+    ConstantOfShape {
+        value: HostTensor,
+    },
+    Range,
+    Expand,
+    Slice,
+    Split {
+        axis: i64,
+        split: Option<Vec<i64>>,
+        num_outputs: Option<i64>,
+    },
+    Softmax {
+        axis: i64,
+    },
+    ReduceMean {
+        axes: Option<Vec<i64>>,
+        keep_dims: bool,
+    },
+    ReduceSum {
+        axes: Option<Vec<i64>>,
+        keep_dims: bool,
+    },
+    LayerNorm {
+        axis: i64,
+        eps: f32,
+    },
+    GroupNorm {
+        groups: usize,
+        eps: f32,
+    },
+    InstanceNorm {
+        eps: f32,
+    },
+    BatchNorm {
+        eps: f32,
+    },
+    Conv {
+        strides: Vec<i64>,
+        pads: Vec<i64>,
+        dilations: Vec<i64>,
+        group: i64,
+        auto_pad: String,
+    },
+    ConvTranspose {
+        strides: Vec<i64>,
+        pads: Vec<i64>,
+        output_padding: Vec<i64>,
+        group: i64,
+    },
+    Resize {
+        mode: String,
+        coord: String,
+        nearest: String,
+    },
+    AveragePool {
+        kernel: Vec<i64>,
+        strides: Vec<i64>,
+        pads: Vec<i64>,
+    },
+    MaxPool {
+        kernel: Vec<i64>,
+        strides: Vec<i64>,
+        pads: Vec<i64>,
+    },
+    Pad {
+        mode: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    Equal,
+    Less,
+    Greater,
+}
+
+/// One node: its op, input names ("" = omitted optional input) and output names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
+/// A graph input that is not an initializer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphInput {
+    pub name: String,
+    pub int: bool,
+    pub shape: Option<Vec<Dim>>,
+}
+
+/// A loaded graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    /// Initializers by name (shared: every batch size's plan reads the same weights).
+    pub constants: HashMap<String, std::sync::Arc<HostTensor>>,
+    pub inputs: Vec<GraphInput>,
+    pub outputs: Vec<String>,
+    pub opset: i64,
+}
+
+impl Graph {
+    /// Parses every node's op; refuses unsupported ops, attributes and graphs that are not in
+    /// topological order (as ONNX requires).
+    pub fn from_proto(m: &ModelProto) -> Result<Self> {
+        let opset =
+            m.opset().ok_or_else(|| Error::WeightsFormat("the ONNX model imports no default-domain opset".into()))?;
+        let mut constants = HashMap::new();
+        for t in &m.graph.initializers {
+            constants.insert(t.name.clone(), std::sync::Arc::new(HostTensor::from_proto(t)?));
+        }
+        let inputs: Vec<GraphInput> = m
+            .graph
+            .inputs
+            .iter()
+            .filter(|i| !constants.contains_key(&i.name))
+            .map(|i| GraphInput {
+                name: i.name.clone(),
+                int: matches!(i.elem_type, Some(DataType::Int64 | DataType::Int32)),
+                shape: i.shape.clone(),
+            })
+            .collect();
+        let mut known: HashSet<&str> = constants.keys().map(String::as_str).collect();
+        known.extend(inputs.iter().map(|i| i.name.as_str()));
+        let mut nodes = Vec::with_capacity(m.graph.nodes.len());
+        for (i, n) in m.graph.nodes.iter().enumerate() {
+            let label = node_label(n, i);
+            for input in n.inputs.iter().filter(|s| !s.is_empty()) {
+                if !known.contains(input.as_str()) {
+                    return Err(Error::WeightsFormat(format!(
+                        "ONNX {label}: input `{}` is not produced before it (graph not in topological order, or a dangling name)",
+                        shown(input, NAME)
+                    )));
+                }
+            }
+            let op = parse_op(n, opset).map_err(|e| match e {
+                Error::WeightsFormat(m) => Error::WeightsFormat(format!("ONNX {label}: {m}")),
+                e => e,
+            })?;
+            nodes.push(Node { name: label, op, inputs: n.inputs.clone(), outputs: n.outputs.clone() });
+            known.extend(n.outputs.iter().map(String::as_str));
+        }
+        let outputs: Vec<String> = m.graph.outputs.iter().map(|o| o.name.clone()).collect();
+        if let Some(o) = outputs.iter().find(|o| !known.contains(o.as_str())) {
+            return Err(Error::WeightsFormat(format!("ONNX graph output `{}` is never produced", shown(o, NAME))));
+        }
+        Ok(Graph { nodes, constants, inputs, outputs, opset })
+    }
+}
+
+fn node_label(n: &NodeProto, i: usize) -> String {
+    if n.name.is_empty() {
+        format!("node {i} ({})", shown(&n.op_type, NAME))
+    } else {
+        format!("node `{}` ({})", shown(&n.name, NAME), shown(&n.op_type, NAME))
+    }
+}
+
+struct Attrs<'a>(&'a [Attribute]);
+
+impl Attrs<'_> {
+    fn get(&self, k: &str) -> Option<&AttributeValue> {
+        self.0.iter().find(|a| a.name == k).map(|a| &a.value)
+    }
+    fn int(&self, k: &str, d: i64) -> Result<i64> {
+        match self.get(k) {
+            None => Ok(d),
+            Some(AttributeValue::Int(v)) => Ok(*v),
+            Some(_) => Err(attr_err(k, "must be an integer")),
+        }
+    }
+    fn float(&self, k: &str, d: f32) -> Result<f32> {
+        match self.get(k) {
+            None => Ok(d),
+            Some(AttributeValue::Float(v)) => Ok(*v),
+            Some(_) => Err(attr_err(k, "must be a float")),
+        }
+    }
+    fn ints(&self, k: &str) -> Result<Option<Vec<i64>>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(AttributeValue::Ints(v)) => Ok(Some(v.clone())),
+            Some(_) => Err(attr_err(k, "must be a list of integers")),
+        }
+    }
+    fn string(&self, k: &str, d: &str) -> Result<String> {
+        match self.get(k) {
+            None => Ok(d.to_string()),
+            Some(AttributeValue::String(v)) => Ok(String::from_utf8_lossy(v).into_owned()),
+            Some(_) => Err(attr_err(k, "must be a string")),
+        }
+    }
+    /// Refuses any attribute not in `known` (an attribute the executor ignored would change the
+    /// answer silently).
+    fn only(&self, known: &[&str]) -> Result<()> {
+        match self.0.iter().find(|a| !known.contains(&a.name.as_str())) {
+            Some(a) => Err(attr_err(&a.name, "is not supported")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn attr_err(k: &str, what: &str) -> Error {
+    Error::WeightsFormat(format!("attribute `{}` {what}", shown(k, NAME)))
+}
+
+fn unsupported(what: String) -> Error {
+    Error::WeightsFormat(what)
+}
+
+fn parse_op(n: &NodeProto, opset: i64) -> Result<Op> {
+    let a = Attrs(&n.attributes);
+    let unary = |op: UnaryOp| -> Result<Op> {
+        a.only(&[])?;
+        Ok(Op::Unary(op))
+    };
+    let binary = |op: BinaryOp| -> Result<Op> {
+        a.only(&[])?;
+        Ok(Op::Binary(op))
+    };
+    let reduce_axes = || -> Result<Option<Vec<i64>>> { a.ints("axes") };
+    Ok(match n.op_type.as_str() {
+        "Constant" => {
+            a.only(&["value", "value_float", "value_floats", "value_int", "value_ints"])?;
+            Op::Constant(match n.attributes.first().map(|x| (&x.name[..], &x.value)) {
+                Some(("value", AttributeValue::Tensor(t))) => HostTensor::from_proto(t)?,
+                Some(("value_float", AttributeValue::Float(v))) => HostTensor::f32(vec![], vec![*v]),
+                Some(("value_floats", AttributeValue::Floats(v))) => HostTensor::f32(vec![v.len()], v.clone()),
+                Some(("value_int", AttributeValue::Int(v))) => HostTensor::i64(vec![], vec![*v]),
+                Some(("value_ints", AttributeValue::Ints(v))) => HostTensor::i64(vec![v.len()], v.clone()),
+                _ => return Err(attr_err("value", "is missing or of an unsupported kind")),
+            })
+        }
+        "Identity" | "Dropout" => {
+            a.only(&["seed", "ratio"])?;
+            Op::Identity
+        }
+        "Cast" => {
+            a.only(&["to", "saturate"])?;
+            let to = a.int("to", 1)?;
+            Op::Cast {
+                to_float: match to {
+                    1 | 10 | 11 => true,
+                    6 | 7 | 9 => false,
+                    t => return Err(attr_err("to", &format!("= {t}: only float and integer types are supported"))),
+                },
+            }
+        }
+        "Neg" => unary(UnaryOp::Neg)?,
+        "Abs" => unary(UnaryOp::Abs)?,
+        "Reciprocal" => unary(UnaryOp::Reciprocal)?,
+        "Sqrt" => unary(UnaryOp::Sqrt)?,
+        "Exp" => unary(UnaryOp::Exp)?,
+        "Log" => unary(UnaryOp::Log)?,
+        "Sin" => unary(UnaryOp::Sin)?,
+        "Cos" => unary(UnaryOp::Cos)?,
+        "Tanh" => unary(UnaryOp::Tanh)?,
+        "Erf" => unary(UnaryOp::Erf)?,
+        "Sigmoid" => unary(UnaryOp::Sigmoid)?,
+        "Relu" => unary(UnaryOp::Relu)?,
+        "Softplus" => unary(UnaryOp::Softplus)?,
+        "LeakyRelu" => {
+            a.only(&["alpha"])?;
+            Op::Unary(UnaryOp::LeakyRelu(a.float("alpha", 0.01)?))
+        }
+        "Elu" => {
+            a.only(&["alpha"])?;
+            Op::Unary(UnaryOp::Elu(a.float("alpha", 1.0)?))
+        }
+        "Selu" => {
+            a.only(&["alpha", "gamma"])?;
+            if (a.float("alpha", 1.673_263_2)? - 1.673_263_2).abs() > 1e-6
+                || (a.float("gamma", 1.050_701)? - 1.050_701).abs() > 1e-6
+            {
+                return Err(attr_err("alpha/gamma", "other than SELU's standard constants are not supported"));
+            }
+            Op::Unary(UnaryOp::Selu)
+        }
+        "Gelu" => {
+            a.only(&["approximate"])?;
+            match a.string("approximate", "none")?.as_str() {
+                "none" => Op::Unary(UnaryOp::Gelu),
+                "tanh" => Op::Unary(UnaryOp::GeluTanh),
+                other => return Err(attr_err("approximate", &format!("= {other} is not supported"))),
+            }
+        }
+        "Add" => binary(BinaryOp::Add)?,
+        "Sub" => binary(BinaryOp::Sub)?,
+        "Mul" => binary(BinaryOp::Mul)?,
+        "Div" => binary(BinaryOp::Div)?,
+        "Pow" => binary(BinaryOp::Pow)?,
+        "Max" if n.inputs.len() == 2 => binary(BinaryOp::Max)?,
+        "Min" if n.inputs.len() == 2 => binary(BinaryOp::Min)?,
+        "Mod" => {
+            a.only(&["fmod"])?;
+            Op::Mod
+        }
+        "Equal" => Op::Compare(Compare::Equal),
+        "Less" => Op::Compare(Compare::Less),
+        "Greater" => Op::Compare(Compare::Greater),
+        "Where" => Op::Where,
+        "MatMul" => {
+            a.only(&[])?;
+            Op::MatMul
+        }
+        "Gemm" => {
+            a.only(&["alpha", "beta", "transA", "transB"])?;
+            Op::Gemm {
+                alpha: a.float("alpha", 1.0)?,
+                beta: a.float("beta", 1.0)?,
+                trans_a: a.int("transA", 0)? != 0,
+                trans_b: a.int("transB", 0)? != 0,
+            }
+        }
+        "Concat" => {
+            a.only(&["axis"])?;
+            Op::Concat { axis: a.int("axis", 0)? }
+        }
+        "Reshape" => {
+            a.only(&["allowzero"])?;
+            Op::Reshape { allow_zero: a.int("allowzero", 0)? != 0 }
+        }
+        "Flatten" => {
+            a.only(&["axis"])?;
+            Op::Flatten { axis: a.int("axis", 1)? }
+        }
+        "Squeeze" => {
+            a.only(&["axes"])?;
+            Op::Squeeze { axes: a.ints("axes")? }
+        }
+        "Unsqueeze" => {
+            a.only(&["axes"])?;
+            Op::Unsqueeze { axes: a.ints("axes")? }
+        }
+        "Transpose" => {
+            a.only(&["perm"])?;
+            Op::Transpose { perm: a.ints("perm")? }
+        }
+        "Gather" => {
+            a.only(&["axis"])?;
+            Op::Gather { axis: a.int("axis", 0)? }
+        }
+        "Shape" => {
+            a.only(&["start", "end"])?;
+            Op::Shape { start: a.int("start", 0)?, end: a.get("end").map(|_| a.int("end", 0)).transpose()? }
+        }
+        "ConstantOfShape" => {
+            a.only(&["value"])?;
+            Op::ConstantOfShape {
+                value: match a.get("value") {
+                    Some(AttributeValue::Tensor(t)) => HostTensor::from_proto(t)?,
+                    None => HostTensor::f32(vec![1], vec![0.0]),
+                    Some(_) => return Err(attr_err("value", "must be a tensor")),
+                },
+            }
+        }
+        "Range" => Op::Range,
+        "Expand" => Op::Expand,
+        "Slice" => {
+            if opset < 10 {
+                return Err(unsupported("Slice before opset 10 is not supported".into()));
+            }
+            a.only(&[])?;
+            Op::Slice
+        }
+        "Split" => {
+            a.only(&["axis", "split", "num_outputs"])?;
+            Op::Split {
+                axis: a.int("axis", 0)?,
+                split: a.ints("split")?,
+                num_outputs: a.get("num_outputs").map(|_| a.int("num_outputs", 0)).transpose()?,
+            }
+        }
+        "Softmax" => {
+            a.only(&["axis"])?;
+            Op::Softmax { axis: a.int("axis", -1)? }
+        }
+        "ReduceMean" => {
+            a.only(&["axes", "keepdims", "noop_with_empty_axes"])?;
+            Op::ReduceMean { axes: reduce_axes()?, keep_dims: a.int("keepdims", 1)? != 0 }
+        }
+        "ReduceSum" => {
+            a.only(&["axes", "keepdims", "noop_with_empty_axes"])?;
+            Op::ReduceSum { axes: reduce_axes()?, keep_dims: a.int("keepdims", 1)? != 0 }
+        }
+        "LayerNormalization" => {
+            a.only(&["axis", "epsilon", "stash_type"])?;
+            Op::LayerNorm { axis: a.int("axis", -1)?, eps: a.float("epsilon", 1e-5)? }
+        }
+        "GroupNormalization" => {
+            a.only(&["num_groups", "epsilon", "stash_type"])?;
+            let groups = a.int("num_groups", 0)?;
+            if groups < 1 {
+                return Err(attr_err("num_groups", "must be ≥ 1"));
+            }
+            Op::GroupNorm { groups: groups as usize, eps: a.float("epsilon", 1e-5)? }
+        }
+        "InstanceNormalization" => {
+            a.only(&["epsilon"])?;
+            Op::InstanceNorm { eps: a.float("epsilon", 1e-5)? }
+        }
+        "BatchNormalization" => {
+            a.only(&["epsilon", "momentum", "training_mode"])?;
+            if a.int("training_mode", 0)? != 0 {
+                return Err(attr_err("training_mode", "= 1: only inference BatchNormalization is supported"));
+            }
+            Op::BatchNorm { eps: a.float("epsilon", 1e-5)? }
+        }
+        "Conv" => {
+            a.only(&["strides", "pads", "dilations", "group", "auto_pad", "kernel_shape"])?;
+            Op::Conv {
+                strides: a.ints("strides")?.unwrap_or_default(),
+                pads: a.ints("pads")?.unwrap_or_default(),
+                dilations: a.ints("dilations")?.unwrap_or_default(),
+                group: a.int("group", 1)?,
+                auto_pad: a.string("auto_pad", "NOTSET")?,
+            }
+        }
+        "ConvTranspose" => {
+            a.only(&["strides", "pads", "output_padding", "group", "kernel_shape", "dilations"])?;
+            if a.ints("dilations")?.is_some_and(|d| d.iter().any(|&v| v != 1)) {
+                return Err(attr_err("dilations", "other than 1 are not supported"));
+            }
+            Op::ConvTranspose {
+                strides: a.ints("strides")?.unwrap_or_default(),
+                pads: a.ints("pads")?.unwrap_or_default(),
+                output_padding: a.ints("output_padding")?.unwrap_or_default(),
+                group: a.int("group", 1)?,
+            }
+        }
+        "Resize" | "Upsample" => {
+            a.only(&[
+                "mode",
+                "coordinate_transformation_mode",
+                "nearest_mode",
+                "cubic_coeff_a",
+                "exclude_outside",
+                "antialias",
+                "keep_aspect_ratio_policy",
+                "axes",
+                "extrapolation_value",
+            ])?;
+            Op::Resize {
+                mode: a.string("mode", "nearest")?,
+                coord: a.string("coordinate_transformation_mode", "half_pixel")?,
+                nearest: a.string("nearest_mode", "round_prefer_floor")?,
+            }
+        }
+        "AveragePool" | "MaxPool" => {
+            a.only(&[
+                "kernel_shape",
+                "strides",
+                "pads",
+                "ceil_mode",
+                "count_include_pad",
+                "auto_pad",
+                "dilations",
+                "storage_order",
+            ])?;
+            if a.int("ceil_mode", 0)? != 0 {
+                return Err(attr_err("ceil_mode", "= 1 is not supported"));
+            }
+            let kernel = a.ints("kernel_shape")?.ok_or_else(|| attr_err("kernel_shape", "is required"))?;
+            let (strides, pads) = (a.ints("strides")?.unwrap_or_default(), a.ints("pads")?.unwrap_or_default());
+            if n.op_type == "AveragePool" {
+                Op::AveragePool { kernel, strides, pads }
+            } else {
+                Op::MaxPool { kernel, strides, pads }
+            }
+        }
+        "Pad" => {
+            a.only(&["mode"])?;
+            Op::Pad { mode: a.string("mode", "constant")? }
+        }
+        other => {
+            return Err(unsupported(format!(
+                "op `{}` is not supported (see ARCHITECTURE.md, \"ONNX\", for the supported set)",
+                shown(other, NAME)
+            )));
+        }
+    })
+}
