@@ -80,6 +80,17 @@ pub trait Backend {
     fn binary(&self, a: &Self::Tensor, b: &Self::Tensor, op: BinaryOp) -> Result<Self::Tensor>;
     /// The same values with another shape of the same size (a copy).
     fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+    /// out[i] = x[offset + Σ_d k_d·strides[d]] over the output `shape` (transposes, slices and
+    /// picks of graph networks; ≤ 8 dimensions).
+    fn strided_copy(&self, x: &Self::Tensor, shape: &[usize], offset: usize, strides: &[usize])
+    -> Result<Self::Tensor>;
+    /// [..., m, k] × [..., k, n] → [..., m, n], batch dimensions broadcast.
+    fn matmul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Softmax over the last axis.
+    fn softmax(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    /// Layer norm over the trailing values `gamma` covers: (x − mean)/√(var + eps)·γ + β.
+    fn layer_norm(&self, x: &Self::Tensor, gamma: &Self::Tensor, beta: &Self::Tensor, eps: f32)
+    -> Result<Self::Tensor>;
     /// Rows `rows` of `x` along axis 0 (a copy): the kept rows of a trajectory frame.
     fn slice_rows(&self, x: &Self::Tensor, rows: std::ops::Range<usize>) -> Result<Self::Tensor>;
     /// Stack `x` on itself along axis 0 ([n,…] → [2n,…]) to run cond and uncond in one batch.
@@ -199,6 +210,30 @@ impl<B: Backend + ?Sized> Backend for &B {
     }
     fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor> {
         (**self).reshape(x, shape)
+    }
+    fn strided_copy(
+        &self,
+        x: &Self::Tensor,
+        shape: &[usize],
+        offset: usize,
+        strides: &[usize],
+    ) -> Result<Self::Tensor> {
+        (**self).strided_copy(x, shape, offset, strides)
+    }
+    fn matmul(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).matmul(a, b)
+    }
+    fn softmax(&self, x: &Self::Tensor) -> Result<Self::Tensor> {
+        (**self).softmax(x)
+    }
+    fn layer_norm(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        eps: f32,
+    ) -> Result<Self::Tensor> {
+        (**self).layer_norm(x, gamma, beta, eps)
     }
     fn repeat2(&self, x: &Self::Tensor) -> Result<Self::Tensor> {
         (**self).repeat2(x)

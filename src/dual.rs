@@ -184,6 +184,22 @@ impl Backend for Dual<'_> {
         each!(self, b, t => b.reshape(t(x)?, shape)?)
     }
 
+    fn strided_copy(&self, x: &DualTensor, shape: &[usize], offset: usize, strides: &[usize]) -> Result<DualTensor> {
+        each!(self, b, t => b.strided_copy(t(x)?, shape, offset, strides)?)
+    }
+
+    fn matmul(&self, a: &DualTensor, b: &DualTensor) -> Result<DualTensor> {
+        each!(self, e, t => e.matmul(t(a)?, t(b)?)?)
+    }
+
+    fn softmax(&self, x: &DualTensor) -> Result<DualTensor> {
+        each!(self, b, t => b.softmax(t(x)?)?)
+    }
+
+    fn layer_norm(&self, x: &DualTensor, gamma: &DualTensor, beta: &DualTensor, eps: f32) -> Result<DualTensor> {
+        each!(self, b, t => b.layer_norm(t(x)?, t(gamma)?, t(beta)?, eps)?)
+    }
+
     fn slice_rows(&self, x: &DualTensor, rows: std::ops::Range<usize>) -> Result<DualTensor> {
         each!(self, b, t => b.slice_rows(t(x)?, rows)?)
     }

@@ -263,3 +263,73 @@ pub fn reshape(x: &[usize], shape: &[usize]) -> Result<Vec<usize>> {
         _ => Err(Error::Shape { op: "reshape", detail: format!("{x:?} cannot become {shape:?}") }),
     }
 }
+
+/// `strided_copy`: the output `shape` (≤ 8 dims) read from `x` at `offset` with `strides` must
+/// stay inside `x`.
+pub fn strided_copy(x: &[usize], shape: &[usize], offset: usize, strides: &[usize]) -> Result<Vec<usize>> {
+    let bad = |why: &str| Error::Shape {
+        op: "strided_copy",
+        detail: format!("{shape:?} at {offset} by {strides:?} from {x:?}: {why}"),
+    };
+    if shape.len() > 8 || strides.len() != shape.len() {
+        return Err(bad("at most 8 dimensions, one stride each"));
+    }
+    let total: usize = x.iter().product();
+    if shape.contains(&0) {
+        return Ok(shape.to_vec());
+    }
+    let last = shape.iter().zip(strides).try_fold(offset, |acc, (&d, &s)| acc.checked_add((d - 1).checked_mul(s)?));
+    match last {
+        Some(l) if l < total => Ok(shape.to_vec()),
+        _ => Err(bad("reads past the end")),
+    }
+}
+
+/// `matmul` of [..., m, k] and [..., k, n] with broadcast batch dimensions.
+pub struct Matmul {
+    pub out: Vec<usize>,
+    pub batch: Vec<usize>,
+    /// Each operand's element strides per batch dimension (0 where broadcast).
+    pub a_strides: Vec<usize>,
+    pub b_strides: Vec<usize>,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+pub fn matmul(a: &[usize], b: &[usize]) -> Result<Matmul> {
+    let bad = || Error::Shape { op: "matmul", detail: format!("{a:?} × {b:?}") };
+    if a.len() < 2 || b.len() < 2 {
+        return Err(bad());
+    }
+    let (m, k, k2, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 2], b[b.len() - 1]);
+    if k != k2 {
+        return Err(bad());
+    }
+    let (ba, bb) = (&a[..a.len() - 2], &b[..b.len() - 2]);
+    let batch = crate::pointwise::broadcast(ba, bb).map_err(|_| bad())?;
+    let scale = |s: Vec<usize>, by: usize| s.into_iter().map(|v| v * by).collect::<Vec<_>>();
+    let a_strides = scale(crate::pointwise::broadcast_strides(ba, &batch), m * k);
+    let b_strides = scale(crate::pointwise::broadcast_strides(bb, &batch), k * n);
+    let mut out = batch.clone();
+    out.extend([m, n]);
+    Ok(Matmul { out, batch, a_strides, b_strides, m, k, n })
+}
+
+/// `softmax` over the last axis: (rows, row length).
+pub fn softmax(x: &[usize]) -> Result<(usize, usize)> {
+    match x.last() {
+        Some(&inner) if inner > 0 => Ok((x.iter().product::<usize>() / inner, inner)),
+        _ => Err(Error::Shape { op: "softmax", detail: format!("{x:?}") }),
+    }
+}
+
+/// `layer_norm` over the trailing values that `gamma` covers: (rows, row length).
+pub fn layer_norm(x: &[usize], gamma: &[usize], beta: &[usize]) -> Result<(usize, usize)> {
+    let inner: usize = gamma.iter().product();
+    let trailing = x.len() >= gamma.len() && x[x.len() - gamma.len()..] == *gamma;
+    if inner == 0 || !trailing || beta.iter().product::<usize>() != inner {
+        return Err(Error::Shape { op: "layer_norm", detail: format!("{x:?} with gamma {gamma:?}, beta {beta:?}") });
+    }
+    Ok((x.iter().product::<usize>() / inner, inner))
+}

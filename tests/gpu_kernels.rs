@@ -501,3 +501,64 @@ fn pointwise_ops_match_cpu() {
     assert_eq!(host(g, &r).data(), x.data());
     assert!(g.binary(&g.upload(&t(&[3], 1)).unwrap(), &g.upload(&t(&[4], 2)).unwrap(), BinaryOp::Add).is_err());
 }
+
+/// Graph networks' layout and attention kernels (shaders/graph.wgsl) against the CPU's
+/// (src/cpu/graph.rs), and the CPU's against the host folder's independent f64 evaluation:
+/// transposes and slices as strided copies, batched matmul with broadcast batch dims (ragged
+/// m, k, n), softmax and layer norm over rows of awkward lengths.
+#[test]
+fn graph_ops_match_cpu_and_the_host_reference() {
+    use pushforward::onnx::fold;
+    use pushforward::onnx::graph::{HostTensor, Op};
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    let host_eval = |op: Op, ins: &[&Tensor]| -> Vec<f32> {
+        let hs: Vec<HostTensor> = ins.iter().map(|t| HostTensor::f32(t.shape().to_vec(), t.data().to_vec())).collect();
+        let refs: Vec<Option<&HostTensor>> = hs.iter().map(Some).collect();
+        fold::eval(&op, &refs, 1).unwrap().remove(0).as_f32()
+    };
+    // Transpose [2, 3, 5, 7] by (2, 0, 3, 1) as a strided copy.
+    let x = t(&[2, 3, 5, 7], 31);
+    let (shape, strides) = (vec![5, 2, 7, 3], vec![7, 105, 1, 35]);
+    let want = cpu.strided_copy(&x, &shape, 0, &strides).unwrap();
+    assert_eq!(want.data(), &host_eval(Op::Transpose { perm: Some(vec![2, 0, 3, 1]) }, &[&x])[..]);
+    let got = host(g, &g.strided_copy(&g.upload(&x).unwrap(), &shape, 0, &strides).unwrap());
+    assert_eq!(got.data(), want.data());
+    // A slice x[:, 1:3, ::2, 4:] from offset 1·35 + 4.
+    let (shape, strides) = (vec![2, 2, 3, 3], vec![105, 35, 14, 1]);
+    let want = cpu.strided_copy(&x, &shape, 39, &strides).unwrap();
+    let got = host(g, &g.strided_copy(&g.upload(&x).unwrap(), &shape, 39, &strides).unwrap());
+    assert_eq!(got.data(), want.data());
+    assert!(cpu.strided_copy(&x, &[3, 1], 0, &[105, 1]).is_err(), "reads past the end");
+    // Batched products: attention-like [b, h, m, k] × [b, h, k, n], and a broadcast batch.
+    for (sa, sb) in
+        [(vec![2, 3, 17, 8], vec![2, 3, 8, 19]), (vec![4, 1, 5, 33], vec![3, 33, 6]), (vec![1, 1], vec![1, 1])]
+    {
+        let (a, b) = (t(&sa, 40), t(&sb, 41));
+        let want = cpu.matmul(&a, &b).unwrap();
+        let reference = host_eval(Op::MatMul, &[&a, &b]);
+        assert_close(&format!("cpu matmul {sa:?}×{sb:?} vs f64"), want.data(), &reference, 1e-5, 1e-5);
+        let got = host(g, &g.matmul(&g.upload(&a).unwrap(), &g.upload(&b).unwrap()).unwrap());
+        assert_close(&format!("matmul {sa:?}×{sb:?}"), got.data(), want.data(), 1e-5, 1e-4);
+    }
+    // Softmax and layer norm over rows of 1, 37 and 300 values.
+    for inner in [1usize, 37, 300] {
+        let x = t(&[3, 5, inner], 50 + inner as u64);
+        let want = cpu.softmax(&x).unwrap();
+        assert_close("cpu softmax vs f64", want.data(), &host_eval(Op::Softmax { axis: -1 }, &[&x]), 1e-6, 1e-5);
+        assert_close(
+            &format!("softmax rows of {inner}"),
+            host(g, &g.softmax(&g.upload(&x).unwrap()).unwrap()).data(),
+            want.data(),
+            1e-6,
+            1e-5,
+        );
+        let (gamma, beta) = (t(&[inner], 60), t(&[inner], 61));
+        let want = cpu.layer_norm(&x, &gamma, &beta, 1e-5).unwrap();
+        let reference = host_eval(Op::LayerNorm { axis: -1, eps: 1e-5 }, &[&x, &gamma, &beta]);
+        assert_close("cpu layer norm vs f64", want.data(), &reference, 1e-5, 1e-4);
+        let got =
+            g.layer_norm(&g.upload(&x).unwrap(), &g.upload(&gamma).unwrap(), &g.upload(&beta).unwrap(), 1e-5).unwrap();
+        assert_close(&format!("layer norm rows of {inner}"), host(g, &got).data(), want.data(), 1e-5, 1e-4);
+    }
+}

@@ -153,6 +153,43 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
+    fn strided_copy(&self, x: &Tensor, shape: &[usize], offset: usize, strides: &[usize]) -> Result<Tensor> {
+        let mut out = Tensor::zeros(shapes::strided_copy(x.shape(), shape, offset, strides)?)?;
+        if out.numel() > 0 {
+            super::graph::strided_copy(x.data(), shape, offset, strides, out.data_mut());
+        }
+        Ok(out)
+    }
+
+    fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let s = shapes::matmul(a.shape(), b.shape())?;
+        let mut out = Tensor::zeros(s.out.clone())?;
+        super::graph::batched_matmul(
+            a.data(),
+            b.data(),
+            &s.batch,
+            &s.a_strides,
+            &s.b_strides,
+            (s.m, s.k, s.n),
+            out.data_mut(),
+        );
+        Ok(out)
+    }
+
+    fn softmax(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, inner) = shapes::softmax(x.shape())?;
+        let mut out = Tensor::zeros(x.shape().to_vec())?;
+        super::graph::softmax_rows(x.data(), inner, out.data_mut());
+        Ok(out)
+    }
+
+    fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        shapes::layer_norm(x.shape(), gamma.shape(), beta.shape())?;
+        let mut out = Tensor::zeros(x.shape().to_vec())?;
+        super::graph::layer_norm_rows(x.data(), gamma.data(), beta.data(), eps, out.data_mut());
+        Ok(out)
+    }
+
     fn slice_rows(&self, x: &Tensor, rows: std::ops::Range<usize>) -> Result<Tensor> {
         let (shape, span) = shapes::slice_rows(x.shape(), &rows)?;
         let mut out = Tensor::zeros(shape)?;

@@ -8,6 +8,7 @@ mod blocked;
 pub mod conv2d;
 pub mod elementwise;
 pub mod embed;
+pub mod graph;
 pub mod matmul;
 pub mod norm;
 

@@ -442,12 +442,69 @@ impl Backend for GpuBackend {
     }
 
     fn reshape(&self, x: &GpuTensor, shape: &[usize]) -> Result<GpuTensor> {
-        let shape = shapes::reshape(&x.shape, shape)?;
-        self.slice_rows(x, 0..x.shape.first().copied().unwrap_or(1)).and_then(|t| {
-            // The copy of every row is the whole tensor; only the shape changes.
-            let GpuTensor { len, buf, .. } = t;
-            Ok(GpuTensor { shape, len, buf })
-        })
+        let out = self.alloc(shapes::reshape(&x.shape, shape)?)?;
+        if x.len > 0 {
+            // A buffer copy in the command stream: ordered with the dispatches around it.
+            self.record(|r| {
+                r.encoder().copy_buffer_to_buffer(x.buf.buffer(), 0, out.buf.buffer(), 0, x.len as u64 * 4);
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn strided_copy(&self, x: &GpuTensor, shape: &[usize], offset: usize, strides: &[usize]) -> Result<GpuTensor> {
+        let out = self.alloc(shapes::strided_copy(&x.shape, shape, offset, strides)?)?;
+        if out.len > 0 {
+            self.record(|r| kernels::strided_copy(r, out.bind(), x.bind(), shape, offset, strides))?;
+        }
+        Ok(out)
+    }
+
+    fn matmul(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+        let s = shapes::matmul(&a.shape, &b.shape)?;
+        let out = self.alloc(s.out.clone())?;
+        if out.len > 0 {
+            self.record(|r| {
+                kernels::batched_matmul(
+                    r,
+                    out.bind(),
+                    (a.bind(), &s.a_strides),
+                    (b.bind(), &s.b_strides),
+                    &s.batch,
+                    (s.m, s.k, s.n),
+                )
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn softmax(&self, x: &GpuTensor) -> Result<GpuTensor> {
+        let (rows, inner) = shapes::softmax(&x.shape)?;
+        let out = self.alloc(x.shape.clone())?;
+        if rows > 0 {
+            self.record(|r| kernels::rows(r, Kernel::SoftmaxRows, out.bind(), &[x.bind()], rows, inner, 0.0))?;
+        }
+        Ok(out)
+    }
+
+    fn layer_norm(&self, x: &GpuTensor, gamma: &GpuTensor, beta: &GpuTensor, eps: f32) -> Result<GpuTensor> {
+        let (rows, inner) = shapes::layer_norm(&x.shape, &gamma.shape, &beta.shape)?;
+        let out = self.alloc(x.shape.clone())?;
+        if rows > 0 {
+            self.record(|r| {
+                kernels::rows(
+                    r,
+                    Kernel::LayerNormRows,
+                    out.bind(),
+                    &[x.bind(), gamma.bind(), beta.bind()],
+                    rows,
+                    inner,
+                    eps,
+                )
+            })?;
+        }
+        Ok(out)
     }
 
     fn slice_rows(&self, x: &GpuTensor, rows: std::ops::Range<usize>) -> Result<GpuTensor> {

@@ -94,6 +94,14 @@ uniform! {
     }
 }
 
+uniform! {
+    /// `Params` of graph.wgsl.
+    GraphParams = "graph" {
+        len: u32, rank: u32, offset: u32, inner: u32, m: u32, n: u32, k: u32, eps: f32,
+        shape: [u32; 8], a_strides: [u32; 8], b_strides: [u32; 8],
+    }
+}
+
 const EW_WG: u64 = 256;
 
 fn elementwise_params(len: usize, a: usize, b: usize, w: f32, coef: &[f32]) -> ElementwiseParams {
@@ -248,6 +256,67 @@ pub(super) fn binary(
     r.dispatch(Kernel::Binary, bytemuck::bytes_of(&p), out, &[a.0, b.0], (len as u64).div_ceil(EW_WG))
 }
 
+fn fill(dst: &mut [u32; 8], src: &[usize]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = v as u32;
+    }
+}
+
+/// out[i] = x[offset + Σ k_d·strides[d]] over `shape` (≤ 8 dims).
+pub(super) fn strided_copy(
+    r: &mut Recorder,
+    out: Bind,
+    x: Bind,
+    shape: &[usize],
+    offset: usize,
+    strides: &[usize],
+) -> Result<()> {
+    let len: usize = shape.iter().product();
+    let mut p =
+        GraphParams { len: len as u32, rank: shape.len() as u32, offset: offset as u32, ..GraphParams::zeroed() };
+    fill(&mut p.shape, shape);
+    fill(&mut p.a_strides, strides);
+    r.dispatch(Kernel::StridedCopy, bytemuck::bytes_of(&p), out, &[x], (len as u64).div_ceil(EW_WG))
+}
+
+/// out[batch…, m, n] = a[…, m, k] · b[…, k, n] with per-operand batch strides.
+pub(super) fn batched_matmul(
+    r: &mut Recorder,
+    out: Bind,
+    (a, a_strides): (Bind, &[usize]),
+    (b, b_strides): (Bind, &[usize]),
+    batch: &[usize],
+    (m, k, n): (usize, usize, usize),
+) -> Result<()> {
+    let len = batch.iter().product::<usize>() * m * n;
+    let mut p = GraphParams {
+        len: len as u32,
+        rank: batch.len() as u32,
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        ..GraphParams::zeroed()
+    };
+    fill(&mut p.shape, batch);
+    fill(&mut p.a_strides, a_strides);
+    fill(&mut p.b_strides, b_strides);
+    r.dispatch(Kernel::BatchedMatmul, bytemuck::bytes_of(&p), out, &[a, b], (len as u64).div_ceil(EW_WG))
+}
+
+/// Softmax or layer norm (with gamma, beta) over `rows` rows of `inner` values.
+pub(super) fn rows(
+    r: &mut Recorder,
+    kernel: Kernel,
+    out: Bind,
+    inputs: &[Bind],
+    rows: usize,
+    inner: usize,
+    eps: f32,
+) -> Result<()> {
+    let p = GraphParams { len: rows as u32, inner: inner as u32, eps, ..GraphParams::zeroed() };
+    r.dispatch(kernel, bytemuck::bytes_of(&p), out, inputs, (rows as u64).div_ceil(EW_WG))
+}
+
 /// out = x + Σ cᵢ·kᵢ for at most LINCOMB_TERMS terms (the caller chains longer sums).
 pub(super) fn lincomb(r: &mut Recorder, out: Bind, x: Bind, terms: &[(f32, Bind)], len: usize) -> Result<()> {
     debug_assert!(terms.len() <= LINCOMB_TERMS);
@@ -350,7 +419,8 @@ mod tests {
         pub fields: &'static [(&'static str, &'static str, usize, usize)],
     }
 
-    const ALL: [Layout; 8] = [
+    const ALL: [Layout; 9] = [
+        GraphParams::LAYOUT,
         PointwiseParams::LAYOUT,
         MatmulParams::LAYOUT,
         Conv2dParams::LAYOUT,

@@ -16,6 +16,7 @@ pub enum Shader {
     Reduce,
     Rng,
     Pointwise,
+    Graph,
 }
 
 /// A shader from `shaders/`, as build.rs copied it into `OUT_DIR` (comments and indentation
@@ -38,6 +39,7 @@ impl Shader {
             Shader::Reduce => concat!(wgsl!("workgroup_reduce"), wgsl!("reduce")),
             Shader::Rng => wgsl!("rng"),
             Shader::Pointwise => wgsl!("pointwise"),
+            Shader::Graph => wgsl!("graph"),
         }
     }
 }
@@ -53,10 +55,11 @@ pub enum Family {
     Reduce,
     Rng,
     Pointwise,
+    Graph,
 }
 
 impl Family {
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::Matmul,
         Family::Conv2d,
         Family::Norm,
@@ -65,6 +68,7 @@ impl Family {
         Family::Reduce,
         Family::Rng,
         Family::Pointwise,
+        Family::Graph,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +81,7 @@ impl Family {
             Family::Reduce => "reduce",
             Family::Rng => "rng",
             Family::Pointwise => "pointwise",
+            Family::Graph => "graph",
         }
     }
 }
@@ -114,10 +119,14 @@ pub enum Kernel {
     Unary,
     /// Graph networks' broadcasting binary operators.
     Binary,
+    StridedCopy,
+    BatchedMatmul,
+    SoftmaxRows,
+    LayerNormRows,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 24] = [
+    pub const ALL: [Kernel; 28] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
         Kernel::Conv2d { k3s1: true },
@@ -142,6 +151,10 @@ impl Kernel {
         Kernel::PhiloxWords,
         Kernel::Unary,
         Kernel::Binary,
+        Kernel::StridedCopy,
+        Kernel::BatchedMatmul,
+        Kernel::SoftmaxRows,
+        Kernel::LayerNormRows,
     ];
 
     fn shader(self) -> Shader {
@@ -157,6 +170,7 @@ impl Kernel {
             RmsPartial | NonfinitePartial | FinishRms | FinishSum => Shader::Reduce,
             Normal | PhiloxWords => Shader::Rng,
             Unary | Binary => Shader::Pointwise,
+            StridedCopy | BatchedMatmul | SoftmaxRows | LayerNormRows => Shader::Graph,
         }
     }
 
@@ -187,6 +201,10 @@ impl Kernel {
             PhiloxWords => "philox_words",
             Unary => "unary",
             Binary => "binary",
+            StridedCopy => "strided_copy",
+            BatchedMatmul => "batched_matmul",
+            SoftmaxRows => "softmax_rows",
+            LayerNormRows => "layer_norm_rows",
         }
     }
 
@@ -194,10 +212,10 @@ impl Kernel {
     pub fn inputs(self) -> usize {
         use Kernel::*;
         match self {
-            Linear { .. } | Conv2d { .. } | GroupNorm | RmsPartial => 3,
-            SiluTangent | Add | AddChannelBias | ConcatAxis1 | GatherRows | Binary => 2,
-            Unary | Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows | NonfinitePartial | FinishRms
-            | FinishSum => 1,
+            Linear { .. } | Conv2d { .. } | GroupNorm | RmsPartial | LayerNormRows => 3,
+            SiluTangent | Add | AddChannelBias | ConcatAxis1 | GatherRows | Binary | BatchedMatmul => 2,
+            StridedCopy | SoftmaxRows | Unary | Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows
+            | NonfinitePartial | FinishRms | FinishSum => 1,
             Lincomb => 1 + LINCOMB_TERMS,
             Normal | PhiloxWords => 0,
         }
@@ -213,6 +231,7 @@ impl Kernel {
             Shader::Reduce => Family::Reduce,
             Shader::Rng => Family::Rng,
             Shader::Pointwise => Family::Pointwise,
+            Shader::Graph => Family::Graph,
         }
     }
 }

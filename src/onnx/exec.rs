@@ -83,6 +83,33 @@ enum Step {
         x: usize,
         out: usize,
     },
+    /// Transposes, slices and picks: out[i] = x[offset + Σ k_d·strides[d]].
+    StridedCopy {
+        x: usize,
+        shape: Vec<usize>,
+        offset: usize,
+        strides: Vec<usize>,
+        out: usize,
+    },
+    /// Batched product of two values (attention's QKᵀ and AV).
+    MatMul {
+        a: Operand,
+        b: Operand,
+        out: usize,
+    },
+    /// Over the last axis.
+    Softmax {
+        x: usize,
+        out: usize,
+    },
+    /// Over the trailing values `gamma` covers.
+    LayerNorm {
+        x: usize,
+        gamma: usize,
+        beta: usize,
+        eps: f32,
+        out: usize,
+    },
     /// v = a·out + b·x, the declaration's conversion to a velocity.
     Convert {
         out: usize,
@@ -101,7 +128,11 @@ impl Step {
             | Step::Reshape { x, .. }
             | Step::Conv { x, .. }
             | Step::GroupNorm { x, .. }
-            | Step::Upsample2x { x, .. } => vec![*x],
+            | Step::Upsample2x { x, .. }
+            | Step::StridedCopy { x, .. }
+            | Step::Softmax { x, .. }
+            | Step::LayerNorm { x, .. } => vec![*x],
+            Step::MatMul { a, b, .. } => slot(a).into_iter().chain(slot(b)).collect(),
             Step::Binary { a, b, .. } | Step::Concat { a, b, .. } => slot(a).into_iter().chain(slot(b)).collect(),
             Step::Embedding { .. } => vec![],
             Step::Convert { out } => vec![*out, X],
@@ -118,6 +149,10 @@ impl Step {
             | Step::Conv { out, .. }
             | Step::GroupNorm { out, .. }
             | Step::Upsample2x { out, .. }
+            | Step::StridedCopy { out, .. }
+            | Step::MatMul { out, .. }
+            | Step::Softmax { out, .. }
+            | Step::LayerNorm { out, .. }
             | Step::Convert { out } => *out,
         }
     }
@@ -316,6 +351,32 @@ impl<B: Backend> GraphRunner<B> {
                     b.group_norm(slot(&slots, *x)?, *groups, &g, &be, *eps, Activation::None)?
                 }
                 Step::Upsample2x { x, .. } => b.upsample_nearest2x(slot(&slots, *x)?)?,
+                Step::StridedCopy { x, shape, offset, strides, .. } => {
+                    b.strided_copy(slot(&slots, *x)?, shape, *offset, strides)?
+                }
+                Step::Softmax { x, .. } => b.softmax(slot(&slots, *x)?)?,
+                Step::LayerNorm { x, gamma, beta, eps, .. } => {
+                    let (g, be) = (c(*gamma)?, c(*beta)?);
+                    b.layer_norm(slot(&slots, *x)?, &g, &be, *eps)?
+                }
+                Step::MatMul { a, b: rhs, .. } => {
+                    let (ca, cb);
+                    let av = match a {
+                        Operand::Slot(s) => slot(&slots, *s)?,
+                        Operand::Const(i) => {
+                            ca = c(*i)?;
+                            &*ca
+                        }
+                    };
+                    let bv = match rhs {
+                        Operand::Slot(s) => slot(&slots, *s)?,
+                        Operand::Const(i) => {
+                            cb = c(*i)?;
+                            &*cb
+                        }
+                    };
+                    b.matmul(av, bv)?
+                }
                 Step::Embedding { table, shape, .. } => {
                     if ids.len() != n {
                         return Err(err("class input", format!("{} labels for {n} rows", ids.len())));
@@ -664,10 +725,15 @@ impl PlanBuilder {
                 );
                 let shape = out_shape()?;
                 let (PVal::Dyn { slot, shape: xs }, PVal::Const(w)) = (a, b) else {
-                    return Err(err(
-                        &node.name,
-                        "a product of two computed values (attention) is not supported on the backend yet".into(),
-                    ));
+                    // Two computed values (attention's QKᵀ, AV), or a constant times a value.
+                    if !matches!(node.op, Op::MatMul) || shape_of(a).len() < 2 || shape_of(b).len() < 2 {
+                        return Err(err(
+                            &node.name,
+                            "Gemm of computed values, or MatMul of 1-D values, is not supported yet".into(),
+                        ));
+                    }
+                    let (oa, ob) = (self.operand(a)?, self.operand(b)?);
+                    return Ok(vec![dyn_out(self.push(|out| Step::MatMul { a: oa, b: ob, out }), shape)]);
                 };
                 let (trans_a, trans_b, alpha, beta) = match node.op {
                     Op::Gemm { trans_a, trans_b, alpha, beta } => (trans_a, trans_b, alpha, beta),
@@ -781,7 +847,7 @@ impl PlanBuilder {
                     dyn_out(self.push(|out| Step::Reshape { x: slot, shape: s, out }), shape)
                 }
             }
-            Op::Gather { axis } => {
+            Op::Gather { axis } if !matches!(in0, PVal::Dyn { .. }) => {
                 let (data, idx) =
                     (in0, ins.get(1).copied().flatten().ok_or_else(|| err(&node.name, "missing indices".into()))?);
                 match (data, idx) {
@@ -895,6 +961,138 @@ impl PlanBuilder {
                 };
                 dyn_out(y, xs)
             }
+            Op::Transpose { perm } => {
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let rank = xs.len();
+                let perm: Vec<usize> = match perm {
+                    Some(p) => p.iter().map(|&i| fold::axis(i, rank, "Transpose")).collect::<Result<_>>()?,
+                    None => (0..rank).rev().collect(),
+                };
+                let st = row_major_strides(xs);
+                let shape: Vec<usize> = perm.iter().map(|&i| xs[i]).collect();
+                let strides: Vec<usize> = perm.iter().map(|&i| st[i]).collect();
+                let (slot, s2) = (*slot, shape.clone());
+                dyn_out(self.push(|out| Step::StridedCopy { x: slot, shape: s2, offset: 0, strides, out }), shape)
+            }
+            Op::Slice => {
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let konst = |i: usize, what: &str| -> Result<Vec<i64>> {
+                    match ins.get(i).copied().flatten() {
+                        Some(PVal::Const(t)) => Ok(t.as_i64()),
+                        None => Err(err(&node.name, format!("Slice without {what}"))),
+                        Some(_) => Err(err(&node.name, format!("Slice {what} must be constants"))),
+                    }
+                };
+                // The ends are in the inferred output shape.
+                let starts = konst(1, "starts")?;
+                konst(2, "ends")?;
+                let axes = if ins.get(3).copied().flatten().is_some() {
+                    konst(3, "axes")?
+                } else {
+                    (0..starts.len() as i64).collect()
+                };
+                let steps =
+                    if ins.get(4).copied().flatten().is_some() { konst(4, "steps")? } else { vec![1; starts.len()] };
+                let shape = out_shape()?;
+                let st = row_major_strides(xs);
+                let mut strides = st.clone();
+                let mut offset = 0usize;
+                for (i, &a) in axes.iter().enumerate() {
+                    let a = fold::axis(a, xs.len(), "Slice")?;
+                    if steps[i] < 1 {
+                        return Err(err(&node.name, "Slice with a negative step is not supported yet".into()));
+                    }
+                    let d = xs[a] as i64;
+                    let lo = if starts[i] < 0 { starts[i] + d } else { starts[i] }.clamp(0, d);
+                    offset += lo as usize * st[a];
+                    strides[a] = st[a] * steps[i] as usize;
+                }
+                let (slot, s2) = (*slot, shape.clone());
+                dyn_out(self.push(|out| Step::StridedCopy { x: slot, shape: s2, offset, strides, out }), shape)
+            }
+            Op::Gather { axis } if matches!(in0, PVal::Dyn { .. }) => {
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!() };
+                let Some(PVal::Const(idx)) = ins.get(1).copied().flatten() else {
+                    return Err(err(&node.name, "Gather from a computed value needs constant indices".into()));
+                };
+                let a = fold::axis(*axis, xs.len(), "Gather")?;
+                let ids = idx.as_i64();
+                if ids.len() != 1 {
+                    return Err(err(
+                        &node.name,
+                        "Gather of several indices from a computed value is not supported yet".into(),
+                    ));
+                }
+                let i = if ids[0] < 0 { ids[0] + xs[a] as i64 } else { ids[0] };
+                if !(0..xs[a] as i64).contains(&i) {
+                    return Err(err(&node.name, format!("Gather index {} out of 0..{}", ids[0], xs[a])));
+                }
+                let st = row_major_strides(xs);
+                // The picked slice, with the index's own dimensions (none for a scalar index).
+                let mut shape: Vec<usize> = xs[..a].to_vec();
+                shape.extend(&idx.shape);
+                shape.extend(&xs[a + 1..]);
+                let mut strides: Vec<usize> = st[..a].to_vec();
+                strides.extend(idx.shape.iter().map(|_| 0));
+                strides.extend(&st[a + 1..]);
+                let (slot, s2, offset) = (*slot, shape.clone(), i as usize * st[a]);
+                dyn_out(self.push(|out| Step::StridedCopy { x: slot, shape: s2, offset, strides, out }), shape)
+            }
+            Op::Softmax { axis } => {
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                if fold::axis(*axis, xs.len(), "Softmax")? + 1 != xs.len() {
+                    return Err(err(
+                        &node.name,
+                        "Softmax over an axis other than the last is not supported yet".into(),
+                    ));
+                }
+                let (slot, xs) = (*slot, xs.clone());
+                dyn_out(self.push(|out| Step::Softmax { x: slot, out }), xs)
+            }
+            Op::LayerNorm { axis, eps } => {
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let a = fold::axis(*axis, xs.len(), "LayerNormalization")?;
+                let inner: Vec<usize> = xs[a..].to_vec();
+                let count: usize = inner.iter().product();
+                let as_inner = |t: &HostTensor| -> Option<Arc<HostTensor>> {
+                    // A scale/bias that broadcasts over the normalised dims, spelled out.
+                    let s = crate::pointwise::broadcast(&t.shape, &inner).ok()?;
+                    (s == inner).then(|| {
+                        let v = t.as_f32();
+                        let st = crate::pointwise::broadcast_strides(&t.shape, &inner);
+                        let data = (0..count)
+                            .map(|flat| {
+                                let (mut rem, mut off) = (flat, 0);
+                                for d in (0..inner.len()).rev() {
+                                    off += (rem % inner[d]) * st[d];
+                                    rem /= inner[d];
+                                }
+                                v[off]
+                            })
+                            .collect();
+                        Arc::new(HostTensor::f32(inner.clone(), data))
+                    })
+                };
+                let gamma = match ins.get(1).copied().flatten() {
+                    Some(PVal::Const(g)) => {
+                        as_inner(g).ok_or_else(|| err(&node.name, format!("scale {:?} for {inner:?}", g.shape)))?
+                    }
+                    _ => return Err(err(&node.name, "LayerNormalization scale must be a constant".into())),
+                };
+                let beta = match ins.get(2).copied().flatten() {
+                    Some(PVal::Const(b)) => {
+                        as_inner(b).ok_or_else(|| err(&node.name, format!("bias {:?} for {inner:?}", b.shape)))?
+                    }
+                    None => Arc::new(HostTensor::f32(inner.clone(), vec![0.0; count])),
+                    _ => return Err(err(&node.name, "LayerNormalization bias must be a constant".into())),
+                };
+                if node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+                    return Err(err(&node.name, "LayerNormalization's mean/inv-std outputs are not supported".into()));
+                }
+                let (gi, bi) = (self.konst(gamma, ""), self.konst(beta, ""));
+                let (slot, xs, eps) = (*slot, xs.clone(), *eps);
+                dyn_out(self.push(|out| Step::LayerNorm { x: slot, gamma: gi, beta: bi, eps, out }), xs)
+            }
             Op::Resize { mode, .. } => {
                 let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
                 let target: Option<Vec<usize>> = match (ins.get(2).copied().flatten(), ins.get(3).copied().flatten()) {
@@ -927,6 +1125,15 @@ impl PlanBuilder {
             }
         }])
     }
+}
+
+/// Row-major element strides of `shape`.
+fn row_major_strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
 }
 
 fn op_name(op: &Op) -> String {
