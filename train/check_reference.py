@@ -1,17 +1,15 @@
 """Independent float64 numpy re-implementation of ARCHITECTURE.md, checked against
 train/models.py on the exported weights (written from the spec text, not from models.py).
 
-    python train/check_reference.py models/mnist.safetensors tests/fixtures/fresh_unet.safetensors ...
+    pushforward-check-reference models/mnist.safetensors tests/fixtures/fresh_unet.safetensors ...
 """
 
 import json
 import math
-import sys
 
 import numpy as np
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from export import read_safetensors  # noqa: E402
+from pushforward_train.export import read_safetensors
 
 
 def temb(t, dim, scale):
@@ -99,7 +97,7 @@ def mlp(P, a, nc, x, t, y):
 
 def check(path):
     import torch
-    from export import load_model
+    from pushforward_train.export import load_model
 
     T, meta = read_safetensors(path)
     cfg = json.loads(meta["pushforward"])
@@ -123,6 +121,14 @@ def check(path):
     assert err < 1e-9, err
 
 
-if __name__ == "__main__":
-    for p in sys.argv[1:]:
+def main():
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("weights", nargs="+", help="pushforward .safetensors files")
+    for p in ap.parse_args().weights:
         check(p)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,23 +3,21 @@ class, Frechet distance in its 128-d penultimate features).
 
 Trained on the same 9k train split as the flow model; weights are cached in
 train/mnist_classifier.safetensors (plain safetensors, no pushforward config).
+
+    pushforward-classifier [--threads T]   # load (or train, if the file is missing) and print the accuracy
 """
 
 import os
-import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+from pushforward_train.export import read_safetensors, write_safetensors
+from pushforward_train.paths import PKG
 
-from export import read_safetensors, write_safetensors  # noqa: E402
-
-PATH = os.path.join(HERE, "mnist_classifier.safetensors")
+PATH = os.path.join(PKG, "mnist_classifier.safetensors")
 
 
 class DigitCNN(nn.Module):
@@ -113,9 +111,19 @@ def load_or_train(md, path=PATH):
     return net, {"heldout_acc": acc, "params": params}
 
 
-if __name__ == "__main__":
-    from data import load_mnist
+def main():
+    import argparse
 
-    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    from pushforward_train.data import load_mnist
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("threads", nargs="?", type=int, default=None, help=argparse.SUPPRESS)  # old positional form
+    ap.add_argument("--threads", dest="threads_opt", metavar="T", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads if a.threads is not None else a.threads_opt)
     net, info = load_or_train(load_mnist(0))
     print(info)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DATA_DIR = os.path.join(HERE, "data")
+from pushforward_train.paths import TRAIN
+
+DATA_DIR = os.path.join(TRAIN, "data")
 
 # Box containing (essentially) all the mass, with margin; written to config data.range.
 RANGES = {

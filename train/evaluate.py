@@ -1,6 +1,6 @@
 """Evaluate a shipped model.
 
-    python train/evaluate.py models/moons.safetensors [--config train/configs/moons.toml] [--threads 2]
+    pushforward-evaluate models/moons.safetensors [--config train/configs/moons.toml] [--threads 2]
 
 2-D models: sliced Wasserstein-2 (definition below, reimplemented by the Rust
 tests) and energy distance between 10k samples and 10k fresh data points, for
@@ -16,19 +16,15 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-from data import sample2d  # noqa: E402
-from export import load_model  # noqa: E402
-from solvers import solve  # noqa: E402
+from pushforward_train.data import sample2d
+from pushforward_train.export import load_model
+from pushforward_train.paths import PKG
+from pushforward_train.solvers import solve
 
 NFES = [1, 2, 4, 8, 16, 32]
 FIXED = ["euler", "midpoint", "heun", "rk4"]
@@ -214,8 +210,8 @@ DIGIT_PLAN = (("euler", 4), ("heun", 8), ("heun", 20))  # (solver, NFE): Euler a
 
 
 def evaluate_digits(path, cfg, model, mcfg, outdir, ws=(1.0, 2.0, 3.0), plan=DIGIT_PLAN, per_class=100):
-    import classifier as clf
-    from data import load_mnist
+    import pushforward_train.classifier as clf
+    from pushforward_train.data import load_mnist
 
     name = cfg["name"]
     nc = mcfg["num_classes"]
@@ -305,14 +301,14 @@ def main():
     ap.add_argument("--write-metrics", action="store_true",
                     help="re-export the model with the metrics in its provenance")
     args = ap.parse_args()
-    from train import load_config
+    from pushforward_train.train import load_config
 
     name = os.path.splitext(os.path.basename(args.model))[0]
-    cfg = load_config(args.config or os.path.join(HERE, "configs", f"{name}.toml"))
+    cfg = load_config(args.config or os.path.join(PKG, "configs", f"{name}.toml"))
     metrics = evaluate_file(args.model, cfg, threads=args.threads)
     print(json.dumps(metrics, indent=1))
     if args.write_metrics:
-        from export import read_safetensors, write_safetensors
+        from pushforward_train.export import read_safetensors, write_safetensors
 
         tensors, meta = read_safetensors(args.model)
         c = json.loads(meta["pushforward"])

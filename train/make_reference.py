@@ -1,7 +1,7 @@
 """Write tests/fixtures/mnist_reference.safetensors: an independent (PyTorch) reference solve of
 models/mnist.safetensors that the Rust sampler must reproduce.
 
-    train/.venv/bin/python train/make_reference.py [--dtype float64|float32] [--out PATH]
+    pushforward-make-reference [--dtype float64|float32] [--out PATH]
 
 * x0 [10, 1, 28, 28]: the Rust sampler's seeded initial noise for seed 3, drawn by train/rng.py
   (a NumPy port of src/rng.rs: Philox4x32-10 + Box–Muller in f32, bit for bit);
@@ -20,18 +20,14 @@ checks x0, every frame and the samples against this file; the browser test
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-from export import load_model, read_safetensors, write_safetensors  # noqa: E402
-from rng import initial_noise  # noqa: E402
-from solvers import _step_heun  # noqa: E402
+from pushforward_train.export import load_model, read_safetensors, write_safetensors
+from pushforward_train.paths import REPO
+from pushforward_train.rng import initial_noise
+from pushforward_train.solvers import _step_heun
 
 N, SEED, STEPS, GUIDANCE = 10, 3, 5, 2.0
 

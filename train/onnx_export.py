@@ -1,6 +1,6 @@
 """Your own velocity network → an .onnx file pushforward can sample (issue #14).
 
-    from onnx_export import export_onnx
+    from pushforward_train.onnx_export import export_onnx
     export_onnx(model, {"x": x, "t": t}, declaration, "my_model.onnx")
 
 `export_onnx` checks the declaration (what the graph's inputs and output mean, see

@@ -1,18 +1,15 @@
 """Build models/README.md from models/*_eval.json and the weight files' configs.
 
-    python train/report.py
+    pushforward-report
 """
 
 import json
 import os
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+from pushforward_train.export import read_safetensors
+from pushforward_train.paths import REPO, TRAIN
+
 MODELS = os.path.join(REPO, "models")
-
-from export import read_safetensors  # noqa: E402
 
 ORDER = ["moons", "8gaussians", "checkerboard", "spirals", "moons_cosine", "mnist"]
 NFES = [1, 2, 4, 8, 16, 32]
@@ -203,11 +200,14 @@ def summary():
 
 
 def main():
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     parts = [HEADER, summary()]
     for n in ORDER:
         parts.append(model_block(n))
         if n == "moons":
-            p = os.path.join(HERE, "data", "moons_independent_eval.json")
+            p = os.path.join(TRAIN, "data", "moons_independent_eval.json")
             if os.path.exists(p):
                 ev = json.load(open(p))
                 parts.append("### moons with independent coupling (not shipped, for comparison)\n\n"

@@ -10,7 +10,7 @@ words (2, 3); the even lane is r·cos θ, the odd lane r·sin θ.
 The sampler's initial noise x0 [n, ...shape] is `initial_noise(seed, n, shape)`: sample i, value j
 is element i·len + j of stream STREAM_INIT (`Sampler::initial_noise` in src/sampler.rs).
 
-    python train/rng.py      # self-check: Philox known answers, float64 Box–Muller, and
+    pushforward-rng-check    # self-check: Philox known answers, float64 Box–Muller, and
                              # (if node is installed) bit equality with www/bench/philox.js
 """
 
@@ -196,5 +196,12 @@ def self_check(verbose=True):
         print(msg)
 
 
-if __name__ == "__main__":
+def main():
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     self_check()
+
+
+if __name__ == "__main__":
+    main()

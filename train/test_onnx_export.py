@@ -1,6 +1,6 @@
 """Self-check of onnx_export.export_onnx (by hand; not run by npm test / CI):
 
-    nice -n 10 train/.venv/bin/python train/test_onnx_export.py
+    nice -n 10 pushforward-test-onnx-export
 
 Exports small models to a temporary folder: good declarations write a file whose metadata is
 the normalised declaration; bad declarations, mismatched inputs and graphs that disagree with
@@ -9,15 +9,13 @@ PyTorch raise ValueError and leave no file behind.
 
 import json
 import os
-import sys
 import tempfile
 import warnings
 
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from onnx_export import export_onnx, read_declaration, validate_declaration  # noqa: E402
+from pushforward_train.onnx_export import export_onnx, read_declaration, validate_declaration
 
 warnings.filterwarnings("ignore")
 
@@ -65,6 +63,9 @@ def expect_error(fn, needle):
 
 
 def main():
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     torch.manual_seed(0)
     x, t = torch.randn(3, 2), torch.rand(3)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 """Flow-matching training.
 
-    python train/train.py --config train/configs/moons.toml [--steps N] [--threads T]
-                          [--max-seconds S] [--out models/moons.safetensors] [--no-eval]
+    pushforward-train --config train/configs/moons.toml [--steps N] [--threads T]
+                      [--max-seconds S] [--out models/moons.safetensors] [--no-eval]
 
 Trains v(x, t) on the configured probability path, keeps an EMA of the weights,
 exports the EMA weights to models/<name>.safetensors (periodically, so an early
@@ -15,20 +15,16 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 import tomllib
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-from data import RANGES, load_mnist, sample2d  # noqa: E402
-from export import export_model  # noqa: E402
-from models import build_model, count_params  # noqa: E402
+from pushforward_train.data import RANGES, load_mnist, sample2d
+from pushforward_train.export import export_model
+from pushforward_train.models import build_model, count_params
+from pushforward_train.paths import REPO
 
 
 def machine_string(threads):
@@ -134,9 +130,9 @@ def main():
     # which a straight path joins exactly, and the student starts from the teacher's weights.
     teacher = None
     if tc.get("coupling") == "reflow":
-        from export import load_model
-        from evaluate import velocity_fn
-        from solvers import solve_fixed
+        from pushforward_train.export import load_model
+        from pushforward_train.evaluate import velocity_fn
+        from pushforward_train.solvers import solve_fixed
 
         teacher, tcfg = load_model(os.path.join(REPO, tc["teacher"]))
         assert tcfg["arch"] == arch, "the student has the teacher's architecture"
@@ -282,7 +278,7 @@ def main():
 
     if args.no_eval:
         return
-    import evaluate  # imported late on purpose (long runs pick up the current file)
+    import pushforward_train.evaluate as evaluate  # imported late on purpose (long runs pick up the current file)
 
     metrics = evaluate.evaluate_file(out, cfg, threads=args.threads)
     prov["metrics"] = metrics
