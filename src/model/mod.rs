@@ -15,6 +15,11 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 
+/// The central-difference step of the divergence of networks without forward-mode tangents,
+/// as a share of the plot box's width: f32 rounding (~1e-7·|v|/h) and truncation (~h²·|v‴|)
+/// balance near 1e-3 of a box of a few units.
+pub const FD_STEP: f32 = 1e-3;
+
 /// A validated model in host memory: its config and every parameter, by `state_dict()` name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -133,29 +138,53 @@ impl<B: Backend> Network<B> {
         self.graph.as_ref()
     }
 
-    /// The velocity and its exact divergence ([n, 1]) at x [n, d] (2-D point models: the MLP),
-    /// for log-densities by the instantaneous change of variables (`crate::density`).
+    /// The velocity and its divergence ([n, 1]) at x [n, d] for 2-D point models, for
+    /// log-densities by the instantaneous change of variables (`crate::density`): exact, by
+    /// forward-mode tangents, for the MLP; by central differences for any other network (an
+    /// ONNX graph): ∂v_i/∂x_i ≈ (v_i(x + h·e_i) − v_i(x − h·e_i))/2h with h = `FD_STEP` times the
+    /// plot box's width (2d + 1 forwards; error measured in tests/onnx_models.rs).
     pub fn velocity_and_divergence(&self, backend: &B, x: &B::Tensor, t: f32) -> Result<(B::Tensor, B::Tensor)> {
-        let ArchConfig::Mlp(c) = &self.config.arch else {
-            return Err(Error::InvalidOption {
-                option: "model",
-                reason: "log-densities are for point models (the MLP)".into(),
-            });
-        };
         if self.config.num_classes > 0 {
             return Err(Error::InvalidOption {
                 option: "model",
                 reason: "log-densities of class-conditional models are not supported".into(),
             });
         }
-        let shape = backend.shape(x);
-        if shape.len() != 2 || shape[1] != c.data_dim {
+        let DataConfig::Points2d { range } = self.config.data else {
+            return Err(Error::InvalidOption {
+                option: "model",
+                reason: "log-densities are for 2-D point models".into(),
+            });
+        };
+        let shape = backend.shape(x).to_vec();
+        if shape.len() != 2 || shape[1] != 2 {
             return Err(Error::Shape {
                 op: "velocity_and_divergence",
-                detail: format!("input {shape:?}, model takes [n, {}]", c.data_dim),
+                detail: format!("input {shape:?}, model takes [n, 2]"),
             });
         }
-        mlp::forward_with_divergence(backend, c, &self.params, x, t, None)
+        if let ArchConfig::Mlp(c) = &self.config.arch {
+            return mlp::forward_with_divergence(backend, c, &self.params, x, t, None);
+        }
+        let (n, d) = (shape[0], shape[1]);
+        let h = FD_STEP * (range[0][1] - range[0][0]).max(range[1][1] - range[1][0]);
+        let v = self.velocity(backend, x, t, None)?;
+        let mut div: Option<B::Tensor> = None;
+        for i in 0..d {
+            let mut e = vec![0.0; d];
+            e[i] = h;
+            let step = backend.upload(&Tensor::new(vec![1, d], e)?)?;
+            let plus = self.velocity(backend, &backend.binary(x, &step, crate::pointwise::BinaryOp::Add)?, t, None)?;
+            let minus = self.velocity(backend, &backend.binary(x, &step, crate::pointwise::BinaryOp::Sub)?, t, None)?;
+            // Column i of (v+ − v−)/2h.
+            let diff = backend.lincomb(&plus, &[(-1.0 + 1.0 / (2.0 * h), &plus), (-1.0 / (2.0 * h), &minus)])?;
+            let col = backend.strided_copy(&diff, &[n, 1], i, &[d, 1])?;
+            div = Some(match div {
+                None => col,
+                Some(acc) => backend.add(&acc, &col)?,
+            });
+        }
+        Ok((v, div.expect("d = 2")))
     }
 
     /// The velocity v(x, t[, y]) for a batch x [n, …sample shape]. `labels` (one per row, each
