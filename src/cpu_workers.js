@@ -90,8 +90,10 @@ function split(n, k, minRows) {
 }
 
 export class CpuPool {
-  constructor(model, count) {
+  constructor(model, count, declaration) {
     this.model = model;
+    // An ONNX model's declaration when it was passed beside the file (undefined otherwise).
+    this.declaration = declaration;
     this.count = count;
     this.workers = [];          // ready workers (at most `count`)
     this.starting = new Set();  // workers still loading
@@ -102,8 +104,8 @@ export class CpuPool {
     this.disposed = false;
   }
 
-  static async create(model, count) {
-    const pool = new CpuPool(model.slice(), count);
+  static async create(model, count, declaration) {
+    const pool = new CpuPool(model.slice(), count, declaration ?? undefined);
     try {
       await pool.spawn();
     } catch (e) {
@@ -142,7 +144,7 @@ export class CpuPool {
     this.spawned++;
     this.starting.add(w);
     try {
-      await w.request('init', { model: this.model });
+      await w.request('init', { model: this.model, declaration: this.declaration });
     } catch (e) {
       w.kill(e);
       throw e;
@@ -293,7 +295,7 @@ if (IN_WORKER) {
       if (m.type === 'init') {
         const glue = await import(new URL('../../../pushforward.js', import.meta.url).href);
         await glue.default();
-        sampler = await glue.Sampler.create({ model: m.model, backend: 'cpu', workers: 0 });
+        sampler = await glue.Sampler.create({ model: m.model, declaration: m.declaration, backend: 'cpu', workers: 0 });
         post({ id: m.id, type: 'done', result: null });
       } else if (m.type === 'solve') {
         const onProgress = (progress) => post({ id: m.id, type: 'progress', progress });

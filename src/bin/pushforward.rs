@@ -18,7 +18,8 @@ const USAGE: &str = "\
 pushforward — sample flow-matching models on the CPU or the GPU
 
 USAGE:
-  pushforward sample --model FILE [options]
+  pushforward sample --model FILE [options]      FILE: .safetensors, or .onnx with its declaration
+      --declaration F.json   what an .onnx file is, when its metadata does not say (train/README.md)
       --solver euler|midpoint|heun|rk4|dopri5   (default heun)
       --steps N          fixed-step solvers (default 8)
       --rtol X --atol X  dopri5 tolerances (default 1e-3)
@@ -34,7 +35,7 @@ USAGE:
       --csv FILE.csv     also write the raw samples as CSV
       --size PX          plot size for 2-D models (default 512)
       --backend cpu|gpu  where to run (default cpu; gpu = wgpu on Vulkan)
-  pushforward info --model FILE
+  pushforward info --model FILE [--declaration F.json]
   pushforward bench [cpu|gpu] [--quick]
 ";
 
@@ -91,10 +92,19 @@ fn num<T: std::str::FromStr>(flags: &HashMap<String, String>, key: &str, default
     }
 }
 
+/// The model of `--model FILE` (.safetensors or .onnx), with `--declaration FILE` (JSON) for an
+/// ONNX file whose metadata does not say what it is.
 fn load_model(flags: &HashMap<String, String>) -> Result<Model, String> {
     let path = flags.get("model").ok_or("missing `--model FILE`")?;
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", shown(path, 200)))?;
-    Model::from_bytes(&bytes).map_err(|e| format!("`{}`: {e}", shown(path, 200)))
+    let model = match flags.get("declaration") {
+        Some(d) => {
+            let text = std::fs::read_to_string(d).map_err(|e| format!("cannot read `{}`: {e}", shown(d, 200)))?;
+            pushforward::onnx::load(&bytes, Some(&text))
+        }
+        None => Model::from_bytes(&bytes),
+    };
+    model.map_err(|e| format!("`{}`: {e}", shown(path, 200)))
 }
 
 fn run(args: &[String]) -> Result<(), String> {
@@ -112,7 +122,7 @@ fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn info(args: &[String]) -> Result<(), String> {
-    let flags = parse_flags(args, &["model"], &[])?;
+    let flags = parse_flags(args, &["model", "declaration"], &[])?;
     let m = load_model(&flags)?;
     println!("parameters: {}", m.param_count());
     println!("{}", pushforward::model::json::pretty(&m.config.to_json()));
@@ -124,6 +134,7 @@ fn sample(args: &[String]) -> Result<(), String> {
         args,
         &[
             "model",
+            "declaration",
             "solver",
             "steps",
             "rtol",
@@ -146,7 +157,7 @@ fn sample(args: &[String]) -> Result<(), String> {
     let model = load_model(&flags)?;
     // The sampling options go through the crate's one options contract (the JS API uses the
     // same names, defaults and bounds); the rest are the CLI's own.
-    const OWN: [&str; 6] = ["model", "out", "npy", "csv", "size", "backend"];
+    const OWN: [&str; 7] = ["model", "declaration", "out", "npy", "csv", "size", "backend"];
     let entries = Entries(
         flags
             .iter()

@@ -45,7 +45,11 @@ impl Model {
     }
 
     pub fn param_count(&self) -> usize {
-        self.params.values().map(Tensor::numel).sum()
+        match &self.config.arch {
+            // An ONNX graph's weights are its float initializers.
+            ArchConfig::Onnx(g) => g.graph.constants.values().filter(|c| !c.is_int()).map(|c| c.len()).sum(),
+            _ => self.params.values().map(Tensor::numel).sum(),
+        }
     }
 
     /// A model with seeded random weights (PyTorch-like uniform fan-in init, GroupNorm at

@@ -84,6 +84,15 @@ impl Declaration {
         if (self.num_classes > 0) != self.y.is_some() {
             return Err(bad("inputs.y", "a class input is declared exactly when num_classes > 0"));
         }
+        if self.num_classes > 0 && self.null_class < self.num_classes {
+            return Err(bad(
+                "null_class",
+                format!(
+                    "{} is one of the {} real classes (it must be ≥ num_classes)",
+                    self.null_class, self.num_classes
+                ),
+            ));
+        }
         if self.path != PathConfig::Linear && self.prediction != Prediction::Velocity {
             return Err(bad("output", "data and noise predictions are converted for the linear path only"));
         }

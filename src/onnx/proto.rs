@@ -309,8 +309,8 @@ struct Scan<'a> {
 fn packed_count(b: &[u8], kind: Packed) -> Option<usize> {
     match kind {
         Packed::Varint => (b.last().is_none_or(|&x| x < 0x80)).then(|| b.iter().filter(|&&x| x < 0x80).count()),
-        Packed::Fixed32 => (b.len() % 4 == 0).then_some(b.len() / 4),
-        Packed::Fixed64 => (b.len() % 8 == 0).then_some(b.len() / 8),
+        Packed::Fixed32 => b.len().is_multiple_of(4).then_some(b.len() / 4),
+        Packed::Fixed64 => b.len().is_multiple_of(8).then_some(b.len() / 8),
     }
 }
 
@@ -716,12 +716,15 @@ fn node(cx: &mut Cx, buf: &[u8], index: usize) -> Result<NodeProto> {
     let s = Scan::new(cx, buf, &[]).map_err(|e| context(e, || format!("node #{index}")))?;
     let raw_name = s.bytes(3, "name").ok().flatten().unwrap_or_default();
     let raw_op = s.bytes(4, "op_type").ok().flatten().unwrap_or_default();
-    let op = shown(&String::from_utf8_lossy(raw_op), NAME);
-    let what = || match (raw_name, raw_op) {
-        ([], []) => format!("node #{index}"),
-        ([], _) => format!("node #{index} ({op})"),
-        (n, []) => format!("node {} (#{index})", quoted(n)),
-        (n, _) => format!("node {} ({op}, #{index})", quoted(n)),
+    // Built only on error: nothing here may allocate on the way to a successful parse.
+    let what = || {
+        let op = || shown(&String::from_utf8_lossy(raw_op), NAME);
+        match (raw_name, raw_op) {
+            ([], []) => format!("node #{index}"),
+            ([], _) => format!("node #{index} ({})", op()),
+            (n, []) => format!("node {} (#{index})", quoted(n)),
+            (n, _) => format!("node {} ({}, #{index})", quoted(n), op()),
+        }
     };
     within(node_fields(cx, &s), what)
 }

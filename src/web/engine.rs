@@ -111,14 +111,20 @@ impl Engine {
 
 /// The CPU engine, with a pool of `workers` (0: none) when workers can start; `reason` says
 /// why the CPU was chosen and gains what happened to the workers.
-pub async fn open_cpu(model: &Model, bytes: &[u8], workers: u32, reason: String) -> Result<(Engine, String)> {
+pub async fn open_cpu(
+    model: &Model,
+    bytes: &[u8],
+    declaration: Option<String>,
+    workers: u32,
+    reason: String,
+) -> Result<(Engine, String)> {
     let sampler = CoreSampler::new(Dual::Cpu(CpuBackend), model)?;
     // Workers keep the page responsive and use every core; without them (0, or where workers
     // cannot start, e.g. a sandboxed frame) the solve runs on this thread.
     let (pool, reason) = if workers == 0 {
         (None, reason)
     } else {
-        match pool::start(bytes, workers).await {
+        match pool::start(bytes, workers, declaration).await {
             Ok(pool) => (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" })),
             Err(e) => (None, format!("{reason}; workers unavailable ({e}), solving on the page's thread")),
         }

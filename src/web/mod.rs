@@ -107,6 +107,8 @@ pub struct Sampler {
     /// The weights file, kept by WebGPU samplers for a CPU fallback's workers after device loss.
     bytes: RefCell<Vec<u8>>,
     workers: u32,
+    /// The declaration an ONNX file was given beside it (for the workers of a CPU fallback).
+    declaration: Option<String>,
     canvas: RefCell<Option<web_sys::HtmlCanvasElement>>,
     backend_reason: RefCell<String>,
     kept: RefCell<Option<Rc<Kept>>>,
@@ -258,7 +260,16 @@ impl Sampler {
         let (e, cb) = options::read("Sampler.create", &opts, &["onProgress", "signal"])?;
         e.check_known(
             "Sampler.create",
-            &["model", "backend", "canvas", "workers", "maxBindingBytes", "maxDownloadBytes", "downloadTimeoutMs"],
+            &[
+                "model",
+                "declaration",
+                "backend",
+                "canvas",
+                "workers",
+                "maxBindingBytes",
+                "maxDownloadBytes",
+                "downloadTimeoutMs",
+            ],
         )?;
         let model_v = get(&opts, "model");
         let bytes: Vec<u8> = if let Some(url) = model_v.as_string() {
@@ -277,7 +288,23 @@ impl Sampler {
                 reason: "must be a URL string, a Uint8Array or an ArrayBuffer".into(),
             });
         };
-        let model = Model::from_bytes(&bytes)?;
+        // A declaration passed beside an ONNX file (a JSON string or a plain object) says what
+        // the graph is when its metadata does not.
+        let declaration = match get(&opts, "declaration") {
+            v if v.is_undefined() || v.is_null() => None,
+            v if v.is_string() => v.as_string(),
+            v if v.is_object() => js_sys::JSON::stringify(&v).ok().and_then(|s| s.as_string()),
+            _ => {
+                return Err(Error::InvalidOption {
+                    option: "declaration",
+                    reason: "must be a JSON string or an object".into(),
+                });
+            }
+        };
+        let model = match &declaration {
+            Some(d) => crate::onnx::load(&bytes, Some(d))?,
+            None => Model::from_bytes(&bytes)?,
+        };
         let backend = e.string("backend")?.unwrap_or("auto").to_string();
         let canvas = match get(&opts, "canvas") {
             v if v.is_undefined() || v.is_null() => None,
@@ -332,11 +359,11 @@ impl Sampler {
                 Err(e) => {
                     canvas = canvas.as_ref().map(engine::fresh_canvas_like);
                     let why = format!("WebGPU failed to start ({e}); using the wasm CPU kernels");
-                    engine::open_cpu(&model, &bytes, workers, why).await?
+                    engine::open_cpu(&model, &bytes, declaration.clone(), workers, why).await?
                 }
             }
         } else {
-            engine::open_cpu(&model, &bytes, workers, reason).await?
+            engine::open_cpu(&model, &bytes, declaration.clone(), workers, reason).await?
         };
         let keep_bytes = matches!(engine, Engine::Gpu { .. });
         Ok(Sampler {
@@ -344,6 +371,7 @@ impl Sampler {
             model,
             bytes: RefCell::new(if keep_bytes { bytes } else { Vec::new() }),
             workers,
+            declaration,
             canvas: RefCell::new(canvas),
             backend_reason: RefCell::new(reason),
             kept: RefCell::default(),
@@ -620,7 +648,7 @@ impl Sampler {
                 let bytes = self.bytes.borrow().clone();
                 let why =
                     format!("the WebGPU device was lost and could not be reopened ({e}); using the wasm CPU kernels");
-                engine::open_cpu(&self.model, &bytes, self.workers, why).await?
+                engine::open_cpu(&self.model, &bytes, self.declaration.clone(), self.workers, why).await?
             }
         };
         self.still_alive()?;

@@ -17,7 +17,11 @@ extern "C" {
     /// The worker pool of the CPU backend (src/cpu_workers.js).
     pub type CpuPool;
     #[wasm_bindgen(static_method_of = CpuPool, js_name = create, catch)]
-    async fn create_pool(model: js_sys::Uint8Array, count: u32) -> Result<CpuPool, JsValue>;
+    async fn create_pool(
+        model: js_sys::Uint8Array,
+        count: u32,
+        declaration: Option<String>,
+    ) -> Result<CpuPool, JsValue>;
     #[wasm_bindgen(method, catch)]
     async fn solve(
         this: &CpuPool,
@@ -31,9 +35,10 @@ extern "C" {
     pub fn terminate(this: &CpuPool);
 }
 
-/// Starts `count` workers, each with its own copy of the weights file.
-pub async fn start(model: &[u8], count: u32) -> std::result::Result<CpuPool, String> {
-    CpuPool::create_pool(js_sys::Uint8Array::from(model), count).await.map_err(|e| js_message(&e))
+/// Starts `count` workers, each with its own copy of the weights file (and the declaration an
+/// ONNX file was given beside it).
+pub async fn start(model: &[u8], count: u32, declaration: Option<String>) -> std::result::Result<CpuPool, String> {
+    CpuPool::create_pool(js_sys::Uint8Array::from(model), count, declaration).await.map_err(|e| js_message(&e))
 }
 
 /// Solves the request `entries` (`n` samples of `sample_shape`) over the workers, in row ranges
