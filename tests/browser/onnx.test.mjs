@@ -1,0 +1,87 @@
+// Users' own networks from ONNX in Chromium (issue #14): the U-Net with self-attention and the
+// small DiT of tests/fixtures/onnx/ load from .onnx bytes and by URL, sample on the wasm CPU
+// backend (page thread and workers) and on WebGPU (SwiftShader), agree with each other and with
+// the float64 PyTorch solve of the fixture, and draw.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch, root, readSafetensors } from './harness.mjs';
+
+const fixtures = path.join(root, 'tests/fixtures/onnx');
+let b;
+before(async () => {
+  b = await launch({ webgpu: true });
+  // Serve the fixtures at a URL of their own, as a user's host would.
+  await b.page.route('**/user-models/*.onnx', (route) => {
+    const name = new URL(route.request().url()).pathname.split('/').pop();
+    route.fulfill({ status: 200, contentType: 'application/octet-stream', body: fs.readFileSync(path.join(fixtures, name)) });
+  });
+  await b.page.goto(`${b.url}/?backend=cpu`);
+  await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+});
+after(async () => { await b?.close(); });
+
+for (const name of ['unet_attn', 'dit_small']) {
+  test(`${name}: loads from .onnx bytes and by URL, samples on CPU and WebGPU alike, matches PyTorch, draws`, async () => {
+    const bytes = [...fs.readFileSync(path.join(fixtures, `${name}.onnx`))];
+    const r = await b.page.evaluate(async ({ name, bytes }) => {
+      const { Sampler } = window.pushforward;
+      const out = {};
+      const conditional = name === 'unet_attn';
+      const opts = { n: 5, solver: 'heun', steps: 4, seed: 11, returnSamples: true, ...(conditional ? { label: 'all', guidance: 2 } : {}) };
+      for (const [key, backend, workers, model] of [
+        ['cpuBytes', 'cpu', 0, new Uint8Array(bytes)],
+        ['cpuUrl', 'cpu', 2, `user-models/${name}.onnx`],
+        ['webgpu', 'webgpu', 0, `user-models/${name}.onnx`],
+      ]) {
+        const canvas = document.createElement('canvas');
+        canvas.width = 160; canvas.height = 160;
+        const s = await Sampler.create({ model, backend, workers, canvas });
+        const res = await s.sample(opts);
+        let lit = 0;
+        if (backend === 'cpu') {
+          const px = canvas.getContext('2d').getImageData(0, 0, 160, 160).data;
+          for (let i = 0; i < px.length; i += 4) if (px[i] + px[i + 1] + px[i + 2] > 30) lit++;
+        } else {
+          // The WebGPU canvas, read back through a 2-D copy.
+          const c2 = document.createElement('canvas');
+          c2.width = 160; c2.height = 160;
+          const ctx = c2.getContext('2d');
+          ctx.drawImage(canvas, 0, 0);
+          const px = ctx.getImageData(0, 0, 160, 160).data;
+          for (let i = 0; i < px.length; i += 4) if (px[i] + px[i + 1] + px[i + 2] > 30) lit++;
+        }
+        out[key] = { samples: Array.from(res.samples), info: s.info(), lit };
+        s.dispose();
+      }
+      return out;
+    }, { name, bytes });
+    const ref = readSafetensors(path.join(fixtures, `${name}_expected.safetensors`)).samples_heun4.data;
+    const diff = (a, b2) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b2[i])), 0);
+    const dCpu = diff(r.cpuBytes.samples, ref);
+    const dUrl = diff(r.cpuUrl.samples, r.cpuBytes.samples);
+    const dGpu = diff(r.webgpu.samples, r.cpuBytes.samples);
+    console.log(`${name}: ${r.cpuBytes.info.parameters} parameters, arch ${r.cpuBytes.info.config.arch.kind}; wasm CPU vs PyTorch ${dCpu.toExponential(2)}, workers vs page thread ${dUrl}, WebGPU vs CPU ${dGpu.toExponential(2)}; lit pixels ${r.cpuBytes.lit}/${r.webgpu.lit}`);
+    assert.equal(r.cpuBytes.info.config.arch.kind, 'onnx');
+    assert.ok(dCpu <= 1e-3, `wasm CPU vs PyTorch: ${dCpu}`);
+    assert.equal(dUrl, 0, 'the worker split gives the page thread\'s samples');
+    assert.ok(dGpu <= 1e-3, `WebGPU vs CPU: ${dGpu}`);
+    assert.ok(r.cpuBytes.lit > 1000 && r.webgpu.lit > 1000, 'the image grid is drawn on both backends');
+  });
+}
+
+test('an ONNX file without its declaration says how to give one, and loads with one passed beside it', async () => {
+  const r = await b.page.evaluate(async () => {
+    const { Sampler } = window.pushforward;
+    const msg = async (p) => { try { await p; return 'ok'; } catch (e) { return String(e.message || e); } };
+    const decl = { format_version: 1, inputs: { x: 'x', t: 't' }, data: { kind: 'points2d', range: [[-3, 3], [-3, 3]] } };
+    return {
+      typo: await msg(Sampler.create({ model: 'user-models/mlp_selu_raw_t.onnx', backend: 'cpu', workers: 0, declaration: { ...decl, outptu: 'velocity' } })),
+      given: await msg(Sampler.create({ model: 'user-models/mlp_selu_raw_t.onnx', backend: 'cpu', workers: 0, declaration: decl }).then((s) => s.sample({ n: 64, steps: 2 }))),
+    };
+  });
+  console.log(r);
+  assert.match(r.typo, /outptu/);
+  assert.equal(r.given, 'ok');
+});
