@@ -37,23 +37,7 @@ fn exp_safe(x: f32) -> f32 {
     return exp(clamp(x, -87.0, 88.0));
 }
 
-// (cos θ, sin θ), accurate to a few 1e-8 for |θ| up to ~1e5 rad (time embeddings reach 1000
-// rad, where device sin/cos are only specified to 2^-11): Cody–Waite reduction by π/2 (the hi
-// part 1.5703125 has 8 significant bits, so k·hi is exact for |k| < 2^16), then Taylor series on
-// |x| ≤ π/4 — the same reduction as rng.wgsl's `sincos_accurate`.
-fn sincos_wide(theta: f32) -> vec2<f32> {
-    let k = round(theta * 0.63661977);
-    let x = (theta - k * 1.5703125) - k * 4.8382679e-4;
-    let x2 = x * x;
-    let s = x + x * x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0)))));
-    let c = 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0 + x2 * (1.0 / 479001600.0))))));
-    switch (i32(k) & 3) {
-        case 0: { return vec2<f32>(c, s); }
-        case 1: { return vec2<f32>(-s, c); }
-        case 2: { return vec2<f32>(-c, -s); }
-        default: { return vec2<f32>(s, -c); }
-    }
-}
+// sincos_accurate(θ): shaders/sincos.wgsl, prepended by the pipeline cache.
 
 // erf: the Maclaurin series below 0.5, 1 − erfc (Numerical Recipes' Chebyshev fit) above, as
 // src/pointwise.rs computes it.
@@ -98,8 +82,8 @@ fn unary_fn(op: u32, x: f32) -> f32 {
         case 3u: { return sqrt(x); }
         case 4u: { return exp_safe(x); }
         case 5u: { return log(x); }
-        case 6u: { return sincos_wide(x).y; }
-        case 7u: { return sincos_wide(x).x; }
+        case 6u: { return sincos_accurate(x).y; }
+        case 7u: { return sincos_accurate(x).x; }
         case 8u: { return tanh_safe(x); }
         case 9u: { return erf_fn(x); }
         case 10u: { return sigmoid(x); }

@@ -83,23 +83,7 @@ fn ln_accurate(u: f32) -> f32 {
     return fe * 0.693145751953125 + (fe * 1.4286068e-6 + 2.0 * (s + s * poly));
 }
 
-// (cos θ, sin θ) for θ ∈ [0, 2π], accurate to about an ulp; the twin of `rng::sincos_f32`. Device sin/cos are only specified
-// to an absolute error of 2^-11 (SwiftShader's differ from Rust's by ~1e-3, which the ODE then
-// carries into the samples). Cody–Waite reduction by π/2 (hi part 1.5703125 has 8 significant
-// bits, so k·hi is exact for the quadrants k ≤ 4), then Taylor series on |x| ≤ π/4.
-fn sincos_accurate(theta: f32) -> vec2<f32> {
-    let k = round(theta * 0.63661977);
-    let x = (theta - k * 1.5703125) - k * 4.8382679e-4;
-    let x2 = x * x;
-    let s = x + x * x2 * (-1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0)))));
-    let c = 1.0 + x2 * (-0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0 + x2 * (1.0 / 479001600.0))))));
-    switch (i32(k) & 3) {
-        case 0: { return vec2<f32>(c, s); }
-        case 1: { return vec2<f32>(-s, c); }
-        case 2: { return vec2<f32>(-c, -s); }
-        default: { return vec2<f32>(s, -c); }
-    }
-}
+// sincos_accurate(θ): shaders/sincos.wgsl, prepended by the pipeline cache.
 
 fn box_muller(ra: u32, rb: u32) -> vec2<f32> {
     let u1 = f32((ra >> 8u) + 1u) * INV_2_24;

@@ -37,8 +37,8 @@ impl Shader {
             Shader::Elementwise => wgsl!("elementwise"),
             Shader::Embed => wgsl!("embed"),
             Shader::Reduce => concat!(wgsl!("workgroup_reduce"), wgsl!("reduce")),
-            Shader::Rng => wgsl!("rng"),
-            Shader::Pointwise => wgsl!("pointwise"),
+            Shader::Rng => concat!(wgsl!("sincos"), wgsl!("rng")),
+            Shader::Pointwise => concat!(wgsl!("sincos"), wgsl!("pointwise")),
             Shader::Graph => wgsl!("graph"),
         }
     }

@@ -290,65 +290,29 @@ impl<B: Backend> GraphRunner<B> {
             }
             _ => Vec::new(),
         };
-        let konst: Vec<Option<Arc<B::Tensor>>> = (0..plan.consts.len()).map(|_| None).collect();
-        let mut konst = konst;
+        // The plan's constants (uploaded once per runner, shared by every batch size).
+        let konst: Vec<Arc<B::Tensor>> =
+            (0..plan.consts.len()).map(|i| self.constant(b, &plan, i)).collect::<Result<_>>()?;
+        let k = |i: usize| -> &B::Tensor { &konst[i] };
         for (si, step) in plan.steps.iter().enumerate() {
-            let mut c = |i: usize| -> Result<Arc<B::Tensor>> {
-                if konst[i].is_none() {
-                    konst[i] = Some(self.constant(b, &plan, i)?);
+            let operand = |o: &Operand| -> Result<&B::Tensor> {
+                match o {
+                    Operand::Slot(s) => slot(&slots, *s),
+                    Operand::Const(i) => Ok(k(*i)),
                 }
-                Ok(konst[i].clone().expect("just set"))
             };
             let out = match step {
-                Step::Linear { x, w, b: bias, act, .. } => {
-                    let (w, bias) = (c(*w)?, bias.map(&mut c).transpose()?);
-                    b.linear(slot(&slots, *x)?, &w, bias.as_deref(), *act)?
-                }
+                Step::Linear { x, w, b: bias, act, .. } => b.linear(slot(&slots, *x)?, k(*w), bias.map(k), *act)?,
                 Step::Unary { x, op, .. } => b.unary(slot(&slots, *x)?, *op)?,
-                Step::Binary { a, b: rhs, op, .. } => {
-                    let (ca, cb);
-                    let av = match a {
-                        Operand::Slot(s) => slot(&slots, *s)?,
-                        Operand::Const(i) => {
-                            ca = c(*i)?;
-                            &*ca
-                        }
-                    };
-                    let bv = match rhs {
-                        Operand::Slot(s) => slot(&slots, *s)?,
-                        Operand::Const(i) => {
-                            cb = c(*i)?;
-                            &*cb
-                        }
-                    };
-                    b.binary(av, bv, *op)?
-                }
-                Step::Concat { a, b: rhs, .. } => {
-                    let (ca, cb);
-                    let av = match a {
-                        Operand::Slot(s) => slot(&slots, *s)?,
-                        Operand::Const(i) => {
-                            ca = c(*i)?;
-                            &*ca
-                        }
-                    };
-                    let bv = match rhs {
-                        Operand::Slot(s) => slot(&slots, *s)?,
-                        Operand::Const(i) => {
-                            cb = c(*i)?;
-                            &*cb
-                        }
-                    };
-                    b.concat_axis1(av, bv)?
-                }
+                Step::Binary { a, b: rhs, op, .. } => b.binary(operand(a)?, operand(rhs)?, *op)?,
+                Step::Concat { a, b: rhs, .. } => b.concat_axis1(operand(a)?, operand(rhs)?)?,
+                Step::MatMul { a, b: rhs, .. } => b.matmul(operand(a)?, operand(rhs)?)?,
                 Step::Reshape { x, shape, .. } => b.reshape(slot(&slots, *x)?, shape)?,
                 Step::Conv { x, w, b: bias, stride, pad, .. } => {
-                    let (w, bias) = (c(*w)?, bias.map(&mut c).transpose()?);
-                    b.conv2d(slot(&slots, *x)?, &w, bias.as_deref(), *stride, *pad)?
+                    b.conv2d(slot(&slots, *x)?, k(*w), bias.map(k), *stride, *pad)?
                 }
                 Step::GroupNorm { x, groups, gamma, beta, eps, .. } => {
-                    let (g, be) = (c(*gamma)?, c(*beta)?);
-                    b.group_norm(slot(&slots, *x)?, *groups, &g, &be, *eps, Activation::None)?
+                    b.group_norm(slot(&slots, *x)?, *groups, k(*gamma), k(*beta), *eps, Activation::None)?
                 }
                 Step::Upsample2x { x, .. } => b.upsample_nearest2x(slot(&slots, *x)?)?,
                 Step::StridedCopy { x, shape, offset, strides, .. } => {
@@ -356,33 +320,13 @@ impl<B: Backend> GraphRunner<B> {
                 }
                 Step::Softmax { x, .. } => b.softmax(slot(&slots, *x)?)?,
                 Step::LayerNorm { x, gamma, beta, eps, .. } => {
-                    let (g, be) = (c(*gamma)?, c(*beta)?);
-                    b.layer_norm(slot(&slots, *x)?, &g, &be, *eps)?
-                }
-                Step::MatMul { a, b: rhs, .. } => {
-                    let (ca, cb);
-                    let av = match a {
-                        Operand::Slot(s) => slot(&slots, *s)?,
-                        Operand::Const(i) => {
-                            ca = c(*i)?;
-                            &*ca
-                        }
-                    };
-                    let bv = match rhs {
-                        Operand::Slot(s) => slot(&slots, *s)?,
-                        Operand::Const(i) => {
-                            cb = c(*i)?;
-                            &*cb
-                        }
-                    };
-                    b.matmul(av, bv)?
+                    b.layer_norm(slot(&slots, *x)?, k(*gamma), k(*beta), *eps)?
                 }
                 Step::Embedding { table, shape, .. } => {
                     if ids.len() != n {
                         return Err(err("class input", format!("{} labels for {n} rows", ids.len())));
                     }
-                    let tab = c(*table)?;
-                    let e = b.embedding(&tab, &ids)?;
+                    let e = b.embedding(k(*table), &ids)?;
                     if b.shape(&e) == &shape[..] { e } else { b.reshape(&e, shape)? }
                 }
                 Step::Convert { out } => {

@@ -175,11 +175,11 @@ fn bad(msg: String) -> Error {
 }
 
 /// Prepends `what` to a format error (other errors, e.g. `NonFiniteWeight`, pass unchanged).
-fn within<T>(r: Result<T>, what: impl FnOnce() -> String) -> Result<T> {
+fn within<T>(r: Result<T>, what: &dyn Fn() -> String) -> Result<T> {
     r.map_err(|e| context(e, what))
 }
 
-fn context(e: Error, what: impl FnOnce() -> String) -> Error {
+fn context(e: Error, what: &dyn Fn() -> String) -> Error {
     match e {
         Error::WeightsFormat(m) => Error::WeightsFormat(format!("{}: {m}", what())),
         e => e,
@@ -376,7 +376,7 @@ impl<'a> Scan<'a> {
     }
 
     /// Every value of a repeated length-delimited field (strings, bytes, messages), in order.
-    fn each_bytes(&self, num: u32, field: &str, mut f: impl FnMut(&'a [u8]) -> Result<()>) -> Result<()> {
+    fn each_bytes(&self, num: u32, field: &str, f: &mut dyn FnMut(&'a [u8]) -> Result<()>) -> Result<()> {
         let mut it = self.fields();
         while let Some((n, v)) = it.next()? {
             if n == num {
@@ -391,7 +391,7 @@ impl<'a> Scan<'a> {
 
     /// Every element of a repeated scalar field, packed or not (both may be mixed): varints as
     /// they are, fixed-width values as their bits.
-    fn each_scalar(&self, num: u32, kind: Packed, field: &str, mut f: impl FnMut(u64) -> Result<()>) -> Result<()> {
+    fn each_scalar(&self, num: u32, kind: Packed, field: &str, f: &mut dyn FnMut(u64) -> Result<()>) -> Result<()> {
         let mut it = self.fields();
         while let Some((n, v)) = it.next()? {
             if n != num {
@@ -529,7 +529,7 @@ fn check_count(n: usize, max: usize, what: &str) -> Result<()> {
 pub fn parse_model(bytes: &[u8]) -> Result<ModelProto> {
     let budget = alloc_budget(bytes.len());
     let mut cx = Cx { start: bytes.as_ptr() as usize, left: budget, budget, depth: 0 };
-    within(model(&mut cx, bytes), || "ONNX ModelProto".into())
+    within(model(&mut cx, bytes), &|| "ONNX ModelProto".into())
 }
 
 fn model(cx: &mut Cx, buf: &[u8]) -> Result<ModelProto> {
@@ -548,7 +548,7 @@ fn model(cx: &mut Cx, buf: &[u8]) -> Result<ModelProto> {
 
     check_count(s.count[8], MAX_OPSET_IMPORTS, "opset_import entries")?;
     let mut opset_imports = cx.vec::<(String, i64)>(s.count[8], "opset_import")?;
-    s.each_bytes(8, "opset_import", |b| {
+    s.each_bytes(8, "opset_import", &mut |b| {
         let i = opset_imports.len();
         let entry = cx.nested(|cx| {
             let e = Scan::new(cx, b, &[])?;
@@ -556,7 +556,7 @@ fn model(cx: &mut Cx, buf: &[u8]) -> Result<ModelProto> {
             let version = e.varint(2, "version")?.unwrap_or(0) as i64;
             Ok((domain, version))
         });
-        let (domain, version) = within(entry, || format!("opset_import #{i}"))?;
+        let (domain, version) = within(entry, &|| format!("opset_import #{i} (OperatorSetIdProto)"))?;
         let default = |d: &str| d.is_empty() || d == "ai.onnx";
         if opset_imports.iter().any(|(d, _)| *d == domain || (default(d) && default(&domain))) {
             return Err(bad(format!("opset_import lists domain `{}` twice", shown(&domain, NAME))));
@@ -582,7 +582,7 @@ fn model(cx: &mut Cx, buf: &[u8]) -> Result<ModelProto> {
 
     check_count(s.count[14], MAX_METADATA, "metadata_props entries")?;
     let mut metadata = cx.vec::<(String, String)>(s.count[14], "metadata_props")?;
-    s.each_bytes(14, "metadata_props", |b| {
+    s.each_bytes(14, "metadata_props", &mut |b| {
         let i = metadata.len();
         let entry = cx.nested(|cx| {
             let e = Scan::new(cx, b, &[])?;
@@ -590,7 +590,7 @@ fn model(cx: &mut Cx, buf: &[u8]) -> Result<ModelProto> {
             let value = cx.text(e.bytes(2, "value")?.unwrap_or_default(), "value", usize::MAX)?;
             Ok((key, value))
         });
-        let (key, value) = within(entry, || format!("metadata_props #{i}"))?;
+        let (key, value) = within(entry, &|| format!("metadata_props #{i} (StringStringEntryProto)"))?;
         if metadata.iter().any(|(k, _)| *k == key) {
             return Err(bad(format!("metadata_props has key `{}` twice", shown(&key, NAME))));
         }
@@ -599,7 +599,7 @@ fn model(cx: &mut Cx, buf: &[u8]) -> Result<ModelProto> {
     })?;
 
     let Some(g) = s.bytes(7, "graph")? else { return Err(bad("has no graph".into())) };
-    let graph = within(cx.nested(|cx| graph(cx, g)), || "graph".into())?;
+    let graph = within(cx.nested(|cx| graph(cx, g)), &|| "GraphProto".into())?;
     Ok(ModelProto { ir_version, opset_imports, producer_name, graph, metadata })
 }
 
@@ -617,20 +617,20 @@ fn graph(cx: &mut Cx, buf: &[u8]) -> Result<GraphProto> {
     let mut initializers = cx.vec(s.count[5], "initializer")?;
     let mut inputs = cx.vec(s.count[11], "input")?;
     let mut outputs = cx.vec(s.count[12], "output")?;
-    s.each_bytes(11, "input", |b| {
+    s.each_bytes(11, "input", &mut |b| {
         inputs.push(value_info(cx, b, "input", inputs.len())?);
         Ok(())
     })?;
-    s.each_bytes(12, "output", |b| {
+    s.each_bytes(12, "output", &mut |b| {
         outputs.push(value_info(cx, b, "output", outputs.len())?);
         Ok(())
     })?;
-    s.each_bytes(5, "initializer", |b| {
+    s.each_bytes(5, "initializer", &mut |b| {
         let i = initializers.len();
         initializers.push(cx.nested(|cx| tensor(cx, b, Role::Initializer(i)))?);
         Ok(())
     })?;
-    s.each_bytes(1, "node", |b| {
+    s.each_bytes(1, "node", &mut |b| {
         let i = nodes.len();
         nodes.push(cx.nested(|cx| node(cx, b, i))?);
         Ok(())
@@ -643,8 +643,8 @@ fn value_info(cx: &mut Cx, buf: &[u8], kind: &str, index: usize) -> Result<Value
         let s = Scan::new(cx, buf, &[])?;
         let raw_name = s.bytes(1, "name")?.unwrap_or_default();
         let what = || match raw_name {
-            [] => format!("{kind} #{index}"),
-            n => format!("{kind} {}", quoted(n)),
+            [] => format!("{kind} #{index} (ValueInfoProto)"),
+            n => format!("{kind} {} (ValueInfoProto)", quoted(n)),
         };
         within(
             (|| {
@@ -654,11 +654,11 @@ fn value_info(cx: &mut Cx, buf: &[u8], kind: &str, index: usize) -> Result<Value
                 let name = cx.name(Some(raw_name), "name")?;
                 let (elem_type, shape) = match s.bytes(2, "type")? {
                     None => (None, None),
-                    Some(t) => within(cx.nested(|cx| type_proto(cx, t)), || "type".into())?,
+                    Some(t) => within(cx.nested(|cx| type_proto(cx, t)), &|| "TypeProto".into())?,
                 };
                 Ok(ValueInfo { name, elem_type, shape })
             })(),
-            what,
+            &what,
         )
     })
 }
@@ -682,11 +682,11 @@ fn type_proto(cx: &mut Cx, buf: &[u8]) -> Result<TypeInfo> {
             };
             let shape = match s.bytes(2, "shape")? {
                 None => None,
-                Some(b) => Some(within(cx.nested(|cx| shape(cx, b)), || "shape".into())?),
+                Some(b) => Some(within(cx.nested(|cx| shape(cx, b)), &|| "TensorShapeProto".into())?),
             };
             Ok((elem_type, shape))
         }),
-        || "tensor_type".into(),
+        &|| "TypeProto.Tensor".into(),
     )
 }
 
@@ -694,7 +694,7 @@ fn shape(cx: &mut Cx, buf: &[u8]) -> Result<Vec<Dim>> {
     let s = Scan::new(cx, buf, &[])?;
     check_count(s.count[1], MAX_DIMS, "dimensions")?;
     let mut dims = cx.vec(s.count[1], "dim")?;
-    s.each_bytes(1, "dim", |b| {
+    s.each_bytes(1, "dim", &mut |b| {
         let i = dims.len();
         let d = cx.nested(|cx| {
             let d = Scan::new(cx, b, &[])?;
@@ -706,27 +706,27 @@ fn shape(cx: &mut Cx, buf: &[u8]) -> Result<Vec<Dim>> {
                 (None, None) => Ok(Dim::Unknown),
             }
         });
-        dims.push(within(d, || format!("dim #{i}"))?);
+        dims.push(within(d, &|| format!("dim #{i}"))?);
         Ok(())
     })?;
     Ok(dims)
 }
 
 fn node(cx: &mut Cx, buf: &[u8], index: usize) -> Result<NodeProto> {
-    let s = Scan::new(cx, buf, &[]).map_err(|e| context(e, || format!("node #{index}")))?;
+    let s = Scan::new(cx, buf, &[]).map_err(|e| context(e, &|| format!("NodeProto #{index}")))?;
     let raw_name = s.bytes(3, "name").ok().flatten().unwrap_or_default();
     let raw_op = s.bytes(4, "op_type").ok().flatten().unwrap_or_default();
     // Built only on error: nothing here may allocate on the way to a successful parse.
     let what = || {
         let op = || shown(&String::from_utf8_lossy(raw_op), NAME);
         match (raw_name, raw_op) {
-            ([], []) => format!("node #{index}"),
-            ([], _) => format!("node #{index} ({})", op()),
-            (n, []) => format!("node {} (#{index})", quoted(n)),
-            (n, _) => format!("node {} ({}, #{index})", quoted(n), op()),
+            ([], []) => format!("NodeProto #{index}"),
+            ([], _) => format!("NodeProto #{index} ({})", op()),
+            (n, []) => format!("NodeProto {} (#{index})", quoted(n)),
+            (n, _) => format!("NodeProto {} ({}, #{index})", quoted(n), op()),
         }
     };
-    within(node_fields(cx, &s), what)
+    within(node_fields(cx, &s), &what)
 }
 
 fn node_fields(cx: &mut Cx, s: &Scan<'_>) -> Result<NodeProto> {
@@ -746,17 +746,17 @@ fn node_fields(cx: &mut Cx, s: &Scan<'_>) -> Result<NodeProto> {
     check_count(s.count[2], MAX_NODE_VALUES, "outputs")?;
     check_count(s.count[5], MAX_ATTRIBUTES, "attributes")?;
     let mut inputs = cx.vec(s.count[1], "input")?;
-    s.each_bytes(1, "input", |b| {
+    s.each_bytes(1, "input", &mut |b| {
         inputs.push(cx.name(Some(b), "input")?);
         Ok(())
     })?;
     let mut outputs = cx.vec(s.count[2], "output")?;
-    s.each_bytes(2, "output", |b| {
+    s.each_bytes(2, "output", &mut |b| {
         outputs.push(cx.name(Some(b), "output")?);
         Ok(())
     })?;
     let mut attributes: Vec<Attribute> = cx.vec(s.count[5], "attribute")?;
-    s.each_bytes(5, "attribute", |b| {
+    s.each_bytes(5, "attribute", &mut |b| {
         let a = cx.nested(|cx| attribute(cx, b, attributes.len()))?;
         if attributes.iter().any(|x| x.name == a.name) {
             return Err(bad(format!("has attribute `{}` twice", shown(&a.name, NAME))));
@@ -780,13 +780,13 @@ const A_GRAPHS: i32 = 10;
 
 fn attribute(cx: &mut Cx, buf: &[u8], index: usize) -> Result<Attribute> {
     let s = Scan::new(cx, buf, &[(7, Packed::Fixed32), (8, Packed::Varint)])
-        .map_err(|e| context(e, || format!("attribute #{index}")))?;
+        .map_err(|e| context(e, &|| format!("AttributeProto #{index}")))?;
     let raw_name = s.bytes(1, "name").ok().flatten().unwrap_or_default();
     let what = || match raw_name {
-        [] => format!("attribute #{index}"),
-        n => format!("attribute {}", quoted(n)),
+        [] => format!("AttributeProto #{index}"),
+        n => format!("AttributeProto {}", quoted(n)),
     };
-    within(attribute_fields(cx, &s), what)
+    within(attribute_fields(cx, &s), &what)
 }
 
 fn attribute_fields(cx: &mut Cx, s: &Scan<'_>) -> Result<Attribute> {
@@ -850,7 +850,7 @@ fn attribute_fields(cx: &mut Cx, s: &Scan<'_>) -> Result<Attribute> {
         A_FLOATS => {
             check_count(s.count[7], MAX_LIST, "floats")?;
             let mut v = cx.vec(s.count[7], "floats")?;
-            s.each_scalar(7, Packed::Fixed32, "floats", |x| {
+            s.each_scalar(7, Packed::Fixed32, "floats", &mut |x| {
                 v.push(f32::from_bits(x as u32));
                 Ok(())
             })?;
@@ -859,7 +859,7 @@ fn attribute_fields(cx: &mut Cx, s: &Scan<'_>) -> Result<Attribute> {
         A_INTS => {
             check_count(s.count[8], MAX_LIST, "ints")?;
             let mut v = cx.vec(s.count[8], "ints")?;
-            s.each_scalar(8, Packed::Varint, "ints", |x| {
+            s.each_scalar(8, Packed::Varint, "ints", &mut |x| {
                 v.push(x as i64);
                 Ok(())
             })?;
@@ -868,7 +868,7 @@ fn attribute_fields(cx: &mut Cx, s: &Scan<'_>) -> Result<Attribute> {
         A_STRINGS => {
             check_count(s.count[9], MAX_LIST, "strings")?;
             let mut v = cx.vec(s.count[9], "strings")?;
-            s.each_bytes(9, "strings", |b| {
+            s.each_bytes(9, "strings", &mut |b| {
                 cx.charge(b.len(), "strings")?;
                 v.push(b.to_vec());
                 Ok(())
@@ -959,10 +959,6 @@ enum Role {
 }
 
 fn tensor(cx: &mut Cx, buf: &[u8], role: Role) -> Result<TensorProto> {
-    let kind = match role {
-        Role::Initializer(_) => "initializer",
-        Role::Attribute => "tensor",
-    };
     let s = Scan::new(
         cx,
         buf,
@@ -975,19 +971,14 @@ fn tensor(cx: &mut Cx, buf: &[u8], role: Role) -> Result<TensorProto> {
             (11, Packed::Varint),
         ],
     );
-    let s = s.map_err(|e| {
-        context(e, || match role {
-            Role::Initializer(i) => format!("initializer #{i}"),
-            Role::Attribute => "tensor".into(),
-        })
-    })?;
-    let raw_name = s.bytes(8, "name").ok().flatten().unwrap_or_default();
-    let what = || match (raw_name, role) {
-        ([], Role::Initializer(i)) => format!("initializer #{i}"),
-        ([], Role::Attribute) => "tensor".into(),
-        (n, _) => format!("{kind} {}", quoted(n)),
+    let raw_name = s.as_ref().ok().and_then(|s| s.bytes(8, "name").ok().flatten()).unwrap_or_default();
+    let what = || match (role, raw_name) {
+        (Role::Initializer(i), []) => format!("initializer #{i} (TensorProto)"),
+        (Role::Initializer(_), n) => format!("initializer {} (TensorProto)", quoted(n)),
+        (Role::Attribute, []) => "TensorProto".into(),
+        (Role::Attribute, n) => format!("TensorProto {}", quoted(n)),
     };
-    within(tensor_fields(cx, &s, role), what)
+    within(s.and_then(|s| tensor_fields(cx, &s, role)), &what)
 }
 
 fn tensor_fields(cx: &mut Cx, s: &Scan<'_>, role: Role) -> Result<TensorProto> {
@@ -1010,7 +1001,7 @@ fn tensor_fields(cx: &mut Cx, s: &Scan<'_>, role: Role) -> Result<TensorProto> {
     check_count(s.count[1], MAX_DIMS, "dimensions")?;
     let mut dims = cx.vec::<i64>(s.count[1], "dims")?;
     let mut elements: usize = 1;
-    s.each_scalar(1, Packed::Varint, "dims", |d| {
+    s.each_scalar(1, Packed::Varint, "dims", &mut |d| {
         let d = d as i64;
         if d < 0 {
             return Err(bad(format!("dims[{}] is {d}, negative", dims.len())));
@@ -1089,7 +1080,7 @@ fn tensor_fields(cx: &mut Cx, s: &Scan<'_>, role: Role) -> Result<TensorProto> {
                     r.chunks_exact(8)
                         .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32),
                 ),
-                (None, _) => s.each_scalar(typed, kind, typed_name, |x| {
+                (None, _) => s.each_scalar(typed, kind, typed_name, &mut |x| {
                     v.push(match data_type {
                         DataType::Float => f32::from_bits(x as u32),
                         DataType::Double => f64::from_bits(x) as f32,
@@ -1127,7 +1118,7 @@ fn tensor_fields(cx: &mut Cx, s: &Scan<'_>, role: Role) -> Result<TensorProto> {
                         v.push(check(x, &v)?);
                     }
                 }
-                None => s.each_scalar(typed, kind, typed_name, |x| {
+                None => s.each_scalar(typed, kind, typed_name, &mut |x| {
                     let x = if typed == 5 { i64::from(int32(x, typed_name)?) } else { x as i64 };
                     v.push(check(x, &v)?);
                     Ok(())
