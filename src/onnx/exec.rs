@@ -450,7 +450,9 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize) -> Result<Plan> {
         }
         if pb.sizes[w] == 0 {
             pb.sizes[w] = match st {
-                Step::Reshape { shape, .. } | Step::Embedding { shape, .. } => shape.iter().product(),
+                Step::Reshape { shape, .. } | Step::Embedding { shape, .. } | Step::StridedCopy { shape, .. } => {
+                    shape.iter().product()
+                }
                 Step::GroupNorm { x, .. } | Step::Upsample2x { x, .. } => {
                     pb.sizes.get(*x).copied().unwrap_or(0) * if matches!(st, Step::Upsample2x { .. }) { 4 } else { 1 }
                 }
@@ -546,6 +548,179 @@ impl PlanBuilder {
         self.consts.push(t);
         self.const_keys.push(key);
         self.consts.len() - 1
+    }
+
+    /// A convolution in `groups` groups: each group's input channels (a strided copy) convolved
+    /// with its slice of the kernel, then joined along the channels.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_groups(
+        &mut self,
+        x: usize,
+        xs: &[usize],
+        w: &Arc<HostTensor>,
+        bias: Option<&Arc<HostTensor>>,
+        groups: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<usize> {
+        let k = w.shape[2];
+        if xs[2] + 2 * pad < k || xs[3] + 2 * pad < k {
+            return Err(Error::Shape { op: "onnx", detail: format!("a {k}×{k} kernel on {xs:?} padded {pad}") });
+        }
+        if groups == 1 {
+            let wi = self.konst(w.clone(), "");
+            let bi = bias.map(|b| self.konst(b.clone(), ""));
+            return Ok(self.push(|out| Step::Conv { x, w: wi, b: bi, stride, pad, out }));
+        }
+        let (cin_g, cout_g) = (xs[1] / groups, w.shape[0] / groups);
+        if w.shape[1] != cin_g {
+            return Err(Error::Shape {
+                op: "onnx",
+                detail: format!("grouped conv kernel {:?} for {} input channels in {groups} groups", w.shape, xs[1]),
+            });
+        }
+        let (wv, bv) = (w.as_f32(), bias.map(|b| b.as_f32()));
+        let st = row_major_strides(xs);
+        let per = cout_g * cin_g * k * k;
+        let mut acc: Option<Operand> = None;
+        for g in 0..groups {
+            let (shape, strides, offset) = (vec![xs[0], cin_g, xs[2], xs[3]], st.clone(), g * cin_g * st[1]);
+            let part = self.push(|out| Step::StridedCopy { x, shape, offset, strides, out });
+            let wg = self
+                .konst(Arc::new(HostTensor::f32(vec![cout_g, cin_g, k, k], wv[g * per..(g + 1) * per].to_vec())), "");
+            let bg = bv.as_ref().map(|b| {
+                self.konst(Arc::new(HostTensor::f32(vec![cout_g], b[g * cout_g..(g + 1) * cout_g].to_vec())), "")
+            });
+            let y = self.push(|out| Step::Conv { x: part, w: wg, b: bg, stride, pad, out });
+            acc = Some(match acc {
+                None => Operand::Slot(y),
+                Some(a) => Operand::Slot(self.push(|out| Step::Concat { a, b: Operand::Slot(y), out })),
+            });
+        }
+        match acc {
+            Some(Operand::Slot(s)) => Ok(s),
+            _ => unreachable!("groups ≥ 2"),
+        }
+    }
+
+    /// Bilinear 2× upsampling along `axis` (2: rows, 3: columns) of NCHW `x` with half-pixel
+    /// centres (align_corners = false): out[2i] = ¾·x[i] + ¼·x[i−1], out[2i+1] = ¾·x[i] + ¼·x[i+1],
+    /// edges clamped; even and odd outputs interleaved by joining them on a new axis.
+    fn bilinear2x_axis(&mut self, x: usize, xs: &[usize], axis: usize) -> usize {
+        let n = xs[axis];
+        let st = row_major_strides(xs);
+        let range = |this: &mut Self, from: usize, len: usize| {
+            let mut shape = xs.to_vec();
+            shape[axis] = len;
+            let (strides, offset) = (st.clone(), from * st[axis]);
+            this.push(|out| Step::StridedCopy { x, shape, offset, strides, out })
+        };
+        let outer: usize = xs[..axis].iter().product();
+        let inner: usize = xs[axis + 1..].iter().product();
+        // x shifted by one along the axis, the edge repeated.
+        let (first, last) = (range(self, 0, 1), range(self, n - 1, 1));
+        let (head, tail) =
+            if n > 1 { (Some(range(self, 0, n - 1)), Some(range(self, 1, n - 1))) } else { (None, None) };
+        let join = |this: &mut Self, a: usize, b: Option<usize>| -> usize {
+            let Some(b) = b else { return a };
+            let mut shape = xs.to_vec();
+            shape[axis] = n;
+            let ap = PVal::Dyn {
+                slot: a,
+                shape: {
+                    let mut s = xs.to_vec();
+                    s[axis] = if a == first || a == last { 1 } else { n - 1 };
+                    s
+                },
+            };
+            let bp = PVal::Dyn {
+                slot: b,
+                shape: {
+                    let mut s = xs.to_vec();
+                    s[axis] = if b == first || b == last { 1 } else { n - 1 };
+                    s
+                },
+            };
+            this.concat(&[&ap, &bp], axis, &shape).expect("shapes fit")
+        };
+        let prev = join(self, first, head);
+        let next = match tail {
+            Some(t) => join(self, t, Some(last)),
+            None => last,
+        };
+        let mix = |this: &mut Self, other: usize| {
+            let t =
+                this.push(|out| Step::Binary { a: Operand::Slot(other), b: Operand::Slot(x), op: BinaryOp::Sub, out });
+            let q = this.konst(Arc::new(HostTensor::f32(vec![], vec![0.25])), "");
+            let d = this.push(|out| Step::Binary { a: Operand::Slot(t), b: Operand::Const(q), op: BinaryOp::Mul, out });
+            this.push(|out| Step::Binary { a: Operand::Slot(x), b: Operand::Slot(d), op: BinaryOp::Add, out })
+        };
+        let (even, odd) = (mix(self, prev), mix(self, next));
+        // [outer, n, 1, inner] ++ [outer, n, 1, inner] on the new axis → [outer, 2n, inner].
+        let e = PVal::Dyn { slot: even, shape: xs.to_vec() };
+        let o = PVal::Dyn { slot: odd, shape: xs.to_vec() };
+        let (ev, ov) = (
+            self.view(&e, vec![outer * n, 1, inner]).expect("a view"),
+            self.view(&o, vec![outer * n, 1, inner]).expect("a view"),
+        );
+        let both = self.push(|out| Step::Concat { a: ev, b: ov, out });
+        let mut shape = xs.to_vec();
+        shape[axis] = 2 * n;
+        self.push(|out| Step::Reshape { x: both, shape, out })
+    }
+
+    /// `x` (of `shape`) with its axes in the order `perm` (a strided copy; none when `perm` is
+    /// the identity).
+    fn permute(&mut self, x: usize, shape: &[usize], perm: &[usize]) -> usize {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return x;
+        }
+        let st = row_major_strides(shape);
+        let (out_shape, strides): (Vec<usize>, Vec<usize>) = perm.iter().map(|&d| (shape[d], st[d])).unzip();
+        self.push(|out| Step::StridedCopy { x, shape: out_shape, offset: 0, strides, out })
+    }
+
+    /// `v` seen with another shape of the same size (a reshape step for a computed value, a
+    /// relabelled constant otherwise).
+    fn view(&mut self, v: &PVal, shape: Vec<usize>) -> Result<Operand> {
+        Ok(match v {
+            PVal::Dyn { slot, shape: s } if *s == shape => Operand::Slot(*slot),
+            PVal::Dyn { slot, .. } => {
+                let x = *slot;
+                Operand::Slot(self.push(|out| Step::Reshape { x, shape, out }))
+            }
+            PVal::Const(t) if t.shape == shape => self.operand(v)?,
+            PVal::Const(t) => Operand::Const(self.konst(Arc::new(HostTensor { shape, data: t.data.clone() }), "")),
+            PVal::Ids { .. } => self.operand(v)?,
+        })
+    }
+
+    /// `parts` joined along `axis` into `shape`: along axis 1 directly, along any other as
+    /// [outer, d, inner] views joined on their middle axis.
+    fn concat(&mut self, parts: &[&PVal], axis: usize, shape: &[usize]) -> Result<usize> {
+        let outer: usize = shape[..axis].iter().product();
+        let inner: usize = shape[axis + 1..].iter().product();
+        let direct = axis == 1;
+        let mut acc: Option<Operand> = None;
+        for v in parts {
+            let d = match v {
+                PVal::Const(t) => t.shape[axis],
+                PVal::Dyn { shape, .. } | PVal::Ids { shape } => shape[axis],
+            };
+            let b = if direct { self.operand(v)? } else { self.view(v, vec![outer, d, inner])? };
+            acc = Some(match acc {
+                None => b,
+                Some(a) => Operand::Slot(self.push(|out| Step::Concat { a, b, out })),
+            });
+        }
+        let Some(Operand::Slot(s)) = acc else {
+            return Err(Error::Shape { op: "onnx", detail: "Concat of constants only (internal)".into() });
+        };
+        if direct {
+            return Ok(s);
+        }
+        let s2 = shape.to_vec();
+        Ok(self.push(|out| Step::Reshape { x: s, shape: s2, out }))
     }
 
     fn operand(&mut self, v: &PVal) -> Result<Operand> {
@@ -750,28 +925,163 @@ impl PlanBuilder {
             }
             Op::Concat { axis } => {
                 let shape = out_shape()?;
-                let rank = shape.len();
-                let ax = fold::axis(*axis, rank, "Concat")?;
-                if ax != 1 || !(rank == 2 || rank == 4) {
+                let ax = fold::axis(*axis, shape.len(), "Concat")?;
+                let parts: Vec<&PVal> = ins.iter().map(|v| v.expect("concat inputs are required")).collect();
+                let slot = self.concat(&parts, ax, &shape)?;
+                dyn_out(slot, shape)
+            }
+            Op::Pad { mode } => {
+                let PVal::Dyn { shape: xs, .. } = in0 else { unreachable!("folded") };
+                let konst = |i: usize| match ins.get(i).copied().flatten() {
+                    Some(PVal::Const(t)) => Ok(Some(t.clone())),
+                    None => Ok(None),
+                    Some(_) => Err(err(&node.name, "Pad's pads, value and axes must be constants".into())),
+                };
+                let pads = konst(1)?.ok_or_else(|| err(&node.name, "Pad without pads".into()))?.as_i64();
+                let value = konst(2)?.map_or(0.0, |v| v.as_f32().first().copied().unwrap_or(0.0));
+                let rank = xs.len();
+                let axes: Vec<usize> = match konst(3)? {
+                    Some(a) => a.as_i64().iter().map(|&a| fold::axis(a, rank, "Pad")).collect::<Result<_>>()?,
+                    None => (0..rank).collect(),
+                };
+                if mode != "constant" || pads.len() != 2 * axes.len() || pads.iter().any(|&p| p < 0) {
                     return Err(err(
                         &node.name,
-                        format!(
-                            "Concat along axis {ax} of a rank-{rank} value is not supported yet (axis 1 of 2-D or 4-D is)"
-                        ),
+                        format!("Pad {mode} with pads {pads:?}: only non-negative constant padding is supported yet"),
                     ));
                 }
-                let mut acc = self.operand(ins[0].expect("checked"))?;
-                let mut acc_shape = shape_of(ins[0].expect("checked"));
-                for v in ins[1..].iter().map(|v| v.expect("concat inputs are required")) {
-                    let b = self.operand(v)?;
-                    acc_shape[1] += shape_of(v)[1];
-                    let a = acc.clone();
-                    acc = Operand::Slot(self.push(|out| Step::Concat { a, b, out }));
+                let mut cur = in0.clone();
+                let mut cur_shape = xs.clone();
+                for (i, &a) in axes.iter().enumerate() {
+                    let (before, after) = (pads[i] as usize, pads[i + axes.len()] as usize);
+                    if before == 0 && after == 0 {
+                        continue;
+                    }
+                    let fill = |len: usize| {
+                        let mut s = cur_shape.clone();
+                        s[a] = len;
+                        PVal::Const(Arc::new(HostTensor::f32(s.clone(), vec![value; s.iter().product()])))
+                    };
+                    let mut parts = Vec::new();
+                    let (fb, fa) = (fill(before), fill(after));
+                    if before > 0 {
+                        parts.push(&fb);
+                    }
+                    parts.push(&cur);
+                    if after > 0 {
+                        parts.push(&fa);
+                    }
+                    let mut out = cur_shape.clone();
+                    out[a] += before + after;
+                    let slot = self.concat(&parts, a, &out)?;
+                    cur = PVal::Dyn { slot, shape: out.clone() };
+                    cur_shape = out;
                 }
-                match acc {
-                    Operand::Slot(s) => dyn_out(s, shape),
-                    Operand::Const(_) => unreachable!("one input is computed"),
+                cur
+            }
+            Op::Where => {
+                // With a constant condition: a·c + b·(1 − c).
+                let (c, a, b) = match (in0, ins.get(1).copied().flatten(), ins.get(2).copied().flatten()) {
+                    (PVal::Const(c), Some(a), Some(b)) => (c.clone(), a, b),
+                    _ => {
+                        return Err(err(
+                            &node.name,
+                            "Where with a condition computed from x, t or y is not supported yet".into(),
+                        ));
+                    }
+                };
+                let shape = out_shape()?;
+                let on: Vec<f32> = c.as_f32().iter().map(|&v| if v != 0.0 { 1.0 } else { 0.0 }).collect();
+                let off: Vec<f32> = on.iter().map(|v| 1.0 - v).collect();
+                let ci = self.konst(Arc::new(HostTensor::f32(c.shape.clone(), on)), "");
+                let ni = self.konst(Arc::new(HostTensor::f32(c.shape.clone(), off)), "");
+                let (oa, ob) = (self.operand(a)?, self.operand(b)?);
+                let x = self.push(|out| Step::Binary { a: oa, b: Operand::Const(ci), op: BinaryOp::Mul, out });
+                let y = self.push(|out| Step::Binary { a: ob, b: Operand::Const(ni), op: BinaryOp::Mul, out });
+                dyn_out(
+                    self.push(|out| Step::Binary { a: Operand::Slot(x), b: Operand::Slot(y), op: BinaryOp::Add, out }),
+                    shape,
+                )
+            }
+            Op::BatchNorm { eps } => {
+                // Inference: x·k + (β − μ·k) per channel, k = γ/√(σ² + ε).
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let c = |i: usize| match ins.get(i).copied().flatten() {
+                    Some(PVal::Const(t)) => Ok(t.as_f32()),
+                    _ => Err(err(
+                        &node.name,
+                        "BatchNormalization's scale, bias, mean and variance must be constants".into(),
+                    )),
+                };
+                let (g, be, mu, var) = (c(1)?, c(2)?, c(3)?, c(4)?);
+                let ch = *xs.get(1).ok_or_else(|| err(&node.name, "BatchNormalization of a 1-D value".into()))?;
+                if [g.len(), be.len(), mu.len(), var.len()].iter().any(|&l| l != ch) {
+                    return Err(err(&node.name, format!("BatchNormalization parameters for {ch} channels")));
                 }
+                let k: Vec<f32> = g.iter().zip(&var).map(|(g, v)| g / (v + eps).sqrt()).collect();
+                let shift: Vec<f32> = be.iter().zip(&mu).zip(&k).map(|((b, m), k)| b - m * k).collect();
+                let mut pshape = vec![ch];
+                pshape.extend(std::iter::repeat_n(1, xs.len() - 2));
+                let ki = self.konst(Arc::new(HostTensor::f32(pshape.clone(), k)), "");
+                let si = self.konst(Arc::new(HostTensor::f32(pshape, shift)), "");
+                let (slot, xs) = (*slot, xs.clone());
+                let y = self.push(|out| Step::Binary {
+                    a: Operand::Slot(slot),
+                    b: Operand::Const(ki),
+                    op: BinaryOp::Mul,
+                    out,
+                });
+                dyn_out(
+                    self.push(|out| Step::Binary {
+                        a: Operand::Slot(y),
+                        b: Operand::Const(si),
+                        op: BinaryOp::Add,
+                        out,
+                    }),
+                    xs,
+                )
+            }
+            Op::ReduceMean { axes, .. } | Op::ReduceSum { axes, .. } => {
+                // The reduced axes moved last, then one linear with a row of 1 (or 1/k).
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let shape = out_shape()?;
+                let rank = xs.len();
+                let axes: Vec<i64> = match axes {
+                    Some(a) => a.clone(),
+                    None => match ins.get(1).copied().flatten() {
+                        Some(PVal::Const(a)) => a.as_i64(),
+                        None => (0..rank as i64).collect(),
+                        Some(_) => return Err(err(&node.name, "reduction axes must be constants".into())),
+                    },
+                };
+                let mut red: Vec<usize> = axes.iter().map(|&a| fold::axis(a, rank, "Reduce")).collect::<Result<_>>()?;
+                red.sort_unstable();
+                red.dedup();
+                let keep: Vec<usize> = (0..rank).filter(|d| !red.contains(d)).collect();
+                let perm: Vec<usize> = keep.iter().chain(&red).copied().collect();
+                let k: usize = red.iter().map(|&d| xs[d]).product();
+                let rows: usize = keep.iter().map(|&d| xs[d]).product();
+                let moved = self.permute(*slot, xs, &perm);
+                let flat = self.push(|out| Step::Reshape { x: moved, shape: vec![rows, k], out });
+                let w = if matches!(node.op, Op::ReduceMean { .. }) { 1.0 / k as f32 } else { 1.0 };
+                let wi = self.konst(Arc::new(HostTensor::f32(vec![1, k], vec![w; k])), "");
+                let sum = self.push(|out| Step::Linear { x: flat, w: wi, b: None, act: Activation::None, out });
+                let s2 = shape.clone();
+                dyn_out(self.push(|out| Step::Reshape { x: sum, shape: s2, out }), shape)
+            }
+            Op::Split { axis, .. } => {
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let outs = fold::infer_shapes(&node.op, &known, node.outputs.len())?;
+                let a = fold::axis(*axis, xs.len(), "Split")?;
+                let st = row_major_strides(xs);
+                let (slot, mut at) = (*slot, 0usize);
+                let mut vals = Vec::new();
+                for s in outs {
+                    let (offset, shape, strides) = (at * st[a], s.clone(), st.clone());
+                    at += s[a];
+                    vals.push(dyn_out(self.push(|out| Step::StridedCopy { x: slot, shape, offset, strides, out }), s));
+                }
+                return Ok(vals);
             }
             Op::Expand => {
                 // x broadcast to the target shape: x + zeros of that shape.
@@ -818,52 +1128,183 @@ impl PlanBuilder {
                         ));
                     }
                 };
+                let bias = match ins.get(2).copied().flatten() {
+                    Some(PVal::Const(b)) => Some(b.clone()),
+                    None => None,
+                    Some(_) => return Err(err(&node.name, "Conv: the bias must be a constant".into())),
+                };
                 let same = |v: &[i64], d: i64| v.iter().all(|&x| x == v.first().copied().unwrap_or(d));
-                let stride = strides.first().copied().unwrap_or(1);
-                let pad = pads.first().copied().unwrap_or(0);
-                if *group != 1
-                    || dilations.iter().any(|&d| d != 1)
-                    || !same(strides, 1)
+                let (stride, pad) = (strides.first().copied().unwrap_or(1), pads.first().copied().unwrap_or(0));
+                let dil = dilations.first().copied().unwrap_or(1);
+                if !same(strides, 1)
                     || !same(pads, 0)
+                    || !same(dilations, 1)
                     || auto_pad != "NOTSET" && auto_pad != "VALID"
                     || w.shape[2] != w.shape[3]
                     || stride < 1
                     || pad < 0
+                    || dil < 1
+                    || *group < 1
+                    || xs[1] % *group as usize != 0
+                    || w.shape[0] % *group as usize != 0
                 {
                     return Err(err(
                         &node.name,
                         format!(
-                            "Conv with group {group}, strides {strides:?}, pads {pads:?}, dilations {dilations:?}, kernel {:?} is not supported yet (square kernels, equal strides and pads, group 1)",
+                            "Conv with group {group}, strides {strides:?}, pads {pads:?}, dilations {dilations:?}, kernel {:?} is not supported yet (square kernels, equal strides, pads and dilations)",
                             &w.shape[2..]
                         ),
                     ));
                 }
-                let wi = self.konst(w.clone(), "");
-                let bi = match ins.get(2).copied().flatten() {
-                    Some(PVal::Const(bias)) => Some(self.konst(bias.clone(), "")),
-                    None => None,
-                    Some(_) => return Err(err(&node.name, "Conv: the bias must be a constant".into())),
+                // A dilated kernel is the dense kernel with zeros between its taps.
+                let w = if dil == 1 { w } else { Arc::new(dilate_kernel(&w, dil as usize)) };
+                let (slot, xs) = (*slot, xs.clone());
+                let y =
+                    self.conv_groups(slot, &xs, &w, bias.as_ref(), *group as usize, stride as usize, pad as usize)?;
+                let (k, st) = (w.shape[2], stride as usize);
+                let shape = vec![
+                    xs[0],
+                    w.shape[0],
+                    (xs[2] + 2 * pad as usize - k) / st + 1,
+                    (xs[3] + 2 * pad as usize - k) / st + 1,
+                ];
+                dyn_out(y, shape)
+            }
+            Op::ConvTranspose { strides, pads, output_padding, group } => {
+                // Stride 2: the input with zeros between its pixels (nearest 2× upsampling times a
+                // 0/1 mask), then a stride-1 convolution with the kernel flipped and its channel
+                // axes swapped, padded k − 1 − p; output_padding 0 crops the extra last row/column.
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let w = match ins.get(1).copied().flatten() {
+                    Some(PVal::Const(w)) if w.shape.len() == 4 && xs.len() == 4 => w.clone(),
+                    _ => return Err(err(&node.name, "ConvTranspose: 2-D with constant weights is supported".into())),
                 };
-                let k = w.shape[2] as i64;
-                let (h, wd) = (xs[2] as i64, xs[3] as i64);
-                let oh = (h + 2 * pad - k) / stride + 1;
-                let ow = (wd + 2 * pad - k) / stride + 1;
-                if oh < 1 || ow < 1 {
-                    return Err(err(&node.name, format!("Conv output {oh}×{ow}")));
+                let bias = match ins.get(2).copied().flatten() {
+                    Some(PVal::Const(b)) => Some(b.clone()),
+                    None => None,
+                    Some(_) => return Err(err(&node.name, "ConvTranspose: the bias must be a constant".into())),
+                };
+                let k = w.shape[2];
+                let p = pads.first().copied().unwrap_or(0);
+                let op = output_padding.first().copied().unwrap_or(0);
+                let ok = *group == 1
+                    && strides.iter().all(|&s| s == 2)
+                    && strides.len() == 2
+                    && pads.iter().all(|&q| q == p)
+                    && output_padding.iter().all(|&q| q == op)
+                    && (0..=1).contains(&op)
+                    && w.shape[3] == k
+                    && p >= 0
+                    && (p as usize) < k;
+                if !ok {
+                    return Err(err(
+                        &node.name,
+                        format!(
+                            "ConvTranspose with strides {strides:?}, pads {pads:?}, output_padding {output_padding:?}, group {group}, kernel {:?} is not supported yet (stride 2, square, group 1)",
+                            &w.shape[2..]
+                        ),
+                    ));
                 }
-                let shape = vec![xs[0], w.shape[0], oh as usize, ow as usize];
+                let (cin, cout) = (w.shape[0], w.shape[1]);
+                let src = w.as_f32();
+                let mut flipped = vec![0f32; cout * cin * k * k];
+                for i in 0..cin {
+                    for o in 0..cout {
+                        for y in 0..k {
+                            for x in 0..k {
+                                flipped[((o * cin + i) * k + y) * k + x] =
+                                    src[((i * cout + o) * k + (k - 1 - y)) * k + (k - 1 - x)];
+                            }
+                        }
+                    }
+                }
+                let wt = Arc::new(HostTensor::f32(vec![cout, cin, k, k], flipped));
+                let (slot, xs) = (*slot, xs.clone());
+                let (h2, w2) = (2 * xs[2], 2 * xs[3]);
+                let up = self.push(|out| Step::Upsample2x { x: slot, out });
+                let mut mask = vec![0f32; h2 * w2];
+                for y in (0..h2).step_by(2) {
+                    for x in (0..w2).step_by(2) {
+                        mask[y * w2 + x] = 1.0;
+                    }
+                }
+                let mi = self.konst(Arc::new(HostTensor::f32(vec![h2, w2], mask)), "");
+                let zs = self.push(|out| Step::Binary {
+                    a: Operand::Slot(up),
+                    b: Operand::Const(mi),
+                    op: BinaryOp::Mul,
+                    out,
+                });
+                let zshape = vec![xs[0], xs[1], h2, w2];
+                let q = k - 1 - p as usize;
+                let y = self.conv_groups(zs, &zshape, &wt, bias.as_ref(), 1, 1, q)?;
+                let full = vec![xs[0], cout, h2 + 2 * q + 1 - k, w2 + 2 * q + 1 - k];
+                let want = vec![
+                    xs[0],
+                    cout,
+                    2 * (xs[2] - 1) + k - 2 * p as usize + op as usize,
+                    2 * (xs[3] - 1) + k - 2 * p as usize + op as usize,
+                ];
+                if full == want {
+                    dyn_out(y, want)
+                } else {
+                    let st = row_major_strides(&full);
+                    let w2 = want.clone();
+                    dyn_out(self.push(|out| Step::StridedCopy { x: y, shape: w2, offset: 0, strides: st, out }), want)
+                }
+            }
+            Op::AveragePool { kernel, strides, pads } | Op::MaxPool { kernel, strides, pads } => {
+                // Each window offset is a strided copy; their sum (average) or maximum.
+                let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
+                let max = matches!(node.op, Op::MaxPool { .. });
+                if xs.len() != 4 || kernel.len() != 2 || pads.iter().any(|&p| p != 0) || kernel.iter().any(|&k| k < 1) {
+                    return Err(err(
+                        &node.name,
+                        format!(
+                            "pooling with kernel {kernel:?}, pads {pads:?} of {xs:?} is not supported yet (2-D, no padding)"
+                        ),
+                    ));
+                }
+                let (kh, kw) = (kernel[0] as usize, kernel[1] as usize);
+                let (sh, sw) = (
+                    strides.first().copied().unwrap_or(1).max(1) as usize,
+                    strides.get(1).copied().unwrap_or(1).max(1) as usize,
+                );
+                if xs[2] < kh || xs[3] < kw {
+                    return Err(err(&node.name, format!("a {kh}×{kw} window on {xs:?}")));
+                }
+                let shape = vec![xs[0], xs[1], (xs[2] - kh) / sh + 1, (xs[3] - kw) / sw + 1];
+                let st = row_major_strides(xs);
+                let strides = vec![st[0], st[1], st[2] * sh, st[3] * sw];
                 let slot = *slot;
-                dyn_out(
-                    self.push(|out| Step::Conv {
-                        x: slot,
-                        w: wi,
-                        b: bi,
-                        stride: stride as usize,
-                        pad: pad as usize,
+                let mut acc: Option<usize> = None;
+                for dy in 0..kh {
+                    for dx in 0..kw {
+                        let (s2, str2, offset) = (shape.clone(), strides.clone(), dy * st[2] + dx * st[3]);
+                        let tap = self.push(|out| Step::StridedCopy { x: slot, shape: s2, offset, strides: str2, out });
+                        acc = Some(match acc {
+                            None => tap,
+                            Some(a) => self.push(|out| Step::Binary {
+                                a: Operand::Slot(a),
+                                b: Operand::Slot(tap),
+                                op: if max { BinaryOp::Max } else { BinaryOp::Add },
+                                out,
+                            }),
+                        });
+                    }
+                }
+                let mut y = acc.expect("a window has a tap");
+                if !max {
+                    let inv = self.konst(Arc::new(HostTensor::f32(vec![], vec![1.0 / (kh * kw) as f32])), "");
+                    let a = y;
+                    y = self.push(|out| Step::Binary {
+                        a: Operand::Slot(a),
+                        b: Operand::Const(inv),
+                        op: BinaryOp::Mul,
                         out,
-                    }),
-                    shape,
-                )
+                    });
+                }
+                dyn_out(y, shape)
             }
             Op::InstanceNorm { eps } | Op::GroupNorm { eps, .. } => {
                 // Instance norm of [n, c, …] is group norm with one group per channel, on the
@@ -984,14 +1425,22 @@ impl PlanBuilder {
             }
             Op::Softmax { axis } => {
                 let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
-                if fold::axis(*axis, xs.len(), "Softmax")? + 1 != xs.len() {
-                    return Err(err(
-                        &node.name,
-                        "Softmax over an axis other than the last is not supported yet".into(),
-                    ));
-                }
+                let (rank, a) = (xs.len(), fold::axis(*axis, xs.len(), "Softmax")?);
                 let (slot, xs) = (*slot, xs.clone());
-                dyn_out(self.push(|out| Step::Softmax { x: slot, out }), xs)
+                if a + 1 == rank {
+                    dyn_out(self.push(|out| Step::Softmax { x: slot, out }), xs)
+                } else {
+                    // The axis moved last and back.
+                    let perm: Vec<usize> = (0..rank).filter(|&d| d != a).chain([a]).collect();
+                    let moved = self.permute(slot, &xs, &perm);
+                    let mshape: Vec<usize> = perm.iter().map(|&d| xs[d]).collect();
+                    let sm = self.push(|out| Step::Softmax { x: moved, out });
+                    let mut back = vec![0; rank];
+                    for (i, &d) in perm.iter().enumerate() {
+                        back[d] = i;
+                    }
+                    dyn_out(self.permute(sm, &mshape, &back), xs)
+                }
             }
             Op::LayerNorm { axis, eps } => {
                 let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
@@ -1037,7 +1486,7 @@ impl PlanBuilder {
                 let (slot, xs, eps) = (*slot, xs.clone(), *eps);
                 dyn_out(self.push(|out| Step::LayerNorm { x: slot, gamma: gi, beta: bi, eps, out }), xs)
             }
-            Op::Resize { mode, .. } => {
+            Op::Resize { mode, coord, .. } => {
                 let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
                 let target: Option<Vec<usize>> = match (ins.get(2).copied().flatten(), ins.get(3).copied().flatten()) {
                     (_, Some(PVal::Const(sizes))) if !sizes.is_empty() => {
@@ -1048,18 +1497,25 @@ impl PlanBuilder {
                     }
                     _ => None,
                 };
-                let want = xs.len() == 4 && target.as_deref() == Some(&[xs[0], xs[1], 2 * xs[2], 2 * xs[3]][..]);
-                if mode != "nearest" || !want {
-                    return Err(err(
-                        &node.name,
-                        format!(
-                            "Resize {mode} to {target:?} from {xs:?}: only nearest 2× upsampling of NCHW is supported yet"
-                        ),
-                    ));
-                }
+                let twice = xs.len() == 4 && target.as_deref() == Some(&[xs[0], xs[1], 2 * xs[2], 2 * xs[3]][..]);
                 let shape = vec![xs[0], xs[1], 2 * xs[2], 2 * xs[3]];
-                let slot = *slot;
-                dyn_out(self.push(|out| Step::Upsample2x { x: slot, out }), shape)
+                let (slot, xs) = (*slot, xs.clone());
+                match (mode.as_str(), twice) {
+                    ("nearest", true) => dyn_out(self.push(|out| Step::Upsample2x { x: slot, out }), shape),
+                    ("linear", true) if coord == "half_pixel" || coord == "pytorch_half_pixel" => {
+                        let h = self.bilinear2x_axis(slot, &xs, 2);
+                        let mid = vec![xs[0], xs[1], 2 * xs[2], xs[3]];
+                        dyn_out(self.bilinear2x_axis(h, &mid, 3), shape)
+                    }
+                    _ => {
+                        return Err(err(
+                            &node.name,
+                            format!(
+                                "Resize {mode} ({coord}) to {target:?} from {xs:?}: only 2× upsampling of NCHW, nearest or bilinear (half_pixel), is supported yet"
+                            ),
+                        ));
+                    }
+                }
             }
             other => {
                 return Err(err(
@@ -1069,6 +1525,22 @@ impl PlanBuilder {
             }
         }])
     }
+}
+
+/// A 4-D kernel with `d − 1` zeros between its taps (dilation `d` as a dense kernel).
+fn dilate_kernel(w: &HostTensor, d: usize) -> HostTensor {
+    let (o, i, k) = (w.shape[0], w.shape[1], w.shape[2]);
+    let ke = (k - 1) * d + 1;
+    let src = w.as_f32();
+    let mut out = vec![0f32; o * i * ke * ke];
+    for c in 0..o * i {
+        for y in 0..k {
+            for x in 0..k {
+                out[(c * ke + y * d) * ke + x * d] = src[(c * k + y) * k + x];
+            }
+        }
+    }
+    HostTensor::f32(vec![o, i, ke, ke], out)
 }
 
 /// Row-major element strides of `shape`.
