@@ -47,6 +47,7 @@ T7 = {"velocity": [0.0, 1.0, 0.5, 0.25, 0.75, 0.1, 0.9],
       "noise": [0.97, 0.03, 0.5, 0.25, 0.75, 0.1, 0.9]}  # never t = 0: (x − x̂0)/t
 POINTS = {"kind": "points2d", "range": [[-3.0, 3.0], [-3.0, 3.0]]}
 IMG16 = {"kind": "image", "channels": 1, "height": 16, "width": 16, "range": [-1.0, 1.0]}
+IMG8 = {"kind": "image", "channels": 1, "height": 8, "width": 8, "range": [-1.0, 1.0]}
 SRC = "train/make_onnx_fixtures.py"
 
 
@@ -103,8 +104,31 @@ def build_dit():
                                             "init), LayerNorm without affine, tanh-GELU, x0-prediction x + τ·net")
 
 
+def build_mlp_opset13():
+    torch.manual_seed(1407)
+    return om.MLPSeluLayerNorm(), decl({"x": "x", "t": "t"}, "batch", "velocity", POINTS,
+                                       dataset="none (seeded random init)",
+                                       architecture="MLP 3→64→LayerNorm(64)→64→2, SELU, raw t; opset 13 (LayerNorm "
+                                                    "decomposed by the exporter)")
+
+
+def build_op_zoo():
+    torch.manual_seed(1408)
+    return om.OpZoo(), decl({"x": "x", "t": "t"}, "batch", "velocity", IMG8, dataset="none (seeded random init)",
+                            architecture="op zoo: h = conv(x)·(1 + s(t)) + b(t), 8 channels, through Concat on H/W "
+                                         "+ Slice crop, constant Pad, Where (constant mask), eval BatchNorm, "
+                                         "ReduceMean/ReduceSum (channel and last axis, keepdims 0/1), Split, "
+                                         "Softmax(axis 1), hand-written layer norm; 1×1 mix, SiLU, 3×3 conv")
+
+
 FIXTURES = {"mlp_selu_raw_t": build_mlp_selu, "mlp_fourier_gelu": build_mlp_fourier, "moons_onnx": build_moons,
-            "mnist_onnx": build_mnist, "unet_attn": build_unet_attn, "dit_small": build_dit}
+            "mnist_onnx": build_mnist, "unet_attn": build_unet_attn, "dit_small": build_dit,
+            "mlp_opset13": build_mlp_opset13, "op_zoo": build_op_zoo}
+# input seeds: 100 + the index in the sorted names of the first six (as when they were the only
+# fixtures, so that their files stay byte-identical), then 106, 107, ...
+SEEDS = {"dit_small": 100, "mlp_fourier_gelu": 101, "mlp_selu_raw_t": 102, "mnist_onnx": 103, "moons_onnx": 104,
+         "unet_attn": 105, "mlp_opset13": 106, "op_zoo": 107}
+OPSETS = {"mlp_opset13": 13}  # others: export_onnx's default, 17
 
 
 def f32(v):
@@ -173,11 +197,25 @@ def attention_share(name, model, feeds):
     return rel_err(off.numpy(), ref.numpy())
 
 
+def branch_shares(model, feeds):
+    """OpZoo: how much zeroing each branch changes the output (max|Δ|/max|out|)."""
+    shares = {}
+    with torch.no_grad():
+        ref = model(*feeds)
+        for b in model.BRANCHES:
+            model.ablate = b
+            try:
+                shares[b] = rel_err(model(*feeds).numpy(), ref.numpy())
+            finally:
+                model.ablate = None
+    return shares
+
+
 def make(name, out_dir):
     model, d0 = FIXTURES[name]()
     model = model.float().eval()
     path = os.path.join(out_dir, f"{name}.onnx")
-    seed = 100 + sorted(FIXTURES).index(name)
+    seed = SEEDS[name]
     x_std = 1.5 if d0["data"]["kind"] == "points2d" else 1.0
     d = validate_declaration(d0)
     kind = d["output"]
@@ -185,7 +223,7 @@ def make(name, out_dir):
     feeds7, time7 = parity_inputs(d, 7, T7[kind], seed + 1000, x_std)
     roles = [r for r in ("x", "t", "y") if r in d["inputs"]]
     names = [d["inputs"][r] for r in roles]
-    report = export_onnx(model, dict(zip(names, feeds1)), d, path)
+    report = export_onnx(model, dict(zip(names, feeds1)), d, path, opset=OPSETS.get(name, 17))
 
     ort_model = OrtModel(path, d)
     m64 = copy.deepcopy(model).double()
@@ -224,6 +262,8 @@ def make(name, out_dir):
     errs["ort_f32_solve_vs_torch64_solve"] = rel_err(frames_ort[-1].numpy(), frames[-1].numpy())
     if name in ("unet_attn", "dit_small"):
         errs["attention_share_of_output_b7"] = attention_share(name, model, feeds7)
+    if name == "op_zoo":
+        errs["branch_share_of_output_b7"] = branch_shares(model, feeds7)
 
     solve = (f"heun {STEPS} steps on the uniform grid t = i/{STEPS} (train/solvers.py _step_heun), float64 torch "
              f"from the F32 weights, x0 = train/rng.py initial_noise(seed {SEED_X0}, n {N_SOLVE}), "

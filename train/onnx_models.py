@@ -11,6 +11,13 @@ every block change the output (adaLN projections small but not zero).
   DiTSmall        1×16×16 images, (x, t []) with t = 1000·t: patch 4 (16 tokens), width 64, 2 blocks,
                   4 heads, adaLN-Zero modulation, LayerNorm without affine, tanh-GELU MLP,
                   unpatchify; predicts x0 (noise) as x + (t/1000)·net
+  MLPSeluLayerNorm  MLPSeluRawT with an affine nn.LayerNorm after the first layer (exported at opset 13,
+                  where the exporter writes LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add)
+  OpZoo           1×8×8 images, (x, t [n]): one feature map h(x, t) through eight branches, each an op
+                  family the other fixtures lack (Concat on H and W + Slice crops, constant-value Pad,
+                  Where with a constant mask, BatchNormalization, ReduceMean/ReduceSum on the channel
+                  and last axes, Split, Softmax over channels, a hand-written layer norm), mixed by a
+                  1×1 conv into the velocity
 """
 
 import math
@@ -225,3 +232,97 @@ class DiTSmall(nn.Module):
         shift, scale = self.ada_final(c).chunk(2, dim=1)
         net = self.unpatchify(self.linear_final(modulate(self.norm_final(h), shift, scale)))
         return x + (t / self.time_scale) * net
+
+
+class MLPSeluLayerNorm(nn.Module):
+    """MLPSeluRawT with nn.LayerNorm(width) (affine, perturbed from 1/0) after the first Linear."""
+
+    def __init__(self, width=64):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, width), nn.LayerNorm(width), nn.SELU(), nn.Linear(width, width),
+                                 nn.SELU(), nn.Linear(width, 2))
+        for m in self.net:
+            if isinstance(m, nn.Linear):  # LeCun normal, as SELU wants
+                nn.init.normal_(m.weight, std=1.0 / math.sqrt(m.in_features))
+                nn.init.normal_(m.bias, std=0.1)
+        ln = self.net[1]
+        nn.init.normal_(ln.weight, mean=1.0, std=0.3)
+        nn.init.normal_(ln.bias, std=0.3)
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, t[:, None]], dim=1))
+
+
+class OpZoo(nn.Module):
+    """Velocity for 1×8×8 images from one time-modulated feature map h [n, c, 8, 8] sent through
+    eight branches (BRANCHES), concatenated on channels, mixed by a 1×1 conv, SiLU, 3×3 conv.
+    `ablate` (a branch name, or None) replaces that branch by zeros, to measure its share of the
+    output; it is None when exported."""
+
+    BRANCHES = ("concat", "pad", "where", "batchnorm", "reduce", "split", "softmax", "layernorm")
+
+    def __init__(self, c=8, side=8, tdim=16, split=3, eps=1e-5):
+        super().__init__()
+        self.c, self.split_at, self.eps = c, split, eps
+        self.t_mlp = nn.Sequential(nn.Linear(1, tdim), nn.SiLU(), nn.Linear(tdim, 2 * c))
+        self.conv_in = nn.Conv2d(1, c, 3, padding=1)
+        self.conv_cat = nn.Conv2d(c, c, 3)   # 12×12 wrap-around map -> 10×10, cropped to 8×8
+        self.conv_pad = nn.Conv2d(c, c, 4)   # 11×11 padded map -> 8×8
+        self.bn = nn.BatchNorm2d(c)
+        self.register_buffer("mask", torch.rand(1, 1, side, side) < 0.5)
+        self.ln_gamma = nn.Parameter(1.0 + 0.3 * torch.randn(side))
+        self.ln_beta = nn.Parameter(0.3 * torch.randn(side))
+        self.mix = nn.Conv2d(len(self.BRANCHES) * c, c, 1)
+        self.conv_out = nn.Conv2d(c, 1, 3, padding=1)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):  # He normal: O(1) activations through SiLU
+                nn.init.normal_(m.weight, std=math.sqrt(2.0 / (m.weight[0].numel())))
+                nn.init.normal_(m.bias, std=0.1)
+        nn.init.normal_(self.t_mlp[0].weight, std=2.0)
+        self.conv_out.weight.data.mul_(0.3)  # velocity O(1)
+        with torch.no_grad():  # eval-mode BatchNorm with running statistics far from 0 / 1
+            self.bn.running_mean.normal_(0.0, 0.5)
+            self.bn.running_var.copy_(torch.exp(torch.randn(c) * 0.5))
+            self.bn.weight.normal_(1.0, 0.3)
+            self.bn.bias.normal_(0.0, 0.3)
+        self.ablate = None
+
+    def branches(self, h):
+        c = self.c
+        # Concat on H (axis 2) and W (axis 3): wrap-around padding by 2, valid 3×3 conv, crop by Slice
+        a = torch.cat([h[:, :, -2:], h, h[:, :, :2]], dim=2)            # [n, c, 12, 8]
+        a = torch.cat([a[..., -2:], a, a[..., :2]], dim=3)              # [n, c, 12, 12]
+        a = self.conv_cat(a)[:, :, 1:-1, 1:-1]                          # [n, c, 8, 8]
+        # Pad: constant 0.5, asymmetric (W 1 | 2, H 2 | 1), then a 4×4 conv without padding
+        b = self.conv_pad(F.pad(F.silu(h), (1, 2, 2, 1), mode="constant", value=0.5))
+        # Where with a constant boolean mask [1, 1, 8, 8] (broadcast over n and c)
+        w = torch.where(self.mask, h * torch.sigmoid(h), -torch.tanh(h))
+        # BatchNorm2d in eval mode (input is not a conv output, so the exporter cannot fold it)
+        d = self.bn(F.silu(h))
+        # ReduceMean / ReduceSum over channels (axis 1) and the last axis, keepdim True and False
+        g = torch.tanh(h)
+        r = (torch.mean(h, dim=1)[:, None] + g.sum(1, keepdim=True) / c
+             + 0.5 * h.mean(1, keepdim=True) * torch.sum(g, dim=1).unsqueeze(1)    # [n, 1, 8, 8]
+             + h.mean(-1, keepdim=True) - 0.25 * g.sum(-1)[..., None]             # [n, c, 8, 1]
+             + 0.1 * h.sum(-1, keepdim=True) * torch.mean(g, dim=-1).unsqueeze(-1))
+        # Split (uneven, on channels) and chunk (even): a channel permutation gated by a GLU
+        s1, s2 = torch.split(h, [self.split_at, c - self.split_at], dim=1)
+        u, v = h.chunk(2, dim=1)
+        s = torch.cat([s2, -s1], dim=1) * torch.cat([torch.sigmoid(v), torch.sigmoid(u)], dim=1)
+        # Softmax over the channel axis (axis 1 of 4, not the last)
+        sm = torch.softmax(h, dim=1) * c - 1.0
+        # hand-written layer norm over the last axis (W), affine γ, β of length W
+        mu = h.mean(-1, keepdim=True)
+        dev = h - mu
+        var = dev.pow(2).mean(-1, keepdim=True)
+        ln = dev / torch.sqrt(var + self.eps) * self.ln_gamma + self.ln_beta
+        return dict(zip(self.BRANCHES, (a, b, w, d, r, s, sm, ln)))
+
+    def forward(self, x, t):
+        scale, shift = self.t_mlp(t[:, None]).chunk(2, dim=1)         # [n, c] each
+        h = self.conv_in(x) * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        br = self.branches(h)
+        if self.ablate is not None:
+            br[self.ablate] = torch.zeros_like(br[self.ablate])
+        z = torch.cat(list(br.values()), dim=1)                        # [n, 8c, 8, 8]
+        return self.conv_out(F.silu(self.mix(z)))
