@@ -106,8 +106,18 @@ fn assert_matches(name: &str, engine: &str, (r1, r7, rv, rs): (f64, f64, f64, f6
     assert!(rs <= 1e-3, "{name} on {engine}: the solve differs from PyTorch's by {rs:e}");
 }
 
-const SUPPORTED: [&str; 6] =
-    ["mlp_selu_raw_t", "mlp_fourier_gelu", "moons_onnx", "mnist_onnx", "unet_attn", "dit_small"];
+const SUPPORTED: [&str; 8] = [
+    "mlp_selu_raw_t",
+    "mlp_fourier_gelu",
+    "moons_onnx",
+    "mnist_onnx",
+    "unet_attn",
+    "dit_small",
+    // Concat on H and W, Pad, Where, BatchNorm, reductions, Split, Softmax on axis 1, layer norm
+    // by hand; and the decomposed LayerNormalization of opset 13.
+    "op_zoo",
+    "mlp_opset13",
+];
 
 #[test]
 fn onnx_models_match_onnxruntime_and_pytorch_on_the_cpu() {
