@@ -106,7 +106,7 @@ fn assert_matches(name: &str, engine: &str, (r1, r7, rv, rs): (f64, f64, f64, f6
     assert!(rs <= 1e-3, "{name} on {engine}: the solve differs from PyTorch's by {rs:e}");
 }
 
-const SUPPORTED: [&str; 8] = [
+const SUPPORTED: [&str; 10] = [
     "mlp_selu_raw_t",
     "mlp_fourier_gelu",
     "moons_onnx",
@@ -117,6 +117,10 @@ const SUPPORTED: [&str; 8] = [
     // by hand; and the decomposed LayerNormalization of opset 13.
     "op_zoo",
     "mlp_opset13",
+    // Depthwise and dilated convs, average and max pooling, ConvTranspose (k 4 and k 3 with
+    // output_padding); bilinear 2× Resize.
+    "unet_classic",
+    "upsample_bilinear",
 ];
 
 #[test]
