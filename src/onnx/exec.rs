@@ -800,11 +800,20 @@ impl PlanBuilder {
                 if *op == BinaryOp::Mul
                     && let (PVal::Dyn { slot: sa, .. }, PVal::Dyn { slot: sb, .. }) = (a, b)
                 {
-                    for (x, s) in [(*sa, *sb), (*sb, *sa)] {
+                    for (k, (x, s)) in [(*sa, *sb), (*sb, *sa)].into_iter().enumerate() {
                         if let Some(&pi) = self.producer.get(&s)
                             && self.steps[pi] == (Step::Unary { x, op: UnaryOp::Sigmoid, out: s })
                             && shape_of(a) == shape_of(b)
                         {
+                            // A linear layer read only by this SiLU takes it as its epilogue
+                            // (the CPU GEMM and the WGSL linear apply it in registers).
+                            if let Some(&li) = self.producer.get(&x)
+                                && let Step::Linear { act: act @ Activation::None, .. } = &mut self.steps[li]
+                                && uses.get(node.inputs[k].as_str()) == Some(&2)
+                            {
+                                *act = Activation::Silu;
+                                return Ok(vec![dyn_out(x, shape)]);
+                            }
                             return Ok(vec![dyn_out(
                                 self.push(|out| Step::Unary { x, op: UnaryOp::Silu, out }),
                                 shape,
