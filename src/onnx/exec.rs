@@ -110,6 +110,12 @@ enum Step {
         eps: f32,
         out: usize,
     },
+    /// The time program's value `value` (batch 1), broadcast to `shape` by adding `zeros`.
+    TimeValue {
+        value: usize,
+        zeros: Option<usize>,
+        out: usize,
+    },
     /// v = a·out + b·x, the declaration's conversion to a velocity.
     Convert {
         out: usize,
@@ -134,7 +140,7 @@ impl Step {
             | Step::LayerNorm { x, .. } => vec![*x],
             Step::MatMul { a, b, .. } => slot(a).into_iter().chain(slot(b)).collect(),
             Step::Binary { a, b, .. } | Step::Concat { a, b, .. } => slot(a).into_iter().chain(slot(b)).collect(),
-            Step::Embedding { .. } => vec![],
+            Step::Embedding { .. } | Step::TimeValue { .. } => vec![],
             Step::Convert { out } => vec![*out, X],
         }
     }
@@ -153,6 +159,7 @@ impl Step {
             | Step::MatMul { out, .. }
             | Step::Softmax { out, .. }
             | Step::LayerNorm { out, .. }
+            | Step::TimeValue { out, .. }
             | Step::Convert { out } => *out,
         }
     }
@@ -174,6 +181,20 @@ enum PVal {
     Ids {
         shape: Vec<usize>,
     },
+    /// A value of t (and constants) only, evaluated on the host once per call at batch 1
+    /// (`shape1`) — every row has the same t — and broadcast to `shape` where it meets x.
+    Time {
+        shape: Vec<usize>,
+        shape1: Vec<usize>,
+    },
+}
+
+/// An input of a node of the per-call time program.
+#[derive(Debug)]
+enum TimeIn {
+    Const(Arc<HostTensor>),
+    Value(String),
+    Absent,
 }
 
 /// The steps of one batch size.
@@ -192,6 +213,10 @@ struct Plan {
     uses_t: bool,
     /// Values held by each slot.
     sizes: Vec<usize>,
+    /// Nodes of t and constants only, evaluated on the host per call (op, inputs, outputs).
+    time_program: Vec<(Op, Vec<TimeIn>, Vec<String>)>,
+    /// The time program's values that `TimeValue` steps read.
+    time_values: Vec<String>,
 }
 
 impl Plan {
@@ -212,13 +237,14 @@ impl Plan {
 
 /// Per-sample memory of a graph: its plan for one sample's peak of live values and largest value.
 pub fn per_sample_values(g: &Graph, d: &Declaration) -> Result<(usize, usize)> {
-    Ok(make_plan(g, d, 1)?.peak())
+    Ok(make_plan(g, d, 1, false)?.peak())
 }
 
 /// A graph ready to run on one backend.
 pub struct GraphRunner<B: Backend> {
     net: Arc<super::OnnxNetwork>,
-    plans: Mutex<HashMap<usize, Arc<Plan>>>,
+    /// Plans by (batch size, time folded).
+    plans: Mutex<HashMap<(usize, bool), Arc<Plan>>>,
     uploaded: Mutex<HashMap<String, Arc<B::Tensor>>>,
 }
 
@@ -231,12 +257,19 @@ impl<B: Backend> GraphRunner<B> {
         Self { net, plans: Mutex::default(), uploaded: Mutex::default() }
     }
 
-    fn plan(&self, n: usize) -> Result<Arc<Plan>> {
-        if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&n) {
+    /// The plan for a batch of `n`; with `fold_time`, t's subgraph runs on the host at batch 1
+    /// (falling back to the plain plan if the graph's time values are not row-wise).
+    fn plan(&self, n: usize, fold_time: bool) -> Result<Arc<Plan>> {
+        if let Some(p) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&(n, fold_time)) {
             return Ok(p.clone());
         }
-        let p = Arc::new(make_plan(&self.net.graph, &self.net.declaration, n)?);
-        self.plans.lock().unwrap_or_else(|e| e.into_inner()).insert(n, p.clone());
+        let (g, d) = (&self.net.graph, &self.net.declaration);
+        let p = Arc::new(match make_plan(g, d, n, fold_time) {
+            Ok(p) => p,
+            Err(_) if fold_time => make_plan(g, d, n, false)?,
+            Err(e) => return Err(e),
+        });
+        self.plans.lock().unwrap_or_else(|e| e.into_inner()).insert((n, fold_time), p.clone());
         Ok(p)
     }
 
@@ -275,8 +308,29 @@ impl<B: Backend> GraphRunner<B> {
         convert_at: Option<f32>,
     ) -> Result<B::Tensor> {
         let n = b.shape(x)[0];
-        let plan = self.plan(n)?;
+        let plan = self.plan(n, convert_at.is_some())?;
         let decl = &self.net.declaration;
+        // The time program, at batch 1, on the host (one row of every time value).
+        let mut time: HashMap<&str, HostTensor> = HashMap::new();
+        if !plan.time_program.is_empty() {
+            let t1 = decl.t_shape(1);
+            let len = t1.iter().product::<usize>();
+            time.insert(&decl.t, HostTensor::f32(t1, vec![t_input.first().copied().unwrap_or(0.0); len]));
+            for (op, inputs, outputs) in &plan.time_program {
+                let args: Vec<Option<&HostTensor>> = inputs
+                    .iter()
+                    .map(|i| match i {
+                        TimeIn::Const(c) => Some(&**c),
+                        TimeIn::Value(name) => time.get(name.as_str()),
+                        TimeIn::Absent => None,
+                    })
+                    .collect();
+                let outs = fold::eval(op, &args, outputs.len())?;
+                for (name, v) in outputs.iter().zip(outs) {
+                    time.insert(name, v);
+                }
+            }
+        }
         let mut slots: Vec<Option<Val<'_, B::Tensor>>> = (0..plan.slots).map(|_| None).collect();
         slots[X] = Some(Val::Borrowed(x));
         if plan.uses_t {
@@ -321,6 +375,17 @@ impl<B: Backend> GraphRunner<B> {
                 Step::Softmax { x, .. } => b.softmax(slot(&slots, *x)?)?,
                 Step::LayerNorm { x, gamma, beta, eps, .. } => {
                     b.layer_norm(slot(&slots, *x)?, k(*gamma), k(*beta), *eps)?
+                }
+                Step::TimeValue { value, zeros, .. } => {
+                    let v = time.get(plan.time_values[*value].as_str()).ok_or_else(|| Error::Shape {
+                        op: "onnx",
+                        detail: "internal: a time value was not computed".into(),
+                    })?;
+                    let row = b.upload(&Tensor::new(v.shape.clone(), v.as_f32())?)?;
+                    match zeros {
+                        Some(z) => b.binary(&row, k(*z), BinaryOp::Add)?,
+                        None => row,
+                    }
                 }
                 Step::Embedding { table, shape, .. } => {
                     if ids.len() != n {
@@ -379,7 +444,10 @@ fn slot<'s, T>(s: &'s [Option<Val<'_, T>>], i: usize) -> Result<&'s T> {
 }
 
 /// Plans the graph for a batch of `n`.
-fn make_plan(g: &Graph, d: &Declaration, n: usize) -> Result<Plan> {
+/// With `fold_time`, values of t and constants only are evaluated on the host once per call at
+/// batch 1 (the sampler's rows share one t): a time embedding costs one row, not n rows of
+/// sin/cos. Without it (raw forwards with a t per row), t is a backend input like x.
+fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Plan> {
     let mut values: HashMap<&str, PVal> = HashMap::new();
     for (name, t) in &g.constants {
         values.insert(name, PVal::Const(t.clone()));
@@ -389,7 +457,17 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize) -> Result<Plan> {
         crate::model::DataConfig::Image { channels, height, width, .. } => vec![n, channels, height, width],
     };
     values.insert(&d.x, PVal::Dyn { slot: X, shape: sample.clone() });
-    values.insert(&d.t, PVal::Dyn { slot: T, shape: d.t_shape(n) });
+    values.insert(
+        &d.t,
+        if fold_time {
+            PVal::Time { shape: d.t_shape(n), shape1: d.t_shape(1) }
+        } else {
+            PVal::Dyn { slot: T, shape: d.t_shape(n) }
+        },
+    );
+    let mut time_program: Vec<(Op, Vec<TimeIn>, Vec<String>)> = Vec::new();
+    let mut time_slots: HashMap<String, usize> = HashMap::new();
+    let mut time_values: Vec<String> = Vec::new();
     if let Some(y) = &d.y {
         values.insert(y, PVal::Ids { shape: vec![n] });
     }
@@ -417,6 +495,39 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize) -> Result<Plan> {
         if let Some(pos) = node.inputs.iter().zip(&ins).position(|(name, v)| !name.is_empty() && v.is_none()) {
             return Err(err(&node.name, format!("input `{}` is unknown", shown(&node.inputs[pos], 40))));
         }
+        // Values of t and constants only: the per-call host program.
+        if ins.iter().any(|v| matches!(v, Some(PVal::Time { .. })))
+            && ins.iter().all(|v| matches!(v, None | Some(PVal::Const(_) | PVal::Time { .. })))
+        {
+            let known = |batch1: bool| -> Vec<Known<'_>> {
+                ins.iter()
+                    .map(|v| match v {
+                        None => Known::Absent,
+                        Some(PVal::Const(t)) => Known::Const(t),
+                        Some(PVal::Time { shape, shape1 }) => Known::Shape(if batch1 { shape1 } else { shape }),
+                        Some(PVal::Dyn { shape, .. } | PVal::Ids { shape }) => Known::Shape(shape),
+                    })
+                    .collect()
+            };
+            let shapes = fold::infer_shapes(&node.op, &known(false), node.outputs.len())
+                .and_then(|sn| Ok((sn, fold::infer_shapes(&node.op, &known(true), node.outputs.len())?)))
+                .map_err(|e| err(&node.name, format!("the time program: {e}")))?;
+            let inputs: Vec<TimeIn> = node
+                .inputs
+                .iter()
+                .zip(&ins)
+                .map(|(name, v)| match v {
+                    None => TimeIn::Absent,
+                    Some(PVal::Const(t)) => TimeIn::Const(t.clone()),
+                    Some(_) => TimeIn::Value(name.clone()),
+                })
+                .collect();
+            time_program.push((node.op.clone(), inputs, node.outputs.clone()));
+            for ((name, shape), shape1) in node.outputs.iter().zip(shapes.0).zip(shapes.1) {
+                values.insert(name, PVal::Time { shape, shape1 });
+            }
+            continue;
+        }
         // Everything known on the host: fold.
         if ins.iter().all(|v| matches!(v, None | Some(PVal::Const(_)))) {
             let consts: Vec<Option<&HostTensor>> =
@@ -427,6 +538,20 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize) -> Result<Plan> {
             }
             continue;
         }
+        // A time value meeting x or y: uploaded per call, broadcast to its batch shape.
+        let converted: Vec<Option<PVal>> = node
+            .inputs
+            .iter()
+            .zip(&ins)
+            .map(|(name, v)| match v {
+                Some(PVal::Time { shape, shape1 }) => pb
+                    .time_value(name, shape, shape1, &mut time_slots, &mut time_values)
+                    .map(|slot| Some(PVal::Dyn { slot, shape: shape.clone() }))
+                    .map_err(|e| err(&node.name, e.to_string())),
+                v => Ok(v.cloned()),
+            })
+            .collect::<Result<_>>()?;
+        let ins: Vec<Option<&PVal>> = converted.iter().map(Option::as_ref).collect();
         let outs = pb.emit(node, &ins, &uses).map_err(|e| match e {
             Error::Shape { detail, .. } if !detail.starts_with(&node.name) => err(&node.name, detail),
             e => e,
@@ -463,6 +588,9 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize) -> Result<Plan> {
     let out_name = g.outputs.first().ok_or_else(|| err("graph", "no output".into()))?;
     let (slot, shape) = match values.get(out_name.as_str()) {
         Some(PVal::Dyn { slot, shape }) => (*slot, shape.clone()),
+        Some(PVal::Time { shape, shape1 }) => {
+            (pb.time_value(out_name, shape, shape1, &mut time_slots, &mut time_values)?, shape.clone())
+        }
         _ => return Err(err("graph", format!("output `{}` does not depend on x", shown(out_name, 40)))),
     };
     let slot = if shape != sample {
@@ -506,7 +634,10 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize) -> Result<Plan> {
     sizes.resize(pb.slots, 0);
     sizes[X] = sample.iter().product();
     sizes[T] = d.t_shape(n).iter().product();
+    let uses_t = uses_t && !fold_time;
     Ok(Plan {
+        time_program,
+        time_values,
         steps: kept,
         consts: pb.consts,
         const_keys: pb.const_keys,
@@ -548,6 +679,40 @@ impl PlanBuilder {
         self.consts.push(t);
         self.const_keys.push(key);
         self.consts.len() - 1
+    }
+
+    /// The slot of time value `name` (of batch shape `shape`, `shape1` at batch 1), uploaded once
+    /// per call and broadcast over the batch where its shape needs it.
+    fn time_value(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        shape1: &[usize],
+        slots: &mut HashMap<String, usize>,
+        values: &mut Vec<String>,
+    ) -> Result<usize> {
+        if let Some(&s) = slots.get(name) {
+            return Ok(s);
+        }
+        if shape1.len() != shape.len() || crate::pointwise::broadcast(shape1, shape).ok().as_deref() != Some(shape) {
+            return Err(Error::Shape {
+                op: "onnx",
+                detail: format!("a value of t has shape {shape1:?} at batch 1 but {shape:?} at this batch"),
+            });
+        }
+        values.push(name.to_string());
+        let value = values.len() - 1;
+        let zeros = (shape1 != shape).then(|| {
+            let z = Arc::new(HostTensor::f32(shape.to_vec(), vec![0.0; shape.iter().product()]));
+            self.konst(z, "")
+        });
+        let slot = self.push(|out| Step::TimeValue { value, zeros, out });
+        if self.sizes.len() <= slot {
+            self.sizes.resize(slot + 1, 0);
+        }
+        self.sizes[slot] = shape.iter().product();
+        slots.insert(name.to_string(), slot);
+        Ok(slot)
     }
 
     /// A convolution in `groups` groups: each group's input channels (a strided copy) convolved
@@ -691,7 +856,7 @@ impl PlanBuilder {
             }
             PVal::Const(t) if t.shape == shape => self.operand(v)?,
             PVal::Const(t) => Operand::Const(self.konst(Arc::new(HostTensor { shape, data: t.data.clone() }), "")),
-            PVal::Ids { .. } => self.operand(v)?,
+            PVal::Ids { .. } | PVal::Time { .. } => self.operand(v)?,
         })
     }
 
@@ -705,7 +870,7 @@ impl PlanBuilder {
         for v in parts {
             let d = match v {
                 PVal::Const(t) => t.shape[axis],
-                PVal::Dyn { shape, .. } | PVal::Ids { shape } => shape[axis],
+                PVal::Dyn { shape, .. } | PVal::Ids { shape } | PVal::Time { shape, .. } => shape[axis],
             };
             let b = if direct { self.operand(v)? } else { self.view(v, vec![outer, d, inner])? };
             acc = Some(match acc {
@@ -727,6 +892,10 @@ impl PlanBuilder {
         match v {
             PVal::Dyn { slot, .. } => Ok(Operand::Slot(*slot)),
             PVal::Const(t) => Ok(Operand::Const(self.konst(t.clone(), ""))),
+            // Time values are uploaded (made `Dyn`) before a node that reads them is emitted.
+            PVal::Time { .. } => {
+                Err(Error::Shape { op: "onnx", detail: "internal: a time value reached a step".into() })
+            }
             PVal::Ids { .. } => Err(Error::Shape {
                 op: "onnx",
                 detail: "the class input is used other than to index an embedding table".into(),
@@ -743,7 +912,7 @@ impl PlanBuilder {
         let shape_of = |v: &PVal| -> Vec<usize> {
             match v {
                 PVal::Const(t) => t.shape.clone(),
-                PVal::Dyn { shape, .. } | PVal::Ids { shape } => shape.clone(),
+                PVal::Dyn { shape, .. } | PVal::Ids { shape } | PVal::Time { shape, .. } => shape.clone(),
             }
         };
         let known: Vec<Known<'_>> = ins
@@ -751,7 +920,7 @@ impl PlanBuilder {
             .map(|v| match v {
                 None => Known::Absent,
                 Some(PVal::Const(t)) => Known::Const(t),
-                Some(PVal::Dyn { shape, .. } | PVal::Ids { shape }) => Known::Shape(shape),
+                Some(PVal::Dyn { shape, .. } | PVal::Ids { shape } | PVal::Time { shape, .. }) => Known::Shape(shape),
             })
             .collect();
         let in0 =
