@@ -52,6 +52,11 @@ const PAGES = [
   { id: 'ort-wasm-2', peer: 'ort', backend: 'wasm', threads: 2, kind: 'cpu', label: 'ORT-web, wasm EP, 2 threads' },
   { id: 'tfjs-wasm', peer: 'tfjs', backend: 'wasm', kind: 'cpu', label: 'TF.js, wasm (1 thread)' },
   { id: 'plain-js', peer: 'plain', backend: 'cpu', kind: 'cpu', label: 'plain JS (1 thread)', models: ['moons'] },
+  // Issue #14: the same declared velocity network (.onnx) for us and for ORT.
+  { id: 'ours-webgpu-onnx', peer: 'ours', backend: 'webgpu', kind: 'gpu', label: 'ours, WebGPU, from .onnx', format: 'onnx' },
+  { id: 'ort-webgpu-onnx', peer: 'ort', backend: 'webgpu', kind: 'gpu', label: 'ORT-web, WebGPU EP, same .onnx', format: 'onnx' },
+  { id: 'ours-cpu-onnx', peer: 'ours', backend: 'cpu', threads: 1, kind: 'cpu', label: 'ours, wasm CPU, 1 worker, from .onnx', format: 'onnx' },
+  { id: 'ort-wasm-1-onnx', peer: 'ort', backend: 'wasm', threads: 1, kind: 'cpu', label: 'ORT-web, wasm EP, 1 thread, same .onnx', format: 'onnx' },
 ].filter((p) => !ONLY.length || ONLY.includes(p.id));
 
 /** The size (and steps) a page actually runs for a workload, and why when it is capped. */
@@ -102,7 +107,7 @@ try {
     tab.p.on('pageerror', (e) => console.log(`[${page.id}] page error: ${e}`));
     const tp = Date.now();
     try {
-      const qs = new URLSearchParams({ peer: page.peer, backend: page.backend, threads: String(page.threads ?? 1) });
+      const qs = new URLSearchParams({ peer: page.peer, backend: page.backend, threads: String(page.threads ?? 1), format: page.format || 'native' });
       await tab.p.goto(`${b.url}/bench.html?${qs}`);
       await tab.p.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
       r.isolated = await tab.p.evaluate(() => window.bench.crossOriginIsolated);
@@ -194,7 +199,7 @@ for (const w of WORKLOADS) {
     const ckText = ck ? `${ck.pass ? 'ok' : '**FAIL**'} ${ck.oneStep.rel.toExponential(1)} / ${ck.solve.rel.toExponential(1)}` : '—';
     if (!cell) { say(`| ${w.what} | ${page.label} | ${n} | ${2 * steps} | — | — | — | — | ${r?.error ? `failed: ${r.error.slice(0, 80)}` : ckText} |`); continue; }
     const m = med(cell.ms), lo = Math.min(...cell.ms), hi = Math.max(...cell.ms);
-    const ours = results[page.kind === 'gpu' ? 'ours-webgpu' : 'ours-cpu']?.cells[`${w.model}:${n}`];
+    const ours = results[(page.kind === 'gpu' ? 'ours-webgpu' : 'ours-cpu') + (page.format === 'onnx' ? '-onnx' : '')]?.cells[`${w.model}:${n}`];
     const ratio = ours ? m / med(ours.ms) : null;
     const valid = ck?.pass;
     say(`| ${w.what} | ${page.label} | ${n}${capped ? ` (${capped})` : ''} | ${cell.nfe} | ${valid ? fmt(m) : `~~${fmt(m)}~~ void`} | ${fmt(lo)}–${fmt(hi)} | ${fmt(cell.flops / m / 1e6)} | ${ratio ? ratio.toFixed(2) : '—'} | ${ckText} |`);
@@ -220,11 +225,12 @@ const mm = Object.entries(results).filter(([, r]) => r.matmul).map(([id, r]) => 
 if (mm.length) { say(); say(`Dense matmul ceiling on the same backends (best of 3, incl. readback): ${mm.join('; ')}.`); }
 
 // Targets: WebGPU ours ≥ 2× the best peer on 64k 2-D and ≥ 1.3× on mnist; CPU ours ≥ 1× TF.js wasm on both.
-function bestPeer(kind, wid, peers) {
+function bestPeer(kind, wid, peers, suffix = '') {
   const w = WORKLOADS.find((x) => x.id === wid);
   if (!w) return null;
-  const ours = results[kind === 'gpu' ? 'ours-webgpu' : 'ours-cpu'];
-  const oursCell = ours && ours.cells[`${w.model}:${sizeFor(PAGES.find((p) => p.id === (kind === 'gpu' ? 'ours-webgpu' : 'ours-cpu')) || { kind }, w).n}`];
+  const oursId = (kind === 'gpu' ? 'ours-webgpu' : 'ours-cpu') + suffix;
+  const ours = results[oursId];
+  const oursCell = ours && ours.cells[`${w.model}:${sizeFor(PAGES.find((p) => p.id === oursId) || { kind }, w).n}`];
   const cand = PAGES.filter((p) => p.kind === kind && peers.includes(p.id)).map((p) => ({ p, c: results[p.id]?.cells[`${w.model}:${sizeFor(p, w).n}`] })).filter((x) => x.c?.valid);
   if (!oursCell || !cand.length) return null;
   const best = cand.reduce((a, b2) => (b2.c.median < a.c.median ? b2 : a));
@@ -232,13 +238,18 @@ function bestPeer(kind, wid, peers) {
 }
 say();
 say('Targets (speed-up = best valid peer\'s median / ours, same size):');
-for (const [kind, wid, peers, want, what] of [
+for (const [kind, wid, peers, want, what, suffix] of [
   ['gpu', '2d-64k', ['ort-webgpu', 'tfjs-webgpu'], 2, 'WebGPU, 2-D 64k (capped size)'],
   ['gpu', 'mnist', ['ort-webgpu', 'tfjs-webgpu'], 1.3, 'WebGPU, mnist (capped size)'],
   ['cpu', '2d-64k', ['tfjs-wasm'], 1, 'CPU, 2-D 64k vs TF.js wasm'],
   ['cpu', 'mnist', ['tfjs-wasm'], 1, 'CPU, mnist vs TF.js wasm'],
+  // Issue #14: on the same .onnx file, the whole solve.
+  ['gpu', '2d-64k', ['ort-webgpu-onnx'], 2, 'same .onnx, WebGPU, 2-D 64k (capped size) vs ORT-web', '-onnx'],
+  ['gpu', 'mnist', ['ort-webgpu-onnx'], 2, 'same .onnx, WebGPU, mnist (capped size) vs ORT-web', '-onnx'],
+  ['cpu', '2d-64k', ['ort-wasm-1-onnx'], 1.2, 'same .onnx, wasm CPU 1 thread, 2-D 64k vs ORT-web', '-onnx'],
+  ['cpu', 'mnist', ['ort-wasm-1-onnx'], 1.2, 'same .onnx, wasm CPU 1 thread, mnist vs ORT-web', '-onnx'],
 ]) {
-  const r = bestPeer(kind, wid, peers);
+  const r = bestPeer(kind, wid, peers, suffix);
   say(`- ${what}: ${r ? `${r.speedup.toFixed(2)}× over ${r.peer} (target ≥ ${want}×) — **${r.speedup >= want ? 'met' : 'missed'}**` : 'not measured'}`);
 }
 

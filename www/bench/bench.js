@@ -9,7 +9,7 @@
 // buffers for the WebGPU backends) and reads the result back once at the end.
 import init, { Sampler } from '../pkg/pushforward.js';
 import { normals } from './philox.js';
-import { onnxRunner } from './ort.js';
+import { onnxRunner, onnxVelocityRunner } from './ort.js';
 import { tfjsRunner } from './tfjs.js';
 import { plainRunner } from './plain.js';
 import { parseSafetensors, flopsPerRow } from './nets.js';
@@ -18,6 +18,9 @@ const q = new URLSearchParams(location.search);
 const peer = q.get('peer') || 'ours';
 const backend = q.get('backend') || 'cpu';
 const threads = Number(q.get('threads') || 1);
+// `format=onnx`: our sampler loads the declared velocity network's .onnx file (issue #14) and ORT
+// runs the same file per network evaluation.
+const onnx = q.get('format') === 'onnx';
 const log = (s) => { document.getElementById('log').textContent += `\n${s}`; };
 
 const models = {};
@@ -32,7 +35,9 @@ async function model(name) {
 /** Our sampler as a runner: it draws the same x0 itself from the seed (Philox, STREAM_INIT). */
 async function oursRunner(m, which) {
   // CPU: `threads` workers (0 = as many as navigator.hardwareConcurrency, capped at 8).
-  const s = await Sampler.create({ model: m.bytes, backend: which, workers: which === 'cpu' ? (threads > 0 ? threads : 'auto') : 0 });
+  const bytes = onnx && which !== 'reference' ? new Uint8Array(await (await fetch(`bench/models/${m.name}.onnx`)).arrayBuffer()) : m.bytes;
+  const backend = which === 'reference' ? 'cpu' : which;
+  const s = await Sampler.create({ model: bytes, backend, workers: backend === 'cpu' ? (threads > 0 ? threads : 'auto') : 0 });
   return {
     adapter: s.info().adapter,
     async solve(w) {
@@ -47,7 +52,7 @@ async function oursRunner(m, which) {
 async function makeRunner(m) {
   switch (peer) {
     case 'ours': return oursRunner(m, backend);
-    case 'ort': return onnxRunner(m, backend, threads);
+    case 'ort': return onnx ? onnxVelocityRunner(m, backend, threads) : onnxRunner(m, backend, threads);
     case 'tfjs': return tfjsRunner(m, backend);
     case 'plain': return plainRunner(m);
     default: throw new Error(`unknown peer ${peer}`);
@@ -89,7 +94,8 @@ async function check({ model: name, n, steps, guidance }) {
   const m = await model(name);
   if (reference?.name !== name) {
     reference?.dispose();
-    reference = Object.assign(await oursRunner(m, 'cpu'), { name });
+    // The reference is always our sampler on the .safetensors file.
+    reference = Object.assign(await oursRunner(m, 'reference'), { name });
   }
   const { runner } = await runnerFor(name);
   const out = {};
