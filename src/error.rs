@@ -16,8 +16,7 @@ pub const LONG: usize = 400;
 /// name cannot drive a terminal and a 90 MB number does not become a 90 MB message.
 pub fn shown(s: &str, max: usize) -> String {
     let mut out = String::new();
-    let mut count = 0;
-    for c in s.chars() {
+    for (count, c) in s.chars().enumerate() {
         if count == max {
             out.push_str(&format!("… ({} more characters)", s.chars().count() - max));
             break;
@@ -32,7 +31,6 @@ pub fn shown(s: &str, max: usize) -> String {
         } else {
             out.push(c);
         }
-        count += 1;
     }
     out
 }

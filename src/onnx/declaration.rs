@@ -113,10 +113,10 @@ impl Declaration {
         if x.int || t.int {
             return Err(bad("inputs", "x and t must be float inputs"));
         }
-        if let Some(y) = &self.y {
-            if !find(y, "inputs.y")?.int {
-                return Err(bad("inputs.y", "the class input must be an integer (int64) input"));
-            }
+        if let Some(y) = &self.y
+            && !find(y, "inputs.y")?.int
+        {
+            return Err(bad("inputs.y", "the class input must be an integer (int64) input"));
         }
         for i in &g.inputs {
             if i.name != self.x && i.name != self.t && Some(&i.name) != self.y.as_ref() {
