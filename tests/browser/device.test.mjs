@@ -4,24 +4,12 @@
 // canvas put where the WebGPU one was (a canvas keeps its first context type).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch } from './harness.mjs';
+import { launch, watchDevices } from './harness.mjs';
 
 let b;
 before(async () => {
   b = await launch({ webgpu: true });
-  await b.page.addInitScript(() => {
-    window.__gpuDevices = [];
-    window.__unhandled = [];
-    window.addEventListener('unhandledrejection', (e) => window.__unhandled.push(String(e.reason?.message ?? e.reason)));
-    if (globalThis.GPUAdapter) {
-      const request = GPUAdapter.prototype.requestDevice;
-      GPUAdapter.prototype.requestDevice = async function (...args) {
-        const device = await request.apply(this, args);
-        window.__gpuDevices.push(device);
-        return device;
-      };
-    }
-  });
+  await watchDevices(b.page);
   await b.page.goto(`${b.url}/?backend=cpu`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
 });

@@ -4,25 +4,12 @@
 // GPU within a step; 1000 calls leave GPU buffers and the heap flat.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch } from './harness.mjs';
+import { launch, watchDevices } from './harness.mjs';
 
 let b;
 before(async () => {
   b = await launch({ webgpu: true });
-  // Keep every GPUDevice the page opens, so the test can destroy one (as a driver reset would).
-  await b.page.addInitScript(() => {
-    window.__gpuDevices = [];
-    window.__unhandled = [];
-    window.addEventListener('unhandledrejection', (e) => window.__unhandled.push(String(e.reason?.message ?? e.reason)));
-    if (globalThis.GPUAdapter) {
-      const request = GPUAdapter.prototype.requestDevice;
-      GPUAdapter.prototype.requestDevice = async function (...args) {
-        const device = await request.apply(this, args);
-        window.__gpuDevices.push(device);
-        return device;
-      };
-    }
-  });
+  await watchDevices(b.page);
   await b.page.goto(`${b.url}/?backend=cpu`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
 });

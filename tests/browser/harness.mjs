@@ -43,6 +43,24 @@ export async function launch({ webgpu = true, isolated = false, args = [] } = {}
   };
 }
 
+/** Before the page loads: keep every GPUDevice it opens in `window.__gpuDevices` (so a test can
+ * destroy one, as a driver reset would) and every unhandled rejection in `window.__unhandled`. */
+export async function watchDevices(page) {
+  await page.addInitScript(() => {
+    window.__gpuDevices = [];
+    window.__unhandled = [];
+    window.addEventListener('unhandledrejection', (e) => window.__unhandled.push(String(e.reason?.message ?? e.reason)));
+    if (globalThis.GPUAdapter) {
+      const request = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = async function (...args) {
+        const device = await request.apply(this, args);
+        window.__gpuDevices.push(device);
+        return device;
+      };
+    }
+  });
+}
+
 /** Reads the F32 tensors of a safetensors file into { name: { shape, data: Float32Array } }. */
 export function readSafetensors(file) {
   const buf = fs.readFileSync(file);
