@@ -80,6 +80,11 @@ pub trait Backend {
     fn binary(&self, a: &Self::Tensor, b: &Self::Tensor, op: BinaryOp) -> Result<Self::Tensor>;
     /// The same values with another shape of the same size (a copy).
     fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor>;
+    /// [`Backend::reshape`] of a tensor the caller gives up: the same storage, relabelled (no
+    /// copy).
+    fn reshape_owned(&self, x: Self::Tensor, shape: &[usize]) -> Result<Self::Tensor> {
+        self.reshape(&x, shape)
+    }
     /// out[i] = x[offset + Σ_d k_d·strides[d]] over the output `shape` (transposes, slices and
     /// picks of graph networks; ≤ 8 dimensions).
     fn strided_copy(&self, x: &Self::Tensor, shape: &[usize], offset: usize, strides: &[usize])
@@ -210,6 +215,9 @@ impl<B: Backend + ?Sized> Backend for &B {
     }
     fn reshape(&self, x: &Self::Tensor, shape: &[usize]) -> Result<Self::Tensor> {
         (**self).reshape(x, shape)
+    }
+    fn reshape_owned(&self, x: Self::Tensor, shape: &[usize]) -> Result<Self::Tensor> {
+        (**self).reshape_owned(x, shape)
     }
     fn strided_copy(
         &self,

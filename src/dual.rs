@@ -184,6 +184,14 @@ impl Backend for Dual<'_> {
         each!(self, b, t => b.reshape(t(x)?, shape)?)
     }
 
+    fn reshape_owned(&self, x: DualTensor, shape: &[usize]) -> Result<DualTensor> {
+        match (self, x) {
+            (Dual::Cpu(b), DualTensor::Cpu(t)) => Ok(DualTensor::Cpu(b.reshape_owned(t, shape)?)),
+            (Dual::Gpu(b), DualTensor::Gpu(t)) => Ok(DualTensor::Gpu(b.reshape_owned(t, shape)?)),
+            _ => Err(mixed()),
+        }
+    }
+
     fn strided_copy(&self, x: &DualTensor, shape: &[usize], offset: usize, strides: &[usize]) -> Result<DualTensor> {
         each!(self, b, t => b.strided_copy(t(x)?, shape, offset, strides)?)
     }

@@ -271,12 +271,57 @@ pub fn binary(
     }
     let (sa, sb) = (broadcast_strides(a_shape, out_shape), broadcast_strides(b_shape, out_shape));
     let rank = out_shape.len();
-    let mut idx = vec![0usize; rank];
+    // The longest trailing block over which each input is contiguous (its strides those of the
+    // output) or constant (strides 0): a per-channel bias [C, 1, 1] on [n, C, H, W] is constant
+    // over H·W. The block runs as a plain loop; the dimensions before it as an odometer.
+    let mut out_st = vec![1usize; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        out_st[d] = out_st[d + 1] * out_shape[d + 1];
+    }
+    let mode = |s: &[usize], d: usize| {
+        if s[d] == 0 || out_shape[d] == 1 {
+            Some(false)
+        } else if s[d] == out_st[d] {
+            Some(true)
+        } else {
+            None
+        }
+    };
+    let (mut k, mut ma, mut mb) = (rank, None::<bool>, None::<bool>);
+    while k > 0 {
+        let d = k - 1;
+        let (Some(a_c), Some(b_c)) = (mode(&sa, d), mode(&sb, d)) else { break };
+        // A size-1 dimension fits either mode.
+        let a_c = if out_shape[d] == 1 { ma.unwrap_or(a_c) } else { a_c };
+        let b_c = if out_shape[d] == 1 { mb.unwrap_or(b_c) } else { b_c };
+        if ma.is_some_and(|m| m != a_c) || mb.is_some_and(|m| m != b_c) {
+            break;
+        }
+        (ma, mb) = (Some(a_c), Some(b_c));
+        k -= 1;
+    }
+    let inner: usize = out_shape[k..].iter().product();
+    let (a_contig, b_contig) = (ma.unwrap_or(true), mb.unwrap_or(true));
+    let mut idx = vec![0usize; k];
     let (mut ia, mut ib) = (0usize, 0usize);
-    for o in out.iter_mut() {
-        *o = op.apply(a[ia], b[ib]);
-        // Odometer increment, keeping the two input offsets in step.
-        for d in (0..rank).rev() {
+    for block in out.chunks_mut(inner.max(1)) {
+        match (a_contig, b_contig) {
+            (true, true) => block.iter_mut().zip(&a[ia..]).zip(&b[ib..]).for_each(|((o, &x), &y)| *o = op.apply(x, y)),
+            (true, false) => {
+                let y = b[ib];
+                block.iter_mut().zip(&a[ia..]).for_each(|(o, &x)| *o = op.apply(x, y));
+            }
+            (false, true) => {
+                let x = a[ia];
+                block.iter_mut().zip(&b[ib..]).for_each(|(o, &y)| *o = op.apply(x, y));
+            }
+            (false, false) => {
+                let v = op.apply(a[ia], b[ib]);
+                block.iter_mut().for_each(|o| *o = v);
+            }
+        }
+        // Odometer over the outer dimensions, keeping the two input offsets in step.
+        for d in (0..k).rev() {
             idx[d] += 1;
             ia += sa[d];
             ib += sb[d];
@@ -326,6 +371,36 @@ mod tests {
         let c = [1.0, 2.0, 3.0]; // [3]
         binary(BinaryOp::Mul, &a, &[2, 3], &c, &[3], &[2, 3], &mut out);
         assert_eq!(out, [0.0, 2.0, 6.0, 3.0, 8.0, 15.0]);
+        // Every broadcast pattern against an element-by-element reference.
+        let shapes: [(&[usize], &[usize]); 8] = [
+            (&[2, 3, 4, 5], &[3, 1, 1]),
+            (&[2, 3, 4, 5], &[1, 3, 4, 1]),
+            (&[2, 1, 4, 5], &[2, 3, 1, 1]),
+            (&[5], &[2, 3, 1]),
+            (&[1], &[2, 2]),
+            (&[2, 3, 4], &[2, 3, 4]),
+            (&[4, 1], &[1, 4]),
+            (&[2, 1, 3], &[1, 1, 3]),
+        ];
+        for (sa, sb) in shapes {
+            let out_shape = broadcast(sa, sb).unwrap();
+            let n: usize = out_shape.iter().product();
+            let a: Vec<f32> = (0..sa.iter().product::<usize>()).map(|v| v as f32 * 0.5 + 1.0).collect();
+            let b: Vec<f32> = (0..sb.iter().product::<usize>()).map(|v| v as f32 * 0.25 - 3.0).collect();
+            let mut got = vec![0.0; n];
+            binary(BinaryOp::Sub, &a, sa, &b, sb, &out_shape, &mut got);
+            let (ta, tb) = (broadcast_strides(sa, &out_shape), broadcast_strides(sb, &out_shape));
+            for (flat, g) in got.iter().enumerate() {
+                let (mut rem, mut ia, mut ib) = (flat, 0, 0);
+                for d in (0..out_shape.len()).rev() {
+                    let i = rem % out_shape[d];
+                    rem /= out_shape[d];
+                    ia += i * ta[d];
+                    ib += i * tb[d];
+                }
+                assert_eq!(*g, a[ia] - b[ib], "{sa:?} ∘ {sb:?} at {flat}");
+            }
+        }
     }
 
     #[test]

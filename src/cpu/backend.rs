@@ -153,6 +153,11 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
+    fn reshape_owned(&self, x: Tensor, shape: &[usize]) -> Result<Tensor> {
+        let shape = shapes::reshape(x.shape(), shape)?;
+        x.reshape(shape)
+    }
+
     fn strided_copy(&self, x: &Tensor, shape: &[usize], offset: usize, strides: &[usize]) -> Result<Tensor> {
         let mut out = Tensor::zeros(shapes::strided_copy(x.shape(), shape, offset, strides)?)?;
         if out.numel() > 0 {

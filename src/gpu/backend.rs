@@ -453,6 +453,11 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
+    fn reshape_owned(&self, x: GpuTensor, shape: &[usize]) -> Result<GpuTensor> {
+        let shape = shapes::reshape(&x.shape, shape)?;
+        Ok(GpuTensor { shape, ..x })
+    }
+
     fn strided_copy(&self, x: &GpuTensor, shape: &[usize], offset: usize, strides: &[usize]) -> Result<GpuTensor> {
         let out = self.alloc(shapes::strided_copy(&x.shape, shape, offset, strides)?)?;
         if out.len > 0 {

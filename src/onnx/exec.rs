@@ -361,7 +361,16 @@ impl<B: Backend> GraphRunner<B> {
                 Step::Binary { a, b: rhs, op, .. } => b.binary(operand(a)?, operand(rhs)?, *op)?,
                 Step::Concat { a, b: rhs, .. } => b.concat_axis1(operand(a)?, operand(rhs)?)?,
                 Step::MatMul { a, b: rhs, .. } => b.matmul(operand(a)?, operand(rhs)?)?,
-                Step::Reshape { x, shape, .. } => b.reshape(slot(&slots, *x)?, shape)?,
+                // A value read for the last time is relabelled, not copied.
+                Step::Reshape { x, shape, .. } => match slots[*x].take() {
+                    Some(Val::Owned(t)) if plan.frees[si].contains(x) && *x != plan.output => {
+                        b.reshape_owned(t, shape)?
+                    }
+                    v => {
+                        slots[*x] = v;
+                        b.reshape(slot(&slots, *x)?, shape)?
+                    }
+                },
                 Step::Conv { x, w, b: bias, stride, pad, .. } => {
                     b.conv2d(slot(&slots, *x)?, k(*w), bias.map(k), *stride, *pad)?
                 }
@@ -392,7 +401,7 @@ impl<B: Backend> GraphRunner<B> {
                         return Err(err("class input", format!("{} labels for {n} rows", ids.len())));
                     }
                     let e = b.embedding(k(*table), &ids)?;
-                    if b.shape(&e) == &shape[..] { e } else { b.reshape(&e, shape)? }
+                    if b.shape(&e) == &shape[..] { e } else { b.reshape_owned(e, shape)? }
                 }
                 Step::Convert { out } => {
                     let Some(t) = convert_at else {
