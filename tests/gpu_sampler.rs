@@ -183,10 +183,6 @@ fn small_device_limits_split_batches_with_identical_samples() {
     assert!(err.to_string().contains("512 B per tensor"), "{err}");
 }
 
-fn o_points() -> SampleOptions {
-    SampleOptions { n: 4, steps: 1, ..Default::default() }
-}
-
 /// A fixed-step solve records everything and reads back once: the final finiteness check and
 /// the download of the samples.
 #[test]
