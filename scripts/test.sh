@@ -18,9 +18,9 @@ if [ "$ci" = 1 ]; then
   [ -z "${PUSHFORWARD_WRITE_FIXTURES+set}" ] ||
     refused+=("PUSHFORWARD_WRITE_FIXTURES=$PUSHFORWARD_WRITE_FIXTURES (CI checks the committed fixtures, never rewrites them)")
   if [ -n "${PUSHFORWARD_FUZZ_CASES+set}" ]; then
-    # The default the fuzzer documents (tests/fuzz_loader.rs, DEFAULT_CASES) is CI's minimum.
-    fuzz_min=$(sed -n 's/^const DEFAULT_CASES: u64 = \([0-9_]*\);.*/\1/p' tests/fuzz_loader.rs | tr -d _)
-    [ -n "$fuzz_min" ] || { echo "test.sh: DEFAULT_CASES not found in tests/fuzz_loader.rs" >&2; exit 2; }
+    # The default the fuzzer documents (tests/fuzz_common/mod.rs, DEFAULT_CASES) is CI's minimum.
+    fuzz_min=$(sed -n 's/^pub const DEFAULT_CASES: u64 = \([0-9_]*\);.*/\1/p' tests/fuzz_common/mod.rs | tr -d _)
+    [ -n "$fuzz_min" ] || { echo "test.sh: DEFAULT_CASES not found in tests/fuzz_common/mod.rs" >&2; exit 2; }
     cases=$(printf '%s' "$PUSHFORWARD_FUZZ_CASES" | sed 's/^0*//')
     if ! [[ "$PUSHFORWARD_FUZZ_CASES" =~ ^[0-9]+$ ]] || { [ "${#cases}" -le 18 ] && [ "${cases:-0}" -lt "$fuzz_min" ]; }; then
       refused+=("PUSHFORWARD_FUZZ_CASES=$PUSHFORWARD_FUZZ_CASES (CI fuzzes at least the default $fuzz_min cases)")

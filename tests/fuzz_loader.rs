@@ -23,90 +23,17 @@
 
 use pushforward::Error;
 use pushforward::model::{self, Model, ModelConfig};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::PathBuf;
 
-/// Records the largest single allocation made by this thread while `MEASURING` is set.
-struct Counting;
-
-thread_local! {
-    static MEASURING: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: the allocator can run while thread-locals are being torn down.
-    let _ = MEASURING.try_with(|m| {
-        if m.get() {
-            let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod fuzz_common;
+use fuzz_common::{Counting, Failure, Measured, Rng, alloc_bound, case_range, measured};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// `Model::from_bytes` and the largest single allocation it made. Panics in the loader are
-/// caught (and reported by the caller, not printed by the panic hook).
-fn load_measured(bytes: &[u8]) -> std::thread::Result<(Result<Model, Error>, usize)> {
-    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
-    QUIET_HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !MEASURING.with(Cell::get) {
-                default(info);
-            }
-        }));
-    });
-    std::panic::catch_unwind(|| {
-        LARGEST.with(|l| l.set(0));
-        MEASURING.with(|m| m.set(true));
-        let r = Model::from_bytes(bytes);
-        MEASURING.with(|m| m.set(false));
-        (r, LARGEST.with(Cell::get))
-    })
-}
-
-fn alloc_bound(len: usize) -> usize {
-    4 * len + 64 * 1024
-}
-
-/// splitmix64: deterministic, seeded per case so any case can be rerun alone.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
+/// `Model::from_bytes` and what it allocated (panics caught).
+fn load_measured(bytes: &[u8]) -> Result<Measured<Result<Model, Error>>, String> {
+    measured(|| Model::from_bytes(bytes))
 }
 
 fn root() -> PathBuf {
@@ -419,22 +346,10 @@ fn entries(h: &str) -> Vec<(usize, usize)> {
     out
 }
 
-struct Failure {
-    case: String,
-    what: String,
-    input: Vec<u8>,
-}
-
 /// Checks one input; returns what was wrong, if anything, or the largest allocation as a
 /// fraction of the bound.
 fn check(bytes: &[u8]) -> Result<f64, String> {
-    let (result, largest) = match load_measured(bytes) {
-        Ok(r) => r,
-        Err(p) => {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            return Err(format!("panicked: {}", msg.unwrap_or_default()));
-        }
-    };
+    let Measured { result, largest, .. } = load_measured(bytes)?;
     if largest > alloc_bound(bytes.len()) {
         return Err(format!("allocated {largest} bytes at once for a {}-byte input", bytes.len()));
     }
@@ -469,18 +384,7 @@ fn check(bytes: &[u8]) -> Result<f64, String> {
 }
 
 fn report(failures: &[Failure]) {
-    if failures.is_empty() {
-        return;
-    }
-    let dir = root().join("target/fuzz-loader-failures");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut msg = format!("{} failing inputs (written to {}):\n", failures.len(), dir.display());
-    for f in failures.iter().take(20) {
-        let path = dir.join(format!("{}.safetensors", f.case));
-        std::fs::write(&path, &f.input).unwrap();
-        msg += &format!("  {}: {}\n", path.display(), f.what);
-    }
-    panic!("{msg}");
+    fuzz_common::report(failures, &root().join("target/fuzz-loader-failures"), "safetensors");
 }
 
 #[test]
@@ -497,36 +401,15 @@ fn seeds_load_and_respect_the_bounds() {
     report(&failures);
 }
 
-/// Mutated cases per run when `PUSHFORWARD_FUZZ_CASES` is unset: the least CI runs.
-const DEFAULT_CASES: u64 = 20_000;
-
-/// A whole-number environment variable, `default` when unset; anything else that does not parse
-/// fails the test (a typo must not silently run the default, or zero, cases).
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Err(std::env::VarError::NotPresent) => default,
-        Ok(v) => v.trim().parse().unwrap_or_else(|e| panic!("{name}={v:?} is not a whole number: {e}")),
-        Err(e) => panic!("{name}: {e}"),
-    }
-}
-
 #[test]
 fn mutated_files_never_panic_overallocate_or_fail_vaguely() {
-    let cases = env_u64("PUSHFORWARD_FUZZ_CASES", DEFAULT_CASES);
-    // CI runs at least the default (scripts/test.sh refuses less too): a shortened run passing
-    // there would claim coverage it did not have.
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
-    assert!(
-        !ci || cases >= DEFAULT_CASES,
-        "PUSHFORWARD_FUZZ_CASES={cases} is below the default {DEFAULT_CASES}, refused under CI"
-    );
-    // `PUSHFORWARD_FUZZ_SEED` offsets the case numbers, for runs that explore new cases.
-    let offset = env_u64("PUSHFORWARD_FUZZ_SEED", 0);
+    let range = case_range();
+    let cases = range.end - range.start;
     let seeds = seeds();
     let started = std::time::Instant::now();
     let (mut failures, mut accepted, mut worst) = (Vec::new(), 0u64, 0f64);
     let mut kinds = std::collections::BTreeMap::<String, u64>::new();
-    for case in offset..offset + cases {
+    for case in range {
         let mut rng = Rng(case.wrapping_mul(0xA24B_AED4_963E_E407));
         let (name, seed) = &seeds[rng.below(seeds.len())];
         let mut input = seed.clone();

@@ -33,86 +33,21 @@ use pushforward::Error;
 use pushforward::onnx::proto::{
     self, AttributeValue, DataType, Dim, MAX_DIMS, MAX_NAME_BYTES, ModelProto, TensorData, TensorProto, parse_model,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::PathBuf;
+
+mod fuzz_common;
+use fuzz_common::{Counting, Failure, Measured, Rng, alloc_bound, case_range, measured};
 use std::rc::Rc;
 
 // ---------------------------------------------------------------------------------------------
 // Allocation counting.
 
-/// Sums every allocation (and every realloc's new size) made by this thread while `MEASURING`
-/// is set, and records the largest single one.
-struct Counting;
-
-thread_local! {
-    static MEASURING: Cell<bool> = const { Cell::new(false) };
-    static TOTAL: Cell<usize> = const { Cell::new(0) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: the allocator can run while thread-locals are being torn down.
-    let _ = MEASURING.try_with(|m| {
-        if m.get() {
-            let _ = TOTAL.try_with(|t| t.set(t.get() + size));
-            let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-struct Measured {
-    result: Result<ModelProto, Error>,
-    total: usize,
-    largest: usize,
-}
-
-/// `parse_model` and what it allocated. Panics are caught (and reported by the caller, not
-/// printed by the panic hook).
-fn parse_measured(bytes: &[u8]) -> std::thread::Result<Measured> {
-    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
-    QUIET_HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !MEASURING.with(Cell::get) {
-                default(info);
-            }
-        }));
-    });
-    std::panic::catch_unwind(|| {
-        TOTAL.with(|t| t.set(0));
-        LARGEST.with(|l| l.set(0));
-        MEASURING.with(|m| m.set(true));
-        let result = parse_model(bytes);
-        MEASURING.with(|m| m.set(false));
-        Measured { result, total: TOTAL.with(Cell::get), largest: LARGEST.with(Cell::get) }
-    })
-    .inspect_err(|_| MEASURING.with(|m| m.set(false)))
-}
-
-fn alloc_bound(len: usize) -> usize {
-    4 * len + 64 * 1024
+/// `parse_model` and what it allocated (panics caught).
+fn parse_measured(bytes: &[u8]) -> Result<Measured<Result<ModelProto, Error>>, String> {
+    measured(|| parse_model(bytes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -559,25 +494,6 @@ const SEED_WEIGHTS: [(&str, usize); 15] = [
 
 // ---------------------------------------------------------------------------------------------
 // Mutation.
-
-/// splitmix64: deterministic, seeded per case so any case can be rerun alone.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-}
 
 /// Fields in a tree, all levels.
 fn count(fs: &[F]) -> usize {
@@ -1060,12 +976,6 @@ fn footprint(m: &ModelProto) -> usize {
     n + vec(&g.outputs, g.outputs.capacity()) + g.outputs.iter().map(value).sum::<usize>()
 }
 
-struct Failure {
-    case: String,
-    what: String,
-    input: Vec<u8>,
-}
-
 struct Outcome {
     /// Total allocation as a fraction of the bound.
     ratio: f64,
@@ -1075,13 +985,7 @@ struct Outcome {
 
 /// Checks one input.
 fn check(bytes: &[u8]) -> Result<Outcome, String> {
-    let Measured { result, total, largest } = match parse_measured(bytes) {
-        Ok(r) => r,
-        Err(p) => {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            return Err(format!("panicked: {}", msg.unwrap_or_default()));
-        }
-    };
+    let Measured { result, total, largest } = parse_measured(bytes)?;
     if total > alloc_bound(bytes.len()) {
         return Err(format!(
             "allocated {total} bytes in total (largest block {largest}) for a {}-byte input, over 4 × input + 64 KiB",
@@ -1108,18 +1012,7 @@ fn check(bytes: &[u8]) -> Result<Outcome, String> {
 }
 
 fn report(failures: &[Failure]) {
-    if failures.is_empty() {
-        return;
-    }
-    let dir = root().join("target/fuzz-onnx-failures");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut msg = format!("{} failing inputs (written to {}):\n", failures.len(), dir.display());
-    for f in failures.iter().take(20) {
-        let path = dir.join(format!("{}.onnx", f.case));
-        std::fs::write(&path, &f.input).unwrap();
-        msg += &format!("  {}: {}\n", path.display(), f.what);
-    }
-    panic!("{msg}");
+    fuzz_common::report(failures, &root().join("target/fuzz-onnx-failures"), "onnx");
 }
 
 #[test]
@@ -1188,31 +1081,10 @@ fn crafted_inputs_stay_within_the_allocation_bound() {
     report(&failures);
 }
 
-/// Mutated cases per run when `PUSHFORWARD_FUZZ_CASES` is unset: the least CI runs (the same
-/// default as `tests/fuzz_loader.rs`, whose value `scripts/test.sh` enforces under CI).
-const DEFAULT_CASES: u64 = 20_000;
-
-/// A whole-number environment variable, `default` when unset; anything else that does not parse
-/// fails the test (a typo must not silently run the default, or zero, cases).
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Err(std::env::VarError::NotPresent) => default,
-        Ok(v) => v.trim().parse().unwrap_or_else(|e| panic!("{name}={v:?} is not a whole number: {e}")),
-        Err(e) => panic!("{name}: {e}"),
-    }
-}
-
 #[test]
 fn mutated_models_never_panic_overallocate_or_fail_vaguely() {
-    let cases = env_u64("PUSHFORWARD_FUZZ_CASES", DEFAULT_CASES);
-    // CI runs at least the default: a shortened run passing there would claim coverage it did
-    // not have.
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
-    assert!(
-        !ci || cases >= DEFAULT_CASES,
-        "PUSHFORWARD_FUZZ_CASES={cases} is below the default {DEFAULT_CASES}, refused under CI"
-    );
-    let offset = env_u64("PUSHFORWARD_FUZZ_SEED", 0);
+    let range = case_range();
+    let cases = range.end - range.start;
     let seeds = seeds();
     let encoded: Vec<(String, Vec<u8>)> = seeds.iter().map(|s| (s.name.clone(), encode(&s.tree))).collect();
     let weighted: Vec<usize> = SEED_WEIGHTS
@@ -1224,7 +1096,7 @@ fn mutated_models_never_panic_overallocate_or_fail_vaguely() {
     // (a refusal by the memory budget comes close to it by design: 4 × input + 48 KiB charged).
     let (mut failures, mut accepted, mut worst_parsed, mut worst_refused) = (Vec::new(), 0u64, 0f64, 0f64);
     let mut kinds = std::collections::BTreeMap::<&str, u64>::new();
-    for case in offset..offset + cases {
+    for case in range {
         let mut rng = Rng(case.wrapping_mul(0xA24B_AED4_963E_E407));
         let seed = &seeds[*rng.pick(&weighted)];
         let mut tree = seed.tree.clone();
