@@ -214,3 +214,25 @@ fn onnx_log_density_matches_the_exact_divergence() {
     );
     assert!(worst_log <= 1e-2, "{worst_log}");
 }
+
+/// The exporters' GroupNorm (x viewed as [n, groups, L], InstanceNormalization with unit scale,
+/// viewed back, then Mul γ and Add β per channel) and the SiLU after it (x·sigmoid(x)) plan as
+/// one fused group norm step: for the U-Net exported from our class, one step per norm (15),
+/// no separate activation or affine left, and a chain of reshapes is one. The parity tests above check that the fused
+/// plan still matches onnxruntime.
+#[test]
+fn the_exported_group_norm_and_silu_fuse_into_one_step() {
+    let (m, b) = (model("mnist_onnx"), CpuBackend);
+    let net = pushforward::model::Network::new(&b, &m).unwrap();
+    let steps = net.graph().expect("an ONNX model").plan_summary(4).unwrap();
+    let count = |k: &str| steps.iter().filter(|s| *s == k).count();
+    println!("mnist_onnx plan at batch 4: {} steps: {steps:?}", steps.len());
+    assert_eq!(count("GroupNorm+Silu"), 15, "{steps:?}");
+    assert_eq!(count("GroupNorm"), 0, "{steps:?}");
+    for gone in ["Sigmoid", "Mul"] {
+        assert_eq!(count(gone), 0, "{gone} left in {steps:?}");
+    }
+    // One reshape per residual block's time projection ([n, c] → [n, c, 1, 1]), none in norms.
+    assert_eq!(count("Reshape"), count("Linear"), "{steps:?}");
+    assert_eq!(count("Conv"), 24, "{steps:?}");
+}

@@ -70,13 +70,14 @@ enum Step {
         pad: usize,
         out: usize,
     },
-    /// Normalisation over each (image, group) of NCHW (`gamma`, `beta` constants).
+    /// Normalisation over each (image, group) of NCHW (`gamma`, `beta` constants), then `act`.
     GroupNorm {
         x: usize,
         groups: usize,
         gamma: usize,
         beta: usize,
         eps: f32,
+        act: Activation,
         out: usize,
     },
     Upsample2x {
@@ -123,6 +124,28 @@ enum Step {
 }
 
 impl Step {
+    /// What the step runs, with its fused activation (`GroupNorm+Silu`): for `info` and tests.
+    fn kind(&self) -> String {
+        let (name, act) = match self {
+            Step::Linear { act, .. } => ("Linear", *act),
+            Step::GroupNorm { act, .. } => ("GroupNorm", *act),
+            Step::Unary { op, .. } => return format!("{op:?}"),
+            Step::Binary { op, .. } => return format!("{op:?}"),
+            Step::Concat { .. } => ("Concat", Activation::None),
+            Step::Reshape { .. } => ("Reshape", Activation::None),
+            Step::Embedding { .. } => ("Embedding", Activation::None),
+            Step::Conv { .. } => ("Conv", Activation::None),
+            Step::Upsample2x { .. } => ("Upsample2x", Activation::None),
+            Step::StridedCopy { .. } => ("StridedCopy", Activation::None),
+            Step::MatMul { .. } => ("MatMul", Activation::None),
+            Step::Softmax { .. } => ("Softmax", Activation::None),
+            Step::LayerNorm { .. } => ("LayerNorm", Activation::None),
+            Step::TimeValue { .. } => ("TimeValue", Activation::None),
+            Step::Convert { .. } => ("Convert", Activation::None),
+        };
+        if act == Activation::None { name.into() } else { format!("{name}+{act:?}") }
+    }
+
     fn reads(&self) -> Vec<usize> {
         let slot = |o: &Operand| match o {
             Operand::Slot(s) => Some(*s),
@@ -286,6 +309,12 @@ impl<B: Backend> GraphRunner<B> {
 
     /// The velocity at (x [n, …], t) with `labels` for class-conditional graphs: the graph's
     /// output converted as its declaration says.
+    /// The kinds of the steps a velocity call on a batch of `n` runs, in order, after folding
+    /// and fusion (e.g. `["Conv", "GroupNorm+Silu", …]`).
+    pub fn plan_summary(&self, n: usize) -> Result<Vec<String>> {
+        Ok(self.plan(n, true)?.steps.iter().map(Step::kind).collect())
+    }
+
     pub fn velocity(&self, b: &B, x: &B::Tensor, t: f32, labels: Option<&[u32]>) -> Result<B::Tensor> {
         let n = b.shape(x)[0];
         let len = self.net.declaration.t_shape(n).iter().product::<usize>();
@@ -374,8 +403,8 @@ impl<B: Backend> GraphRunner<B> {
                 Step::Conv { x, w, b: bias, stride, pad, .. } => {
                     b.conv2d(slot(&slots, *x)?, k(*w), bias.map(k), *stride, *pad)?
                 }
-                Step::GroupNorm { x, groups, gamma, beta, eps, .. } => {
-                    b.group_norm(slot(&slots, *x)?, *groups, k(*gamma), k(*beta), *eps, Activation::None)?
+                Step::GroupNorm { x, groups, gamma, beta, eps, act, .. } => {
+                    b.group_norm(slot(&slots, *x)?, *groups, k(*gamma), k(*beta), *eps, *act)?
                 }
                 Step::Upsample2x { x, .. } => b.upsample_nearest2x(slot(&slots, *x)?)?,
                 Step::StridedCopy { x, shape, offset, strides, .. } => {
@@ -497,6 +526,7 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
         slots: 2,
         producer: HashMap::new(),
         sizes: vec![0, 0],
+        shapes: HashMap::from([(X, sample.clone())]),
     };
     for node in &g.nodes {
         let ins: Vec<Option<&PVal>> =
@@ -571,6 +601,7 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
                     pb.sizes.resize(slot + 1, 0);
                 }
                 pb.sizes[*slot] = shape.iter().product();
+                pb.shapes.insert(*slot, shape.clone());
             }
             values.insert(name, v);
         }
@@ -667,6 +698,8 @@ struct PlanBuilder {
     producer: HashMap<usize, usize>,
     /// Values of each slot (set when its shape is known).
     sizes: Vec<usize>,
+    /// Shapes of the slots that hold a node's output.
+    shapes: HashMap<usize, Vec<usize>>,
 }
 
 impl PlanBuilder {
@@ -682,12 +715,51 @@ impl PlanBuilder {
     /// uploaded copy of a weight.
     fn konst(&mut self, t: Arc<HostTensor>, tag: &str) -> usize {
         let key = format!("{:p}{tag}", Arc::as_ptr(&t));
+        self.konst_keyed(t, key)
+    }
+
+    /// A constant computed at plan time from others, keyed by what it was made from (`key`).
+    fn konst_keyed(&mut self, t: Arc<HostTensor>, key: String) -> usize {
         if let Some(i) = self.const_keys.iter().position(|k| *k == key) {
             return i;
         }
         self.consts.push(t);
         self.const_keys.push(key);
         self.consts.len() - 1
+    }
+
+    /// The slot whose values `s` holds, looking back through reshapes (which keep the layout).
+    fn before_reshapes(&self, mut s: usize) -> usize {
+        while let Some(&pi) = self.producer.get(&s)
+            && let Step::Reshape { x, .. } = self.steps[pi]
+        {
+            s = x;
+        }
+        s
+    }
+
+    /// The exporters' GroupNorm before its affine — x of shape [n, c, h, w] viewed as
+    /// [n, groups, L], instance-normalised, viewed back as `shape` — as one group norm over x:
+    /// each group is the same contiguous block of a row either way. `s` is the normalised value
+    /// about to be reshaped to `shape`.
+    fn group_norm_through_reshapes(&mut self, s: usize, shape: &[usize]) -> Option<usize> {
+        let &pi = self.producer.get(&self.before_reshapes(s))?;
+        let Step::GroupNorm { x, groups, gamma, beta, eps, act: Activation::None, .. } = self.steps[pi] else {
+            return None;
+        };
+        let x0 = self.before_reshapes(x);
+        let c = *shape.get(1)?;
+        if shape.len() != 4 || self.shapes.get(&x0).map(Vec::as_slice) != Some(shape) || c % groups != 0 {
+            return None;
+        }
+        // The instance norm's per-group scale and shift, repeated over each group's channels.
+        let per = c / groups;
+        let spread = |i: usize| -> Vec<f32> { (0..c).map(|ch| self.consts[i].as_f32()[ch / per]).collect() };
+        let (g, b) = (spread(gamma), spread(beta));
+        let key = format!("{}:{}:groups{c}", self.const_keys[gamma], self.const_keys[beta]);
+        let gi = self.konst_keyed(Arc::new(HostTensor::f32(vec![c], g)), format!("{key}:gamma"));
+        let bi = self.konst_keyed(Arc::new(HostTensor::f32(vec![c], b)), format!("{key}:beta"));
+        Some(self.push(|out| Step::GroupNorm { x: x0, groups, gamma: gi, beta: bi, eps, act: Activation::None, out }))
     }
 
     /// The slot of time value `name` (of batch shape `shape`, `shape1` at batch 1), uploaded once
@@ -983,10 +1055,11 @@ impl PlanBuilder {
                             && self.steps[pi] == (Step::Unary { x, op: UnaryOp::Sigmoid, out: s })
                             && shape_of(a) == shape_of(b)
                         {
-                            // A linear layer read only by this SiLU takes it as its epilogue
-                            // (the CPU GEMM and the WGSL linear apply it in registers).
+                            // A linear layer or group norm read only by this SiLU takes it as
+                            // its epilogue (the kernels apply it in registers).
                             if let Some(&li) = self.producer.get(&x)
-                                && let Step::Linear { act: act @ Activation::None, .. } = &mut self.steps[li]
+                                && let Step::Linear { act: act @ Activation::None, .. }
+                                | Step::GroupNorm { act: act @ Activation::None, .. } = &mut self.steps[li]
                                 && uses.get(node.inputs[k].as_str()) == Some(&2)
                             {
                                 *act = Activation::Silu;
@@ -996,6 +1069,36 @@ impl PlanBuilder {
                                 self.push(|out| Step::Unary { x, op: UnaryOp::Silu, out }),
                                 shape,
                             )]);
+                        }
+                    }
+                }
+                // A group norm's output scaled or shifted per channel by a constant (the
+                // exporters' GroupNorm affine) → the group norm's own gamma and beta.
+                if matches!(op, BinaryOp::Mul | BinaryOp::Add) {
+                    for (k, (v, c)) in [(a, b), (b, a)].into_iter().enumerate() {
+                        if let (PVal::Dyn { slot, shape: vs }, PVal::Const(c)) = (v, c)
+                            && *vs == shape
+                            && uses.get(node.inputs[k].as_str()) == Some(&1)
+                            && let Some(&pi) = self.producer.get(slot)
+                            && let Step::GroupNorm { gamma, beta, act: Activation::None, .. } = self.steps[pi]
+                            && let Some(cv) = per_channel(c, vs)
+                        {
+                            let (mut g, mut bt) = (self.consts[gamma].as_f32(), self.consts[beta].as_f32());
+                            for ((g, bt), c) in g.iter_mut().zip(&mut bt).zip(&cv) {
+                                if *op == BinaryOp::Mul {
+                                    (*g, *bt) = (*g * c, *bt * c);
+                                } else {
+                                    *bt += c;
+                                }
+                            }
+                            let key = format!("{}:{}:{:p}:{op:?}", self.const_keys[gamma], self.const_keys[beta], Arc::as_ptr(c));
+                            let n = g.len();
+                            let gi = self.konst_keyed(Arc::new(HostTensor::f32(vec![n], g)), format!("{key}:gamma"));
+                            let bi = self.konst_keyed(Arc::new(HostTensor::f32(vec![n], bt)), format!("{key}:beta"));
+                            if let Step::GroupNorm { gamma, beta, .. } = &mut self.steps[pi] {
+                                (*gamma, *beta) = (gi, bi);
+                            }
+                            return Ok(vec![v.clone()]);
                         }
                     }
                 }
@@ -1011,9 +1114,8 @@ impl PlanBuilder {
                             && self.consts[*w].shape[0] == *shape.last().unwrap_or(&0)
                         {
                             let flat = Arc::new(HostTensor::f32(vec![c.len()], c.as_f32()));
-                            let bi = self.konst(flat, "");
                             // Keyed by the bias's own identity, not the flattened copy's.
-                            self.const_keys[bi] = format!("{:p}:bias", Arc::as_ptr(c));
+                            let bi = self.konst_keyed(flat, format!("{:p}:bias", Arc::as_ptr(c)));
                             if let Step::Linear { b: slot_b, .. } = &mut self.steps[pi] {
                                 *slot_b = Some(bi);
                             }
@@ -1283,8 +1385,11 @@ impl PlanBuilder {
                 let PVal::Dyn { slot, shape: xs } = in0 else { unreachable!("folded") };
                 if *xs == shape {
                     in0.clone()
+                } else if let Some(y) = self.group_norm_through_reshapes(*slot, &shape) {
+                    dyn_out(y, shape)
                 } else {
-                    let (slot, s) = (*slot, shape.clone());
+                    // A reshape of a reshape is one reshape (the middle one is dropped if unread).
+                    let (slot, s) = (self.before_reshapes(*slot), shape.clone());
                     dyn_out(self.push(|out| Step::Reshape { x: slot, shape: s, out }), shape)
                 }
             }
@@ -1524,7 +1629,8 @@ impl PlanBuilder {
                     let f = four.clone();
                     self.push(|out| Step::Reshape { x: slot, shape: f, out })
                 };
-                let y = self.push(|out| Step::GroupNorm { x: x4, groups, gamma: gi, beta: bi, eps, out });
+                let act = Activation::None;
+                let y = self.push(|out| Step::GroupNorm { x: x4, groups, gamma: gi, beta: bi, eps, act, out });
                 let y = if xs.len() == 4 {
                     y
                 } else {
@@ -1715,6 +1821,21 @@ impl PlanBuilder {
 }
 
 /// A 4-D kernel with `d − 1` zeros between its taps (dilation `d` as a dense kernel).
+/// A constant that scales or shifts each channel (axis 1) of a value of `shape` alike, as one
+/// value per channel; `None` if it varies along any other axis.
+fn per_channel(c: &HostTensor, shape: &[usize]) -> Option<Vec<f32>> {
+    let (r, ch) = (shape.len(), *shape.get(1)?);
+    if c.shape.len() > r || c.shape.len() + 1 < r && c.len() != 1 {
+        return None;
+    }
+    let padded: Vec<usize> = std::iter::repeat_n(1, r - c.shape.len()).chain(c.shape.iter().copied()).collect();
+    if padded.iter().enumerate().any(|(i, &d)| d != 1 && i != 1) || padded[1] != 1 && padded[1] != ch {
+        return None;
+    }
+    let v = c.as_f32();
+    Some(if v.len() == 1 { vec![v[0]; ch] } else { v })
+}
+
 fn dilate_kernel(w: &HostTensor, d: usize) -> HostTensor {
     let (o, i, k) = (w.shape[0], w.shape[1], w.shape[2]);
     let ke = (k - 1) * d + 1;
