@@ -5,7 +5,8 @@
 //
 // Optional attributes: seed, label and guidance (class-conditional models), backend (auto, webgpu,
 // cpu), noise (SDE noise level, with solver="euler"), density (draw the learned log p(x) under the
-// samples, 2-D models).
+// samples, 2-D models), declaration (URL of the JSON declaration of an .onnx model whose
+// metadata does not carry one; train/README.md).
 //
 // The wasm bundle is found next to this script (import.meta.url), so the pair works from any
 // static host and sub-path; `model` resolves against the page, like <img src>. Every element
@@ -31,7 +32,7 @@ const STYLE = `
 `;
 
 class PushforwardSampler extends HTMLElement {
-  static observedAttributes = ['model', 'solver', 'steps', 'points', 'seed', 'label', 'guidance'];
+  static observedAttributes = ['model', 'declaration', 'solver', 'steps', 'points', 'seed', 'label', 'guidance'];
 
   constructor() {
     super();
@@ -79,7 +80,7 @@ class PushforwardSampler extends HTMLElement {
 
   attributeChangedCallback(name, oldValue, newValue) {
     if (oldValue === newValue || !this.sampler) return;
-    if (name === 'model') this.init(); else this.run();
+    if (name === 'model' || name === 'declaration') this.init(); else this.run();
   }
 
   status(text, isError = false) {
@@ -99,9 +100,17 @@ class PushforwardSampler extends HTMLElement {
       const { Sampler } = await loadModule();
       // A fresh canvas per sampler: a canvas keeps its first context type (2d or webgpu).
       const fresh = this.canvas.cloneNode();
+      // An .onnx file whose metadata does not say what it is comes with its declaration (JSON).
+      const declarationUrl = this.getAttribute('declaration');
+      let declaration;
+      if (declarationUrl) {
+        const r = await fetch(new URL(declarationUrl, document.baseURI).href, { signal: loading.signal });
+        if (!r.ok) throw new Error(`declaration ${declarationUrl}: HTTP ${r.status}`);
+        declaration = await r.text();
+      }
       const next = await Sampler.create({
         canvas: fresh, model: new URL(model, document.baseURI).href, backend: this.getAttribute('backend') || 'auto',
-        signal: loading.signal,
+        signal: loading.signal, ...(declaration ? { declaration } : {}),
         onProgress: (p) => { if (p.phase === 'download') this.status(`downloading ${mb(p.loaded)}${p.total ? ` of ${mb(p.total)}` : ''} MB…`); },
       });
       if (generation !== this.generation) { next.dispose(); return; }

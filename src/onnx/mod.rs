@@ -47,7 +47,8 @@ pub fn load(bytes: &[u8], declaration: Option<&str>) -> Result<Model> {
                 reason: format!(
                     "this ONNX file has no `{}` entry in its metadata_props saying which input is x, t and y and what \
                      the output predicts: export it with train/onnx_export.py (export_onnx), or pass the declaration \
-                     beside the file",
+                     beside the file (Sampler.create's `declaration`, the embed's `declaration` attribute, the CLI's \
+                     --declaration; train/README.md)",
                     declaration::METADATA_KEY
                 ),
             })?,

@@ -9,14 +9,33 @@ import path from 'node:path';
 import { launch, root, readSafetensors } from './harness.mjs';
 
 const fixtures = path.join(root, 'tests/fixtures/onnx');
+const SELU_DECLARATION = { format_version: 1, inputs: { x: 'x', t: 't' }, data: { kind: 'points2d', range: [[-3, 3], [-3, 3]] } };
+/// The ModelProto without its metadata_props (field 14): the top-level fields copied but those.
+function withoutMetadata(bytes) {
+  const keep = [];
+  let i = 0;
+  const varint = () => { let v = 0, m = 1; for (;;) { const c = bytes[i++]; v += (c & 127) * m; m *= 128; if (c < 128) return v; } };
+  while (i < bytes.length) {
+    const start = i, key = varint(), wire = key & 7;
+    if (wire === 0) varint(); else if (wire === 2) { const n = varint(); i += n; } else if (wire === 1) i += 8; else if (wire === 5) i += 4;
+    else throw new Error(`wire type ${wire}`);
+    if (key >>> 3 !== 14) keep.push(bytes.subarray(start, i));
+  }
+  return Buffer.concat(keep);
+}
+
 let b;
 before(async () => {
   b = await launch({ webgpu: true });
   // Serve the fixtures at a URL of their own, as a user's host would.
+  // `bare_NAME.onnx`: the fixture without its metadata (a plain torch.onnx.export).
   await b.page.route('**/user-models/*.onnx', (route) => {
     const name = new URL(route.request().url()).pathname.split('/').pop();
-    route.fulfill({ status: 200, contentType: 'application/octet-stream', body: fs.readFileSync(path.join(fixtures, name)) });
+    const bytes = fs.readFileSync(path.join(fixtures, name.replace(/^bare_/, '')));
+    route.fulfill({ status: 200, contentType: 'application/octet-stream', body: name.startsWith('bare_') ? withoutMetadata(bytes) : bytes });
   });
+  // The declaration of the fixture that carries none in its metadata, as a user would host it.
+  await b.page.route('**/user-models/*.json', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(SELU_DECLARATION) }));
   await b.page.goto(`${b.url}/?backend=cpu`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
 });
@@ -76,12 +95,33 @@ test('an ONNX file without its declaration says how to give one, and loads with 
     const { Sampler } = window.pushforward;
     const msg = async (p) => { try { await p; return 'ok'; } catch (e) { return String(e.message || e); } };
     const decl = { format_version: 1, inputs: { x: 'x', t: 't' }, data: { kind: 'points2d', range: [[-3, 3], [-3, 3]] } };
+    const model = 'user-models/bare_mlp_selu_raw_t.onnx';
     return {
-      typo: await msg(Sampler.create({ model: 'user-models/mlp_selu_raw_t.onnx', backend: 'cpu', workers: 0, declaration: { ...decl, outptu: 'velocity' } })),
-      given: await msg(Sampler.create({ model: 'user-models/mlp_selu_raw_t.onnx', backend: 'cpu', workers: 0, declaration: decl }).then((s) => s.sample({ n: 64, steps: 2 }))),
+      none: await msg(Sampler.create({ model, backend: 'cpu', workers: 0 })),
+      typo: await msg(Sampler.create({ model, backend: 'cpu', workers: 0, declaration: { ...decl, outptu: 'velocity' } })),
+      given: await msg(Sampler.create({ model, backend: 'cpu', workers: 0, declaration: decl }).then((s) => s.sample({ n: 64, steps: 2 }))),
     };
   });
   console.log(r);
+  assert.match(r.none, /no `pushforward` entry in its metadata_props.*declaration/);
   assert.match(r.typo, /outptu/);
   assert.equal(r.given, 'ok');
+});
+
+test('the embed takes an .onnx model with its declaration beside it (declaration attribute), and says when it is missing', async () => {
+  const r = await b.page.evaluate(async () => {
+    await import('/pushforward-sampler.js');
+    const run = (attrs) => new Promise((resolve) => {
+      const el = document.createElement('pushforward-sampler');
+      for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+      el.addEventListener('sampled', (e) => { resolve({ sampled: e.detail.n }); el.remove(); });
+      el.addEventListener('error', (e) => { resolve({ error: e.detail }); el.remove(); });
+      document.body.prepend(el);
+    });
+    const base = { model: 'user-models/bare_mlp_selu_raw_t.onnx', backend: 'cpu', points: '500', steps: '4' };
+    return { given: await run({ ...base, declaration: 'user-models/mlp_selu_raw_t.json' }), missing: await run(base) };
+  });
+  console.log(r);
+  assert.equal(r.given.sampled, 500, JSON.stringify(r.given));
+  assert.match(r.missing.error, /declaration/);
 });
