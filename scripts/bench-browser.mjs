@@ -47,6 +47,7 @@ const PAGES = [
   { id: 'ort-webgpu', peer: 'ort', backend: 'webgpu', kind: 'gpu', label: 'ORT-web, WebGPU EP' },
   { id: 'tfjs-webgpu', peer: 'tfjs', backend: 'webgpu', kind: 'gpu', label: 'TF.js, webgpu' },
   { id: 'ours-cpu', peer: 'ours', backend: 'cpu', threads: 1, kind: 'cpu', label: 'ours, wasm CPU, 1 worker' },
+  { id: 'ours-cpu-simd128', peer: 'ours', backend: 'cpu', threads: 1, kind: 'cpu', label: 'ours, wasm CPU, 1 worker, simd128 build', wasm: 'simd128' },
   { id: 'ours-cpu-all', peer: 'ours', backend: 'cpu', threads: 0, kind: 'cpu', label: `ours, wasm CPU, all workers (${os.cpus().length})` },
   { id: 'ort-wasm-1', peer: 'ort', backend: 'wasm', threads: 1, kind: 'cpu', label: 'ORT-web, wasm EP, 1 thread' },
   { id: 'ort-wasm-2', peer: 'ort', backend: 'wasm', threads: 2, kind: 'cpu', label: 'ORT-web, wasm EP, 2 threads' },
@@ -75,10 +76,12 @@ const say = (s = '') => { console.log(s); out.push(s); };
 
 // --- bundle and first frame (unchanged measurements)
 const pkg = path.join(root, 'www/pkg');
-const wasm = fs.readFileSync(path.join(pkg, 'pushforward_bg.wasm'));
 const js = fs.readFileSync(path.join(pkg, 'pushforward.js'));
-const gz = zlib.gzipSync(Buffer.concat([wasm, js]), { level: 9 }).length;
-console.log(`bundle: wasm ${wasm.length} B, js ${js.length} B, wasm+js gzipped ${gz} B (${(gz / 1024).toFixed(1)} KiB)`);
+for (const file of ['pushforward_bg.wasm', 'pushforward_relaxed_bg.wasm']) {
+  const wasm = fs.readFileSync(path.join(pkg, file));
+  const gz = zlib.gzipSync(wasm, { level: 9 }).length + zlib.gzipSync(js, { level: 9 }).length;
+  console.log(`bundle (${file}): wasm ${wasm.length} B, js ${js.length} B, wasm and js each gzipped ${gz} B (${(gz / 1024).toFixed(1)} KiB)`);
+}
 
 // Background tabs must not be throttled: every library has a tab open for the whole run.
 const b = await launch({
@@ -95,7 +98,7 @@ try {
   browser = await b.page.evaluate(() => navigator.userAgent.match(/Chrom(e|ium)\/[\d.]+/)?.[0] || navigator.userAgent);
   console.log(`demo (moons, 4096 points, heun 8 steps): first frame drawn ${firstFrame.toFixed(0)} ms after navigation start (wall ${Date.now() - t0} ms)`);
   const info = await b.page.evaluate(() => window.pushforward.sampler.info());
-  console.log(`demo backend: ${info.backend} — ${info.backendReason}\n`);
+  console.log(`demo backend: ${info.backend} — ${info.backendReason}; wasm build: ${info.wasmBuild}\n`);
 
   // --- the peers: one tab per library/backend, all open at once; checks first, then each
   // workload's warm-up in every tab, then its timed runs interleaved (run 1 in every tab, run 2
@@ -107,7 +110,7 @@ try {
     tab.p.on('pageerror', (e) => console.log(`[${page.id}] page error: ${e}`));
     const tp = Date.now();
     try {
-      const qs = new URLSearchParams({ peer: page.peer, backend: page.backend, threads: String(page.threads ?? 1), format: page.format || 'native' });
+      const qs = new URLSearchParams({ peer: page.peer, backend: page.backend, threads: String(page.threads ?? 1), format: page.format || 'native', ...(page.wasm ? { wasm: page.wasm } : {}) });
       await tab.p.goto(`${b.url}/bench.html?${qs}`);
       await tab.p.waitForSelector('body[data-ready="1"]', { timeout: 60_000 });
       r.isolated = await tab.p.evaluate(() => window.bench.crossOriginIsolated);

@@ -1,27 +1,46 @@
 #!/usr/bin/env bash
-# Builds the browser bundle into www/pkg/: the crate for wasm32 (release, LTO, simd128), the
-# JS bindings from the wasm-bindgen CLI pinned to Cargo.lock's version, then wasm-opt from the
-# npm package `binaryen` (Debian's binaryen 108 emits modules Chromium rejects), and the JS glue
-# minified with terser (exports and the wasm import names are kept), then the 353 imports renamed
-# to short names in both (scripts/shorten-imports.mjs).
+# Builds the browser bundle into www/pkg/, in two builds of the same crate that share one JS
+# glue: `pushforward_bg.wasm` (simd128) and `pushforward_relaxed_bg.wasm` (simd128 +
+# relaxed-simd: the CPU micro-kernel's multiply-adds become `f32x4.relaxed_madd`, one FMA where
+# the CPU has it). The glue picks the relaxed build where the browser validates it
+# (scripts/choose-wasm-build.mjs). Each: the crate for wasm32 (release, LTO), the JS bindings
+# from the wasm-bindgen CLI pinned to Cargo.lock's version, then wasm-opt from the npm package
+# `binaryen` (Debian's binaryen 108 emits modules Chromium rejects); the JS glue minified with
+# terser (exports and the wasm import names are kept), then the imports renamed to short names
+# in the glue and both modules (scripts/shorten-imports.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The flags of .cargo/config.toml plus relaxed-simd; RUSTFLAGS replaces the config's, and a
+# target directory of its own keeps each build's cache.
+RELAXED_FLAGS="-C target-feature=+simd128,+relaxed-simd -C llvm-args=-inline-threshold=25"
+grep -q 'target-feature=+simd128", "-C", "llvm-args=-inline-threshold=25"' .cargo/config.toml \
+  || { echo "[build-web] .cargo/config.toml's wasm flags changed: update RELAXED_FLAGS" >&2; exit 1; }
 cargo build --lib --release --target wasm32-unknown-unknown
-rm -rf www/pkg
+RUSTFLAGS="$RELAXED_FLAGS" CARGO_TARGET_DIR=target/relaxed cargo build --lib --release --target wasm32-unknown-unknown
+rm -rf www/pkg /tmp/pushforward-relaxed-$$
 wasm-bindgen --target web --out-dir www/pkg target/wasm32-unknown-unknown/release/pushforward.wasm
-./node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-sign-ext \
-  --enable-nontrapping-float-to-int --enable-reference-types --enable-mutable-globals --enable-multivalue \
-  www/pkg/pushforward_bg.wasm -o www/pkg/pushforward_bg.wasm
+wasm-bindgen --target web --out-dir /tmp/pushforward-relaxed-$$ target/relaxed/wasm32-unknown-unknown/release/pushforward.wasm
+cmp -s www/pkg/pushforward.js /tmp/pushforward-relaxed-$$/pushforward.js \
+  || { echo "[build-web] the two builds' JS glue differ" >&2; exit 1; }
+FEATURES="--enable-simd --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+  --enable-reference-types --enable-mutable-globals --enable-multivalue"
+./node_modules/.bin/wasm-opt -O3 $FEATURES www/pkg/pushforward_bg.wasm -o www/pkg/pushforward_bg.wasm
+./node_modules/.bin/wasm-opt -O3 $FEATURES --enable-relaxed-simd \
+  /tmp/pushforward-relaxed-$$/pushforward_bg.wasm -o www/pkg/pushforward_relaxed_bg.wasm
+rm -rf /tmp/pushforward-relaxed-$$
 ./node_modules/.bin/terser www/pkg/pushforward.js --module --compress --mangle -o www/pkg/pushforward.js
-node scripts/shorten-imports.mjs www/pkg/pushforward_bg.wasm www/pkg/pushforward.js
+node scripts/shorten-imports.mjs www/pkg/pushforward_bg.wasm www/pkg/pushforward_relaxed_bg.wasm www/pkg/pushforward.js
+node scripts/choose-wasm-build.mjs www/pkg/pushforward.js
 # The CPU worker pool (a wasm-bindgen snippet, also the workers' entry point) ships too.
 for f in www/pkg/snippets/*/src/*.js; do
   ./node_modules/.bin/terser "$f" --module --compress --mangle -o "$f"
 done
-raw=$(stat -c %s www/pkg/pushforward_bg.wasm)
-# What a visitor downloads, each file gzipped on its own (as a static host serves them).
-gz=0
-for f in www/pkg/pushforward_bg.wasm www/pkg/pushforward.js www/pkg/snippets/*/src/*.js; do
-  gz=$((gz + $(gzip -9 -c "$f" | wc -c)))
+# What a visitor downloads — one of the two builds, the glue and the worker snippet — each
+# gzipped on its own (as a static host serves them).
+gz_of() { gzip -9 -c "$1" | wc -c; }
+glue=0
+for f in www/pkg/pushforward.js www/pkg/snippets/*/src/*.js; do glue=$((glue + $(gz_of "$f"))); done
+for w in pushforward_bg pushforward_relaxed_bg; do
+  raw=$(stat -c %s "www/pkg/$w.wasm")
+  echo "[build-web] www/pkg/$w.wasm: ${raw} bytes; with the JS glue and worker snippet, each gzipped: $(( $(gz_of "www/pkg/$w.wasm") + glue )) bytes"
 done
-echo "[build-web] www/pkg: wasm ${raw} bytes; wasm + JS glue + worker snippet, each gzipped: ${gz} bytes"

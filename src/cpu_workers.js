@@ -90,8 +90,10 @@ function split(n, k, minRows) {
 }
 
 export class CpuPool {
-  constructor(model, count, declaration) {
+  constructor(model, count, declaration, build) {
     this.model = model;
+    // The page's wasm build ('relaxed' or 'simd128'): the workers load the same one.
+    this.build = build;
     // An ONNX model's declaration when it was passed beside the file (undefined otherwise).
     this.declaration = declaration;
     this.count = count;
@@ -104,8 +106,8 @@ export class CpuPool {
     this.disposed = false;
   }
 
-  static async create(model, count, declaration) {
-    const pool = new CpuPool(model.slice(), count, declaration ?? undefined);
+  static async create(model, count, declaration, build) {
+    const pool = new CpuPool(model.slice(), count, declaration ?? undefined, build);
     try {
       await pool.spawn();
     } catch (e) {
@@ -144,7 +146,7 @@ export class CpuPool {
     this.spawned++;
     this.starting.add(w);
     try {
-      await w.request('init', { model: this.model, declaration: this.declaration });
+      await w.request('init', { model: this.model, declaration: this.declaration, build: this.build });
     } catch (e) {
       w.kill(e);
       throw e;
@@ -294,6 +296,8 @@ if (IN_WORKER) {
     try {
       if (m.type === 'init') {
         const glue = await import(new URL('../../../pushforward.js', import.meta.url).href);
+        // The bindings' default path picks the build by this (scripts/choose-wasm-build.mjs).
+        if (m.build) globalThis.PUSHFORWARD_WASM_BUILD = m.build;
         await glue.default();
         sampler = await glue.Sampler.create({ model: m.model, declaration: m.declaration, backend: 'cpu', workers: 0 });
         post({ id: m.id, type: 'done', result: null });

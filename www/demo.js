@@ -288,6 +288,9 @@ document.addEventListener('drop', (e) => {
   loadFile(e.dataTransfer.files[0]);
 });
 
+// `?wasm=simd128|relaxed` forces one of the two wasm builds (else the bindings pick by feature).
+const forcedBuild = new URLSearchParams(location.search).get('wasm');
+if (forcedBuild) globalThis.PUSHFORWARD_WASM_BUILD = forcedBuild;
 await init();
 window.pushforward = { Sampler, get sampler() { return sampler; }, run, load };
 // `?model=URL` (or the URL field) loads any model file the page can fetch.

@@ -128,7 +128,8 @@ impl Sampler {
         Self::create_inner(opts).await.map_err(js_err)
     }
 
-    /// The model's config, parameter count, backend and why it was chosen.
+    /// The model's config, parameter count, backend and why it was chosen, and which wasm build
+    /// runs (`relaxed` with relaxed-SIMD FMA kernels, or `simd128`).
     pub fn info(&self) -> Result<JsValue, JsError> {
         let engine = self.engine().map_err(js_err)?;
         let config =
@@ -139,6 +140,7 @@ impl Sampler {
             ("backend", engine.kind().into()),
             ("adapter", engine.adapter().into()),
             ("backendReason", self.backend_reason.borrow().as_str().into()),
+            ("wasmBuild", pool::WASM_BUILD.into()),
         ]))
     }
 

@@ -21,6 +21,7 @@ extern "C" {
         model: js_sys::Uint8Array,
         count: u32,
         declaration: Option<String>,
+        build: &str,
     ) -> Result<CpuPool, JsValue>;
     #[wasm_bindgen(method, catch)]
     async fn solve(
@@ -35,10 +36,17 @@ extern "C" {
     pub fn terminate(this: &CpuPool);
 }
 
+/// Which of the two wasm builds this is (`scripts/build-web.sh`): `relaxed` (relaxed-SIMD
+/// multiply-adds, chosen where the browser validates them) or `simd128`.
+pub const WASM_BUILD: &str = if cfg!(target_feature = "relaxed-simd") { "relaxed" } else { "simd128" };
+
 /// Starts `count` workers, each with its own copy of the weights file (and the declaration an
-/// ONNX file was given beside it).
+/// ONNX file was given beside it), on this page's wasm build: the same kernels, so the workers'
+/// rows are the rows the page thread would compute.
 pub async fn start(model: &[u8], count: u32, declaration: Option<String>) -> std::result::Result<CpuPool, String> {
-    CpuPool::create_pool(js_sys::Uint8Array::from(model), count, declaration).await.map_err(|e| js_message(&e))
+    CpuPool::create_pool(js_sys::Uint8Array::from(model), count, declaration, WASM_BUILD)
+        .await
+        .map_err(|e| js_message(&e))
 }
 
 /// Solves the request `entries` (`n` samples of `sample_shape`) over the workers, in row ranges

@@ -49,7 +49,7 @@ test('the embed works under a strict CSP and requests only its own files and the
   assert.deepEqual(foreign, [], 'no request leaves the page origin');
   const paths = [...new Set(requests.map((u) => new URL(u).pathname))].sort();
   console.log(`requests: ${paths.join(', ')}`);
-  const allowed = [/^\/embed\.html$/, /^\/pushforward-sampler\.js$/, /^\/pkg\/pushforward(_bg\.wasm|\.js)$/,
+  const allowed = [/^\/embed\.html$/, /^\/pushforward-sampler\.js$/, /^\/pkg\/pushforward(_bg\.wasm|_relaxed_bg\.wasm|\.js)$/,
     /^\/pkg\/snippets\/pushforward-[0-9a-f]+\/src\/cpu_workers\.js$/, /^\/models\/[a-z0-9_]+\.safetensors$/, /^\/style\.css$/, /^\/favicon\.ico$/];
   const unexpected = paths.filter((p) => !allowed.some((re) => re.test(p)));
   assert.deepEqual(unexpected, [], 'only the page, the bundle, the worker snippet and the models are fetched');

@@ -163,6 +163,8 @@ async function adapterInfo() {
   return { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, fallback: a.isFallbackAdapter ?? i.isFallbackAdapter };
 }
 
+// `?wasm=simd128|relaxed` forces one of the two builds (else the bindings pick by feature).
+if (q.get('wasm')) globalThis.PUSHFORWARD_WASM_BUILD = q.get('wasm');
 await init();
 window.bench = { check, run, matmul, adapterInfo, crossOriginIsolated: self.crossOriginIsolated };
 document.body.dataset.ready = '1';
