@@ -21,8 +21,9 @@ if (found.length !== 1) {
 //   local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd))
 const PROBE = [0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0,
   10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 133, 2, 11];
-const chooser = `function pushforwardWasmFile(){const f=globalThis.PUSHFORWARD_WASM_BUILD;`
-  + `const b=f==="relaxed"||f==="simd128"?f:WebAssembly.validate(new Uint8Array([${PROBE}]))?"relaxed":"simd128";`
-  + `return b==="relaxed"?"pushforward_relaxed_bg.wasm":"pushforward_bg.wasm"}\n`;
-js = chooser + js.replace(DEFAULT, 'new URL(pushforwardWasmFile(),import.meta.url)');
+const chooser = `function pushforwardRelaxed(){const f=globalThis.PUSHFORWARD_WASM_BUILD;`
+  + `return f==="relaxed"||f!=="simd128"&&WebAssembly.validate(new Uint8Array([${PROBE}]))}\n`;
+// Both paths stay literal `new URL("…", import.meta.url)` expressions, the form bundlers (Vite,
+// webpack, esbuild) recognise and copy as assets.
+js = chooser + js.replace(DEFAULT, '(pushforwardRelaxed()?new URL("pushforward_relaxed_bg.wasm",import.meta.url):new URL("pushforward_bg.wasm",import.meta.url))');
 fs.writeFileSync(jsPath, js);

@@ -28,7 +28,9 @@ class PoolWorker {
     this.pending = new Map();
     this.dead = null;
     this.onDeath = onDeath;
-    this.worker = new Worker(new URL(import.meta.url), { type: 'module', name: 'pushforward-cpu' });
+    // This very file is the workers' entry point, written in the literal form bundlers (Vite,
+    // webpack) recognise, so that an app's build emits it as a worker with what it imports.
+    this.worker = new Worker(new URL('./cpu_workers.js', import.meta.url), { type: 'module', name: 'pushforward-cpu' });
     this.worker.onmessage = (e) => this.dispatch(e.data);
     // An uncaught error in the worker (e.g. a wasm trap `RuntimeError: unreachable`, which leaves
     // its instance unusable and its reply never sent) or an unreadable message: the worker is
@@ -295,7 +297,8 @@ if (IN_WORKER) {
     const m = e.data;
     try {
       if (m.type === 'init') {
-        const glue = await import(new URL('../../../pushforward.js', import.meta.url).href);
+        // A literal specifier (this file lives in pkg/snippets/<crate>/src/): bundlers follow it.
+        const glue = await import('../../../pushforward.js');
         // The bindings' default path picks the build by this (scripts/choose-wasm-build.mjs).
         if (m.build) globalThis.PUSHFORWARD_WASM_BUILD = m.build;
         await glue.default();

@@ -8,15 +8,19 @@
 // samples, 2-D models), declaration (URL of the JSON declaration of an .onnx model whose
 // metadata does not carry one; train/README.md).
 //
-// The wasm bundle is found next to this script (import.meta.url), so the pair works from any
-// static host and sub-path; `model` resolves against the page, like <img src>. Every element
-// on a page shares one wasm instance (and, with the WebGPU backend, one GPUDevice), and each
+// The wasm bundle is found next to this script (./pkg/), so the pair works from any static host
+// and sub-path, and from the npm package (`import 'pushforward/element'`) through a bundler;
+// `model` resolves against the page, like <img src>. Every element on a page shares one wasm
+// instance (and, with the WebGPU backend, one GPUDevice), and each
 // initialises only when it scrolls into view.
 
-const pkgUrl = new URL('./pkg/pushforward.js', import.meta.url);
+import init, { Sampler } from './pkg/pushforward.js';
+
+// The bindings are imported statically (bundlers follow them and copy the wasm files they
+// reference); the wasm itself is fetched and compiled once, when the first element starts.
 let modulePromise = null;
 function loadModule() {
-  modulePromise ??= import(pkgUrl.href).then(async (m) => { await m.default(); return m; });
+  modulePromise ??= init().then(() => ({ Sampler }));
   return modulePromise;
 }
 
