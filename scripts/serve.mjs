@@ -10,6 +10,7 @@
 // cannot reach the server by DNS rebinding. No request can stop the server: a malformed URL is
 // a 400 and any other failure a 500.
 // Usage: node scripts/serve.mjs [--isolated] [port]
+import crypto from 'node:crypto';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -92,9 +93,16 @@ async function handle(req, res, port, headers) {
   } catch {
     send(res, 404, 'not found'); return;
   }
+  // A content ETag, so that a conditional request (the sampler's `cache: 'revalidate'`) gets 304.
+  const etag = `"${crypto.createHash('sha1').update(data).digest('hex').slice(0, 20)}"`;
+  if (req.headers['if-none-match'] === etag) {
+    res.writeHead(304, { etag, 'cache-control': 'no-store', ...headers });
+    res.end();
+    return;
+  }
   res.writeHead(200, {
     'content-type': types[path.extname(file)] || 'application/octet-stream',
-    'content-length': data.length, 'cache-control': 'no-store', ...headers,
+    'content-length': data.length, 'cache-control': 'no-store', etag, ...headers,
   });
   res.end(data);
 }

@@ -36,7 +36,12 @@ function syncControls() {
     sel.innerHTML = '<option value="all">all (one row each)</option>';
     for (let c = 0; c < k; c++) sel.add(new Option(String(c), String(c)));
   }
-  if (info) { $('r-backend').textContent = info.backend; $('r-reason').textContent = info.backendReason; }
+  if (info) {
+    $('r-backend').textContent = info.backend;
+    $('r-reason').textContent = info.backendReason;
+    // Where the weights came from (the browser cache on a second visit) and where they are kept.
+    $('r-model').textContent = `${info.modelSource}; ${info.modelKeptNote}`;
+  }
 }
 
 let loading = null;   // the AbortController of the model download in progress
@@ -57,7 +62,9 @@ async function load(model) {
       canvas: fresh, model, backend: new URLSearchParams(location.search).get('backend') || 'auto',
       signal: mine.signal,
       onProgress: (p) => {
-        if (p.phase === 'download') setStatus(`downloading the model: ${(p.loaded / 1e6).toFixed(1)}${p.total ? ` of ${(p.total / 1e6).toFixed(1)}` : ''} MB`);
+        if (p.phase !== 'download') return;
+        if (p.cached) setStatus(`the model (${(p.total / 1e6).toFixed(1)} MB) loaded from the browser's cache`);
+        else setStatus(`downloading the model: ${(p.loaded / 1e6).toFixed(1)}${p.total ? ` of ${(p.total / 1e6).toFixed(1)}` : ''} MB`);
       },
     });
     if (mine !== loading) { next.dispose(); return; }

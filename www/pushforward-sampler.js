@@ -115,7 +115,9 @@ class PushforwardSampler extends HTMLElement {
       const next = await Sampler.create({
         canvas: fresh, model: new URL(model, document.baseURI).href, backend: this.getAttribute('backend') || 'auto',
         signal: loading.signal, ...(declaration ? { declaration } : {}),
-        onProgress: (p) => { if (p.phase === 'download') this.status(`downloading ${mb(p.loaded)}${p.total ? ` of ${mb(p.total)}` : ''} MB…`); },
+        onProgress: (p) => {
+          if (p.phase === 'download') this.status(p.cached ? 'loaded from the cache' : `downloading ${mb(p.loaded)}${p.total ? ` of ${mb(p.total)}` : ''} MB…`);
+        },
       });
       if (generation !== this.generation) { next.dispose(); return; }
       this.running?.abort();

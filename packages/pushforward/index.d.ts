@@ -12,6 +12,8 @@ export interface DownloadProgress {
   phase: 'download';
   loaded: number;
   total: number | null;
+  /** True when the bytes came from the kept copy (no download). */
+  cached?: boolean;
 }
 
 /** One solver step done: `totalSteps` is null for the adaptive Dopri5. */
@@ -38,6 +40,12 @@ export interface CreateOptions {
   maxDownloadBytes?: number;
   /** Give up a download with no complete answer after this long (ms). */
   downloadTimeoutMs?: number;
+  /**
+   * A model fetched by URL is kept (browser Cache API, else this page's memory) and loads from
+   * there next time: `true` (default: no request when kept), `'revalidate'` (a conditional
+   * request with its ETag; the kept copy on 304), `false` (neither read nor kept).
+   */
+  cache?: boolean | 'use' | 'revalidate';
   onProgress?: (p: DownloadProgress) => void;
   signal?: AbortSignal;
 }
@@ -113,6 +121,12 @@ export interface ModelInfo {
   backendReason: string;
   /** Which wasm build runs: `relaxed` (relaxed-SIMD multiply-adds) or `simd128`. */
   wasmBuild: 'relaxed' | 'simd128';
+  /** Where the model's bytes came from. */
+  modelSource: 'network' | 'cache' | 'memory' | 'bytes';
+  /** Where they are kept for the next load (`off`: `cache: false`). */
+  modelKept: 'cache' | 'memory' | 'none' | 'off';
+  /** Why, in words (e.g. why storage was refused). */
+  modelKeptNote: string;
 }
 
 /** Every `sample()` option's default and bounds for this model. */

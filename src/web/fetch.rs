@@ -1,10 +1,11 @@
-//! Model downloads: streamed with progress, capped in size, timed out, and cancelled by the
-//! caller's `AbortSignal`. A link to a hostile page must not be able to fill the wasm memory or
-//! hang `Sampler.create` forever.
+//! Model downloads: streamed with progress, capped in size, timed out, cancelled by the
+//! caller's `AbortSignal`, and kept for the next load (`src/model_cache.js`). A link to a
+//! hostile page must not be able to fill the wasm memory or hang `Sampler.create` forever.
 
 use super::options::Callbacks;
 use super::{get, object};
 use crate::error::{Error, Result, shown};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use wasm_bindgen_futures::JsFuture;
 
@@ -26,8 +27,98 @@ fn failed(url: &str, why: impl std::fmt::Display) -> Error {
     Error::Io(format!("could not fetch `{}`: {why}", shown(url, 120)))
 }
 
-/// The body of `url`, reporting `{ phase: 'download', loaded, total }` to `cb`.
-pub async fn fetch_bytes(url: &str, cb: &Callbacks, limits: &Limits) -> Result<Vec<u8>> {
+#[wasm_bindgen(module = "/src/model_cache.js")]
+extern "C" {
+    /// The kept copy of a model: `{ bytes, etag, source: 'cache' | 'memory' }` or null.
+    #[wasm_bindgen(js_name = cachedModel)]
+    async fn cached_model(url: &str) -> JsValue;
+    /// Keeps a model's bytes: `{ stored: 'cache' | 'memory' | 'none', note }`.
+    #[wasm_bindgen(js_name = storeModel)]
+    async fn store_model(url: &str, bytes: js_sys::Uint8Array, etag: &str) -> JsValue;
+}
+
+/// How `Sampler.create`'s `cache` option treats a model fetched by URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// A kept copy is used without a request (the default); a download is kept.
+    Use,
+    /// A kept copy is used if the server answers a conditional request (its ETag) with 304.
+    Revalidate,
+    /// Neither read nor written.
+    Off,
+}
+
+/// Where a model's bytes came from and where they are kept, for `info()`.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// `network`, `cache` (the Cache API), `memory` (this page) or `bytes` (given by the caller).
+    pub source: &'static str,
+    /// `cache`, `memory`, `none` or `off`.
+    pub kept: &'static str,
+    pub note: String,
+}
+
+/// The bytes of the model at `url`, from the kept copy or the network (`fetch_bytes`), kept
+/// for the next load as `mode` says.
+pub async fn fetch_model(url: &str, cb: &Callbacks, limits: &Limits, mode: CacheMode) -> Result<(Vec<u8>, Provenance)> {
+    if mode == CacheMode::Off {
+        let (bytes, _) = fetch_bytes(url, cb, limits, None).await?.unwrap_or_default();
+        let note = "not kept (cache: false)".into();
+        return Ok((bytes, Provenance { source: "network", kept: "off", note }));
+    }
+    let kept = cached_model(url).await;
+    let kept = (!kept.is_null() && !kept.is_undefined()).then(|| {
+        let bytes = js_sys::Uint8Array::new(&get(&kept, "bytes"));
+        let source = if get(&kept, "source").as_string().as_deref() == Some("memory") { "memory" } else { "cache" };
+        (bytes, get(&kept, "etag").as_string().unwrap_or_default(), source)
+    });
+    let from_kept = |(bytes, _, source): &(js_sys::Uint8Array, String, &'static str), how: &str| {
+        let n = bytes.length() as f64;
+        cb.report(&object(&[("phase", "download".into()), ("loaded", n.into()), ("total", n.into()), ("cached", true.into())]));
+        let kept = if *source == "memory" { "memory" } else { "cache" };
+        (bytes.to_vec(), Provenance { source, kept, note: format!("loaded from {how}") })
+    };
+    if let Some(k) = &kept
+        && (k.0.length() as f64) <= limits.max_bytes
+    {
+        match mode {
+            CacheMode::Use => {
+                let how = if k.2 == "memory" { "this page's memory" } else { "the browser's Cache API" };
+                return Ok(from_kept(k, how));
+            }
+            CacheMode::Revalidate if !k.1.is_empty() => {
+                match fetch_bytes(url, cb, limits, Some(&k.1)).await? {
+                    None => return Ok(from_kept(k, "the kept copy (the server answered 304 Not Modified)")),
+                    Some((bytes, etag)) => return Ok((bytes.clone(), keep(url, &bytes, &etag).await)),
+                }
+            }
+            _ => {}
+        }
+    }
+    let (bytes, etag) = fetch_bytes(url, cb, limits, None).await?.unwrap_or_default();
+    let provenance = keep(url, &bytes, &etag).await;
+    Ok((bytes, provenance))
+}
+
+/// Keeps a download for the next load; says where.
+async fn keep(url: &str, bytes: &[u8], etag: &str) -> Provenance {
+    let r = store_model(url, js_sys::Uint8Array::from(bytes), etag).await;
+    let kept = match get(&r, "stored").as_string().as_deref() {
+        Some("cache") => "cache",
+        Some("memory") => "memory",
+        _ => "none",
+    };
+    Provenance { source: "network", kept, note: get(&r, "note").as_string().unwrap_or_default() }
+}
+
+/// The body of `url` and its ETag, reporting `{ phase: 'download', loaded, total }` to `cb`;
+/// `None` when `if_none_match` (an ETag) was sent and the server answered 304.
+pub async fn fetch_bytes(
+    url: &str,
+    cb: &Callbacks,
+    limits: &Limits,
+    if_none_match: Option<&str>,
+) -> Result<Option<(Vec<u8>, String)>> {
     if cb.aborted() {
         return Err(Error::Cancelled);
     }
@@ -59,7 +150,7 @@ pub async fn fetch_bytes(url: &str, cb: &Callbacks, limits: &Limits) -> Result<V
     if let Some(s) = &cb.signal {
         let _ = s.add_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
     }
-    let result = download(url, cb, limits, &fetch, &get(&controller, "signal")).await;
+    let result = download(url, cb, limits, &fetch, &get(&controller, "signal"), if_none_match).await;
     if let Some(clear) = func("clearTimeout") {
         let _ = clear.call1(&global, &timer);
     }
@@ -81,8 +172,12 @@ async fn download(
     limits: &Limits,
     fetch: &js_sys::Function,
     signal: &JsValue,
-) -> Result<Vec<u8>> {
-    let init = object(&[("signal", signal.clone())]);
+    if_none_match: Option<&str>,
+) -> Result<Option<(Vec<u8>, String)>> {
+    let init = match if_none_match {
+        Some(etag) => object(&[("signal", signal.clone()), ("headers", object(&[("if-none-match", etag.into())]))]),
+        None => object(&[("signal", signal.clone())]),
+    };
     let promise: js_sys::Promise = fetch
         .call2(&js_sys::global(), &url.into(), &init)
         .map_err(|e| failed(url, super::js_message(&e)))?
@@ -93,9 +188,13 @@ async fn download(
         .map_err(|e| failed(url, super::js_message(&e)))?
         .dyn_into()
         .map_err(|_| failed(url, "fetch() did not return a Response"))?;
+    if if_none_match.is_some() && resp.status() == 304 {
+        return Ok(None);
+    }
     if !resp.ok() {
         return Err(failed(url, format!("HTTP {}", resp.status())));
     }
+    let etag = resp.headers().get("etag").ok().flatten().unwrap_or_default();
     let too_big =
         |n: f64| failed(url, format!("{n} bytes are over the {}-byte cap (maxDownloadBytes)", limits.max_bytes));
     let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok());
@@ -116,7 +215,7 @@ async fn download(
             return Err(too_big(arr.length() as f64));
         }
         report(arr.length() as f64);
-        return Ok(arr.to_vec());
+        return Ok(Some((arr.to_vec(), etag)));
     };
     let reader: web_sys::ReadableStreamDefaultReader =
         body.get_reader().dyn_into().map_err(|_| failed(url, "cannot read the body"))?;
@@ -138,5 +237,5 @@ async fn download(
         value.copy_to(&mut bytes[at..]);
         report(loaded);
     }
-    Ok(bytes)
+    Ok(Some((bytes, etag)))
 }

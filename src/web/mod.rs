@@ -82,6 +82,18 @@ async fn sleep_ms(ms: i32) {
     let _ = JsFuture::from(promise).await;
 }
 
+/// `url` resolved against the page: the kept copy's key, whichever relative form named it.
+fn absolute_url(url: &str) -> String {
+    let global = js_sys::global();
+    let base = get(&get(&global, "location"), "href");
+    get(&global, "URL")
+        .dyn_into::<js_sys::Function>()
+        .ok()
+        .and_then(|c| js_sys::Reflect::construct(&c, &js_sys::Array::of2(&url.into(), &base)).ok())
+        .and_then(|u| get(&u, "href").as_string())
+        .unwrap_or_else(|| url.to_string())
+}
+
 /// A progress callback's event object.
 fn progress_event(p: Progress) -> JsValue {
     object(&[
@@ -111,6 +123,8 @@ pub struct Sampler {
     declaration: Option<String>,
     canvas: RefCell<Option<web_sys::HtmlCanvasElement>>,
     backend_reason: RefCell<String>,
+    /// Where the model's bytes came from and where they are kept for the next load.
+    provenance: fetch::Provenance,
     kept: RefCell<Option<Rc<Kept>>>,
     /// The model's log-density drawn under the samples (after `density()`).
     heat: RefCell<Option<render::HeatLayer>>,
@@ -128,8 +142,10 @@ impl Sampler {
         Self::create_inner(opts).await.map_err(js_err)
     }
 
-    /// The model's config, parameter count, backend and why it was chosen, and which wasm build
-    /// runs (`relaxed` with relaxed-SIMD FMA kernels, or `simd128`).
+    /// The model's config, parameter count, backend and why it was chosen, which wasm build
+    /// runs (`relaxed` with relaxed-SIMD FMA kernels, or `simd128`), and where the model came
+    /// from (`modelSource`: network, cache, memory, bytes) and is kept (`modelKept`: cache,
+    /// memory, none, off; `modelKeptNote` says why).
     pub fn info(&self) -> Result<JsValue, JsError> {
         let engine = self.engine().map_err(js_err)?;
         let config =
@@ -141,6 +157,9 @@ impl Sampler {
             ("adapter", engine.adapter().into()),
             ("backendReason", self.backend_reason.borrow().as_str().into()),
             ("wasmBuild", pool::WASM_BUILD.into()),
+            ("modelSource", self.provenance.source.into()),
+            ("modelKept", self.provenance.kept.into()),
+            ("modelKeptNote", self.provenance.note.as_str().into()),
         ]))
     }
 
@@ -271,19 +290,37 @@ impl Sampler {
                 "maxBindingBytes",
                 "maxDownloadBytes",
                 "downloadTimeoutMs",
+                "cache",
             ],
         )?;
+        let cache = match e.get("cache") {
+            None | Some(Value::Bool(true)) => fetch::CacheMode::Use,
+            Some(Value::Bool(false)) => fetch::CacheMode::Off,
+            Some(Value::Str(s)) if s == "use" => fetch::CacheMode::Use,
+            Some(Value::Str(s)) if s == "revalidate" => fetch::CacheMode::Revalidate,
+            Some(_) => {
+                return Err(Error::InvalidOption {
+                    option: "cache",
+                    reason: "must be true (the default: a kept copy loads without a request), \"revalidate\" or false"
+                        .into(),
+                });
+            }
+        };
+        let given = |bytes: Vec<u8>| {
+            let note = "given as bytes".into();
+            (bytes, fetch::Provenance { source: "bytes", kept: "none", note })
+        };
         let model_v = get(&opts, "model");
-        let bytes: Vec<u8> = if let Some(url) = model_v.as_string() {
+        let (bytes, provenance) = if let Some(url) = model_v.as_string() {
             let limits = fetch::Limits {
                 max_bytes: e.number("maxDownloadBytes", fetch::DEFAULT_MAX_BYTES, 1.0, fetch::MAX_MAX_BYTES)?,
                 timeout_ms: e.number("downloadTimeoutMs", fetch::DEFAULT_TIMEOUT_MS, 1.0, 3_600_000.0)?,
             };
-            fetch::fetch_bytes(&url, &cb, &limits).await?
+            fetch::fetch_model(&absolute_url(&url), &cb, &limits, cache).await?
         } else if let Some(arr) = model_v.dyn_ref::<js_sys::Uint8Array>() {
-            arr.to_vec()
+            given(arr.to_vec())
         } else if let Some(buf) = model_v.dyn_ref::<js_sys::ArrayBuffer>() {
-            js_sys::Uint8Array::new(buf).to_vec()
+            given(js_sys::Uint8Array::new(buf).to_vec())
         } else {
             return Err(Error::InvalidOption {
                 option: "model",
@@ -376,6 +413,7 @@ impl Sampler {
             declaration,
             canvas: RefCell::new(canvas),
             backend_reason: RefCell::new(reason),
+            provenance,
             kept: RefCell::default(),
             heat: RefCell::default(),
             disposed: Cell::new(false),
