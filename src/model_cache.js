@@ -20,13 +20,23 @@ async function sha256(bytes) {
 
 const describe = (e) => `${e?.name || 'Error'}: ${e?.message || e}`;
 
+/** The Cache API, or null. Reading `caches` itself throws in an opaque origin (a sandboxed frame). */
+function cacheStorage() {
+  try {
+    return globalThis.caches ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** The kept copy of `url`: `{ bytes, etag, source: 'cache' | 'memory' }`, or null. */
 export async function cachedModel(url) {
-  const m = memory.get(url);
+  const m = memory.get(url);   // (every path below resolves: a rejection would reach wasm as a trap)
   if (m) return { bytes: m.bytes, etag: m.etag, source: 'memory' };
-  if (!globalThis.caches) return null;
+  const storage = cacheStorage();
+  if (!storage) return null;
   try {
-    const cache = await caches.open(CACHE_NAME);
+    const cache = await storage.open(CACHE_NAME);
     const r = await cache.match(url);
     if (!r) return null;
     const bytes = new Uint8Array(await r.arrayBuffer());
@@ -45,11 +55,12 @@ export async function cachedModel(url) {
 /** Keeps `bytes` of `url`; resolves with `{ stored: 'cache' | 'memory', note }`. */
 export async function storeModel(url, bytes, etag) {
   let why;
-  if (!globalThis.caches) {
-    why = 'the Cache API is not available (it needs a secure context: https or localhost)';
+  const storage = cacheStorage();
+  if (!storage) {
+    why = 'the Cache API is not available (it needs a secure context — https or localhost — and an origin of its own)';
   } else {
     try {
-      const cache = await caches.open(CACHE_NAME);
+      const cache = await storage.open(CACHE_NAME);
       const headers = {
         'content-type': 'application/octet-stream',
         'x-pushforward-size': String(bytes.length),
@@ -78,9 +89,10 @@ export async function storeModel(url, bytes, etag) {
 /** Forgets the kept copies of `url` (or of every model). */
 export async function forgetModels(url) {
   if (url === undefined) memory.clear(); else memory.delete(url);
-  if (!globalThis.caches) return;
+  const storage = cacheStorage();
+  if (!storage) return;
   try {
-    if (url === undefined) await caches.delete(CACHE_NAME);
-    else await (await caches.open(CACHE_NAME)).delete(url);
+    if (url === undefined) await storage.delete(CACHE_NAME);
+    else await (await storage.open(CACHE_NAME)).delete(url);
   } catch { /* nothing kept */ }
 }

@@ -73,12 +73,30 @@ def make_config(arch, data, num_classes, path_kind, provenance):
     }
 
 
-def export_model(model, arch, path, data, num_classes, path_kind, provenance):
+def to_f16(tensors):
+    """The tensors rounded to IEEE half precision (round to nearest even), refusing any value
+    outside its range (|x| > 65504 would become inf) rather than writing a broken model."""
+    out = {}
+    for k, v in tensors.items():
+        v = np.asarray(v, dtype=np.float32)
+        big = np.abs(v[np.isfinite(v)]).max(initial=0.0)
+        if not np.isfinite(v).all() or big > 65504.0:
+            raise ValueError(f"{k}: values up to {big} do not fit in float16 (max 65504); export it as f32")
+        out[k] = v.astype("<f2")
+    return out
+
+
+def export_model(model, arch, path, data, num_classes, path_kind, provenance, dtype="f32"):
     """Export `model` (a train/models.py module built from `arch`) to `path`.
 
-    Tensors are the model's state_dict() as F32; the config JSON goes to
-    __metadata__["pushforward"]. The file is read back and checked."""
+    Tensors are the model's state_dict() as F32, or F16 with dtype="f16" (half the file; the
+    sampler widens them exactly on load); the config JSON goes to __metadata__["pushforward"].
+    The file is read back and checked."""
+    if dtype not in ("f32", "f16"):
+        raise ValueError(f"dtype must be 'f32' or 'f16', not {dtype!r}")
     sd = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in model.state_dict().items()}
+    if dtype == "f16":
+        sd = to_f16(sd)
     cfg = make_config(arch, data, num_classes, path_kind, provenance)
     write_safetensors(path, sd, {"pushforward": json.dumps(cfg)})
     back, meta = read_safetensors(path)
@@ -99,3 +117,36 @@ def load_model(path, dtype=torch.float32):
     sd = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}
     model.load_state_dict(sd, strict=True)
     return model.to(dtype).eval(), cfg
+
+
+def convert_f16(src, dst):
+    """Writes `dst`: the weights file `src` with every tensor in F16 and the same config (its
+    provenance notes the conversion). Returns the largest relative rounding error."""
+    tensors, meta = read_safetensors(src)
+    half = to_f16(tensors)
+    cfg = json.loads(meta["pushforward"])
+    cfg.setdefault("provenance", {})["weights"] = "f16, rounded from the f32 file"
+    write_safetensors(dst, half, {**meta, "pushforward": json.dumps(cfg)})
+    worst = 0.0
+    for k, v in tensors.items():
+        v = v.astype(np.float32)
+        scale = np.abs(v).max(initial=0.0)
+        if scale > 0:
+            worst = max(worst, float(np.abs(half[k].astype(np.float32) - v).max() / scale))
+    return worst
+
+
+def main(argv=None):
+    """pushforward-f16 SRC.safetensors DST.safetensors: the F16 copy of a weights file."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    a = ap.parse_args(argv)
+    worst = convert_f16(a.src, a.dst)
+    print(f"{a.dst}: f16 copy of {a.src}; largest rounding error {worst:.2e} of a tensor's max |value|")
+
+
+if __name__ == "__main__":
+    main()

@@ -254,7 +254,26 @@ $('field').addEventListener('change', drawOverlay);
 async function loadFile(file) {
   if (!file) return;
   const bytes = new Uint8Array(await file.arrayBuffer());
+  showInMenu(`your file: ${file.name}`);
   await load(bytes);
+}
+
+// The shipped models load as their F16 copies: half the download, samples within the
+// tolerance of tests/f16_models.rs (models/README.md, "F16 copies").
+const shipped = (name) => `models/f16/${name}.safetensors`;
+
+/// The model menu names what is loaded: a shipped model, or a URL or file of the user's own.
+function showInMenu(label) {
+  const menu = $('model');
+  let own = menu.querySelector('option[data-own]');
+  if (!label) { own?.remove(); return; }
+  if (!own) {
+    own = new Option('', '__own__');
+    own.dataset.own = '1';
+    menu.add(own, 0);
+  }
+  own.textContent = label.length > 48 ? `${label.slice(0, 45)}…` : label;
+  menu.value = '__own__';
 }
 
 $('controls').addEventListener('submit', (e) => { e.preventDefault(); run(); });
@@ -275,7 +294,11 @@ $('time').addEventListener('input', () => {
   try { sampler.drawAt(Number($('time').value)); setStatus(`t = ${Number($('time').value).toFixed(3)}`); } catch (e) { setStatus(String(e.message || e), true); }
   if ($('field').checked) drawOverlay();
 });
-$('model').addEventListener('change', () => load(`models/${$('model').value}.safetensors`));
+$('model').addEventListener('change', () => {
+  if ($('model').value === '__own__') return;
+  showInMenu(null);
+  load(shipped($('model').value));
+});
 $('solver').addEventListener('change', syncControls);
 $('dynamics').addEventListener('change', syncControls);
 $('density').addEventListener('change', async () => {
@@ -301,8 +324,12 @@ if (forcedBuild) globalThis.PUSHFORWARD_WASM_BUILD = forcedBuild;
 await init();
 window.pushforward = { Sampler, get sampler() { return sampler; }, run, load };
 // `?model=URL` (or the URL field) loads any model file the page can fetch.
-$('url').addEventListener('change', () => { if ($('url').value) load($('url').value); });
+$('url').addEventListener('change', () => {
+  if (!$('url').value) return;
+  showInMenu(`your URL: ${$('url').value}`);
+  load($('url').value);
+});
 const asked = new URLSearchParams(location.search).get('model');
-if (asked) $('url').value = asked;
-await load(asked || `models/${$('model').value}.safetensors`);
+if (asked) { $('url').value = asked; showInMenu(`your URL: ${asked}`); }
+await load(asked || shipped($('model').value));
 document.body.dataset.ready = '1';

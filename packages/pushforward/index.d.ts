@@ -158,6 +158,8 @@ export class Sampler {
   static create(opts: CreateOptions): Promise<Sampler>;
   /** How many WebGPU devices this page has opened (all samplers share one). */
   static webgpuDevicesOpened(): number;
+  /** Forgets the kept copy of the model at `url` (or of every model): the next load downloads. */
+  static clearModelCache(url?: string): Promise<void>;
   sample(opts?: SampleOptions): Promise<SampleResult>;
   /** Re-solves the last request keeping every step, then plays noise → data over `duration` ms. */
   animate(opts?: { duration?: number; signal?: AbortSignal }): Promise<void>;

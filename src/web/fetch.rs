@@ -35,6 +35,9 @@ extern "C" {
     /// Keeps a model's bytes: `{ stored: 'cache' | 'memory' | 'none', note }`.
     #[wasm_bindgen(js_name = storeModel)]
     async fn store_model(url: &str, bytes: js_sys::Uint8Array, etag: &str) -> JsValue;
+    /// Drops the kept copies of a model (or of every model).
+    #[wasm_bindgen(js_name = forgetModels)]
+    pub async fn forget_models(url: Option<String>);
 }
 
 /// How `Sampler.create`'s `cache` option treats a model fetched by URL.

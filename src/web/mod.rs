@@ -229,6 +229,13 @@ impl Sampler {
         self.redraw().map_err(js_err)
     }
 
+    /// Forgets the kept copy of the model at `url` (resolved against the page), or of every
+    /// model without one: the next `Sampler.create` of it downloads again.
+    #[wasm_bindgen(js_name = clearModelCache)]
+    pub async fn clear_model_cache(url: Option<String>) {
+        fetch::forget_models(url.map(|u| absolute_url(&u))).await;
+    }
+
     /// How many WebGPU devices this page has opened (all samplers share one).
     #[wasm_bindgen(js_name = webgpuDevicesOpened)]
     pub fn webgpu_devices_opened() -> u32 {

@@ -81,6 +81,12 @@ test('a second visit loads the model from the cache with no request; revalidate,
   assert.equal(count() - n3, 1, 'a damaged copy is fetched again');
   assert.equal(healed.source, 'network');
   assert.deepEqual(healed.samples, first.samples);
+
+  // Forgotten on request: the next load downloads.
+  await b.page.evaluate((model) => window.pushforward.Sampler.clearModelCache(model), MODEL);
+  const n4 = count();
+  assert.equal((await create()).source, 'network');
+  assert.equal(count() - n4, 1);
 });
 
 test('where storage is refused, the model is kept in the page\'s memory and info() says why', async () => {

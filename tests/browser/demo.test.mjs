@@ -163,4 +163,12 @@ test('the demo loads a model by URL (?model=…), e.g. your own trained file on 
   const info = await b.page.evaluate(() => window.pushforward.sampler.info());
   assert.equal(info.config.provenance.dataset, 'checkerboard');
   assert.equal(await b.page.locator('#url').inputValue(), 'models/checkerboard.safetensors');
+  // The model menu names the user's model, not a shipped one.
+  assert.equal(await b.page.locator('#model option:checked').textContent(), 'your URL: models/checkerboard.safetensors');
+  // Picking a shipped model again loads its F16 copy (half the download).
+  await b.page.selectOption('#model', 'spirals');
+  await b.page.waitForFunction(() => window.pushforward.sampler?.info().config.provenance.dataset === 'spirals', null, { timeout: 60_000 });
+  const weights = await b.page.evaluate(() => window.pushforward.sampler.info().config.provenance.weights);
+  assert.equal(weights, 'f16, rounded from the f32 file');
+  assert.equal(await b.page.locator('#model option[data-own]').count(), 0);
 });

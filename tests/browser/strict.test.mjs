@@ -50,9 +50,9 @@ test('the embed works under a strict CSP and requests only its own files and the
   const paths = [...new Set(requests.map((u) => new URL(u).pathname))].sort();
   console.log(`requests: ${paths.join(', ')}`);
   const allowed = [/^\/embed\.html$/, /^\/pushforward-sampler\.js$/, /^\/pkg\/pushforward(_bg\.wasm|_relaxed_bg\.wasm|\.js)$/,
-    /^\/pkg\/snippets\/pushforward-[0-9a-f]+\/src\/cpu_workers\.js$/, /^\/models\/[a-z0-9_]+\.safetensors$/, /^\/style\.css$/, /^\/favicon\.ico$/];
+    /^\/pkg\/snippets\/pushforward-[0-9a-f]+\/src\/(cpu_workers|model_cache)\.js$/, /^\/models\/(f16\/)?[a-z0-9_]+\.safetensors$/, /^\/style\.css$/, /^\/favicon\.ico$/];
   const unexpected = paths.filter((p) => !allowed.some((re) => re.test(p)));
-  assert.deepEqual(unexpected, [], 'only the page, the bundle, the worker snippet and the models are fetched');
+  assert.deepEqual(unexpected, [], 'only the page, the bundle, its snippets and the models are fetched');
   const models = paths.filter((p) => p.startsWith('/models/'));
   const attrs = await page.evaluate(() => [...document.querySelectorAll('pushforward-sampler')].map((el) => new URL(el.getAttribute('model'), document.baseURI).pathname));
   assert.deepEqual(models, [...new Set(attrs)].sort(), 'exactly the models the page named');
