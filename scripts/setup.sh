@@ -9,7 +9,7 @@ say() { printf '[setup] %s\n' "$*"; }
 # Debian packages the tests and the demo need: Mesa's Vulkan drivers (lavapipe, a software
 # Vulkan device) and the Vulkan loader for the GPU engine's tests; headless Chromium for the
 # browser tests.
-APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 chromium)
+APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 chromium firefox-esr)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

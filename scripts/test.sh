@@ -71,3 +71,7 @@ echo "== browser bundle"
 bash scripts/build-web.sh
 echo "== browser tests (headless Chromium)"
 node --test --test-reporter=spec --test-timeout=1200000 tests/browser/*.test.mjs
+echo "== browser tests (Firefox ESR, WebDriver BiDi: the CPU-backend files)"
+# Headless Firefox here has no WebGPU adapter; these files run on the wasm CPU backend.
+PUSHFORWARD_BROWSER=firefox node --test --test-reporter=spec --test-timeout=1200000 \
+  tests/browser/engines.test.mjs tests/browser/workers.test.mjs tests/browser/wasm_builds.test.mjs tests/browser/cache.test.mjs

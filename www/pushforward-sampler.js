@@ -65,6 +65,7 @@ class PushforwardSampler extends HTMLElement {
     this.shadowRoot.querySelector('.solver').value = this.getAttribute('solver') || 'heun';
     this.shadowRoot.querySelector('.steps').value = this.getAttribute('steps') || '8';
     this.shadowRoot.querySelector('.seed').value = this.getAttribute('seed') || '0';
+    if (typeof IntersectionObserver === 'undefined') { this.init(); return; }
     this.observer = new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) { this.observer.disconnect(); this.init(); }
     }, { rootMargin: '200px' });

@@ -16,10 +16,16 @@ const BASE_FLAGS = [
 ];
 const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader'];
 
+/** Which browser `launch` starts: `PUSHFORWARD_BROWSER=firefox` runs Debian's Firefox ESR
+ * through WebDriver BiDi (puppeteer-core) for the CPU-backend files that scripts/test.sh lists;
+ * anything else, Chromium through Playwright. */
+export const BROWSER = process.env.PUSHFORWARD_BROWSER === 'firefox' ? 'firefox' : 'chromium';
+
 /** Starts the server and a fresh Chromium; `webgpu: false` launches without WebGPU;
  * `isolated: true` serves every response with COOP/COEP (cross-origin isolated pages);
- * `args`: more Chromium flags. */
+ * `args`: more Chromium flags. Under `PUSHFORWARD_BROWSER=firefox`, Firefox ESR instead. */
 export async function launch({ webgpu = true, isolated = false, args = [] } = {}) {
+  if (BROWSER === 'firefox') return launchFirefox({ isolated });
   const server = await startServer(0, { isolated });
   const url = `http://127.0.0.1:${server.address().port}`;
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushforward-chromium-'));
@@ -84,4 +90,53 @@ export { slicedW2 } from './metrics.mjs';
 export function screenshotPath(name) {
   fs.mkdirSync(outDir, { recursive: true });
   return path.join(outDir, name);
+}
+
+/** Firefox ESR (headless, WebDriver BiDi via puppeteer-core) behind the part of Playwright's page
+ * and context API the CPU-backend tests use: goto, evaluate, waitForSelector,
+ * waitForFunction(fn, arg, options), addInitScript, close; context.newPage and
+ * context.on('request'). Logs the version once. */
+async function launchFirefox({ isolated }) {
+  const { default: puppeteer } = await import('puppeteer-core');
+  const server = await startServer(0, { isolated });
+  const url = `http://127.0.0.1:${server.address().port}`;
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushforward-firefox-'));
+  const browser = await puppeteer.launch({
+    browser: 'firefox', headless: true, userDataDir: userDir,
+    executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
+  });
+  if (!launchFirefox.logged) {
+    launchFirefox.logged = true;
+    console.log(`browser: ${await browser.version()} (WebDriver BiDi)`);
+  }
+  const consoleErrors = [];
+  const requestListeners = [];
+  const wrap = (p) => {
+    p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    p.on('pageerror', (e) => consoleErrors.push(String(e)));
+    p.on('request', (r) => { for (const f of requestListeners) f(r); });
+    return {
+      raw: p,
+      goto: (u) => p.goto(u),
+      evaluate: (fn, arg) => p.evaluate(fn, arg),
+      waitForSelector: (sel, opts) => p.waitForSelector(sel, opts),
+      waitForFunction: (fn, arg, opts) => p.waitForFunction(fn, opts ?? {}, arg),
+      addInitScript: (fn) => p.evaluateOnNewDocument(fn),
+      on: (event, f) => p.on(event, f),
+      close: () => p.close(),
+    };
+  };
+  const page = wrap((await browser.pages())[0] || (await browser.newPage()));
+  const context = {
+    newPage: async () => wrap(await browser.newPage()),
+    on: (event, f) => { if (event === 'request') requestListeners.push(f); },
+  };
+  return {
+    url, page, consoleErrors, context, browser: 'firefox',
+    async close() {
+      await browser.close();
+      server.close();
+      fs.rmSync(userDir, { recursive: true, force: true });
+    },
+  };
 }
