@@ -132,8 +132,14 @@ async function run() {
     n: isImage ? Math.min(Math.max(info.config.num_classes, 1) * 4, MAX_GRID_IMAGES) : Number($('n').value),
     trajectories: !isImage && $('trajectories').checked,
     signal: mine.signal,
-    onProgress: (p) => setStatus(p.totalSteps ? `step ${p.step}/${p.totalSteps}` : `step ${p.step}, t = ${p.t.toFixed(3)}`),
+    onProgress: (p) => {
+      setStatus(p.totalSteps ? `step ${p.step}/${p.totalSteps}` : `step ${p.step}, t = ${p.t.toFixed(3)}`);
+      // A long run shows a bar and a cancel button (after 300 ms, so short runs do not flicker).
+      if (performance.now() - started > 300) $('busy').hidden = false;
+      $('progress').value = p.totalSteps ? p.step / p.totalSteps : p.t;
+    },
   };
+  const started = performance.now();
   if (isImage) {
     opts.label = $('label').value === 'all' ? 'all' : Number($('label').value);
     opts.guidance = Number($('guidance').value);
@@ -144,13 +150,44 @@ async function run() {
     $('r-ms').textContent = `${r.sampleMs.toFixed(0)} ms (+${r.drawMs.toFixed(0)} ms draw)`;
     setStatus(`${r.n} samples · ${r.nfe} NFE · ${r.sampleMs.toFixed(0)} ms`);
     $('time').value = '1';
+    if (isImage) labelGrid(r.grid, opts.label, info.config.num_classes);
     if (!isImage && $('density').checked) await showDensity();
   } catch (e) {
     // Superseded (a newer run or model) or cancelled: not an error to show.
     if (mine.signal.aborted || current !== sampler) return;
     setStatus(`sampling failed: ${e.message || e}`, true);
   } finally {
-    if (running === mine) { running = null; $('run').disabled = false; }
+    if (running === mine) { running = null; $('run').disabled = false; $('busy').hidden = true; }
+  }
+}
+
+$('cancel').addEventListener('click', () => {
+  running?.abort();
+  setStatus('cancelled');
+});
+
+/// Class labels over an image grid (`grid` from sample()): a column per class when the labels
+/// cycle, else the one class asked for; above the grid where there is room, else in the cells.
+function labelGrid(grid, label, classes) {
+  const ctx = overlay.getContext('2d');
+  overlay.width = canvas.width; overlay.height = canvas.height;
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  if (!grid || !classes) return;
+  const size = Math.max(10, Math.min(16, Math.round(grid.cellWidth / 3)));
+  ctx.font = `${size}px system-ui, sans-serif`;
+  ctx.textAlign = 'center';
+  const above = grid.y >= size + 4;
+  const caption = (text, cx, width) => {
+    const cy = above ? grid.y - 4 : grid.y + size + 2;
+    if (!above) { ctx.fillStyle = 'rgba(12, 12, 20, 0.7)'; ctx.fillRect(cx - width / 2, cy - size, width, size + 4); }
+    ctx.fillStyle = '#fd9f6c';
+    ctx.fillText(text, cx, cy);
+  };
+  if (label === 'all') {
+    for (let j = 0; j < grid.cols; j++) caption(String(j % classes), grid.x + (j + 0.5) * grid.cellWidth, 2 * size);
+  } else {
+    const text = label === classes ? 'unconditional' : `class ${label}`;
+    caption(text, grid.x + (grid.cols * grid.cellWidth) / 2, ctx.measureText(text).width + 8);
   }
 }
 
@@ -188,10 +225,12 @@ function toPixel(p, range) {
 
 async function drawOverlay() {
   const range = plotBox();
+  // Image models: the overlay holds the grid's class labels (labelGrid), left as they are.
+  if (!range) return;
   const ctx = overlay.getContext('2d');
   overlay.width = canvas.width; overlay.height = canvas.height;
   ctx.clearRect(0, 0, overlay.width, overlay.height);
-  if (!range || overlayBusy) return;
+  if (overlayBusy) return;
   overlayBusy = true;
   try {
     const px = overlay.width / 640;

@@ -84,6 +84,8 @@ export interface SampleResult {
   sampleMs: number;
   drawMs: number;
   n: number;
+  /** Image models drawn on a canvas: where the grid is (sample k in column k % cols, row ⌊k / cols⌋; cells include a gutter). */
+  grid?: { cols: number; rows: number; x: number; y: number; cellWidth: number; cellHeight: number };
   /** With `returnSamples`: n × (2 | C·H·W) values, row by row. */
   samples?: Float32Array;
   labels?: Uint32Array;

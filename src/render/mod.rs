@@ -272,6 +272,36 @@ impl GridPlot {
         Self { scale: (canvas_width / (self.cols * (self.width + 1) + 1)).max(1), ..self }
     }
 
+    /// The grid laid out to fit a `canvas_width` × `canvas_height` canvas whole: the column
+    /// count (a multiple of the current one, so that a conditional model's columns stay one
+    /// class each) and the integer scale that show the images largest. Where even 1× does not
+    /// fit, the layout that overflows least (a user's 3-class model drew 12 images 3 wide and 4
+    /// tall, cut off by a square canvas, before this).
+    pub fn fit(self, canvas_width: usize, canvas_height: usize) -> Self {
+        let base = self.cols.clamp(1, self.n.max(1));
+        let (cell_w, cell_h) = (self.width + 1, self.height + 1);
+        let mut best: Option<(usize, usize, usize)> = None; // (scale, overflow, cols)
+        let mut cols = base;
+        loop {
+            let rows = self.n.div_ceil(cols);
+            // `size()`: scale · (cols · (width + 1) + 1) by scale · (rows · (height + 1) + 1).
+            let scale_w = canvas_width / (cols * cell_w + 1);
+            let scale_h = canvas_height / (rows * cell_h + 1);
+            let scale = scale_w.min(scale_h);
+            let overflow = (cols * cell_w + 1).saturating_sub(canvas_width) + (rows * cell_h + 1).saturating_sub(canvas_height);
+            let key = (scale, usize::MAX - overflow, cols);
+            if best.is_none_or(|(s, o, _)| (key.0, key.1) > (s, usize::MAX - o)) {
+                best = Some((scale, overflow, cols));
+            }
+            if cols >= self.n {
+                break;
+            }
+            cols += base;
+        }
+        let (scale, _, cols) = best.unwrap_or((1, 0, base));
+        Self { cols, scale: scale.max(1), ..self }
+    }
+
     pub fn rows(&self) -> usize {
         self.n.div_ceil(self.cols.max(1))
     }

@@ -236,7 +236,7 @@ impl Picture<'_> {
                         heat: self.heat,
                     },
                     DataConfig::Image { .. } => Scene::Images {
-                        grid: grid(self.config, n, w)?,
+                        grid: grid(self.config, n, w, h)?,
                         chunks: out.chunks.iter().map(|c| c.rows.start).zip(states).collect(),
                     },
                 };
@@ -267,7 +267,7 @@ impl Picture<'_> {
                         render::density_plot(&data, range, w, h, &paths, MAX_DRAWN_PATHS, self.heat)
                     }
                     DataConfig::Image { .. } => {
-                        render::centred(&render::image_grid(&data, &grid(self.config, n, w)?), w, h)
+                        render::centred(&render::image_grid(&data, &grid(self.config, n, w, h)?), w, h)
                     }
                 };
                 put_rgba(self.canvas, &img)
@@ -276,9 +276,9 @@ impl Picture<'_> {
     }
 }
 
-fn grid(config: &ModelConfig, n: usize, width: usize) -> Result<GridPlot> {
+fn grid(config: &ModelConfig, n: usize, width: usize, height: usize) -> Result<GridPlot> {
     GridPlot::for_model(config, n, 1)
-        .map(|g| g.fit_width(width))
+        .map(|g| g.fit(width, height))
         .ok_or_else(|| Error::InvalidOption { option: "model", reason: "not an image model".into() })
 }
 

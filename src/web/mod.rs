@@ -525,6 +525,24 @@ impl Sampler {
             ("drawMs", JsValue::from(now_ms() - t0 - sample_ms)),
             ("n", JsValue::from(o.n as f64)),
         ]);
+        // Where an image grid was drawn, for captions over it (the demo labels the classes).
+        if let Some(canvas) = self.canvas.borrow().as_ref()
+            && let Some(g) = render::GridPlot::for_model(&self.model.config, o.n, 1)
+        {
+            let (w, h) = (canvas.width().max(1) as usize, canvas.height().max(1) as usize);
+            let g = g.fit(w, h);
+            let (x, y) = g.origin(w, h);
+            let num = |v: usize| JsValue::from(v as f64);
+            let grid = object(&[
+                ("cols", num(g.cols)),
+                ("rows", num(g.rows())),
+                ("x", num(x)),
+                ("y", num(y)),
+                ("cellWidth", num(g.width * g.scale + g.scale)),
+                ("cellHeight", num(g.height * g.scale + g.scale)),
+            ]);
+            let _ = js_sys::Reflect::set(&obj, &"grid".into(), &grid);
+        }
         if let Some(s) = samples {
             let _ = js_sys::Reflect::set(&obj, &"samples".into(), &js_sys::Float32Array::from(s.data()));
             let _ = js_sys::Reflect::set(&obj, &"labels".into(), &js_sys::Uint32Array::from(&kept.out.labels[..]));

@@ -172,3 +172,36 @@ test('the demo loads a model by URL (?model=…), e.g. your own trained file on 
   assert.equal(weights, 'f16, rounded from the f32 file');
   assert.equal(await b.page.locator('#model option[data-own]').count(), 0);
 });
+
+test('image grids fit the canvas with their class labels; a long run shows a progress bar that cancels it', async () => {
+  await b.page.goto(`${b.url}/?backend=cpu`);
+  await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+  await b.page.selectOption('#model', 'mnist');
+  await b.page.waitForFunction(() => window.pushforward.sampler?.info().config.provenance.dataset?.startsWith('mnist') && document.querySelector('#status').textContent.includes('samples'), null, { timeout: 60_000 });
+  const r = await b.page.evaluate(async () => {
+    const s = window.pushforward.sampler;
+    const c = s.canvas;
+    const res = await s.sample({ n: 40, steps: 2, label: 'all' });
+    const g = res.grid;
+    // Orange caption pixels on the overlay (the demo labels the last run's grid).
+    await window.pushforward.run();
+    const o = document.getElementById('overlay');
+    const d = o.getContext('2d').getImageData(0, 0, o.width, o.height).data;
+    let orange = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 120 && d[i + 1] < 190 && d[i + 2] < 140 && d[i + 3] > 100) orange++;
+    return { g, w: c.width, h: c.height, orange };
+  });
+  console.log(`grid ${JSON.stringify(r.g)} on ${r.w}×${r.h}; ${r.orange} label pixels`);
+  assert.ok(r.g.x >= 0 && r.g.y >= 0, 'the grid starts inside the canvas');
+  assert.ok(r.g.x + r.g.cols * r.g.cellWidth <= r.w && r.g.y + r.g.rows * r.g.cellHeight <= r.h, 'and ends inside it');
+  assert.equal(r.g.cols % 10, 0, 'a column per class');
+  assert.ok(r.orange > 30, 'class labels are drawn');
+  // A long run: the bar appears, and cancel ends it.
+  await b.page.fill('#steps', '400');
+  await b.page.click('#run');
+  await b.page.waitForSelector('#busy:not([hidden])', { timeout: 30_000 });
+  await b.page.click('#cancel');
+  await b.page.waitForFunction(() => document.querySelector('#busy').hidden && !document.querySelector('#run').disabled, null, { timeout: 10_000 });
+  assert.equal(await b.page.locator('#status').textContent(), 'cancelled');
+  await b.page.fill('#steps', '8');
+});
