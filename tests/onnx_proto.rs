@@ -595,6 +595,19 @@ fn parity_fixtures_match_their_manifests() {
     assert_eq!(seen, fixtures, "every fixture in a manifest, every manifest entry a file");
 }
 
+/// IEEE binary16 → f32 by its definition (sign, 5-bit exponent with bias 15, 10-bit fraction;
+/// subnormals, infinities, NaN).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h >> 15 == 1 { -1.0 } else { 1.0 };
+    let (e, f) = (((h >> 10) & 0x1f) as i32, (h & 0x3ff) as f32);
+    sign * match e {
+        0 => f / 1024.0 * 2f32.powi(-14),
+        31 if f == 0.0 => f32::INFINITY,
+        31 => f32::NAN,
+        _ => (1.0 + f / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
 /// The same facts by an independent walk of the bytes: the graph's node and initializer
 /// fields, and each initializer's name, dims and raw_data bytes.
 #[test]
@@ -620,6 +633,13 @@ fn real_exports_agree_with_a_naive_walk() {
                 (TensorData::I64(v), DataType::Int64) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
                 (TensorData::I64(v), DataType::Int32) => v.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect(),
                 (TensorData::I64(v), DataType::Bool) => v.iter().map(|&x| x as u8).collect(),
+                // Widened on load: compare values, the raw halves widened here independently.
+                (TensorData::F32(v), DataType::Float16) => {
+                    let halves: Vec<f32> =
+                        raw.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect();
+                    assert_eq!(&halves, v, "{path}: {}", t.name);
+                    continue;
+                }
                 (d, t) => panic!("{path}: no raw FLOAT16/DOUBLE in the repository's exports ({t:?}, {d:?})"),
             };
             assert_eq!(raw, ours, "{path}: {}", t.name);

@@ -578,7 +578,7 @@ def onnx_to_f16(src, dst, rtol=1e-2):
         if i.name == decl["inputs"]["x"]:
             feeds[i.name] = rng.standard_normal((n, *data_shape(decl))).astype(np.float32)
         elif i.name == decl["inputs"]["t"]:
-            t = torch.rand((), dtype=torch.float64) if decl["time"]["shape"] == "scalar" else torch.rand(n, dtype=torch.float64)
+            t = torch.from_numpy(rng.random(() if decl["time"]["shape"] == "scalar" else (n,)))
             feeds[i.name] = graph_time(decl, t, n).numpy().astype(np.float32)
         else:
             feeds[i.name] = np.arange(n, dtype=np.int64) % max(1, decl.get("num_classes", 1))
