@@ -13,7 +13,8 @@ rm -rf "$dir/pkg" "$dir/pushforward-sampler.js"
 mkdir -p "$dir/pkg"
 cp www/pkg/pushforward.js www/pkg/pushforward_bg.wasm "$dir/pkg/"
 cp -r www/pkg/snippets "$dir/pkg/"
-cp www/pushforward-sampler.js "$dir/"
+# The element minified like the bindings (its comments are in www/pushforward-sampler.js).
+./node_modules/.bin/terser www/pushforward-sampler.js --module --compress --mangle -o "$dir/pushforward-sampler.js"
 node -e '
   const fs = require("fs");
   const f = process.argv[1];

@@ -5,7 +5,9 @@
 // refused the bytes are kept in the page's memory and `info()` says why.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch } from './harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch, root } from './harness.mjs';
 
 let b;
 const requests = [];
@@ -40,13 +42,15 @@ test('a second visit loads the model from the cache with no request; revalidate,
   const before = count();
   const first = await create();
   assert.equal(count() - before, 1, 'the first load downloads');
+  const bytes = fs.statSync(path.join(root, MODEL)).size;
+  console.log(`first visit: 1 request, ${bytes} bytes transferred (the file)`);
   assert.deepEqual([first.source, first.kept], ['network', 'cache'], first.note);
 
   // A new visit (same browser profile): no request at all.
   await visit();
   const n0 = count();
   const second = await create();
-  console.log(`second visit: ${second.source}, ${count() - n0} requests; progress ${JSON.stringify(second.last)}`);
+  console.log(`second visit: ${count() - n0} requests, 0 bytes transferred; loaded from ${second.source}; progress ${JSON.stringify(second.last)}`);
   assert.equal(count() - n0, 0, 'the second visit makes no request');
   assert.equal(second.source, 'cache');
   assert.equal(second.last.cached, true);
