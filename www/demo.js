@@ -58,6 +58,7 @@ async function load(model) {
     const fresh = canvas.cloneNode();
     fresh.width = canvas.width || 640;
     fresh.height = canvas.height || 640;
+    performance.mark('pf:create-start');
     const next = await Sampler.create({
       canvas: fresh, model, backend: new URLSearchParams(location.search).get('backend') || 'auto',
       signal: mine.signal,
@@ -84,7 +85,9 @@ async function load(model) {
       syncControls();
     }
     dropped = null;
+    performance.mark('pf:created');
     await run();
+    performance.mark('pf:drawn');
     drawOverlay();
   } catch (e) {
     if (mine !== loading) return;
@@ -360,7 +363,11 @@ document.addEventListener('drop', (e) => {
 // `?wasm=simd128|relaxed` forces one of the two wasm builds (else the bindings pick by feature).
 const forcedBuild = new URLSearchParams(location.search).get('wasm');
 if (forcedBuild) globalThis.PUSHFORWARD_WASM_BUILD = forcedBuild;
+// Marks for the first-frame breakdown (scripts/bench-browser.mjs): wasm compiled, sampler
+// created (model fetched, workers started), first samples drawn.
+performance.mark('pf:script');
 await init();
+performance.mark('pf:wasm');
 window.pushforward = { Sampler, get sampler() { return sampler; }, run, load };
 // `?model=URL` (or the URL field) loads any model file the page can fetch.
 $('url').addEventListener('change', () => {
