@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One idempotent set-up for a fresh Debian machine with Rust and Node: installs only what is
-# missing, and says what it did. Called by `npm start` and `npm test`; safe to run by hand.
+# missing, and says what it did. Called by `npm start` and `npm test` (`--tests`); safe to run by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,8 +8,10 @@ say() { printf '[setup] %s\n' "$*"; }
 
 # Debian packages the tests and the demo need: Mesa's Vulkan drivers (lavapipe, a software
 # Vulkan device) and the Vulkan loader for the GPU engine's tests; headless Chromium for the
-# browser tests.
-APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 chromium firefox-esr)
+# browser tests; with `--tests` (scripts/test.sh), Firefox ESR for the browser tests that run
+# in both engines.
+APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 chromium)
+[ "${1:-}" = "--tests" ] && APT_PACKAGES+=(firefox-esr)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

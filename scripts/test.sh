@@ -33,7 +33,7 @@ if [ "$ci" = 1 ]; then
     exit 2
   fi
 fi
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 export CARGO_TERM_COLOR=never
 # lavapipe warns on every device open when XDG_RUNTIME_DIR is unset (containers, CI).
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
