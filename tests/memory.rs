@@ -207,7 +207,7 @@ fn trajectory_frames_are_capped_and_limited_to_the_kept_rows() {
     // Not even the two ends fit: an error before the solve.
     let tiny = MemoryLimits { max_kept_values: n * 2, ..CpuBackend.memory_limits() };
     let s = Sampler::new(CpuBackend, &model).unwrap().with_memory_limits(tiny).unwrap();
-    let err = s.sample(&o, &mut go()).err().expect("refused");
+    let err = s.sample(&o, &mut go()).expect_err("refused");
     assert!(matches!(err, Error::InvalidOption { option: "trajectories", .. }), "{err}");
 }
 

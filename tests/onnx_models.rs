@@ -160,7 +160,7 @@ fn an_unsupported_op_is_refused_at_load_naming_the_node() {
     // NodeProto.op_type is field 4: tag 0x22, length 4, then the name.
     let at = bytes.windows(6).position(|w| w == b"\x22\x04Selu").expect("the op type is in the file") + 2;
     bytes[at..at + 4].copy_from_slice(b"Selv");
-    let e = Model::from_bytes(&bytes).err().expect("refused");
+    let e = Model::from_bytes(&bytes).expect_err("refused");
     println!("{e}");
     assert!(matches!(e, Error::WeightsFormat(_)), "{e:?}");
     assert!(e.to_string().contains("op `Selv` is not supported") && e.to_string().contains("node"), "{e}");
@@ -173,11 +173,11 @@ fn missing_or_inconsistent_declarations_are_clear_errors() {
     let bytes = std::fs::read(dir().join("mlp_selu_raw_t.onnx")).unwrap();
     let bad =
         r#"{"format_version":1,"inputs":{"x":"x","t":"time"},"data":{"kind":"points2d","range":[[-3,3],[-3,3]]}}"#;
-    let e = pushforward::onnx::load(&bytes, Some(bad)).err().expect("refused");
+    let e = pushforward::onnx::load(&bytes, Some(bad)).expect_err("refused");
     println!("{e}");
     assert!(e.to_string().contains("declaration.inputs.t") && e.to_string().contains("no input `time`"), "{e}");
     let typo = r#"{"format_version":1,"inputs":{"x":"x","t":"t"},"outptu":"velocity","data":{"kind":"points2d","range":[[-3,3],[-3,3]]}}"#;
-    let e = pushforward::onnx::load(&bytes, Some(typo)).err().expect("refused");
+    let e = pushforward::onnx::load(&bytes, Some(typo)).expect_err("refused");
     println!("{e}");
     assert!(e.to_string().contains("outptu"), "{e}");
     // The same file loads with a correct declaration passed beside it.
