@@ -211,11 +211,13 @@ def branch_shares(model, feeds):
     return shares
 
 
-def make(name, out_dir):
-    model, d0 = FIXTURES[name]()
+def make_fixture(name, build, seed, opset, out_dir, src, extras):
+    """Exports one fixture model and writes NAME.onnx and NAME_expected.safetensors; returns its
+    manifest entry. `extras(model, d, path, names, feeds7, tensors, ort_model)` gives what the
+    calling script adds: `(errors, meta, entry)` dicts (shares of the output, notes, node lists)."""
+    model, d0 = build()
     model = model.float().eval()
     path = os.path.join(out_dir, f"{name}.onnx")
-    seed = SEEDS[name]
     x_std = 1.5 if d0["data"]["kind"] == "points2d" else 1.0
     d = validate_declaration(d0)
     kind = d["output"]
@@ -223,7 +225,7 @@ def make(name, out_dir):
     feeds7, time7 = parity_inputs(d, 7, T7[kind], seed + 1000, x_std)
     roles = [r for r in ("x", "t", "y") if r in d["inputs"]]
     names = [d["inputs"][r] for r in roles]
-    report = export_onnx(model, dict(zip(names, feeds1)), d, path, opset=OPSETS.get(name, 17))
+    report = export_onnx(model, dict(zip(names, feeds1)), d, path, opset=opset)
 
     ort_model = OrtModel(path, d)
     m64 = copy.deepcopy(model).double()
@@ -260,10 +262,8 @@ def make(name, out_dir):
     tensors["frames_heun4"] = frames.float().numpy()
     tensors["samples_heun4"] = frames[-1].float().numpy()
     errs["ort_f32_solve_vs_torch64_solve"] = rel_err(frames_ort[-1].numpy(), frames[-1].numpy())
-    if name in ("unet_attn", "dit_small"):
-        errs["attention_share_of_output_b7"] = attention_share(name, model, feeds7)
-    if name == "op_zoo":
-        errs["branch_share_of_output_b7"] = branch_shares(model, feeds7)
+    more_errs, more_meta, more_entry = extras(model, d, path, names, feeds7, tensors, ort_model)
+    errs.update(more_errs)
 
     solve = (f"heun {STEPS} steps on the uniform grid t = i/{STEPS} (train/solvers.py _step_heun), float64 torch "
              f"from the F32 weights, x0 = train/rng.py initial_noise(seed {SEED_X0}, n {N_SOLVE}), "
@@ -273,7 +273,7 @@ def make(name, out_dir):
     import onnx
     import onnxruntime
 
-    meta = {"script": SRC, "model": f"{name}.onnx", "declaration": json.dumps(d, separators=(",", ":")),
+    meta = {"script": src, "model": f"{name}.onnx", "declaration": json.dumps(d, separators=(",", ":")),
             "solve": solve,
             "feeds": "x_*, t_*, y_* are the graph inputs exactly as fed: t in the graph's shape and units "
                      "(f32 of tau*scale computed in float64 from the F32 time_*), y as F32 class ids (feed int64)",
@@ -281,12 +281,7 @@ def make(name, out_dir):
             "v": "the declared velocity dx/dt of out_* at time_* (float64 conversion, stored F32)",
             "frames_heun4": "states at t = " + ", ".join(f"{i / STEPS:g}" for i in range(STEPS + 1)),
             "errors": json.dumps(errs), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "onnx": onnx.__version__, "opset": str(report["opset"])}
-    if name in ("moons_onnx", "mnist_onnx"):
-        meta["note"] = (f"exported from models/{name[:-5]}.safetensors: sampling {name}.onnx must give the same "
-                        f"samples as models/{name[:-5]}.safetensors")
-        errs["ort_vs_forward_fixture"] = forward_fixture_check(ort_model, name[:-5])
-        meta["errors"] = json.dumps(errs)
+            "onnx": onnx.__version__, "opset": str(report["opset"]), **more_meta}
     exp = os.path.join(out_dir, f"{name}_expected.safetensors")
     write_safetensors(exp, tensors, meta)
     back, bmeta = read_safetensors(exp)
@@ -297,8 +292,23 @@ def make(name, out_dir):
     return {"onnx": f"{name}.onnx", "onnx_bytes": report["bytes"], "expected": f"{name}_expected.safetensors",
             "expected_bytes": os.path.getsize(exp), "opset": report["opset"], "declaration": d,
             "op_types": report["op_types"], "nodes": sum(report["op_types"].values()),
-            "op_inventory": report["inventory"], "errors": errs,
+            "op_inventory": report["inventory"], **more_entry, "errors": errs,
             "solve": solve, "params": sum(p.numel() for p in model.parameters())}
+
+def make(name, out_dir):
+    def extras(model, d, path, names, feeds7, tensors, ort_model):
+        errs, meta = {}, {}
+        if name in ("unet_attn", "dit_small"):
+            errs["attention_share_of_output_b7"] = attention_share(name, model, feeds7)
+        if name == "op_zoo":
+            errs["branch_share_of_output_b7"] = branch_shares(model, feeds7)
+        if name in ("moons_onnx", "mnist_onnx"):
+            meta["note"] = (f"exported from models/{name[:-5]}.safetensors: sampling {name}.onnx must give the same "
+                            f"samples as models/{name[:-5]}.safetensors")
+            errs["ort_vs_forward_fixture"] = forward_fixture_check(ort_model, name[:-5])
+        return errs, meta, {}
+
+    return make_fixture(name, FIXTURES[name], SEEDS[name], OPSETS.get(name, 17), out_dir, SRC, extras)
 
 
 def forward_fixture_check(ort_model, model_name):
@@ -310,30 +320,35 @@ def forward_fixture_check(ort_model, model_name):
     return rel_err(ort_model(*args).numpy(), fx["v"])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="", help="comma-separated subset of " + ", ".join(FIXTURES))
+def run(doc, fixtures, make_one, manifest_name, src):
+    """The command line of a fixture script: `--only NAME,...`, `--out DIR`; the manifest keeps
+    the entries of fixtures not remade."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ", ".join(fixtures))
     ap.add_argument("--out", default=OUT)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    names = [s for s in a.only.split(",") if s] or list(FIXTURES)
+    names = [s for s in a.only.split(",") if s] or list(fixtures)
     for nm in names:
-        if nm not in FIXTURES:
+        if nm not in fixtures:
             ap.error(f"unknown fixture {nm!r}")
     os.makedirs(a.out, exist_ok=True)
-    man_path = os.path.join(a.out, "manifest.json")
+    man_path = os.path.join(a.out, manifest_name)
     manifest = {}
     if os.path.exists(man_path):
         with open(man_path) as f:
             manifest = json.load(f).get("fixtures", {})
     for nm in names:
-        manifest[nm] = make(nm, a.out)
-    manifest = {k: manifest[k] for k in FIXTURES if k in manifest}
+        manifest[nm] = make_one(nm, a.out)
+    manifest = {k: manifest[k] for k in fixtures if k in manifest}
     with open(man_path, "w") as f:
-        json.dump({"generated_by": SRC, "fixtures": manifest}, f, indent=1, ensure_ascii=False)
+        json.dump({"generated_by": src, "fixtures": manifest}, f, indent=1, ensure_ascii=False)
         f.write("\n")
     print(f"{man_path}: {len(manifest)} fixtures")
 
+
+def main():
+    run(__doc__, FIXTURES, make, "manifest.json", SRC)
 
 if __name__ == "__main__":
     main()

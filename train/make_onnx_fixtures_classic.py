@@ -19,25 +19,18 @@ flipped in ConvTranspose, output_padding on the wrong side, dilation ignored, Re
 coordinate_transformation_mode), so that a wrong op cannot hide under the parity tolerance.
 """
 
-import argparse
 import copy
-import json
 import os
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pushforward_train.export import read_safetensors, write_safetensors
 import pushforward_train.make_onnx_fixtures as mof
-from pushforward_train.make_onnx_fixtures import (GUIDANCE, IMG16, N_SOLVE, SEED_X0, STEPS, T7, T_B1, OrtModel,
-                                                  heun_solve, parity_inputs)
-from pushforward_train.onnx_export import (data_shape, declared_velocity, export_onnx, rel_err, to_velocity,
-                                           validate_declaration)
+from pushforward_train.make_onnx_fixtures import IMG16
+from pushforward_train.onnx_export import rel_err
 import pushforward_train.onnx_models_classic as oc
 from pushforward_train.paths import REPO
-from pushforward_train.rng import initial_noise
 
 OUT = os.path.join(REPO, "tests", "fixtures", "onnx")
 MANIFEST = "manifest_classic.json"
@@ -185,115 +178,22 @@ def node_list(path):
     return rows
 
 
-# ---- one fixture (the same steps and tensors as make_onnx_fixtures.make) ---------------------
+# ---- one fixture (make_onnx_fixtures.make_fixture, with each classic op's share of the output) -
 
 def make(name, out_dir):
-    model, d0 = FIXTURES[name]()
-    model = model.float().eval()
-    path = os.path.join(out_dir, f"{name}.onnx")
-    seed = SEEDS[name]
-    d = validate_declaration(d0)
-    feeds1, time1 = parity_inputs(d, 1, [T_B1], seed)
-    feeds7, time7 = parity_inputs(d, 7, T7[d["output"]], seed + 1000)
-    roles = [r for r in ("x", "t", "y") if r in d["inputs"]]
-    names = [d["inputs"][r] for r in roles]
-    report = export_onnx(model, dict(zip(names, feeds1)), d, path, opset=17)
+    def extras(model, d, path, names, feeds7, tensors, ort_model):
+        if name == "unet_classic":
+            shares = unet_shares(model, feeds7)
+        else:
+            shares = resize_shares(path, {nm: a.numpy() for nm, a in zip(names, feeds7)}, tensors["out_b7"])
+        print("  op shares of the output (b7): " + ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))
+        return {"op_shares_of_output_b7": shares}, {}, {"op_nodes": node_list(path)}
 
-    ort_model = OrtModel(path, d)
-    m64 = copy.deepcopy(model).double()
-    tensors, errs = {}, {"export_check": report["max_rel_err"]}
-    for tag, feeds, times in (("b1", feeds1, time1), ("b7", feeds7, time7)):
-        out = ort_model(*feeds)
-        with torch.no_grad():
-            ref32 = model(*feeds)
-            ref64 = m64(*[a.double() if a.is_floating_point() else a for a in feeds])
-        errs[f"ort_vs_torch32_{tag}"] = rel_err(out.numpy(), ref32.numpy())
-        errs[f"ort_vs_torch64_{tag}"] = rel_err(out.numpy(), ref64.numpy())
-        v = to_velocity(d, out.double(), feeds[0].double(), times)
-        assert torch.isfinite(v).all(), (name, tag)
-        for r, a in zip(roles, feeds):
-            tensors[f"{r}_{tag}"] = a.float().numpy()
-        tensors[f"out_{tag}"] = out.numpy()
-        tensors[f"time_{tag}"] = times.float().numpy()
-        tensors[f"v_{tag}"] = v.float().numpy()
-
-    x0 = initial_noise(SEED_X0, N_SOLVE, data_shape(d))
-    tensors["x0"] = x0
-    y, w = None, None
-    if d["num_classes"] > 0:
-        y = torch.arange(N_SOLVE, dtype=torch.int64) % d["num_classes"]
-        w = GUIDANCE
-        tensors["y_solve"] = y.float().numpy()
-    with torch.no_grad():
-        frames = heun_solve(lambda x, t: declared_velocity(m64, d, x, t, y, w), torch.from_numpy(x0).double())
-        frames_ort = heun_solve(lambda x, t: declared_velocity(ort_model, d, x, t, y, w), torch.from_numpy(x0))
-    assert torch.isfinite(frames).all()
-    tensors["frames_heun4"] = frames.float().numpy()
-    tensors["samples_heun4"] = frames[-1].float().numpy()
-    errs["ort_f32_solve_vs_torch64_solve"] = rel_err(frames_ort[-1].numpy(), frames[-1].numpy())
-
-    if name == "unet_classic":
-        shares = unet_shares(model, feeds7)
-    else:
-        shares = resize_shares(path, {nm: a.numpy() for nm, a in zip(names, feeds7)}, tensors["out_b7"])
-    errs["op_shares_of_output_b7"] = shares
-
-    solve = (f"heun {STEPS} steps on the uniform grid t = i/{STEPS} (train/solvers.py _step_heun), float64 torch "
-             f"from the F32 weights, x0 = train/rng.py initial_noise(seed {SEED_X0}, n {N_SOLVE}), "
-             + (f"labels i mod {d['num_classes']} (0..K-1 cycling), classifier-free guidance w {GUIDANCE:g} "
-                f"(v = v_u + w(v_c - v_u), null class {d['null_class']})" if y is not None else "unconditional")
-             + "; v is the declared velocity (time and output conversions of the declaration)")
-    import onnx
-    import onnxruntime
-
-    meta = {"script": SRC, "model": f"{name}.onnx", "declaration": json.dumps(d, separators=(",", ":")),
-            "solve": solve,
-            "feeds": "x_*, t_*, y_* are the graph inputs exactly as fed: t in the graph's shape and units "
-                     "(f32 of tau*scale computed in float64 from the F32 time_*), y as F32 class ids (feed int64)",
-            "out": "onnxruntime CPU output (default graph optimisations)",
-            "v": "the declared velocity dx/dt of out_* at time_* (float64 conversion, stored F32)",
-            "frames_heun4": "states at t = " + ", ".join(f"{i / STEPS:g}" for i in range(STEPS + 1)),
-            "errors": json.dumps(errs), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "onnx": onnx.__version__, "opset": str(report["opset"])}
-    exp = os.path.join(out_dir, f"{name}_expected.safetensors")
-    write_safetensors(exp, tensors, meta)
-    back, bmeta = read_safetensors(exp)
-    assert all(np.array_equal(back[k], np.asarray(tensors[k], np.float32)) for k in tensors) and bmeta == meta
-    print(f"  {name}_expected.safetensors: {os.path.getsize(exp)} bytes; samples range "
-          f"[{tensors['samples_heun4'].min():.3f}, {tensors['samples_heun4'].max():.3f}]; errors "
-          + ", ".join(f"{k} {v:.1e}" for k, v in errs.items() if not isinstance(v, dict)))
-    print("  op shares of the output (b7): " + ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))
-    return {"onnx": f"{name}.onnx", "onnx_bytes": report["bytes"], "expected": f"{name}_expected.safetensors",
-            "expected_bytes": os.path.getsize(exp), "opset": report["opset"], "declaration": d,
-            "op_types": report["op_types"], "nodes": sum(report["op_types"].values()),
-            "op_inventory": report["inventory"], "op_nodes": node_list(path), "errors": errs,
-            "solve": solve, "params": sum(p.numel() for p in model.parameters())}
+    return mof.make_fixture(name, FIXTURES[name], SEEDS[name], 17, out_dir, SRC, extras)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="", help="comma-separated subset of " + ", ".join(FIXTURES))
-    ap.add_argument("--out", default=OUT)
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    names = [s for s in a.only.split(",") if s] or list(FIXTURES)
-    for nm in names:
-        if nm not in FIXTURES:
-            ap.error(f"unknown fixture {nm!r}")
-    os.makedirs(a.out, exist_ok=True)
-    man_path = os.path.join(a.out, MANIFEST)
-    manifest = {}
-    if os.path.exists(man_path):
-        with open(man_path) as f:
-            manifest = json.load(f).get("fixtures", {})
-    for nm in names:
-        manifest[nm] = make(nm, a.out)
-    manifest = {k: manifest[k] for k in FIXTURES if k in manifest}
-    with open(man_path, "w") as f:
-        json.dump({"generated_by": SRC, "fixtures": manifest}, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-    print(f"{man_path}: {len(manifest)} fixtures")
-
+    mof.run(__doc__, FIXTURES, make, MANIFEST, SRC)
 
 if __name__ == "__main__":
     main()
