@@ -26,7 +26,7 @@ use pushforward::model::{self, Model, ModelConfig};
 use std::path::PathBuf;
 
 mod fuzz_common;
-use fuzz_common::{Counting, Failure, Measured, Rng, alloc_bound, case_range, measured};
+use fuzz_common::{Counting, Failure, Measured, Rng, alloc_bound, byte_edit, case_range, measured};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -188,26 +188,8 @@ fn mutate(rng: &mut Rng, input: &[u8], others: &[(String, Vec<u8>)]) -> Vec<u8> 
     };
     let header_text = |b: &[u8]| std::str::from_utf8(b.get(8..8 + hl)?).ok().map(str::to_string);
     match rng.below(12) {
-        0 if !b.is_empty() => {
-            let i = pos(rng, b.len()).min(b.len() - 1);
-            b[i] ^= 1 << rng.below(8);
-        }
-        1 if !b.is_empty() => {
-            let i = pos(rng, b.len()).min(b.len() - 1);
-            b[i] = *rng.pick(INTERESTING_BYTES);
-        }
-        2 => {
-            let cut = if rng.below(2) == 0 { rng.below(b.len() + 1) } else { pos(rng, b.len()) };
-            b.truncate(cut);
-        }
-        3 => {
-            // Splice: replace a range with a range of another seed.
-            let (_, other) = rng.pick(others);
-            let (a, o) = (pos(rng, b.len()).min(b.len()), rng.below(other.len()));
-            let n = rng.below(64).min(other.len() - o);
-            let m = rng.below(64).min(b.len() - a);
-            b.splice(a..a + m, other[o..o + n].iter().copied());
-        }
+        k @ (0 | 1) if !b.is_empty() => byte_edit(rng, &mut b, k, &pos, INTERESTING_BYTES, others),
+        k @ (2 | 3) => byte_edit(rng, &mut b, k, &pos, INTERESTING_BYTES, others),
         4 if b.len() >= 8 => {
             let len = b.len() as u64;
             let n = *rng.pick(&[

@@ -36,7 +36,7 @@ use pushforward::onnx::proto::{
 use std::path::PathBuf;
 
 mod fuzz_common;
-use fuzz_common::{Counting, Failure, Measured, Rng, alloc_bound, case_range, measured};
+use fuzz_common::{Counting, Failure, Measured, Rng, alloc_bound, byte_edit, case_range, measured};
 use std::rc::Rc;
 
 // ---------------------------------------------------------------------------------------------
@@ -783,25 +783,8 @@ fn mutate_bytes(rng: &mut Rng, b: &mut Vec<u8>, marks: &[usize], seeds: &[(Strin
         if rng.below(4) > 0 && !marks.is_empty() { *rng.pick(marks) } else { rng.below(len.max(1)) }
     };
     match rng.below(6) {
-        0 if !b.is_empty() => {
-            let i = pos(rng, b.len()).min(b.len() - 1);
-            b[i] ^= 1 << rng.below(8);
-        }
-        1 if !b.is_empty() => {
-            let i = pos(rng, b.len()).min(b.len() - 1);
-            b[i] = *rng.pick(INTERESTING_BYTES);
-        }
-        2 => {
-            let cut = if rng.below(2) == 0 { rng.below(b.len() + 1) } else { pos(rng, b.len()) };
-            b.truncate(cut);
-        }
-        3 => {
-            let (_, other) = rng.pick(seeds);
-            let (a, o) = (pos(rng, b.len()).min(b.len()), rng.below(other.len()));
-            let n = rng.below(64).min(other.len() - o);
-            let m = rng.below(64).min(b.len() - a);
-            b.splice(a..a + m, other[o..o + n].iter().copied());
-        }
+        k @ (0 | 1) if !b.is_empty() => byte_edit(rng, b, k, &pos, INTERESTING_BYTES, seeds),
+        k @ (2 | 3) => byte_edit(rng, b, k, &pos, INTERESTING_BYTES, seeds),
         4 if !marks.is_empty() => {
             // A length prefix (or a tag) re-encoded as another number.
             let at = *rng.pick(marks);

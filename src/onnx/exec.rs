@@ -754,7 +754,10 @@ impl PlanBuilder {
         }
         // The instance norm's per-group scale and shift, repeated over each group's channels.
         let per = c / groups;
-        let spread = |i: usize| -> Vec<f32> { (0..c).map(|ch| self.consts[i].as_f32()[ch / per]).collect() };
+        let spread = |i: usize| -> Vec<f32> {
+            let v = self.consts[i].as_f32();
+            (0..c).map(|ch| v[ch / per]).collect()
+        };
         let (g, b) = (spread(gamma), spread(beta));
         let key = format!("{}:{}:groups{c}", self.const_keys[gamma], self.const_keys[beta]);
         let gi = self.konst_keyed(Arc::new(HostTensor::f32(vec![c], g)), format!("{key}:gamma"));

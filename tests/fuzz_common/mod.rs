@@ -104,6 +104,40 @@ impl Rng {
     }
 }
 
+/// The format-blind edits both fuzzers make, `kind` 0–3: flip a bit, write one of the format's
+/// `interesting` bytes (kinds 0 and 1 need a non-empty input), truncate, or splice in up to 64
+/// bytes of another seed. `pos` picks an offset, biased by each fuzzer to where its parsing is.
+pub fn byte_edit(
+    rng: &mut Rng,
+    b: &mut Vec<u8>,
+    kind: usize,
+    pos: &dyn Fn(&mut Rng, usize) -> usize,
+    interesting: &[u8],
+    seeds: &[(String, Vec<u8>)],
+) {
+    match kind {
+        0 => {
+            let i = pos(rng, b.len()).min(b.len() - 1);
+            b[i] ^= 1 << rng.below(8);
+        }
+        1 => {
+            let i = pos(rng, b.len()).min(b.len() - 1);
+            b[i] = *rng.pick(interesting);
+        }
+        2 => {
+            let cut = if rng.below(2) == 0 { rng.below(b.len() + 1) } else { pos(rng, b.len()) };
+            b.truncate(cut);
+        }
+        _ => {
+            let (_, other) = rng.pick(seeds);
+            let (a, o) = (pos(rng, b.len()).min(b.len()), rng.below(other.len()));
+            let n = rng.below(64).min(other.len() - o);
+            let m = rng.below(64).min(b.len() - a);
+            b.splice(a..a + m, other[o..o + n].iter().copied());
+        }
+    }
+}
+
 /// Mutated cases per run when `PUSHFORWARD_FUZZ_CASES` is unset: the least CI runs
 /// (`scripts/test.sh` reads this line and refuses less under CI too).
 pub const DEFAULT_CASES: u64 = 20_000;
