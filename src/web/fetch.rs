@@ -92,7 +92,10 @@ pub async fn fetch_model(url: &str, cb: &Callbacks, limits: &Limits, mode: Cache
             CacheMode::Revalidate if !k.1.is_empty() => {
                 match fetch_bytes(url, cb, limits, Some(&k.1)).await? {
                     None => return Ok(from_kept(k, "the kept copy (the server answered 304 Not Modified)")),
-                    Some((bytes, etag)) => return Ok((bytes.clone(), keep(url, &bytes, &etag).await)),
+                    Some((bytes, etag)) => {
+                        let provenance = keep(url, &bytes, &etag).await;
+                        return Ok((bytes, provenance));
+                    }
                 }
             }
             _ => {}
