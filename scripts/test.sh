@@ -53,7 +53,8 @@ echo "== cargo test"
 export PUSHFORWARD_GPU_SKIP_LOG="$PWD/target/pushforward-gpu-skips.txt"
 mkdir -p target && rm -f "$PUSHFORWARD_GPU_SKIP_LOG"
 cargo_status=0
-cargo test --all-targets || cargo_status=$?
+# --workspace: the kernels crate (kernels/) has its own unit tests.
+cargo test --workspace --all-targets || cargo_status=$?
 gpu_skips=0
 if [ -f "$PUSHFORWARD_GPU_SKIP_LOG" ]; then
   gpu_skips=$(awk '{print $1, $2}' "$PUSHFORWARD_GPU_SKIP_LOG" | sort -u | wc -l)

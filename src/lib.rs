@@ -20,7 +20,8 @@ pub mod onnx;
 pub mod options;
 pub mod pointwise;
 pub mod render;
-pub mod rng;
+/// Seeded Gaussian noise (Philox4x32-10 + Box–Muller), from the kernels crate.
+pub use pushforward_kernels::rng;
 pub mod sampler;
 pub mod shapes;
 pub mod tensor;

@@ -46,39 +46,7 @@ pub fn linear(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<Linear> {
     Ok(Linear { n, k, m })
 }
 
-/// Geometry of one convolution (NCHW input, weights [c_out, c_in, kh, kw]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Conv2dShape {
-    pub batch: usize,
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: usize,
-    pub pad: usize,
-}
-
-impl Conv2dShape {
-    pub fn out_h(&self) -> usize {
-        (self.h + 2 * self.pad - self.kh) / self.stride + 1
-    }
-    pub fn out_w(&self) -> usize {
-        (self.w + 2 * self.pad - self.kw) / self.stride + 1
-    }
-    /// The output shape [batch, c_out, out_h, out_w].
-    pub fn out(&self) -> Vec<usize> {
-        vec![self.batch, self.c_out, self.out_h(), self.out_w()]
-    }
-    pub fn out_len(&self) -> usize {
-        self.batch * self.c_out * self.out_h() * self.out_w()
-    }
-    /// Multiply-adds × 2.
-    pub fn flops(&self) -> f64 {
-        2.0 * (self.out_len() * self.c_in * self.kh * self.kw) as f64
-    }
-}
+pub use pushforward_kernels::conv2d::Conv2dShape;
 
 /// `conv2d`: a positive stride, a kernel no larger than the padded input, matching input
 /// channels and a bias of c_out values.

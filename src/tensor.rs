@@ -92,7 +92,7 @@ impl Tensor {
         let mut data = recycle::take(n).map_err(|_| {
             Error::OutOfMemory(format!("could not allocate a tensor of shape {shape:?} ({} MiB)", (n as u64 * 4) >> 20))
         })?;
-        data.resize(n, 0.0);
+        pushforward_kernels::elementwise::fill_zeros(&mut data, n);
         Ok(Self { shape, data })
     }
 

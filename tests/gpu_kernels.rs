@@ -503,7 +503,7 @@ fn pointwise_ops_match_cpu() {
 }
 
 /// Graph networks' layout and attention kernels (shaders/graph.wgsl) against the CPU's
-/// (src/cpu/graph.rs), and the CPU's against the host folder's independent f64 evaluation:
+/// (kernels/src/graph.rs), and the CPU's against the host folder's independent f64 evaluation:
 /// transposes and slices as strided copies, batched matmul with broadcast batch dims (ragged
 /// m, k, n), softmax and layer norm over rows of awkward lengths.
 #[test]

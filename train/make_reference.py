@@ -4,7 +4,7 @@ models/mnist.safetensors that the Rust sampler must reproduce.
     pushforward-make-reference [--dtype float64|float32] [--out PATH]
 
 * x0 [10, 1, 28, 28]: the Rust sampler's seeded initial noise for seed 3, drawn by train/rng.py
-  (a NumPy port of src/rng.rs: Philox4x32-10 + Box–Muller in f32, bit for bit);
+  (a NumPy port of kernels/src/rng.rs: Philox4x32-10 + Box–Muller in f32, bit for bit);
 * labels 0..9 (one sample per class, `Labels::Cycle`), classifier-free guidance w = 2:
   v = v_u + w·(v_c − v_u) with v_c = model(x, t, y), v_u = model(x, t, null), null = num_classes;
 * Heun (train/solvers.py `_step_heun`) on the uniform 5-step grid t = 0, 0.2, …, 1, computed in

@@ -1,8 +1,8 @@
-"""pushforward's seeded noise (src/rng.rs) in NumPy, bit for bit.
+"""pushforward's seeded noise (kernels/src/rng.rs) in NumPy, bit for bit.
 
 Philox4x32-10 (Random123) on counter (block lo, block hi, stream, 0) with key (seed lo, seed hi),
 then Box–Muller in float32 with the crate's own f32 `ln` and `sin`/`cos` formulas
-(`ln_f32`, `sincos_f32` in src/rng.rs, written operation for operation in the same order; every
+(`ln_f32`, `sincos_f32` in kernels/src/rng.rs, written operation for operation in the same order; every
 operation is a float32 NumPy operation, so each one rounds as Rust's f32 does). Element `e` of a
 stream is lane `e % 4` of block `e // 4`; lanes (0, 1) use output words (0, 1), lanes (2, 3) use
 words (2, 3); the even lane is r·cos θ, the odd lane r·sin θ.
@@ -51,7 +51,7 @@ def _div(a, b):
     return _F(a) / _F(b)  # Rust's `a / b` on f32 literals: one correctly rounded f32 division
 
 
-# f32 constants exactly as src/rng.rs spells them
+# f32 constants exactly as kernels/src/rng.rs spells them
 _LN2_HI = _F(0.693_145_75)
 _LN2_LO = _F(1.428_606_8e-6)
 _SQRT2 = _F(1.414_213_5)
@@ -74,7 +74,7 @@ def _horner(z, coeffs):
 
 
 def ln_f32(u):
-    """src/rng.rs `ln_f32` for normal u > 0 (float32 array)."""
+    """kernels/src/rng.rs `ln_f32` for normal u > 0 (float32 array)."""
     u = np.asarray(u, dtype=np.float32)
     bits = u.view(np.uint32)
     e = ((bits >> np.uint32(23)) & np.uint32(0xFF)).astype(np.int32) - 127
@@ -90,7 +90,7 @@ def ln_f32(u):
 
 
 def sincos_f32(theta):
-    """src/rng.rs `sincos_f32` for θ ∈ [0, 2π] (float32 array) -> (cos θ, sin θ)."""
+    """kernels/src/rng.rs `sincos_f32` for θ ∈ [0, 2π] (float32 array) -> (cos θ, sin θ)."""
     theta = np.asarray(theta, dtype=np.float32)
     k = np.rint(theta * _TWO_OVER_PI)  # round half to even, like round_ties_even
     x = (theta - k * _PIO2_HI) - k * _PIO2_LO

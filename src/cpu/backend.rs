@@ -134,9 +134,7 @@ impl Backend for CpuBackend {
 
     fn unary(&self, x: &Tensor, op: crate::pointwise::UnaryOp) -> Result<Tensor> {
         let mut out = Tensor::zeros(shapes::unary(x.shape())?)?;
-        for (o, &v) in out.data_mut().iter_mut().zip(x.data()) {
-            *o = op.apply(v);
-        }
+        crate::pointwise::unary(op, x.data(), out.data_mut());
         Ok(out)
     }
 
@@ -229,7 +227,7 @@ impl Backend for CpuBackend {
     }
 
     async fn all_finite(&self, x: &Tensor) -> Result<bool> {
-        Ok(x.data().iter().all(|v| v.is_finite()))
+        Ok(elementwise::all_finite(x.data()))
     }
 
     fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<Tensor> {

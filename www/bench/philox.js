@@ -1,5 +1,5 @@
 // pushforward's initial noise in JS, bit for bit: Philox4x32-10 + Box–Muller with the f32
-// ln / sin / cos formulas of src/rng.rs (every f32 operation rounded with Math.fround, so the
+// ln / sin / cos formulas of kernels/src/rng.rs (every f32 operation rounded with Math.fround, so the
 // numbers are the ones the wasm CPU backend draws). The benchmark hands these to the peers so
 // every library integrates from identical x0. Index i of the stream is element i of the
 // row-major [n, ...] tensor x0 (the sampler's STREAM_INIT = 0).

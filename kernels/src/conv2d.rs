@@ -4,8 +4,41 @@ use super::Activation;
 use super::blocked::{BLayout, Bias, Gemm, with_workspace};
 pub use super::blocked::{Isa, Workspace};
 
-/// Geometry of one convolution (checked by `crate::shapes::conv2d`).
-pub use crate::shapes::Conv2dShape;
+/// Geometry of one convolution (NCHW input, weights [c_out, c_in, kh, kw]); checked by the
+/// main crate's `shapes::conv2d` before any kernel sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Conv2dShape {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.kh) / self.stride + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.kw) / self.stride + 1
+    }
+    /// The output shape [batch, c_out, out_h, out_w].
+    pub fn out(&self) -> Vec<usize> {
+        vec![self.batch, self.c_out, self.out_h(), self.out_w()]
+    }
+    pub fn out_len(&self) -> usize {
+        self.batch * self.c_out * self.out_h() * self.out_w()
+    }
+    /// Multiply-adds × 2.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.out_len() * self.c_in * self.kh * self.kw) as f64
+    }
+}
+
 
 /// out = conv(x, weight) + bias. `out` must hold `s.out_len()` values.
 pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &Conv2dShape, out: &mut [f32]) {
