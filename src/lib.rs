@@ -24,6 +24,7 @@ pub mod render;
 pub use pushforward_kernels::rng;
 pub mod sampler;
 pub mod shapes;
+pub mod sorted_map;
 pub mod tensor;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -16,7 +16,7 @@
 use super::buffers::{BufferPool, PoolStats};
 use super::pipelines::{Family, Kernel, PARAMS_BYTES, PipelineCache};
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
+use crate::sorted_map::SortedMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -61,8 +61,8 @@ pub struct GpuStats {
 /// GPU seconds per kernel family, from timestamp queries.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Profile {
-    pub secs: BTreeMap<Family, f64>,
-    pub dispatches: BTreeMap<Family, u64>,
+    pub secs: SortedMap<Family, f64>,
+    pub dispatches: SortedMap<Family, u64>,
 }
 
 struct Profiler {
@@ -396,8 +396,8 @@ impl Recorder {
             let ticks: &[u64] = bytemuck::cast_slice(&view);
             for (i, fam) in p.families.iter().enumerate() {
                 let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * p.period_ns * 1e-9;
-                *p.profile.secs.entry(*fam).or_default() += dt;
-                *p.profile.dispatches.entry(*fam).or_default() += 1;
+                *p.profile.secs.value_mut(*fam) += dt;
+                *p.profile.dispatches.value_mut(*fam) += 1;
             }
         }
         p.staging.unmap();

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::json::{self, JResult, Parser, Raw};
-use std::collections::BTreeMap;
+use crate::sorted_map::SortedMap;
 use std::fmt::Write;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -83,9 +83,9 @@ pub struct Provenance {
     pub dataset: Option<String>,
     pub train_steps: Option<u64>,
     pub seed: Option<u64>,
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: SortedMap<String, f64>,
     /// Anything else the trainer recorded (batch size, machine, time, versions), as JSON text.
-    pub extra: BTreeMap<String, Raw>,
+    pub extra: SortedMap<String, Raw>,
 }
 
 impl Provenance {
