@@ -9,11 +9,11 @@
 //! never writing host data into pooled buffers that way: uploads create a fresh buffer.)
 
 use crate::error::{Error, Result};
-use std::collections::HashMap;
+use crate::sorted_map::SortedMap;
 use std::sync::{Arc, Mutex};
 
 /// Storage buffers hold tensors; staging buffers are mapped for readbacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Storage,
     Staging,
@@ -36,7 +36,7 @@ const MAX_IDLE_PER_CLASS: usize = 32;
 
 #[derive(Default)]
 struct Inner {
-    free: HashMap<(Kind, u64), Vec<wgpu::Buffer>>,
+    free: SortedMap<(Kind, u64), Vec<wgpu::Buffer>>,
     idle_bytes: u64,
     /// Buffers released beyond the caps, destroyed after the next submission (`destroy_retired`):
     /// commands still pending may read them, and a buffer destroyed before the submission that
@@ -142,7 +142,7 @@ impl BufferPool {
             return;
         }
         g.idle_bytes += class;
-        g.free.entry((kind, class)).or_default().push(buf);
+        g.free.value_mut((kind, class)).push(buf);
     }
 }
 

@@ -2,11 +2,11 @@
 //! variant of [`Kernel`]: its shader file, entry point, number of input bindings and family are
 //! `match`es, so a missing kernel is a compile error, never a failed lookup at run time.
 
-use std::collections::HashMap;
+use crate::sorted_map::SortedMap;
 use std::sync::Arc;
 
 /// One WGSL file per kernel family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Shader {
     Matmul,
     Conv2d,
@@ -87,7 +87,7 @@ impl Family {
 }
 
 /// Every compute kernel, with the parameters that select a distinct pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     /// `vec4`: k is a multiple of 4 and rows are read as whole vec4s.
     Linear {
@@ -250,9 +250,9 @@ pub(crate) struct Pipeline {
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    modules: HashMap<Shader, wgpu::ShaderModule>,
-    layouts: HashMap<usize, (Arc<wgpu::BindGroupLayout>, wgpu::PipelineLayout)>,
-    pipelines: HashMap<Kernel, Arc<Pipeline>>,
+    modules: SortedMap<Shader, wgpu::ShaderModule>,
+    layouts: SortedMap<usize, (Arc<wgpu::BindGroupLayout>, wgpu::PipelineLayout)>,
+    pipelines: SortedMap<Kernel, Arc<Pipeline>>,
 }
 
 impl PipelineCache {
@@ -266,14 +266,14 @@ impl PipelineCache {
             return p.clone();
         }
         let shader = kernel.shader();
-        let module = self.modules.entry(shader).or_insert_with(|| {
+        let module = self.modules.get_or_insert_with(shader, || {
             device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(kernel.entry()),
                 source: wgpu::ShaderSource::Wgsl(shader.source().into()),
             })
         });
         let inputs = kernel.inputs();
-        let (bgl, layout) = self.layouts.entry(inputs).or_insert_with(|| {
+        let (bgl, layout) = self.layouts.get_or_insert_with(inputs, || {
             // Binding 0: the params slot in the uniform arena (dynamic offset); 1: the output;
             // 2..: read-only inputs.
             let mut entries = vec![

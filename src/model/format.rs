@@ -24,7 +24,7 @@ use crate::model::config::METADATA_KEY;
 use crate::model::json::{self, JsonError, Parser};
 use crate::tensor::Tensor;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use crate::sorted_map::{SortedMap, SortedSet};
 
 /// Largest header accepted (the `safetensors` crate's limit).
 pub const MAX_HEADER_BYTES: usize = 100_000_000;
@@ -137,7 +137,7 @@ fn parse_container(bytes: &[u8]) -> Result<Container<'_>> {
     p.finish().map_err(header_err)?;
 
     // Names once each; an unsupported dtype is named before any size is looked at.
-    let mut names = HashSet::with_capacity(raw.len());
+    let mut names = SortedSet::with_capacity(raw.len());
     if let Some(e) = raw.iter().find(|e| !names.insert(&*e.name)) {
         return Err(format_err(format!("tensor `{}` is listed twice in the header", e.name)));
     }
@@ -223,12 +223,12 @@ pub fn load(bytes: &[u8]) -> Result<Model> {
     let expected = expected_params(&config);
     // Unexpected names first: a file for a different architecture should say so, not just
     // report the first missing tensor.
-    let expected_names: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let expected_names: SortedSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
     if let Some(extra) = c.tensors.iter().map(|e| &*e.name).filter(|n| !expected_names.contains(n)).min() {
         return Err(Error::UnexpectedTensor(extra.to_string()));
     }
-    let by_name: HashMap<&str, &Entry<'_>> = c.tensors.iter().map(|e| (&*e.name, e)).collect();
-    let mut params = HashMap::with_capacity(expected.len());
+    let by_name: SortedMap<&str, &Entry<'_>> = c.tensors.iter().map(|e| (&*e.name, e)).collect();
+    let mut params = SortedMap::with_capacity(expected.len());
     for (name, shape) in expected {
         let Some(e) = by_name.get(name.as_str()) else { return Err(Error::MissingTensor(name)) };
         if e.shape != shape {

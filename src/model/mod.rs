@@ -13,7 +13,7 @@ pub use format::{load, save};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use std::collections::HashMap;
+use crate::sorted_map::SortedMap;
 
 /// The central-difference step of the divergence of networks without forward-mode tangents,
 /// as a share of the plot box's width: f32 rounding (~1e-7·|v|/h) and truncation (~h²·|v‴|)
@@ -24,7 +24,7 @@ pub const FD_STEP: f32 = 1e-3;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     pub config: ModelConfig,
-    pub params: HashMap<String, Tensor>,
+    pub params: SortedMap<String, Tensor>,
 }
 
 /// Every tensor the config's architecture needs, with its exact shape.
@@ -66,7 +66,7 @@ impl Model {
             z ^= z >> 31;
             (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
         };
-        let mut params = HashMap::new();
+        let mut params = SortedMap::new();
         for (name, shape) in expected_params(&config) {
             let n: usize = shape.iter().product();
             let is_norm = name.contains("norm");
@@ -97,7 +97,7 @@ impl Model {
 
 /// Parameters uploaded to a backend, looked up by name.
 pub struct Params<B: Backend> {
-    tensors: HashMap<String, B::Tensor>,
+    tensors: SortedMap<String, B::Tensor>,
 }
 
 impl<B: Backend> Params<B> {
@@ -120,7 +120,7 @@ pub struct Network<B: Backend> {
 
 impl<B: Backend> Network<B> {
     pub fn new(backend: &B, model: &Model) -> Result<Self> {
-        let mut tensors = HashMap::with_capacity(model.params.len());
+        let mut tensors = SortedMap::with_capacity(model.params.len());
         for (name, t) in &model.params {
             tensors.insert(name.clone(), backend.upload(t)?);
         }

@@ -11,7 +11,7 @@ use crate::cpu::Activation;
 use crate::error::{Error, Result, shown};
 use crate::pointwise::{BinaryOp, UnaryOp};
 use crate::tensor::Tensor;
-use std::collections::HashMap;
+use crate::sorted_map::SortedMap;
 use std::sync::{Arc, Mutex};
 
 /// Where a step reads an input from.
@@ -267,8 +267,8 @@ pub fn per_sample_values(g: &Graph, d: &Declaration) -> Result<(usize, usize)> {
 pub struct GraphRunner<B: Backend> {
     net: Arc<super::OnnxNetwork>,
     /// Plans by (batch size, time folded).
-    plans: Mutex<HashMap<(usize, bool), Arc<Plan>>>,
-    uploaded: Mutex<HashMap<String, Arc<B::Tensor>>>,
+    plans: Mutex<SortedMap<(usize, bool), Arc<Plan>>>,
+    uploaded: Mutex<SortedMap<String, Arc<B::Tensor>>>,
 }
 
 fn err(node: &str, what: String) -> Error {
@@ -340,7 +340,7 @@ impl<B: Backend> GraphRunner<B> {
         let plan = self.plan(n, convert_at.is_some())?;
         let decl = &self.net.declaration;
         // The time program, at batch 1, on the host (one row of every time value).
-        let mut time: HashMap<&str, HostTensor> = HashMap::new();
+        let mut time: SortedMap<&str, HostTensor> = SortedMap::new();
         if !plan.time_program.is_empty() {
             let t1 = decl.t_shape(1);
             let len = t1.iter().product::<usize>();
@@ -486,7 +486,7 @@ fn slot<'s, T>(s: &'s [Option<Val<'_, T>>], i: usize) -> Result<&'s T> {
 /// batch 1 (the sampler's rows share one t): a time embedding costs one row, not n rows of
 /// sin/cos. Without it (raw forwards with a t per row), t is a backend input like x.
 fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Plan> {
-    let mut values: HashMap<&str, PVal> = HashMap::new();
+    let mut values: SortedMap<&str, PVal> = SortedMap::new();
     for (name, t) in &g.constants {
         values.insert(name, PVal::Const(t.clone()));
     }
@@ -504,29 +504,29 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
         },
     );
     let mut time_program: Vec<(Op, Vec<TimeIn>, Vec<String>)> = Vec::new();
-    let mut time_slots: HashMap<String, usize> = HashMap::new();
+    let mut time_slots: SortedMap<String, usize> = SortedMap::new();
     let mut time_values: Vec<String> = Vec::new();
     if let Some(y) = &d.y {
         values.insert(y, PVal::Ids { shape: vec![n] });
     }
     // Consumers of each value (for fusion: a MatMul output read only by one Add).
-    let mut uses: HashMap<&str, usize> = HashMap::new();
+    let mut uses: SortedMap<&str, usize> = SortedMap::new();
     for node in &g.nodes {
         for i in node.inputs.iter().filter(|s| !s.is_empty()) {
-            *uses.entry(i).or_default() += 1;
+            *uses.value_mut(i) += 1;
         }
     }
     for o in &g.outputs {
-        *uses.entry(o).or_default() += 1;
+        *uses.value_mut(o) += 1;
     }
     let mut pb = PlanBuilder {
         steps: Vec::new(),
         consts: Vec::new(),
         const_keys: Vec::new(),
         slots: 2,
-        producer: HashMap::new(),
+        producer: SortedMap::new(),
         sizes: vec![0, 0],
-        shapes: HashMap::from([(X, sample.clone())]),
+        shapes: SortedMap::from([(X, sample.clone())]),
     };
     for node in &g.nodes {
         let ins: Vec<Option<&PVal>> =
@@ -695,11 +695,11 @@ struct PlanBuilder {
     const_keys: Vec<String>,
     slots: usize,
     /// The step that wrote each slot.
-    producer: HashMap<usize, usize>,
+    producer: SortedMap<usize, usize>,
     /// Values of each slot (set when its shape is known).
     sizes: Vec<usize>,
     /// Shapes of the slots that hold a node's output.
-    shapes: HashMap<usize, Vec<usize>>,
+    shapes: SortedMap<usize, Vec<usize>>,
 }
 
 impl PlanBuilder {
@@ -772,7 +772,7 @@ impl PlanBuilder {
         name: &str,
         shape: &[usize],
         shape1: &[usize],
-        slots: &mut HashMap<String, usize>,
+        slots: &mut SortedMap<String, usize>,
         values: &mut Vec<String>,
     ) -> Result<usize> {
         if let Some(&s) = slots.get(name) {
@@ -991,7 +991,7 @@ impl PlanBuilder {
         &mut self,
         node: &super::graph::Node,
         ins: &[Option<&PVal>],
-        uses: &HashMap<&str, usize>,
+        uses: &SortedMap<&str, usize>,
     ) -> Result<Vec<PVal>> {
         let shape_of = |v: &PVal| -> Vec<usize> {
             match v {

@@ -5,7 +5,7 @@
 use super::proto::{Attribute, AttributeValue, DataType, Dim, ModelProto, NodeProto, TensorData, TensorProto};
 use crate::error::{Error, NAME, Result, shown};
 use crate::pointwise::{BinaryOp, UnaryOp};
-use std::collections::{HashMap, HashSet};
+use crate::sorted_map::{SortedMap, SortedSet};
 
 /// A constant on the host: f32 data, or i64 (shapes, indices, axes).
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +225,7 @@ pub struct GraphInput {
 pub struct Graph {
     pub nodes: Vec<Node>,
     /// Initializers by name (shared: every batch size's plan reads the same weights).
-    pub constants: HashMap<String, std::sync::Arc<HostTensor>>,
+    pub constants: SortedMap<String, std::sync::Arc<HostTensor>>,
     pub inputs: Vec<GraphInput>,
     pub outputs: Vec<String>,
     pub opset: i64,
@@ -237,7 +237,7 @@ impl Graph {
     pub fn from_proto(m: &ModelProto) -> Result<Self> {
         let opset =
             m.opset().ok_or_else(|| Error::WeightsFormat("the ONNX model imports no default-domain opset".into()))?;
-        let mut constants = HashMap::new();
+        let mut constants = SortedMap::new();
         for t in &m.graph.initializers {
             constants.insert(t.name.clone(), std::sync::Arc::new(HostTensor::from_proto(t)?));
         }
@@ -252,7 +252,7 @@ impl Graph {
                 shape: i.shape.clone(),
             })
             .collect();
-        let mut known: HashSet<&str> = constants.keys().map(String::as_str).collect();
+        let mut known: SortedSet<&str> = constants.keys().map(String::as_str).collect();
         known.extend(inputs.iter().map(|i| i.name.as_str()));
         let mut nodes = Vec::with_capacity(m.graph.nodes.len());
         for (i, n) in m.graph.nodes.iter().enumerate() {

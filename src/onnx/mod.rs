@@ -12,7 +12,7 @@ pub mod proto;
 
 use crate::error::{Error, Result};
 use crate::model::{ArchConfig, Model, ModelConfig};
-use std::collections::HashMap;
+use crate::sorted_map::SortedMap;
 use std::sync::Arc;
 
 /// A loaded ONNX velocity network: the graph and what it declares itself to be.
@@ -66,5 +66,5 @@ pub fn load(bytes: &[u8], declaration: Option<&str>) -> Result<Model> {
         arch: ArchConfig::Onnx(Arc::new(OnnxNetwork { graph, declaration: decl })),
     };
     config.validate()?;
-    Ok(Model { config, params: HashMap::new() })
+    Ok(Model { config, params: SortedMap::new() })
 }
