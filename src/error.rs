@@ -35,6 +35,74 @@ pub fn shown(s: &str, max: usize) -> String {
     out
 }
 
+/// A number as messages and the JSON writer show it: [`Num::f32`] the shortest decimal that
+/// reads back as the same f32, [`Num::f64`] the same for f64. Natively that is std's `Display`;
+/// in the browser build it is JavaScript's number formatting, so that core's float formatting
+/// (Grisu and Dragon4 with their tables, ~8 KB of the gzipped wasm) is not compiled in. The
+/// two agree digit for digit except that JavaScript writes magnitudes below 1e-6 or from 1e21
+/// up with an exponent (`1e-7`) and infinity as `Infinity`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num {
+    value: f64,
+    single: bool,
+}
+
+impl Num {
+    pub fn f32(x: f32) -> Self {
+        Self { value: x as f64, single: true }
+    }
+
+    pub fn f64(x: f64) -> Self {
+        Self { value: x, single: false }
+    }
+}
+
+impl From<f32> for Num {
+    fn from(x: f32) -> Self {
+        Num::f32(x)
+    }
+}
+
+impl From<f64> for Num {
+    fn from(x: f64) -> Self {
+        Num::f64(x)
+    }
+}
+
+/// `x` (f32 or f64) as messages show numbers: see [`Num`].
+pub fn num(x: impl Into<Num>) -> Num {
+    x.into()
+}
+
+impl std::fmt::Display for Num {
+    #[cfg(not(target_arch = "wasm32"))]
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.single {
+            std::fmt::Display::fmt(&(self.value as f32), f)
+        } else {
+            std::fmt::Display::fmt(&self.value, f)
+        }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use js_sys::Number;
+        let text = |x: f64| Number::from(x).to_string(10).map(String::from).unwrap_or_default();
+        // An f32 printed as f64 would show its binary expansion (0.1f32 = 0.10000000149…): the
+        // fewest significant digits that round back to the same f32 instead (at most 9).
+        let shortest = || {
+            let n = Number::from(self.value);
+            (1..=9).find_map(|digits| {
+                let s = String::from(n.to_precision(digits).ok()?);
+                let v: f64 = s.parse().ok()?;
+                (v as f32 == self.value as f32).then(|| text(v))
+            })
+        };
+        let s = if self.single && self.value.is_finite() { shortest() } else { None };
+        f.write_str(&s.unwrap_or_else(|| text(self.value)))
+    }
+}
+
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum Error {
     /// The weights container itself is malformed (header, offsets, sizes).
@@ -71,11 +139,11 @@ pub enum Error {
     InvalidOption { option: &'static str, reason: String },
 
     /// The solve produced NaN or infinity (diverging network or absurd step size).
-    #[error("the ODE solution became non-finite at t = {t}")]
+    #[error("the ODE solution became non-finite at t = {}", Num::f32(*t))]
     NonFiniteState { t: f32 },
 
     /// Adaptive solver hit its step budget before reaching the end time.
-    #[error("adaptive solver stopped after {steps} steps at t = {t} (max_steps reached)")]
+    #[error("adaptive solver stopped after {steps} steps at t = {} (max_steps reached)", Num::f32(*t))]
     MaxStepsExceeded { steps: usize, t: f32 },
 
     /// A request or a model needs more memory than the backend's budget (`crate::memory`), or

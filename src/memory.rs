@@ -13,11 +13,16 @@ use crate::model::{ArchConfig, DataConfig, ModelConfig, UnetConfig};
 
 /// A byte count for messages: "512 B", "3.2 MiB", "13.5 GiB".
 fn bytes(b: u64) -> String {
+    // One decimal, rounded half up, in integers (no float formatting in the browser build).
+    let one_decimal = |unit: u64, name: &str| {
+        let tenths = ((b as u128 * 10 + unit as u128 / 2) / unit as u128) as u64;
+        format!("{}.{} {name}", tenths / 10, tenths % 10)
+    };
     match b {
         0..1024 => format!("{b} B"),
-        1024..0x10_0000 => format!("{:.1} KiB", b as f64 / 1024.0),
-        0x10_0000..0x4000_0000 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        _ => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        1024..0x10_0000 => one_decimal(1 << 10, "KiB"),
+        0x10_0000..0x4000_0000 => one_decimal(1 << 20, "MiB"),
+        _ => one_decimal(1 << 30, "GiB"),
     }
 }
 

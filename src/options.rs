@@ -3,7 +3,7 @@
 //! worker message, `--flag value` pairs) into [`Entries`] and calls the parser here; nothing
 //! else restates a default or a bound. `defaults_json` publishes them for the demo and embed.
 
-use crate::error::{Error, Result, shown};
+use crate::error::{Error, Result, num, shown};
 use crate::model::{DataConfig, ModelConfig};
 use crate::ode::Solver;
 use crate::sampler::{Labels, MAX_BATCH_VALUES, MAX_GUIDANCE, MAX_STEPS, SampleOptions};
@@ -41,7 +41,7 @@ impl Value {
         match self {
             Value::Null => "null".into(),
             Value::Bool(b) => b.to_string(),
-            Value::Num(v) => v.to_string(),
+            Value::Num(v) => num(*v).to_string(),
             Value::Str(s) => format!("\"{}\"", shown(s, 40)),
             Value::Other(t) => format!("a value of type {t}"),
         }
@@ -95,7 +95,7 @@ impl Entries {
         match self.get(key) {
             None => Ok(default),
             Some(Value::Num(v)) if v.is_finite() && (lo..=hi).contains(v) => Ok(*v),
-            Some(v) => Err(bad(key, format!("{} must be a number in [{lo}, {hi}]", v.show()))),
+            Some(v) => Err(bad(key, format!("{} must be a number in [{}, {}]", v.show(), num(lo), num(hi)))),
         }
     }
 
@@ -265,15 +265,16 @@ pub fn defaults_json(config: &ModelConfig) -> String {
         "{{\"n\":{},\"solver\":\"{}\",\"steps\":{},\"rtol\":{},\"atol\":{},\"maxSteps\":{},\"seed\":0,\
          \"guidance\":{},\"noise\":0,\"maxDrawnPaths\":{MAX_DRAWN_PATHS},\"solvers\":[{}],\
          \"limits\":{{\"n\":[1,{max_n}],\"steps\":[1,{MAX_STEPS}],\"maxSteps\":[1,{MAX_STEPS}],\
-         \"guidance\":[0,{MAX_GUIDANCE}],\"noise\":[0,{}],\"seed\":[0,{MAX_SEED}],\"rtol\":[1e-10,1],\"atol\":[1e-10,1]}}}}",
+         \"guidance\":[0,{}],\"noise\":[0,{}],\"seed\":[0,{MAX_SEED}],\"rtol\":[1e-10,1],\"atol\":[1e-10,1]}}}}",
         default_n(config),
         d.solver,
         d.steps,
-        d.rtol,
-        d.atol,
+        num(d.rtol),
+        num(d.atol),
         d.max_steps,
-        d.guidance,
+        num(d.guidance),
         solvers.join(","),
-        crate::ode::sde::MAX_NOISE,
+        num(MAX_GUIDANCE),
+        num(crate::ode::sde::MAX_NOISE),
     )
 }

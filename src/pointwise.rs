@@ -5,6 +5,19 @@
 use crate::error::{Error, Result};
 pub use pushforward_kernels::pointwise::*;
 
+/// `v` limited to `[lo, hi]` (NaN stays NaN), as `f32::clamp`/`f64::clamp` but without its check that
+/// `lo ≤ hi`, whose panic message formats floats and so compiles core's float formatting
+/// (~8 KB gzipped) into the browser build.
+pub fn clamp<T: PartialOrd>(v: T, lo: T, hi: T) -> T {
+    if v < lo {
+        lo
+    } else if v > hi {
+        hi
+    } else {
+        v
+    }
+}
+
 /// The broadcast shape of `a` and `b` (NumPy rules: align trailing dimensions; each pair equal
 /// or one of them 1), or a shape error.
 pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {

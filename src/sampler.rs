@@ -2,7 +2,7 @@
 //! with per-step progress, cancellation and optional trajectory frames.
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, num};
 use crate::memory::{self, MemoryLimits, SolvePlan};
 use crate::model::{Model, Network};
 use crate::ode::{self, AdaptiveOptions, Schedule, SolveStats, Solver, StepInfo};
@@ -193,7 +193,7 @@ impl<B: Backend> Sampler<B> {
         if o.noise != 0.0 {
             let bad = |reason: String| Err(Error::InvalidOption { option: "noise", reason });
             if !(o.noise.is_finite() && o.noise > 0.0 && o.noise <= ode::sde::MAX_NOISE) {
-                return bad(format!("{} must be in [0, {}]", o.noise, ode::sde::MAX_NOISE));
+                return bad(format!("{} must be in [0, {}]", num(o.noise), num(ode::sde::MAX_NOISE)));
             }
             if o.solver != Solver::Euler {
                 return bad(format!(
@@ -215,7 +215,7 @@ impl<B: Backend> Sampler<B> {
         if !o.guidance.is_finite() || o.guidance < 0.0 || o.guidance > MAX_GUIDANCE {
             return Err(Error::InvalidOption {
                 option: "guidance",
-                reason: format!("{} must be in [0, {MAX_GUIDANCE}]", o.guidance),
+                reason: format!("{} must be in [0, {}]", num(o.guidance), num(MAX_GUIDANCE)),
             });
         }
         if o.trajectory_every == Some(0) {
@@ -427,7 +427,7 @@ impl<B: Backend> Sampler<B> {
         if res == 0 || res > 256 || !(0.0..=1.0).contains(&t) {
             return Err(Error::InvalidOption {
                 option: "resolution",
-                reason: format!("{res} cells per side (1..=256) at t = {t} (in [0, 1])"),
+                reason: format!("{res} cells per side (1..=256) at t = {} (in [0, 1])", num(t)),
             });
         }
         if self.network.config.num_classes > 0 || self.network.config.sample_len() != 2 {

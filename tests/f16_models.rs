@@ -25,7 +25,17 @@ fn model(path: &str) -> (Model, u64) {
 
 #[test]
 fn f16_copies_round_the_f32_weights_and_sample_within_tolerance() {
-    let names = ["moons", "8gaussians", "checkerboard", "spirals", "moons_cosine", "moons_sde", "moons_reflow", "mnist", "mnist_reflow"];
+    let names = [
+        "moons",
+        "8gaussians",
+        "checkerboard",
+        "spirals",
+        "moons_cosine",
+        "moons_sde",
+        "moons_reflow",
+        "mnist",
+        "mnist_reflow",
+    ];
     for name in names {
         let ((full, full_bytes), (half, half_bytes)) =
             (model(&format!("models/{name}.safetensors")), model(&format!("models/f16/{name}.safetensors")));
@@ -51,7 +61,8 @@ fn f16_copies_round_the_f32_weights_and_sample_within_tolerance() {
             guidance: if image && !reflow { 2.0 } else { 1.0 },
             ..Default::default()
         };
-        let run = |m: &Model| Sampler::new(CpuBackend, m).unwrap().sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+        let run =
+            |m: &Model| Sampler::new(CpuBackend, m).unwrap().sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
         let (a, b) = (run(&full), run(&half));
         let (a, b) = (a.samples.data(), b.samples.data());
         let mut d: Vec<f32> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
@@ -91,7 +102,9 @@ fn an_onnx_file_with_f16_initializers_samples_like_the_f16_safetensors() {
     let max = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
     let same = max(a.samples.data(), b.samples.data());
     let sw2 = sliced_w2(a.samples.data(), c.samples.data()).unwrap();
-    println!("moons_onnx_f16: {onnx_bytes} bytes (f32: {f32_bytes}); vs the f16 safetensors max |Δ| {same:.2e}; SW2 vs the f32 ONNX {sw2:.1e}");
+    println!(
+        "moons_onnx_f16: {onnx_bytes} bytes (f32: {f32_bytes}); vs the f16 safetensors max |Δ| {same:.2e}; SW2 vs the f32 ONNX {sw2:.1e}"
+    );
     assert!(same <= 1e-4, "{same}");
     assert!(sw2 <= 1e-3, "{sw2}");
 }

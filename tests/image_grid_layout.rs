@@ -33,7 +33,11 @@ fn grids_fit_the_canvas_with_whole_classes_per_column() {
                 let mut cols = k.max(1);
                 while cols <= n {
                     let other = GridPlot { cols, ..g };
-                    assert!(!fits(&GridPlot { scale: g.scale + 1, ..other }, w, h), "n {n} k {k} on {w}×{h}: {cols} columns fit at scale {}", g.scale + 1);
+                    assert!(
+                        !fits(&GridPlot { scale: g.scale + 1, ..other }, w, h),
+                        "n {n} k {k} on {w}×{h}: {cols} columns fit at scale {}",
+                        g.scale + 1
+                    );
                     cols += k.max(1);
                 }
             }

@@ -39,7 +39,6 @@ impl Conv2dShape {
     }
 }
 
-
 /// out = conv(x, weight) + bias. `out` must hold `s.out_len()` values.
 pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &Conv2dShape, out: &mut [f32]) {
     with_workspace(|ws| conv2d_with(Isa::detect(), ws, x, weight, bias, s, out))

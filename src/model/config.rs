@@ -2,7 +2,7 @@
 //! parsed strictly and checked against sane bounds so that a hostile file cannot make the
 //! loader or the forward pass allocate or loop absurdly.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, num};
 use crate::model::json::{self, JResult, Parser, Raw};
 use crate::sorted_map::SortedMap;
 use std::fmt::Write;
@@ -245,7 +245,7 @@ fn check_range(field: &str, v: usize, lo: usize, hi: usize) -> Result<()> {
 
 fn check_time_scale(field: &str, v: f32) -> Result<()> {
     if !v.is_finite() || v <= 0.0 || v > 1e6 {
-        return Err(bad(field, format!("{v} must be finite and in (0, 1e6]")));
+        return Err(bad(field, format!("{} must be finite and in (0, 1e6]", num(v))));
     }
     Ok(())
 }
@@ -403,7 +403,10 @@ impl ModelConfig {
             DataConfig::Points2d { range } => {
                 for (axis, r) in range.iter().enumerate() {
                     if !(r[0].is_finite() && r[1].is_finite() && r[0] < r[1]) {
-                        return Err(bad("data.range", format!("axis {axis}: {r:?} must be finite with min < max")));
+                        return Err(bad(
+                            "data.range",
+                            format!("axis {axis}: [{}, {}] must be finite with min < max", num(r[0]), num(r[1])),
+                        ));
                     }
                 }
             }
@@ -412,7 +415,10 @@ impl ModelConfig {
                 check_range("data.height", *height, 1, MAX_IMAGE_SIDE)?;
                 check_range("data.width", *width, 1, MAX_IMAGE_SIDE)?;
                 if !(range[0].is_finite() && range[1].is_finite() && range[0] < range[1]) {
-                    return Err(bad("data.range", format!("{range:?} must be finite with min < max")));
+                    return Err(bad(
+                        "data.range",
+                        format!("[{}, {}] must be finite with min < max", num(range[0]), num(range[1])),
+                    ));
                 }
             }
         }

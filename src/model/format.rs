@@ -22,9 +22,9 @@ use super::{Model, ModelConfig, expected_params};
 use crate::error::{Error, Result};
 use crate::model::config::METADATA_KEY;
 use crate::model::json::{self, JsonError, Parser};
+use crate::sorted_map::{SortedMap, SortedSet};
 use crate::tensor::Tensor;
 use std::borrow::Cow;
-use crate::sorted_map::{SortedMap, SortedSet};
 
 /// Largest header accepted (the `safetensors` crate's limit).
 pub const MAX_HEADER_BYTES: usize = 100_000_000;

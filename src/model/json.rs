@@ -565,7 +565,11 @@ pub fn write_str(out: &mut String, v: &str) {
 /// as serde_json writes it).
 pub fn write_f64(out: &mut String, v: f64) {
     if v.is_finite() {
+        #[cfg(not(target_arch = "wasm32"))]
         let _ = write!(out, "{v:?}");
+        // JavaScript's shortest round-trip digits: no float formatting compiled in (`Num`).
+        #[cfg(target_arch = "wasm32")]
+        let _ = write!(out, "{}", crate::error::Num::f64(v));
     } else {
         out.push_str("null");
     }
@@ -574,7 +578,10 @@ pub fn write_f64(out: &mut String, v: f64) {
 /// Appends `v` as the shortest decimal that reads back (through f64) as the same f32.
 pub fn write_f32(out: &mut String, v: f32) {
     if v.is_finite() {
+        #[cfg(not(target_arch = "wasm32"))]
         let _ = write!(out, "{v:?}");
+        #[cfg(target_arch = "wasm32")]
+        let _ = write!(out, "{}", crate::error::Num::f32(v));
     } else {
         out.push_str("null");
     }

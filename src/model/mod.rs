@@ -12,8 +12,8 @@ pub use format::{load, save};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 use crate::sorted_map::SortedMap;
+use crate::tensor::Tensor;
 
 /// The central-difference step of the divergence of networks without forward-mode tangents,
 /// as a share of the plot box's width: f32 rounding (~1e-7·|v|/h) and truncation (~h²·|v‴|)

@@ -41,7 +41,7 @@ const FAC_MAX: f64 = 10.0;
 const ERR_EXPONENT: f64 = 1.0 / 5.0;
 
 fn step_factor(err: f64, fac_max: f64) -> f64 {
-    if err == 0.0 { fac_max } else { (SAFETY * err.powf(-ERR_EXPONENT)).clamp(FAC_MIN, fac_max) }
+    if err == 0.0 { fac_max } else { crate::pointwise::clamp(SAFETY * err.powf(-ERR_EXPONENT), FAC_MIN, fac_max) }
 }
 
 /// Hairer–Nørsett–Wanner's automatic initial step (§II.4, "Starting step size"; SciPy's

@@ -3,7 +3,7 @@
 //! Grids are validated once up front so that the solver loop can assume a finite, strictly
 //! monotone sequence (every step has a nonzero `h` of one sign) and never produces NaN times.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, num};
 
 /// Upper bound on the number of steps of a grid (and of `uniform_grid`): far beyond any useful
 /// flow-matching sample, but small enough that a typo cannot request a runaway solve.
@@ -18,10 +18,10 @@ fn invalid(option: &'static str, reason: String) -> Error {
 /// Interior points are computed in f64 as `t0 + (t1 − t0)·i/steps` and rounded once.
 pub fn uniform_grid(t0: f32, t1: f32, steps: usize) -> Result<Vec<f32>> {
     if !t0.is_finite() || !t1.is_finite() {
-        return Err(invalid("time", format!("t0 = {t0} and t1 = {t1} must be finite")));
+        return Err(invalid("time", format!("t0 = {} and t1 = {} must be finite", num(t0), num(t1))));
     }
     if t0 == t1 {
-        return Err(invalid("time", format!("t0 and t1 are both {t0}; the interval must be non-empty")));
+        return Err(invalid("time", format!("t0 and t1 are both {}; the interval must be non-empty", num(t0))));
     }
     if steps == 0 || steps > MAX_GRID_STEPS {
         return Err(invalid("steps", format!("{steps} is outside 1..={MAX_GRID_STEPS}")));
@@ -45,7 +45,7 @@ pub fn validate_grid(grid: &[f32]) -> Result<()> {
         return Err(invalid("grid", format!("{} steps exceed the maximum of {MAX_GRID_STEPS}", grid.len() - 1)));
     }
     if let Some(i) = grid.iter().position(|t| !t.is_finite()) {
-        return Err(invalid("grid", format!("time {i} is {} (must be finite)", grid[i])));
+        return Err(invalid("grid", format!("time {i} is {} (must be finite)", num(grid[i]))));
     }
     let increasing = grid[1] > grid[0];
     for (i, w) in grid.windows(2).enumerate() {
@@ -53,7 +53,7 @@ pub fn validate_grid(grid: &[f32]) -> Result<()> {
         if !ok {
             return Err(invalid(
                 "grid",
-                format!("times must be strictly monotone; t[{i}] = {} then t[{}] = {}", w[0], i + 1, w[1]),
+                format!("times must be strictly monotone; t[{i}] = {} then t[{}] = {}", num(w[0]), i + 1, num(w[1])),
             ));
         }
     }

@@ -22,7 +22,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, num};
 
 pub use grid::{MAX_GRID_STEPS, uniform_grid, validate_grid};
 
@@ -145,16 +145,16 @@ impl AdaptiveOptions {
     pub fn validate(&self) -> Result<()> {
         let bad = |option: &'static str, reason: String| Err(Error::InvalidOption { option, reason });
         if !self.t0.is_finite() || !self.t1.is_finite() {
-            return bad("time", format!("t0 = {} and t1 = {} must be finite", self.t0, self.t1));
+            return bad("time", format!("t0 = {} and t1 = {} must be finite", num(self.t0), num(self.t1)));
         }
         if self.t0 == self.t1 {
-            return bad("time", format!("t0 and t1 are both {}; the interval must be non-empty", self.t0));
+            return bad("time", format!("t0 and t1 are both {}; the interval must be non-empty", num(self.t0)));
         }
         if !(self.rtol.is_finite() && self.rtol > 0.0) {
-            return bad("rtol", format!("{} must be finite and > 0", self.rtol));
+            return bad("rtol", format!("{} must be finite and > 0", num(self.rtol)));
         }
         if !(self.atol.is_finite() && self.atol > 0.0) {
-            return bad("atol", format!("{} must be finite and > 0", self.atol));
+            return bad("atol", format!("{} must be finite and > 0", num(self.atol)));
         }
         if self.max_steps == 0 {
             return bad("max_steps", "must be at least 1".into());
@@ -162,7 +162,7 @@ impl AdaptiveOptions {
         if let Some(h) = self.initial_step
             && !(h.is_finite() && h > 0.0)
         {
-            return bad("initial_step", format!("{h} must be finite and > 0 (its sign follows t1 - t0)"));
+            return bad("initial_step", format!("{} must be finite and > 0 (its sign follows t1 - t0)", num(h)));
         }
         Ok(())
     }

@@ -20,7 +20,7 @@
 use super::grid::validate_grid;
 use super::{Observer, SolveStats, StepInfo, Velocity};
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, num};
 
 /// The largest noise level accepted (beyond it the drift's −ε/2·x term dominates any step size
 /// a sampler would use).
@@ -48,7 +48,10 @@ pub async fn integrate_euler_maruyama<B: Backend>(
 ) -> Result<(B::Tensor, SolveStats)> {
     validate_grid(grid)?;
     if !(eps.is_finite() && (0.0..=MAX_NOISE).contains(&eps)) {
-        return Err(Error::InvalidOption { option: "noise", reason: format!("{eps} must be in [0, {MAX_NOISE}]") });
+        return Err(Error::InvalidOption {
+            option: "noise",
+            reason: format!("{} must be in [0, {}]", num(eps), num(MAX_NOISE)),
+        });
     }
     let steps = grid.len() - 1;
     on_step(&StepInfo { step: 0, t: grid[0], x: &x0, nfe: 0, total_steps: Some(steps) })?;

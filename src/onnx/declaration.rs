@@ -5,7 +5,7 @@
 
 use super::graph::{Graph, GraphInput};
 use super::proto::Dim;
-use crate::error::{Error, Result, shown};
+use crate::error::{Error, Result, num, shown};
 use crate::model::json::{self, JResult, Parser};
 use crate::model::{DataConfig, PathConfig, Provenance};
 
@@ -73,7 +73,7 @@ impl Declaration {
 
     fn validate(&self) -> Result<()> {
         if !(self.time_scale.is_finite() && self.time_scale > 0.0 && self.time_scale <= 1e6) {
-            return Err(bad("time.scale", format!("{} must be in (0, 1e6]", self.time_scale)));
+            return Err(bad("time.scale", format!("{} must be in (0, 1e6]", num(self.time_scale))));
         }
         if self.num_classes > crate::model::config::MAX_CLASSES {
             return Err(bad(
@@ -214,7 +214,9 @@ impl Declaration {
             Prediction::Data => "data",
             Prediction::Noise => "noise",
         });
-        o.push_str(&format!("\",\"output_eps\":{},\"null_class\":{}}}", self.output_eps, self.null_class));
+        o.push_str("\",\"output_eps\":");
+        json::write_f32(&mut o, self.output_eps);
+        o.push_str(&format!(",\"null_class\":{}}}", self.null_class));
         o
     }
 }
@@ -272,7 +274,7 @@ fn parse(p: &mut Parser<'_>) -> JResult<Declaration> {
     }
     let output_eps = output_eps.unwrap_or(DEFAULT_OUTPUT_EPS);
     if !(output_eps > 0.0 && output_eps <= 0.5) {
-        return Err(p.error(format!("output_eps {output_eps} must be in (0, 0.5]")));
+        return Err(p.error(format!("output_eps {} must be in (0, 0.5]", num(output_eps))));
     }
     let num_classes = p.opt(&f, "num_classes", Parser::usize)?.unwrap_or(0);
     let null_class = p.opt(&f, "null_class", Parser::usize)?.unwrap_or(num_classes);

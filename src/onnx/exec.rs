@@ -10,8 +10,8 @@ use crate::backend::Backend;
 use crate::cpu::Activation;
 use crate::error::{Error, Result, shown};
 use crate::pointwise::{BinaryOp, UnaryOp};
-use crate::tensor::Tensor;
 use crate::sorted_map::SortedMap;
+use crate::tensor::Tensor;
 use std::sync::{Arc, Mutex};
 
 /// Where a step reads an input from.
@@ -855,7 +855,7 @@ impl PlanBuilder {
     /// Bilinear 2× upsampling along `axis` (2: rows, 3: columns) of NCHW `x` with half-pixel
     /// centres (align_corners = false): out[2i] = ¾·x[i] + ¼·x[i−1], out[2i+1] = ¾·x[i] + ¼·x[i+1],
     /// edges clamped; even and odd outputs interleaved by joining them on a new axis.
-    fn bilinear2x_axis(&mut self, x: usize, xs: &[usize], axis: usize) -> usize {
+    fn bilinear2x_axis(&mut self, x: usize, xs: &[usize], axis: usize) -> Result<usize> {
         let n = xs[axis];
         let st = row_major_strides(xs);
         let range = |this: &mut Self, from: usize, len: usize| {
@@ -870,8 +870,8 @@ impl PlanBuilder {
         let (first, last) = (range(self, 0, 1), range(self, n - 1, 1));
         let (head, tail) =
             if n > 1 { (Some(range(self, 0, n - 1)), Some(range(self, 1, n - 1))) } else { (None, None) };
-        let join = |this: &mut Self, a: usize, b: Option<usize>| -> usize {
-            let Some(b) = b else { return a };
+        let join = |this: &mut Self, a: usize, b: Option<usize>| -> Result<usize> {
+            let Some(b) = b else { return Ok(a) };
             let mut shape = xs.to_vec();
             shape[axis] = n;
             let ap = PVal::Dyn {
@@ -890,11 +890,11 @@ impl PlanBuilder {
                     s
                 },
             };
-            this.concat(&[&ap, &bp], axis, &shape).expect("shapes fit")
+            this.concat(&[&ap, &bp], axis, &shape)
         };
-        let prev = join(self, first, head);
+        let prev = join(self, first, head)?;
         let next = match tail {
-            Some(t) => join(self, t, Some(last)),
+            Some(t) => join(self, t, Some(last))?,
             None => last,
         };
         let mix = |this: &mut Self, other: usize| {
@@ -908,14 +908,11 @@ impl PlanBuilder {
         // [outer, n, 1, inner] ++ [outer, n, 1, inner] on the new axis → [outer, 2n, inner].
         let e = PVal::Dyn { slot: even, shape: xs.to_vec() };
         let o = PVal::Dyn { slot: odd, shape: xs.to_vec() };
-        let (ev, ov) = (
-            self.view(&e, vec![outer * n, 1, inner]).expect("a view"),
-            self.view(&o, vec![outer * n, 1, inner]).expect("a view"),
-        );
+        let (ev, ov) = (self.view(&e, vec![outer * n, 1, inner])?, self.view(&o, vec![outer * n, 1, inner])?);
         let both = self.push(|out| Step::Concat { a: ev, b: ov, out });
         let mut shape = xs.to_vec();
         shape[axis] = 2 * n;
-        self.push(|out| Step::Reshape { x: both, shape, out })
+        Ok(self.push(|out| Step::Reshape { x: both, shape, out }))
     }
 
     /// `x` (of `shape`) with its axes in the order `perm` (a strided copy; none when `perm` is
@@ -1030,7 +1027,7 @@ impl PlanBuilder {
                 }
                 _ => Err(Error::Shape {
                     op: "onnx",
-                    detail: format!("{:?} on the class input is not supported", node.op),
+                    detail: format!("{} on the class input is not supported", node.op.name()),
                 }),
             };
         }
@@ -1094,7 +1091,12 @@ impl PlanBuilder {
                                     *bt += c;
                                 }
                             }
-                            let key = format!("{}:{}:{:p}:{op:?}", self.const_keys[gamma], self.const_keys[beta], Arc::as_ptr(c));
+                            let key = format!(
+                                "{}:{}:{:p}:{op:?}",
+                                self.const_keys[gamma],
+                                self.const_keys[beta],
+                                Arc::as_ptr(c)
+                            );
                             let n = g.len();
                             let gi = self.konst_keyed(Arc::new(HostTensor::f32(vec![n], g)), format!("{key}:gamma"));
                             let bi = self.konst_keyed(Arc::new(HostTensor::f32(vec![n], bt)), format!("{key}:beta"));
@@ -1172,7 +1174,7 @@ impl PlanBuilder {
                             t[j * k + i] = alpha * if trans_b { src[j * k + i] } else { src[i * m + j] };
                         }
                     }
-                    let key = format!("{:p}:wT{}{alpha}", Arc::as_ptr(w), trans_b);
+                    let key = format!("{:p}:wT{}{:x}", Arc::as_ptr(w), trans_b, alpha.to_bits());
                     let i = self.konst(Arc::new(HostTensor::f32(vec![m, k], t)), "");
                     self.const_keys[i] = key;
                     i
@@ -1189,7 +1191,7 @@ impl PlanBuilder {
                     let scaled =
                         Arc::new(HostTensor::f32(c.shape.clone(), c.as_f32().iter().map(|v| v * beta).collect()));
                     let ci = self.konst(scaled, "");
-                    self.const_keys[ci] = format!("{:p}:c{beta}", Arc::as_ptr(c));
+                    self.const_keys[ci] = format!("{:p}:c{:x}", Arc::as_ptr(c), beta.to_bits());
                     if c.len() == m {
                         if let Step::Linear { b, .. } = &mut self.steps[self.producer[&y]] {
                             *b = Some(ci);
@@ -1799,9 +1801,9 @@ impl PlanBuilder {
                 match (mode.as_str(), twice) {
                     ("nearest", true) => dyn_out(self.push(|out| Step::Upsample2x { x: slot, out }), shape),
                     ("linear", true) if coord == "half_pixel" || coord == "pytorch_half_pixel" => {
-                        let h = self.bilinear2x_axis(slot, &xs, 2);
+                        let h = self.bilinear2x_axis(slot, &xs, 2)?;
                         let mid = vec![xs[0], xs[1], 2 * xs[2], xs[3]];
-                        dyn_out(self.bilinear2x_axis(h, &mid, 3), shape)
+                        dyn_out(self.bilinear2x_axis(h, &mid, 3)?, shape)
                     }
                     _ => {
                         return Err(err(
@@ -1816,7 +1818,7 @@ impl PlanBuilder {
             other => {
                 return Err(err(
                     &node.name,
-                    format!("{} on values computed from x, t or y is not supported on the backend yet", op_name(other)),
+                    format!("{} on values computed from x, t or y is not supported on the backend yet", other.name()),
                 ));
             }
         }])
@@ -1861,11 +1863,6 @@ fn row_major_strides(shape: &[usize]) -> Vec<usize> {
         s[i] = s[i + 1] * shape[i + 1];
     }
     s
-}
-
-fn op_name(op: &Op) -> String {
-    let s = format!("{op:?}");
-    s.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("op").to_string()
 }
 
 impl HostTensor {

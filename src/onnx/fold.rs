@@ -4,7 +4,7 @@
 //! that runs on the backend. Plain loops: this runs once per plan, on small tensors.
 
 use super::graph::{Compare, HostData, HostTensor, Op};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, num};
 use crate::pointwise::{self, BinaryOp};
 
 fn err(op: &str, detail: String) -> Error {
@@ -260,7 +260,7 @@ pub fn infer_shapes(op: &Op, inputs: &[Known<'_>], n_outputs: usize) -> Result<V
         Op::ConstantOfShape { .. } | Op::Range => {
             Err(err("shape op", "its output depends on values: it must fold to a constant".into()))
         }
-        other => Err(err("node", format!("{other:?} is not supported on values that depend on x, t or y yet"))),
+        other => Err(err("node", format!("{} is not supported on values that depend on x, t or y yet", other.name()))),
     }
 }
 
@@ -559,7 +559,7 @@ pub fn eval(op: &Op, inputs: &[Option<&HostTensor>], n_outputs: usize) -> Result
                 let (a, b, st) = (s.as_f32()[0], l.as_f32()[0], d.as_f32()[0]);
                 let count = ((b - a) / st).ceil().max(0.0);
                 if !(count.is_finite() && count <= (1 << 24) as f32) {
-                    return Err(err("Range", format!("{count} values")));
+                    return Err(err("Range", format!("{} values", num(count))));
                 }
                 one(HostTensor::f32(vec![count as usize], (0..count as usize).map(|i| a + i as f32 * st).collect()))
             }
@@ -694,7 +694,7 @@ pub fn eval(op: &Op, inputs: &[Option<&HostTensor>], n_outputs: usize) -> Result
             }
             one(HostTensor::f32(x.shape.clone(), v))
         }
-        other => Err(err("fold", format!("{other:?} cannot be folded on the host"))),
+        other => Err(err("fold", format!("{} cannot be folded on the host", other.name()))),
     }
 }
 

@@ -196,6 +196,51 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The op's name for messages (its `Debug` would print f32 attributes, and with them core's
+    /// float formatting into the browser build).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Constant(..) => "Constant",
+            Op::Identity => "Identity",
+            Op::Cast { .. } => "Cast",
+            Op::Unary(..) => "Unary",
+            Op::Binary(..) => "Binary",
+            Op::Compare(..) => "Compare",
+            Op::Mod => "Mod",
+            Op::Where => "Where",
+            Op::MatMul => "MatMul",
+            Op::Gemm { .. } => "Gemm",
+            Op::Concat { .. } => "Concat",
+            Op::Reshape { .. } => "Reshape",
+            Op::Flatten { .. } => "Flatten",
+            Op::Squeeze { .. } => "Squeeze",
+            Op::Unsqueeze { .. } => "Unsqueeze",
+            Op::Transpose { .. } => "Transpose",
+            Op::Gather { .. } => "Gather",
+            Op::Shape { .. } => "Shape",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Range => "Range",
+            Op::Expand => "Expand",
+            Op::Slice => "Slice",
+            Op::Split { .. } => "Split",
+            Op::Softmax { .. } => "Softmax",
+            Op::ReduceMean { .. } => "ReduceMean",
+            Op::ReduceSum { .. } => "ReduceSum",
+            Op::LayerNorm { .. } => "LayerNorm",
+            Op::GroupNorm { .. } => "GroupNorm",
+            Op::InstanceNorm { .. } => "InstanceNorm",
+            Op::BatchNorm { .. } => "BatchNorm",
+            Op::Conv { .. } => "Conv",
+            Op::ConvTranspose { .. } => "ConvTranspose",
+            Op::Resize { .. } => "Resize",
+            Op::AveragePool { .. } => "AveragePool",
+            Op::MaxPool { .. } => "MaxPool",
+            Op::Pad { .. } => "Pad",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compare {
     Equal,

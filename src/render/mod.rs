@@ -2,6 +2,8 @@
 //! trajectories), and a grid for images. The CLI writes these as PNG; the browser's CPU backend
 //! puts the same pixels on a 2-D canvas.
 
+use crate::pointwise::clamp;
+
 pub mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod png;
@@ -41,7 +43,7 @@ fn colormap(v: f32) -> [f32; 3] {
         [254.0, 159.0, 109.0],
         [252.0, 253.0, 191.0],
     ];
-    let x = v.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
+    let x = clamp(v, 0.0, 1.0) * (STOPS.len() - 1) as f32;
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let f = x - i as f32;
     std::array::from_fn(|k| STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f)
@@ -122,7 +124,7 @@ impl PlotAccumulators {
         }
         let (w, h) = (self.plot.width, self.plot.height);
         let len = ((b[0] - a[0]).powi(2) + (b[1] - a[1]).powi(2)).sqrt();
-        let steps = len.ceil().clamp(1.0, (4 * (w + h)) as f32) as u32;
+        let steps = clamp(len.ceil(), 1.0, (4 * (w + h)) as f32) as u32;
         for s in 0..=steps {
             let f = s as f32 / steps as f32;
             let (x, y) = (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f);
@@ -159,7 +161,7 @@ impl PlotAccumulators {
                 }
             }
             for (px, v) in img.pixels[4 * i..4 * i + 3].iter_mut().zip(rgb) {
-                *px = v.round().clamp(0.0, 255.0) as u8;
+                *px = clamp(v.round(), 0.0, 255.0) as u8;
             }
         }
         img
@@ -204,7 +206,7 @@ impl HeatLayer {
             .iter()
             .map(|&l| {
                 if l.is_finite() && peak.is_finite() {
-                    ((l - (peak - HEAT_NATS)) / HEAT_NATS).clamp(0.0, 1.0)
+                    clamp((l - (peak - HEAT_NATS)) / HEAT_NATS, 0.0, 1.0)
                 } else {
                     0.0
                 }
@@ -288,7 +290,8 @@ impl GridPlot {
             let scale_w = canvas_width / (cols * cell_w + 1);
             let scale_h = canvas_height / (rows * cell_h + 1);
             let scale = scale_w.min(scale_h);
-            let overflow = (cols * cell_w + 1).saturating_sub(canvas_width) + (rows * cell_h + 1).saturating_sub(canvas_height);
+            let overflow =
+                (cols * cell_w + 1).saturating_sub(canvas_width) + (rows * cell_h + 1).saturating_sub(canvas_height);
             let key = (scale, usize::MAX - overflow, cols);
             if best.is_none_or(|(s, o, _)| (key.0, key.1) > (s, usize::MAX - o)) {
                 best = Some((scale, overflow, cols));
@@ -333,7 +336,7 @@ pub fn image_grid(images: &[f32], grid: &GridPlot) -> Rgba {
     let (width, height) = g.size();
     let mut img = Rgba::filled(width, height, BACKGROUND);
     let range = g.range;
-    let to_u8 = |v: f32| (((v - range[0]) / (range[1] - range[0])).clamp(0.0, 1.0) * 255.0).round() as u8;
+    let to_u8 = |v: f32| (clamp((v - range[0]) / (range[1] - range[0]), 0.0, 1.0) * 255.0).round() as u8;
     for k in 0..g.n.min(images.len() / g.image_len().max(1)) {
         let (gx, gy) = (gap + (k % g.cols) * cw, gap + (k / g.cols) * ch);
         for y in 0..h * scale {

@@ -4,7 +4,7 @@
 
 use super::options::Callbacks;
 use super::{get, object};
-use crate::error::{Error, Result, shown};
+use crate::error::{Error, Result, num, shown};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use wasm_bindgen_futures::JsFuture;
@@ -77,7 +77,12 @@ pub async fn fetch_model(url: &str, cb: &Callbacks, limits: &Limits, mode: Cache
     });
     let from_kept = |(bytes, _, source): &(js_sys::Uint8Array, String, &'static str), how: &str| {
         let n = bytes.length() as f64;
-        cb.report(&object(&[("phase", "download".into()), ("loaded", n.into()), ("total", n.into()), ("cached", true.into())]));
+        cb.report(&object(&[
+            ("phase", "download".into()),
+            ("loaded", n.into()),
+            ("total", n.into()),
+            ("cached", true.into()),
+        ]));
         let kept = if *source == "memory" { "memory" } else { "cache" };
         (bytes.to_vec(), Provenance { source, kept, note: format!("loaded from {how}") })
     };
@@ -89,15 +94,13 @@ pub async fn fetch_model(url: &str, cb: &Callbacks, limits: &Limits, mode: Cache
                 let how = if k.2 == "memory" { "this page's memory" } else { "the browser's Cache API" };
                 return Ok(from_kept(k, how));
             }
-            CacheMode::Revalidate if !k.1.is_empty() => {
-                match fetch_bytes(url, cb, limits, Some(&k.1)).await? {
-                    None => return Ok(from_kept(k, "the kept copy (the server answered 304 Not Modified)")),
-                    Some((bytes, etag)) => {
-                        let provenance = keep(url, &bytes, &etag).await;
-                        return Ok((bytes, provenance));
-                    }
+            CacheMode::Revalidate if !k.1.is_empty() => match fetch_bytes(url, cb, limits, Some(&k.1)).await? {
+                None => return Ok(from_kept(k, "the kept copy (the server answered 304 Not Modified)")),
+                Some((bytes, etag)) => {
+                    let provenance = keep(url, &bytes, &etag).await;
+                    return Ok((bytes, provenance));
                 }
-            }
+            },
             _ => {}
         }
     }
@@ -165,9 +168,10 @@ pub async fn fetch_bytes(
     }
     match result {
         Err(_) if cb.aborted() => Err(Error::Cancelled),
-        Err(_) if timed_out.get() => {
-            Err(failed(url, format!("no complete answer within {} s (downloadTimeoutMs)", limits.timeout_ms / 1000.0)))
-        }
+        Err(_) if timed_out.get() => Err(failed(
+            url,
+            format!("no complete answer within {} s (downloadTimeoutMs)", num(limits.timeout_ms / 1000.0)),
+        )),
         r => r,
     }
 }
@@ -201,8 +205,9 @@ async fn download(
         return Err(failed(url, format!("HTTP {}", resp.status())));
     }
     let etag = resp.headers().get("etag").ok().flatten().unwrap_or_default();
-    let too_big =
-        |n: f64| failed(url, format!("{n} bytes are over the {}-byte cap (maxDownloadBytes)", limits.max_bytes));
+    let too_big = |n: f64| {
+        failed(url, format!("{} bytes are over the {}-byte cap (maxDownloadBytes)", num(n), num(limits.max_bytes)))
+    };
     let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok());
     if let Some(t) = total.filter(|&t| t > limits.max_bytes) {
         return Err(too_big(t));

@@ -189,7 +189,7 @@ impl Sampler {
         if !t.is_finite() {
             return Err(JsError::new("t must be a number in [0, 1]"));
         }
-        self.draw_kept(t.clamp(0.0, 1.0)).map_err(js_err)
+        self.draw_kept(crate::pointwise::clamp(t, 0.0, 1.0)).map_err(js_err)
     }
 
     /// Shows the push-forward: re-solves the last request keeping every sample's state at every

@@ -100,12 +100,22 @@ test('an ONNX file without its declaration says how to give one, and loads with 
       none: await msg(Sampler.create({ model, backend: 'cpu', workers: 0 })),
       typo: await msg(Sampler.create({ model, backend: 'cpu', workers: 0, declaration: { ...decl, outptu: 'velocity' } })),
       given: await msg(Sampler.create({ model, backend: 'cpu', workers: 0, declaration: decl }).then((s) => s.sample({ n: 64, steps: 2 }))),
+      // Numbers in messages are formatted by JavaScript in the wasm build (error::Num): an f32
+      // shows its shortest digits (0.7, not 0.699999988079071), an f64 its own.
+      eps: await msg(Sampler.create({ model, backend: 'cpu', workers: 0, declaration: { ...decl, output: 'data', output_eps: 0.7 } })),
+      noise: await msg(Sampler.create({ model, backend: 'cpu', workers: 0, declaration: decl }).then((s) => s.sample({ n: 8, noise: 100.25 }))),
+      info: await Sampler.create({ model, backend: 'cpu', workers: 0, declaration: { ...decl, time: { scale: 0.1 } } }).then((s) => s.info().config),
     };
   });
   console.log(r);
   assert.match(r.none, /no `pushforward` entry in its metadata_props.*declaration/);
   assert.match(r.typo, /outptu/);
   assert.equal(r.given, 'ok');
+  assert.match(r.eps, /output_eps 0\.7 must be in \(0, 0\.5\]/);
+  assert.match(r.noise, /100\.25 must be a number in \[0, 100\]/);
+  // The config's JSON (written with JavaScript's digits) reads back as written.
+  assert.equal(r.info.arch.time.scale, 0.1);
+  assert.equal(r.info.arch.output_eps, 0.05);
 });
 
 test('the embed takes an .onnx model with its declaration beside it (declaration attribute), and says when it is missing', async () => {
