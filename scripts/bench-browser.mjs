@@ -16,9 +16,8 @@
 //   BENCH_WRITE (1)              0: do not rewrite the generated section of BENCHMARKS.md
 import fs from 'node:fs';
 import os from 'node:os';
-import zlib from 'node:zlib';
 import path from 'node:path';
-import { launch, root } from '../tests/browser/harness.mjs';
+import { launch, root, bundleSizes } from '../tests/browser/harness.mjs';
 
 const env = (k, d) => (process.env[k] === undefined || process.env[k] === '' ? d : process.env[k]);
 const RUNS = Number(env('BENCH_RUNS', 5));
@@ -75,12 +74,8 @@ const out = [];
 const say = (s = '') => { console.log(s); out.push(s); };
 
 // --- bundle and first frame (unchanged measurements)
-const pkg = path.join(root, 'www/pkg');
-const js = fs.readFileSync(path.join(pkg, 'pushforward.js'));
-for (const file of ['pushforward_bg.wasm', 'pushforward_relaxed_bg.wasm']) {
-  const wasm = fs.readFileSync(path.join(pkg, file));
-  const gz = zlib.gzipSync(wasm, { level: 9 }).length + zlib.gzipSync(js, { level: 9 }).length;
-  console.log(`bundle (${file}): wasm ${wasm.length} B, js ${js.length} B, wasm and js each gzipped ${gz} B (${(gz / 1024).toFixed(1)} KiB)`);
+for (const { build, wasmBytes, gzipped } of bundleSizes()) {
+  console.log(`bundle (${build}): wasm ${wasmBytes} B; with the JS bindings and snippets, each gzipped: ${gzipped} B (${(gzipped / 1000).toFixed(1)} KB)`);
 }
 
 // Background tabs must not be throttled: every library has a tab open for the whole run.

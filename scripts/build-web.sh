@@ -13,12 +13,16 @@
 # (scripts/shorten-imports.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The flags of .cargo/config.toml plus relaxed-simd; RUSTFLAGS replaces the config's, and a
-# target directory of its own keeps each build's cache.
-RELAXED_FLAGS="-C target-feature=+simd128,+relaxed-simd"
+# The flags of .cargo/config.toml (RUSTFLAGS replaces them), plus relaxed-simd for the second
+# build, whose target directory of its own keeps each build's cache.
+# Both builds also drop the machine's Cargo home from the dependency source paths that panic
+# locations embed, so the bundle is the same bytes (and size) wherever it is built.
+REMAP="--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src/="
+SIMD_FLAGS="-C target-feature=+simd128 $REMAP"
+RELAXED_FLAGS="-C target-feature=+simd128,+relaxed-simd $REMAP"
 grep -q 'rustflags = \["-C", "target-feature=+simd128"\]' .cargo/config.toml \
-  || { echo "[build-web] .cargo/config.toml's wasm flags changed: update RELAXED_FLAGS" >&2; exit 1; }
-cargo build --lib --profile web --target wasm32-unknown-unknown
+  || { echo "[build-web] .cargo/config.toml's wasm flags changed: update SIMD_FLAGS and RELAXED_FLAGS" >&2; exit 1; }
+RUSTFLAGS="$SIMD_FLAGS" cargo build --lib --profile web --target wasm32-unknown-unknown
 RUSTFLAGS="$RELAXED_FLAGS" CARGO_TARGET_DIR=target/relaxed cargo build --lib --profile web --target wasm32-unknown-unknown
 rm -rf www/pkg /tmp/pushforward-relaxed-$$
 wasm-bindgen --target web --out-dir www/pkg target/wasm32-unknown-unknown/web/pushforward.wasm

@@ -18,7 +18,10 @@ pub fn shown(s: &str, max: usize) -> String {
     let mut out = String::new();
     for (count, c) in s.chars().enumerate() {
         if count == max {
-            out.push_str(&format!("… ({} more characters)", s.chars().count() - max));
+            // Characters = bytes that do not continue a UTF-8 sequence (not `chars().count()`,
+            // whose SWAR counter is ~1 KB of wasm for one message).
+            let total = s.bytes().filter(|b| b & 0xC0 != 0x80).count();
+            out.push_str(&format!("… ({} more characters)", total - max));
             break;
         }
         if matches!(c, '\n' | '\r' | '\t') {
@@ -87,14 +90,14 @@ impl std::fmt::Display for Num {
     #[cfg(target_arch = "wasm32")]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use js_sys::Number;
-        let text = |x: f64| Number::from(x).to_string(10).map(String::from).unwrap_or_default();
+        let text = |x: f64| Number::from(x).to_string_with_radix(10).map(String::from).unwrap_or_default();
         // An f32 printed as f64 would show its binary expansion (0.1f32 = 0.10000000149…): the
         // fewest significant digits that round back to the same f32 instead (at most 9).
         let shortest = || {
             let n = Number::from(self.value);
             (1..=9).find_map(|digits| {
                 let s = String::from(n.to_precision(digits).ok()?);
-                let v: f64 = s.parse().ok()?;
+                let v = crate::model::json::parse_f64(&s)?;
                 (v as f32 == self.value as f32).then(|| text(v))
             })
         };

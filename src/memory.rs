@@ -13,9 +13,10 @@ use crate::model::{ArchConfig, DataConfig, ModelConfig, UnetConfig};
 
 /// A byte count for messages: "512 B", "3.2 MiB", "13.5 GiB".
 fn bytes(b: u64) -> String {
-    // One decimal, rounded half up, in integers (no float formatting in the browser build).
+    // One decimal, rounded half up, in integers (no float formatting in the browser build;
+    // u64 only: a u128 division is another ~1 KB of wasm).
     let one_decimal = |unit: u64, name: &str| {
-        let tenths = ((b as u128 * 10 + unit as u128 / 2) / unit as u128) as u64;
+        let tenths = b / unit * 10 + ((b % unit) * 10 + unit / 2) / unit;
         format!("{}.{} {name}", tenths / 10, tenths % 10)
     };
     match b {

@@ -247,11 +247,11 @@ pub fn load(bytes: &[u8]) -> Result<Model> {
 }
 
 /// Serialises a model to the same format (used by tests and tools; training writes it from
-/// Python): F32 tensors in name order, the config first in `__metadata__`, the header padded
-/// with spaces to a multiple of 8 bytes so the data stays aligned.
+/// Python): F32 tensors in name order (the order `params` keeps), the config first in
+/// `__metadata__`, the header padded with spaces to a multiple of 8 bytes so the data stays
+/// aligned.
 pub fn save(model: &Model) -> Result<Vec<u8>> {
-    let mut entries: Vec<(&String, &Tensor)> = model.params.iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let entries: Vec<(&String, &Tensor)> = model.params.iter().collect();
     let mut header = String::from("{\"__metadata__\":{");
     json::write_str(&mut header, METADATA_KEY);
     header.push(':');

@@ -155,6 +155,12 @@ impl<'a> Parser<'a> {
 
     /// Iterates an object's members: `each(parser, key)` must consume the value.
     pub fn object(&mut self, mut each: impl FnMut(&mut Self, &str) -> JResult<()>) -> JResult<()> {
+        self.object_dyn(&mut each)
+    }
+
+    // The loops behind `object` and `array` take their callback as a trait object, so that
+    // they are compiled once rather than once per caller (the config reader has dozens).
+    fn object_dyn(&mut self, each: &mut dyn FnMut(&mut Self, &str) -> JResult<()>) -> JResult<()> {
         if self.peek() != Some(b'{') {
             return Err(self.mismatch("an object"));
         }
@@ -182,6 +188,10 @@ impl<'a> Parser<'a> {
 
     /// Iterates an array's elements: `each(parser, index)` must consume the element.
     pub fn array(&mut self, mut each: impl FnMut(&mut Self, usize) -> JResult<()>) -> JResult<()> {
+        self.array_dyn(&mut each)
+    }
+
+    fn array_dyn(&mut self, each: &mut dyn FnMut(&mut Self, usize) -> JResult<()>) -> JResult<()> {
         if self.peek() != Some(b'[') {
             return Err(self.mismatch("an array"));
         }
@@ -227,14 +237,25 @@ impl<'a> Parser<'a> {
         key: &'static str,
         read: impl FnOnce(&mut Self) -> JResult<T>,
     ) -> JResult<Option<T>> {
-        let Some(at) = f.keys.iter().position(|k| *k == key).and_then(|i| f.at[i]) else { return Ok(None) };
-        let saved = self.pos;
-        self.pos = at;
-        self.enter(Seg::Key(Cow::Borrowed(key)))?;
+        let Some(saved) = self.seek(&f.keys, &f.at, key)? else { return Ok(None) };
         let v = read(self)?;
         self.path.pop();
         self.pos = saved;
         Ok(Some(v))
+    }
+
+    /// Moves to field `key` (entering it in the path) and returns the position to come back
+    /// to, or `None` when the object lacks it. Not generic: `opt` has one copy per field type.
+    fn seek(&mut self, keys: &[&str], at: &[Option<usize>], key: &'static str) -> JResult<Option<usize>> {
+        let Some(at) = keys.iter().position(|k| *k == key).and_then(|i| at[i]) else { return Ok(None) };
+        let saved = self.pos;
+        self.pos = at;
+        self.enter(Seg::Key(Cow::Borrowed(key)))?;
+        Ok(Some(saved))
+    }
+
+    fn missing(&self, key: &str) -> JsonError {
+        self.error(format!("missing field `{key}`"))
     }
 
     /// Reads field `key` of `f` with `read`; a missing field is an error.
@@ -246,7 +267,7 @@ impl<'a> Parser<'a> {
     ) -> JResult<T> {
         match self.opt(f, key, read)? {
             Some(v) => Ok(v),
-            None => Err(self.error(format!("missing field `{key}`"))),
+            None => Err(self.missing(key)),
         }
     }
 
@@ -431,8 +452,8 @@ impl<'a> Parser<'a> {
 
     /// A finite number as f64 (correctly rounded).
     pub fn f64(&mut self) -> JResult<f64> {
-        self.number_as(|text| match text.parse::<f64>() {
-            Ok(v) if v.is_finite() => Ok(v),
+        self.number_as(|text| match parse_f64(text) {
+            Some(v) if v.is_finite() => Ok(v),
             _ => Err(format!("{text} is out of the f64 range")),
         })
     }
@@ -572,6 +593,22 @@ pub fn write_f64(out: &mut String, v: f64) {
         let _ = write!(out, "{}", crate::error::Num::f64(v));
     } else {
         out.push_str("null");
+    }
+}
+
+/// The f64 nearest to a decimal number (`1.5`, `-2e-3`; the caller has checked the syntax):
+/// natively `str::parse`, in the browser build JavaScript's `parseFloat` — also correctly
+/// rounded — so that core's decimal-to-float code (~2.5 KB of the gzipped wasm) is not compiled
+/// in.
+pub fn parse_f64(text: &str) -> Option<f64> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        text.parse().ok()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let v = js_sys::Number::parse_float(text);
+        (!v.is_nan()).then_some(v)
     }
 }
 

@@ -40,8 +40,14 @@ const FAC_MAX: f64 = 10.0;
 /// 1/(q+1) with q = 4, the order of the embedded solution.
 const ERR_EXPONENT: f64 = 1.0 / 5.0;
 
+/// x^p for x > 0 as exp(p·ln x): within a few ulps of `powf`, and the browser build then needs
+/// no libm `pow` (~2 KB of wasm) besides the `exp` and `ln` it has anyway.
+fn pow_pos(x: f64, p: f64) -> f64 {
+    (p * x.ln()).exp()
+}
+
 fn step_factor(err: f64, fac_max: f64) -> f64 {
-    if err == 0.0 { fac_max } else { crate::pointwise::clamp(SAFETY * err.powf(-ERR_EXPONENT), FAC_MIN, fac_max) }
+    if err == 0.0 { fac_max } else { crate::pointwise::clamp(SAFETY * pow_pos(err, -ERR_EXPONENT), FAC_MIN, fac_max) }
 }
 
 /// Hairer–Nørsett–Wanner's automatic initial step (§II.4, "Starting step size"; SciPy's
@@ -71,7 +77,7 @@ async fn initial_step<B: Backend>(
     *nfe += 1;
     let df = backend.lincomb(&f1, &[(-1.0, f0)])?;
     let d2 = backend.scaled_rms_error(&df, x0, x0, rtol, atol).await? as f64 / h0;
-    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { (0.01 / d1.max(d2)).powf(ERR_EXPONENT) };
+    let h1 = if d1 <= 1e-15 && d2 <= 1e-15 { (h0 * 1e-3).max(1e-6) } else { pow_pos(0.01 / d1.max(d2), ERR_EXPONENT) };
     let h = (100.0 * h0).min(h1).min(span);
     // A non-finite velocity would make h NaN: fall back to the trial step and let the first
     // step's own finiteness checks report the problem.

@@ -165,8 +165,7 @@ pub fn infer_shapes(op: &Op, inputs: &[Known<'_>], n_outputs: usize) -> Result<V
                 one(s.iter().enumerate().filter(|(i, _)| !ax.contains(i)).map(|(_, &d)| d).collect())
             } else {
                 let rank = s.len() + axes.len();
-                let mut ax: Vec<usize> = axes.iter().map(|&a| axis(a, rank, "Unsqueeze")).collect::<Result<_>>()?;
-                ax.sort_unstable();
+                let ax: Vec<usize> = axes.iter().map(|&a| axis(a, rank, "Unsqueeze")).collect::<Result<_>>()?;
                 let mut out = Vec::with_capacity(rank);
                 let mut it = s.iter();
                 for i in 0..rank {
@@ -399,7 +398,9 @@ pub fn eval(op: &Op, inputs: &[Option<&HostTensor>], n_outputs: usize) -> Result
                 one(HostTensor::i64(out, r))
             } else {
                 let (xs, ys) = (bcast_f64(x, &out, n), bcast_f64(y, &out, n));
-                one(HostTensor::f32(out, xs.iter().zip(&ys).map(|(&a, &b)| (a % b) as f32).collect()))
+                // fmod (the sign of the dividend), as a − trunc(a/b)·b: exact for the small
+                // values of shape arithmetic, and no libm `fmod` in the browser build.
+                one(HostTensor::f32(out, xs.iter().zip(&ys).map(|(&a, &b)| (a - (a / b).trunc() * b) as f32).collect()))
             }
         }
         Op::Compare(c) => {

@@ -1,7 +1,7 @@
 //! The page's one WebGPU device, shared by every sampler (and every embed) on the page, and
 //! the probe that tells `backend: 'auto'` what kind of adapter the browser has.
 
-use super::get;
+use super::{find_text, get};
 use crate::gpu::{GpuBackend, GpuOptions};
 use std::cell::Cell;
 use wasm_bindgen::JsCast;
@@ -84,6 +84,6 @@ pub async fn probe() -> WebGpuProbe {
         .as_bool()
         .or_else(|| get(&adapter, "isFallbackAdapter").as_bool())
         .unwrap_or(false)
-        || name.to_ascii_lowercase().contains("swiftshader");
+        || find_text(&name.to_ascii_lowercase(), "swiftshader").is_some();
     if fallback { WebGpuProbe::Fallback(name) } else { WebGpuProbe::Hardware(name) }
 }

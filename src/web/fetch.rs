@@ -208,7 +208,13 @@ async fn download(
     let too_big = |n: f64| {
         failed(url, format!("{} bytes are over the {}-byte cap (maxDownloadBytes)", num(n), num(limits.max_bytes)))
     };
-    let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok());
+    let total = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .filter(|v| !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|v| crate::model::json::parse_f64(&v));
     if let Some(t) = total.filter(|&t| t > limits.max_bytes) {
         return Err(too_big(t));
     }

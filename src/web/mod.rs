@@ -26,7 +26,9 @@ use crate::render;
 use crate::sampler::Progress;
 use engine::{Engine, Kept, Picture};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -43,6 +45,12 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
 
 fn now_ms() -> f64 {
     js_sys::Date::now()
+}
+
+/// Where `needle` first occurs in `text`, by bytes: what `str::find` does for these few
+/// ASCII needles without core's two-way string searcher (~1 KB of the gzipped wasm).
+fn find_text(text: &str, needle: &str) -> Option<usize> {
+    text.as_bytes().windows(needle.len()).position(|w| w == needle.as_bytes())
 }
 
 /// `o[k]`, or undefined.
@@ -179,7 +187,7 @@ impl Sampler {
     /// Samples, draws to the canvas (if any) and resolves with timings; with
     /// `returnSamples: true` also `samples` (Float32Array) and `labels`.
     pub async fn sample(&self, opts: JsValue) -> Result<JsValue, JsError> {
-        self.guarded(self.sample_inner(opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
+        self.guarded(Box::pin(self.sample_inner(opts.clone())), &opts).await.map_err(|e| js_err(self.settle(e)))
     }
 
     /// Draws the state at time `t` ∈ [0, 1] of the last solve (linear interpolation between
@@ -196,7 +204,8 @@ impl Sampler {
     /// step (unless the last solve did), then plays it from noise (t = 0) to data (t = 1) over
     /// `duration` ms (default 2000). Honours `signal`.
     pub async fn animate(&self, opts: JsValue) -> Result<(), JsError> {
-        self.guarded(self.animate_inner(opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
+        let call = async { self.animate_inner(opts.clone()).await.map(|()| JsValue::UNDEFINED) };
+        self.guarded(Box::pin(call), &opts).await.map(drop).map_err(|e| js_err(self.settle(e)))
     }
 
     /// The model's log-density log p(x) on a `resolution`² grid over the plot box (2-D models),
@@ -204,7 +213,7 @@ impl Sampler {
     /// under the samples from now on. Resolves with `{ logDensity, width, height, integral, ms }`
     /// (`integral`: Σ p·cell area over the box, ≈ 1 when the box holds the distribution).
     pub async fn density(&self, opts: JsValue) -> Result<JsValue, JsError> {
-        self.guarded(self.density_inner(opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
+        self.guarded(Box::pin(self.density_inner(opts.clone())), &opts).await.map_err(|e| js_err(self.settle(e)))
     }
 
     /// Paths from points you choose (noise at t = 0, e.g. where a user clicked) to t = 1, every
@@ -212,14 +221,15 @@ impl Sampler {
     /// `{ times: Float32Array, paths: Float32Array }`, `paths` = [times.length][n][2] flattened.
     #[wasm_bindgen(js_name = pathsFrom)]
     pub async fn paths_from(&self, points: Vec<f32>, opts: JsValue) -> Result<JsValue, JsError> {
-        self.guarded(self.paths_inner(points, opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
+        self.guarded(Box::pin(self.paths_inner(points, opts.clone())), &opts).await.map_err(|e| js_err(self.settle(e)))
     }
 
     /// The flow field v(x, t) on a `resolution`² grid over the plot box (cell centres, top row
     /// first): `velocityField({ t, resolution })` → Float32Array [resolution²][2].
     #[wasm_bindgen(js_name = velocityField)]
     pub async fn velocity_field(&self, opts: JsValue) -> Result<js_sys::Float32Array, JsError> {
-        self.guarded(self.field_inner(opts.clone()), &opts).await.map_err(|e| js_err(self.settle(e)))
+        let call = async { self.field_inner(opts.clone()).await.map(JsValue::from) };
+        self.guarded(Box::pin(call), &opts).await.map(JsCast::unchecked_into).map_err(|e| js_err(self.settle(e)))
     }
 
     /// Stops drawing the log-density layer.
@@ -433,11 +443,14 @@ impl Sampler {
     /// `signal` aborts, whatever it is waiting on (a GPU queue already fed minutes of work, a
     /// worker, a download): the work itself is stopped where it can be (steps check the signal,
     /// workers are terminated) and otherwise finishes unobserved.
-    async fn guarded<T>(
+    ///
+    /// One copy for every call: the call is a boxed future of a `JsValue` (this poll loop was
+    /// compiled once per exported method before, ~10 KB of the wasm).
+    async fn guarded(
         &self,
-        call: impl std::future::Future<Output = crate::Result<T>>,
+        call: Pin<Box<dyn Future<Output = crate::Result<JsValue>> + '_>>,
         opts: &JsValue,
-    ) -> crate::Result<T> {
+    ) -> crate::Result<JsValue> {
         if self.disposed.get() {
             return Err(Error::Disposed);
         }
@@ -454,7 +467,7 @@ impl Sampler {
             }
             let _ = s.add_event_listener_with_callback("abort", &resolve);
         }
-        let mut call = std::pin::pin!(call);
+        let mut call = call;
         let mut stop = std::pin::pin!(JsFuture::from(stop));
         let out = std::future::poll_fn(|cx| {
             use std::task::Poll;
@@ -722,7 +735,8 @@ impl Sampler {
         // The kept solve lived on the lost device.
         self.kept.borrow_mut().take();
         let mut reason = self.backend_reason.borrow_mut();
-        *reason = format!("{}; {note}", reason.split("; the WebGPU device was lost").next().unwrap_or_default());
+        let before_loss = find_text(&reason, "; the WebGPU device was lost").map_or(reason.as_str(), |i| &reason[..i]);
+        *reason = format!("{before_loss}; {note}");
         Ok(next)
     }
 }

@@ -4,7 +4,7 @@
 //! result into the sampler's output.
 
 use super::options::{Callbacks, to_object};
-use super::{get, js_message};
+use super::{find_text, get, js_message};
 use crate::dual::DualTensor;
 use crate::error::{Error, Result};
 use crate::options::Entries;
@@ -63,8 +63,8 @@ pub async fn solve(
     let signal = cb.signal.clone().map_or(JsValue::UNDEFINED, JsValue::from);
     let r = pool.solve(to_object(entries), n as u32, min_rows.min(n) as u32, progress, signal).await.map_err(|e| {
         match js_message(&e) {
-            m if m.contains("cancelled") => Error::Cancelled,
-            m if m.contains("disposed") => Error::Disposed,
+            m if find_text(&m, "cancelled").is_some() => Error::Cancelled,
+            m if find_text(&m, "disposed").is_some() => Error::Disposed,
             m => Error::Worker(m),
         }
     })?;
