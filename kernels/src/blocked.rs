@@ -242,8 +242,8 @@ mod x86 {
 
 /// The wasm micro-kernel, written with simd128 intrinsics: 8 accumulators of 4 lanes (a 4×8
 /// tile), two B vectors and the broadcast A values — within the 15 vector registers V8 gives
-/// wasm on x86-64 (a 6×8 tile spills: 1.5× slower; unrolling the depth loop twice: 1.3×
-/// slower). In the relaxed-SIMD build (`+relaxed-simd`, chosen
+/// wasm on x86-64 (a 6×8 tile spills: 1.5× slower, a 5×8 one 1.6×; unrolling the depth loop
+/// twice: 1.3× slower). In the relaxed-SIMD build (`+relaxed-simd`, chosen
 /// at load by feature detection) the multiply-add is `f32x4.relaxed_madd`, one fused FMA
 /// where the CPU has it; elsewhere a multiply then an add.
 #[cfg(target_arch = "wasm32")]
@@ -269,9 +269,39 @@ mod wasm {
             // SAFETY: `bk` holds 8 floats: two unaligned 16-byte loads stay inside it.
             let (b0, b1) = unsafe { (v128_load(bk.as_ptr().cast()), v128_load(bk.as_ptr().add(4).cast())) };
             for i in 0..4 {
-                let ai = f32x4_splat(ak[i]);
+                // SAFETY: `ak` holds 4 floats. A load-splat, not a scalar load then a splat: V8
+                // emits one broadcast load instead of a load and a shuffle.
+                let ai = unsafe { v128_load32_splat(ak.as_ptr().add(i).cast()) };
                 c[2 * i] = madd(ai, b0, c[2 * i]);
                 c[2 * i + 1] = madd(ai, b1, c[2 * i + 1]);
+            }
+        }
+        let mut out = [[0.0f32; 8]; 4];
+        for i in 0..4 {
+            for l in 0..4 {
+                out[i][l] = f32x4_extract_lane_dyn(c[2 * i], l);
+                out[i][4 + l] = f32x4_extract_lane_dyn(c[2 * i + 1], l);
+            }
+        }
+        out
+    }
+
+    /// [`micro_4x8`] reading A straight from its 4 rows (`kc` values each) instead of from a
+    /// packed panel: the packing pass over A is a store and a reload of every activation.
+    #[inline(always)]
+    pub(super) fn micro_4x8_rows(rows: [&[f32]; 4], kc: usize, b: &[f32]) -> [[f32; 8]; 4] {
+        let mut c = [f32x4_splat(0.0); 8];
+        let b = &b[..kc * 8];
+        let rows = rows.map(|r| &r[..kc]);
+        for (k, bk) in b.chunks_exact(8).enumerate() {
+            // SAFETY: `bk` holds 8 floats; every row holds kc > k floats.
+            unsafe {
+                let (b0, b1) = (v128_load(bk.as_ptr().cast()), v128_load(bk.as_ptr().add(4).cast()));
+                for i in 0..4 {
+                    let ai = v128_load32_splat(rows[i].as_ptr().add(k).cast());
+                    c[2 * i] = madd(ai, b0, c[2 * i]);
+                    c[2 * i + 1] = madd(ai, b1, c[2 * i + 1]);
+                }
             }
         }
         let mut out = [[0.0f32; 8]; 4];
@@ -334,21 +364,52 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
             for ic in (0..g.rows).step_by(mc_max) {
                 let mc = mc_max.min(g.rows - ic);
                 let m_panels = mc.div_ceil(MR);
-                let ap = &mut pack_a[..m_panels * MR * kc];
-                pack_a_rowmajor::<MR>(g.a, g.lda, ic, mc, pc, kc, ap);
+                // In wasm the 4×8 kernel reads whole 4-row panels of A in place (measured faster
+                // than packing them); only a ragged last panel is packed.
+                let direct = cfg!(target_arch = "wasm32") && MR == 4 && NR == 8;
+                let packed_from = if direct { mc / MR * MR } else { 0 };
+                let ap = &mut pack_a[..(m_panels * MR - packed_from) * kc];
+                pack_a_rowmajor::<MR>(g.a, g.lda, ic + packed_from, mc - packed_from, pc, kc, ap);
                 for (jp, bpanel) in bp.chunks_exact(NR * kc).enumerate() {
                     let j0 = jc + jp * NR;
                     let nr = NR.min(g.cols - j0);
-                    for (ip, apanel) in ap.chunks_exact(MR * kc).enumerate() {
+                    for ip in 0..m_panels {
                         let i0 = ic + ip * MR;
                         let mr = MR.min(g.rows - i0);
-                        let acc = micro::<MR, NR, FMA>(apanel, bpanel);
+                        let acc = if ip * MR < packed_from {
+                            micro_rows::<MR, NR, FMA>(g.a, g.lda, i0, pc, kc, bpanel)
+                        } else {
+                            let at = ip * MR - packed_from;
+                            micro::<MR, NR, FMA>(&ap[at * kc..(at + MR) * kc], bpanel)
+                        };
                         store::<MR, NR>(&acc, c, ldc, i0, j0, mr, nr, first, last, g.bias, g.act);
                     }
                 }
             }
         }
     }
+}
+
+/// The register tile over MR whole rows of A read in place (wasm's 4×8 kernel only; `direct`
+/// in `run_generic` is false elsewhere, and this is never called there).
+#[inline(always)]
+fn micro_rows<const MR: usize, const NR: usize, const FMA: bool>(
+    a: &[f32],
+    lda: usize,
+    i0: usize,
+    p0: usize,
+    kc: usize,
+    b: &[f32],
+) -> [[f32; NR]; MR] {
+    #[cfg(target_arch = "wasm32")]
+    if MR == 4 && NR == 8 {
+        let rows: [&[f32]; 4] = std::array::from_fn(|i| &a[(i0 + i) * lda + p0..][..kc]);
+        let tile = wasm::micro_4x8_rows(rows, kc, b);
+        // SAFETY: MR = 4 and NR = 8 here, so the two array types are the same type.
+        return unsafe { std::mem::transmute_copy::<[[f32; 8]; 4], [[f32; NR]; MR]>(&tile) };
+    }
+    let _ = (a, lda, i0, p0, kc, b);
+    unreachable!("the in-place kernel is wasm's 4×8 only")
 }
 
 /// The register tile: Σ_p a[p][i]·b[p][j] over one packed A and B micro-panel.
