@@ -248,6 +248,7 @@ mod x86 {
 /// where the CPU has it; elsewhere a multiply then an add.
 #[cfg(target_arch = "wasm32")]
 mod wasm {
+    use super::{Activation, Bias};
     use core::arch::wasm32::*;
 
     #[inline(always)]
@@ -286,24 +287,82 @@ mod wasm {
         out
     }
 
-    /// [`micro_4x8`] reading A straight from its 4 rows (`kc` values each) instead of from a
-    /// packed panel: the packing pass over A is a store and a reload of every activation.
+    /// One full 4×8 tile of C = act(A·B + bias), A read straight from its 4 rows (`kc` values
+    /// each) instead of a packed panel — the packing pass over A is a store and a reload of
+    /// every activation — and the epilogue (bias, accumulation over depth blocks, SiLU) in
+    /// SIMD, operation for operation the scalar `store` (same results).
     #[inline(always)]
-    pub(super) fn micro_4x8_rows(rows: [&[f32]; 4], kc: usize, b: &[f32]) -> [[f32; 8]; 4] {
-        let mut c = [f32x4_splat(0.0); 8];
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn tile_4x8_rows(
+        rows: [&[f32]; 4],
+        kc: usize,
+        b: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+        i0: usize,
+        j0: usize,
+        first: bool,
+        last: bool,
+        bias: Bias,
+        act: Activation,
+    ) {
+        let acc = accumulate_rows(rows, kc, b);
+        for i in 0..4 {
+            let row = &mut c[(i0 + i) * ldc + j0..][..8];
+            let (mut v0, mut v1) = (acc[2 * i], acc[2 * i + 1]);
+            // SAFETY: `row` holds 8 floats, and so does a column bias from j0.
+            unsafe {
+                if first {
+                    match bias {
+                        Bias::None => {}
+                        Bias::PerRow(bv) => {
+                            let bv = f32x4_splat(bv[i0 + i]);
+                            (v0, v1) = (f32x4_add(v0, bv), f32x4_add(v1, bv));
+                        }
+                        Bias::PerCol(bv) => {
+                            let bv = &bv[j0..j0 + 8];
+                            v0 = f32x4_add(v0, v128_load(bv.as_ptr().cast()));
+                            v1 = f32x4_add(v1, v128_load(bv.as_ptr().add(4).cast()));
+                        }
+                    }
+                } else {
+                    v0 = f32x4_add(v128_load(row.as_ptr().cast()), v0);
+                    v1 = f32x4_add(v128_load(row.as_ptr().add(4).cast()), v1);
+                }
+                if last && act == Activation::Silu {
+                    (v0, v1) = (silu(v0), silu(v1));
+                }
+                v128_store(row.as_mut_ptr().cast(), v0);
+                v128_store(row.as_mut_ptr().add(4).cast(), v1);
+            }
+        }
+    }
+
+    /// The 4×8 accumulators of A's 4 rows (`kc` values each) times a packed B panel.
+    #[inline(always)]
+    fn accumulate_rows(rows: [&[f32]; 4], kc: usize, b: &[f32]) -> [v128; 8] {
+        let mut acc = [f32x4_splat(0.0); 8];
         let b = &b[..kc * 8];
         let rows = rows.map(|r| &r[..kc]);
         for (k, bk) in b.chunks_exact(8).enumerate() {
-            // SAFETY: `bk` holds 8 floats; every row holds kc > k floats.
+            // SAFETY: `bk` holds 8 floats; every row holds kc > k floats. A load-splat, not a
+            // scalar load then a splat: V8 emits one broadcast load instead of a load and a shuffle.
             unsafe {
                 let (b0, b1) = (v128_load(bk.as_ptr().cast()), v128_load(bk.as_ptr().add(4).cast()));
                 for i in 0..4 {
                     let ai = v128_load32_splat(rows[i].as_ptr().add(k).cast());
-                    c[2 * i] = madd(ai, b0, c[2 * i]);
-                    c[2 * i + 1] = madd(ai, b1, c[2 * i + 1]);
+                    acc[2 * i] = madd(ai, b0, acc[2 * i]);
+                    acc[2 * i + 1] = madd(ai, b1, acc[2 * i + 1]);
                 }
             }
         }
+        acc
+    }
+
+    /// The tile of [`accumulate_rows`] as plain floats (for a ragged column panel's scalar store).
+    #[inline(always)]
+    pub(super) fn micro_4x8_rows(rows: [&[f32]; 4], kc: usize, b: &[f32]) -> [[f32; 8]; 4] {
+        let c = accumulate_rows(rows, kc, b);
         let mut out = [[0.0f32; 8]; 4];
         for i in 0..4 {
             for l in 0..4 {
@@ -312,6 +371,30 @@ mod wasm {
             }
         }
         out
+    }
+
+    /// `silu_slice` on 4 lanes: x / (1 + exp_approx(−x)), the same operations in the same order.
+    #[inline(always)]
+    fn silu(x: v128) -> v128 {
+        f32x4_div(x, f32x4_add(f32x4_splat(1.0), exp_approx(f32x4_neg(x))))
+    }
+
+    /// `super::exp_approx` on 4 lanes.
+    #[inline(always)]
+    fn exp_approx(x: v128) -> v128 {
+        const MAGIC: f32 = 12_582_912.0;
+        let s = f32x4_splat;
+        let x = f32x4_min(f32x4_max(x, s(-87.0)), s(88.0));
+        let t = f32x4_add(f32x4_mul(x, s(std::f32::consts::LOG2_E)), s(MAGIC));
+        let n = f32x4_sub(t, s(MAGIC));
+        let r = f32x4_sub(f32x4_sub(x, f32x4_mul(n, s(0.693_359_4))), f32x4_mul(n, s(-2.121_944_4e-4)));
+        let mut p = s(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+            p = f32x4_add(f32x4_mul(p, r), s(c));
+        }
+        let y = f32x4_add(f32x4_add(f32x4_mul(f32x4_mul(p, r), r), r), s(1.0));
+        let bits = i32x4_shl(i32x4_add(i32x4_sub(t, u32x4_splat(MAGIC.to_bits())), i32x4_splat(127)), 23);
+        f32x4_mul(y, bits)
     }
 
     #[inline(always)]
@@ -376,7 +459,11 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
                     for ip in 0..m_panels {
                         let i0 = ic + ip * MR;
                         let mr = MR.min(g.rows - i0);
-                        let acc = if ip * MR < packed_from {
+                        let in_place = ip * MR < packed_from;
+                        if in_place && nr == NR && tile_rows::<MR, NR>(g, pc, kc, bpanel, c, ldc, i0, j0, first, last) {
+                            continue;
+                        }
+                        let acc = if in_place {
                             micro_rows::<MR, NR, FMA>(g.a, g.lda, i0, pc, kc, bpanel)
                         } else {
                             let at = ip * MR - packed_from;
@@ -390,8 +477,35 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
     }
 }
 
-/// The register tile over MR whole rows of A read in place (wasm's 4×8 kernel only; `direct`
-/// in `run_generic` is false elsewhere, and this is never called there).
+/// A full MR × NR tile of C from MR whole rows of A read in place, computed and stored with
+/// the SIMD epilogue (wasm's 4×8 kernel, `wasm::tile_4x8_rows`): true when done, false where
+/// there is no such kernel (natively; `direct` in `run_generic` is false there anyway).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile_rows<const MR: usize, const NR: usize>(
+    g: &Gemm,
+    p0: usize,
+    kc: usize,
+    b: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+    i0: usize,
+    j0: usize,
+    first: bool,
+    last: bool,
+) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    if MR == 4 && NR == 8 {
+        let rows: [&[f32]; 4] = std::array::from_fn(|i| &g.a[(i0 + i) * g.lda + p0..][..kc]);
+        wasm::tile_4x8_rows(rows, kc, b, c, ldc, i0, j0, first, last, g.bias, g.act);
+        return true;
+    }
+    let _ = (g, p0, kc, b, c, ldc, i0, j0, first, last);
+    false
+}
+
+/// The register tile over MR whole rows of A read in place (wasm's 4×8 kernel, for a ragged
+/// column panel; never called elsewhere, where `direct` in `run_generic` is false).
 #[inline(always)]
 fn micro_rows<const MR: usize, const NR: usize, const FMA: bool>(
     a: &[f32],
