@@ -155,6 +155,58 @@ async function matmul(s = 512) {
   return { size: s, ms: best, gflops: (2 * s ** 3) / best / 1e6 };
 }
 
+/**
+ * The core's 4-lane SIMD peak as wasm reaches it: a hand-assembled module runs 12 independent
+ * accumulator chains `acc = acc · m + a` over f32x4 (12 chains hide the latency and keep every
+ * FP pipe busy; 12 + 2 constants fit V8's 15 vector registers), 8 flops per lane per step.
+ * Two variants: multiply then add (`f32x4.mul` + `f32x4.add`, what the simd128 build runs) and
+ * `f32x4.relaxed_madd` (one FMA where the CPU has it), the latter only where relaxed SIMD
+ * validates. Best of 3 runs of 2·10⁷ steps each (~0.1–0.3 s). Issue #16 asks the MLP to reach 70%
+ * of the better of the two in one worker.
+ */
+function fmaPeak() {
+  const CHAINS = 12, STEPS = 20_000_000;
+  const leb = (n) => { const o = []; do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; o.push(b); } while (n); return o; };
+  const f32x4 = (v) => { const b = new Uint8Array(16); const d = new DataView(b.buffer); for (let i = 0; i < 4; i++) d.setFloat32(4 * i, v, true); return [0xfd, ...leb(0x0c), ...b]; };
+  const SIMD = (op) => [0xfd, ...leb(op)];
+  const module = (relaxed) => {
+    // locals: 0 = steps (i32 param), 1..12 = accumulators, 13 = multiplier, 14 = addend.
+    const body = [1, 14, 0x7b];
+    for (let j = 1; j <= CHAINS; j++) body.push(...f32x4(1 + j / 64), 0x21, j);
+    body.push(...f32x4(0.999_999_9), 0x21, 13, ...f32x4(1e-7), 0x21, 14);
+    body.push(0x02, 0x40, 0x03, 0x40); // block, loop
+    body.push(0x20, 0, 0x45, 0x0d, 1); // br_if exit when steps == 0
+    for (let j = 1; j <= CHAINS; j++) {
+      if (relaxed) body.push(0x20, j, 0x20, 13, 0x20, 14, ...SIMD(0x105)); // f32x4.relaxed_madd(acc, m, a)
+      else body.push(0x20, j, 0x20, 13, ...SIMD(0xe6), 0x20, 14, ...SIMD(0xe4)); // f32x4.add(f32x4.mul(acc, m), a)
+      body.push(0x21, j);
+    }
+    body.push(0x20, 0, 0x41, 1, 0x6b, 0x21, 0, 0x0c, 0, 0x0b, 0x0b); // steps -= 1; br loop; end; end
+    body.push(0x20, 1);
+    for (let j = 2; j <= CHAINS; j++) body.push(0x20, j, ...SIMD(0xe4));
+    body.push(...SIMD(0x1f), 0, 0x0b); // f32x4.extract_lane 0; end
+    const code = [...leb(body.length), ...body];
+    const sections = [
+      [1, [1, 0x60, 1, 0x7f, 1, 0x7d]], // type: (i32) -> f32
+      [3, [1, 0]],
+      [7, [1, 4, ...new TextEncoder().encode('peak'), 0, 0]],
+      [10, [1, ...code]],
+    ];
+    return new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...sections.flatMap(([id, c]) => [id, ...leb(c.length), ...c])]);
+  };
+  const out = {};
+  for (const [name, relaxed] of [['mulAdd', false], ['relaxedMadd', true]]) {
+    const bytes = module(relaxed);
+    if (!WebAssembly.validate(bytes)) { out[name] = null; continue; }
+    const peak = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.peak;
+    peak(1000);
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) { const t0 = performance.now(); peak(STEPS); best = Math.min(best, performance.now() - t0); }
+    out[name] = (STEPS * CHAINS * 4 * 2) / best / 1e6; // GFLOP/s
+  }
+  return out;
+}
+
 async function adapterInfo() {
   if (!navigator.gpu) return null;
   const a = await navigator.gpu.requestAdapter();
@@ -166,6 +218,6 @@ async function adapterInfo() {
 // `?wasm=simd128|relaxed` forces one of the two builds (else the bindings pick by feature).
 if (q.get('wasm')) globalThis.PUSHFORWARD_WASM_BUILD = q.get('wasm');
 await init();
-window.bench = { check, run, matmul, adapterInfo, crossOriginIsolated: self.crossOriginIsolated };
+window.bench = { check, run, matmul, fmaPeak, adapterInfo, crossOriginIsolated: self.crossOriginIsolated };
 document.body.dataset.ready = '1';
 log(`ready: peer=${peer} backend=${backend} threads=${threads} crossOriginIsolated=${self.crossOriginIsolated}`);
