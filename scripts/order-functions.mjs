@@ -9,30 +9,10 @@
 //
 //   node scripts/order-functions.mjs in.wasm out.wasm
 import { readFileSync, writeFileSync } from "node:fs";
+import { leb, encodeLeb } from "./wasm-leb.mjs";
 
 const [input, output] = process.argv.slice(2);
 const bytes = readFileSync(input);
-
-function leb(buf, at) {
-  let value = 0, shift = 0, byte;
-  do {
-    byte = buf[at++];
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-  } while (byte & 0x80);
-  return [value, at];
-}
-
-function encodeLeb(value) {
-  const out = [];
-  do {
-    let byte = value & 0x7f;
-    value = Math.floor(value / 128);
-    if (value) byte |= 0x80;
-    out.push(byte);
-  } while (value);
-  return Buffer.from(out);
-}
 
 const utf8 = new TextDecoder();
 let at = 8, nameSection = null;

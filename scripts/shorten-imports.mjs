@@ -9,6 +9,7 @@
 //
 // usage: node scripts/shorten-imports.mjs www/pkg/pushforward_bg.wasm [more.wasm …] www/pkg/pushforward.js
 import fs from 'node:fs';
+import { leb, encodeLeb } from './wasm-leb.mjs';
 
 const args = process.argv.slice(2);
 const jsPath = args.pop();
@@ -18,27 +19,6 @@ const fail = (msg) => {
   console.error(`[shorten-imports] ${msg}`);
   process.exit(1);
 };
-
-function leb(buf, pos) {
-  let result = 0, shift = 0, byte;
-  do {
-    byte = buf[pos++];
-    result += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-  } while (byte & 0x80);
-  return [result, pos];
-}
-
-function encodeLeb(n) {
-  const out = [];
-  do {
-    let byte = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return Buffer.from(out);
-}
 
 const str = (s) => Buffer.concat([encodeLeb(Buffer.byteLength(s)), Buffer.from(s)]);
 

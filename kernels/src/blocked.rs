@@ -277,14 +277,7 @@ mod wasm {
                 c[2 * i + 1] = madd(ai, b1, c[2 * i + 1]);
             }
         }
-        let mut out = [[0.0f32; 8]; 4];
-        for i in 0..4 {
-            for l in 0..4 {
-                out[i][l] = f32x4_extract_lane_dyn(c[2 * i], l);
-                out[i][4 + l] = f32x4_extract_lane_dyn(c[2 * i + 1], l);
-            }
-        }
-        out
+        to_tile(c)
     }
 
     /// One full 4×8 tile of C = act(A·B + bias), A read straight from its 4 rows (`kc` values
@@ -363,14 +356,7 @@ mod wasm {
     #[inline(always)]
     pub(super) fn micro_4x8_rows(rows: [&[f32]; 4], kc: usize, b: &[f32]) -> [[f32; 8]; 4] {
         let c = accumulate_rows(rows, kc, b);
-        let mut out = [[0.0f32; 8]; 4];
-        for i in 0..4 {
-            for l in 0..4 {
-                out[i][l] = f32x4_extract_lane_dyn(c[2 * i], l);
-                out[i][4 + l] = f32x4_extract_lane_dyn(c[2 * i + 1], l);
-            }
-        }
-        out
+        to_tile(c)
     }
 
     /// `silu_slice` on 4 lanes: x / (1 + exp_approx(−x)), the same operations in the same order.
@@ -395,6 +381,19 @@ mod wasm {
         let y = f32x4_add(f32x4_add(f32x4_mul(f32x4_mul(p, r), r), r), s(1.0));
         let bits = i32x4_shl(i32x4_add(i32x4_sub(t, u32x4_splat(MAGIC.to_bits())), i32x4_splat(127)), 23);
         f32x4_mul(y, bits)
+    }
+
+    /// The 8 accumulators of a 4×8 tile as plain floats (for the scalar `store`).
+    #[inline(always)]
+    fn to_tile(c: [v128; 8]) -> [[f32; 8]; 4] {
+        let mut out = [[0.0f32; 8]; 4];
+        for i in 0..4 {
+            for l in 0..4 {
+                out[i][l] = f32x4_extract_lane_dyn(c[2 * i], l);
+                out[i][4 + l] = f32x4_extract_lane_dyn(c[2 * i + 1], l);
+            }
+        }
+        out
     }
 
     #[inline(always)]
