@@ -447,7 +447,8 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
                 let mc = mc_max.min(g.rows - ic);
                 let m_panels = mc.div_ceil(MR);
                 // In wasm the 4×8 kernel reads whole 4-row panels of A in place (measured faster
-                // than packing them); only a ragged last panel is packed.
+                // than packing them; only a ragged last panel is packed) and stores a full tile
+                // through its SIMD epilogue (`tile_rows`); the rest goes through `store`.
                 let direct = cfg!(target_arch = "wasm32") && MR == 4 && NR == 8;
                 let packed_from = if direct { mc / MR * MR } else { 0 };
                 let ap = &mut pack_a[..(m_panels * MR - packed_from) * kc];
