@@ -17,7 +17,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, root, bundleSizes } from '../tests/browser/harness.mjs';
+import { launch, root } from '../tests/browser/harness.mjs';
+import { bundleSizes } from './bundle-size.mjs';
 
 const env = (k, d) => (process.env[k] === undefined || process.env[k] === '' ? d : process.env[k]);
 const RUNS = Number(env('BENCH_RUNS', 5));

@@ -49,12 +49,5 @@ node scripts/choose-wasm-build.mjs www/pkg/pushforward.js
 for f in www/pkg/snippets/*/src/*.js; do
   ./node_modules/.bin/terser "$f" --module --compress --mangle -o "$f"
 done
-# What a visitor downloads — one of the two builds, the glue and the worker snippet — each
-# gzipped on its own (as a static host serves them).
-gz_of() { gzip -9 -c "$1" | wc -c; }
-glue=0
-for f in www/pkg/pushforward.js www/pkg/snippets/*/src/*.js; do glue=$((glue + $(gz_of "$f"))); done
-for w in pushforward_bg pushforward_relaxed_bg; do
-  raw=$(stat -c %s "www/pkg/$w.wasm")
-  echo "[build-web] www/pkg/$w.wasm: ${raw} bytes; with the JS glue and worker snippet, each gzipped: $(( $(gz_of "www/pkg/$w.wasm") + glue )) bytes"
-done
+# What a visitor downloads for each build, gzipped file by file (scripts/bundle-size.mjs).
+node scripts/bundle-size.mjs

@@ -464,7 +464,7 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
                             continue;
                         }
                         let acc = if in_place {
-                            micro_rows::<MR, NR, FMA>(g.a, g.lda, i0, pc, kc, bpanel)
+                            micro_rows::<MR, NR>(g, i0, pc, kc, bpanel)
                         } else {
                             let at = ip * MR - packed_from;
                             micro::<MR, NR, FMA>(&ap[at * kc..(at + MR) * kc], bpanel)
@@ -496,8 +496,7 @@ fn tile_rows<const MR: usize, const NR: usize>(
 ) -> bool {
     #[cfg(target_arch = "wasm32")]
     if MR == 4 && NR == 8 {
-        let rows: [&[f32]; 4] = std::array::from_fn(|i| &g.a[(i0 + i) * g.lda + p0..][..kc]);
-        wasm::tile_4x8_rows(rows, kc, b, c, ldc, i0, j0, first, last, g.bias, g.act);
+        wasm::tile_4x8_rows(a_rows(g, i0, p0, kc), kc, b, c, ldc, i0, j0, first, last, g.bias, g.act);
         return true;
     }
     let _ = (g, p0, kc, b, c, ldc, i0, j0, first, last);
@@ -507,9 +506,8 @@ fn tile_rows<const MR: usize, const NR: usize>(
 /// The register tile over MR whole rows of A read in place (wasm's 4×8 kernel, for a ragged
 /// column panel; never called elsewhere, where `direct` in `run_generic` is false).
 #[inline(always)]
-fn micro_rows<const MR: usize, const NR: usize, const FMA: bool>(
-    a: &[f32],
-    lda: usize,
+fn micro_rows<const MR: usize, const NR: usize>(
+    g: &Gemm,
     i0: usize,
     p0: usize,
     kc: usize,
@@ -517,13 +515,19 @@ fn micro_rows<const MR: usize, const NR: usize, const FMA: bool>(
 ) -> [[f32; NR]; MR] {
     #[cfg(target_arch = "wasm32")]
     if MR == 4 && NR == 8 {
-        let rows: [&[f32]; 4] = std::array::from_fn(|i| &a[(i0 + i) * lda + p0..][..kc]);
-        let tile = wasm::micro_4x8_rows(rows, kc, b);
+        let tile = wasm::micro_4x8_rows(a_rows(g, i0, p0, kc), kc, b);
         // SAFETY: MR = 4 and NR = 8 here, so the two array types are the same type.
         return unsafe { std::mem::transmute_copy::<[[f32; 8]; 4], [[f32; NR]; MR]>(&tile) };
     }
-    let _ = (a, lda, i0, p0, kc, b);
+    let _ = (g, i0, p0, kc, b);
     unreachable!("the in-place kernel is wasm's 4×8 only")
+}
+
+/// Rows i0..i0+4 of A, depth p0..p0+kc: what the in-place kernels read.
+#[cfg(target_arch = "wasm32")]
+#[inline(always)]
+fn a_rows<'a>(g: &Gemm<'a>, i0: usize, p0: usize, kc: usize) -> [&'a [f32]; 4] {
+    std::array::from_fn(|i| &g.a[(i0 + i) * g.lda + p0..][..kc])
 }
 
 /// The register tile: Σ_p a[p][i]·b[p][j] over one packed A and B micro-panel.

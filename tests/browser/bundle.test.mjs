@@ -4,7 +4,7 @@
 // is a test (a speed target would be a benchmark). scripts/build-web.sh builds www/pkg first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bundleSizes } from './harness.mjs';
+import { bundleSizes } from '../../scripts/bundle-size.mjs';
 
 const BUDGET = 300_000;
 

@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
 
@@ -88,20 +87,6 @@ export function readSafetensors(file) {
 // browser (tests/node/metrics.test.mjs).
 export { slicedW2 } from './metrics.mjs';
 
-/// What a visitor downloads for each of the two wasm builds in www/pkg (scripts/build-web.sh):
-/// the module, the JS bindings and the wasm-bindgen snippets (the CPU worker pool, the model
-/// cache), each gzipped on its own at level 9, as a static host serves them.
-export function bundleSizes() {
-  const pkg = path.join(root, 'www/pkg');
-  const gz = (file) => zlib.gzipSync(fs.readFileSync(file), { level: 9 }).length;
-  const snippets = fs.readdirSync(path.join(pkg, 'snippets'), { recursive: true })
-    .filter((f) => f.endsWith('.js')).map((f) => path.join(pkg, 'snippets', f));
-  const glue = [path.join(pkg, 'pushforward.js'), ...snippets].reduce((sum, f) => sum + gz(f), 0);
-  return ['pushforward_bg.wasm', 'pushforward_relaxed_bg.wasm'].map((build) => {
-    const wasm = path.join(pkg, build);
-    return { build, wasmBytes: fs.statSync(wasm).size, gzipped: gz(wasm) + glue };
-  });
-}
 
 export function screenshotPath(name) {
   fs.mkdirSync(outDir, { recursive: true });
