@@ -97,7 +97,12 @@ try {
       await cold.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
       loads.push(await cold.page.evaluate(() => {
         const m = (name) => performance.getEntriesByName(name)[0]?.startTime ?? NaN;
-        return { script: m('pf:script'), wasm: m('pf:wasm'), createStart: m('pf:create-start'), created: m('pf:created'), drawn: m('pf:drawn') };
+        const ms = document.getElementById('r-ms')?.textContent ?? '';
+        const [solve, draw] = [/^([\d.]+) ms/, /\+([\d.]+) ms draw/].map((re) => Number(ms.match(re)?.[1] ?? NaN));
+        return {
+          script: m('pf:script'), wasm: m('pf:wasm'), createStart: m('pf:create-start'), created: m('pf:created'), drawn: m('pf:drawn'),
+          fetched: m('pushforward:model-fetched'), adapter: m('pushforward:adapter-answered'), workers: m('pushforward:workers-ready'), solve, draw,
+        };
       }));
     } finally {
       await cold.close();
@@ -108,7 +113,9 @@ try {
   const firstFrame = med.drawn;
   console.log(`demo (moons, 4096 points, heun 8 steps), 5 cold loads: first frame ${loads.map((l) => l.drawn.toFixed(0)).join(', ')} ms after navigation start; median ${firstFrame.toFixed(0)} ms = `
     + `page and scripts ${med.script.toFixed(0)} + wasm download and compile ${(med.wasm - med.script).toFixed(0)} + `
-    + `Sampler.create (adapter probe, model, workers) ${(med.created - med.createStart).toFixed(0)} + solve and draw ${(med.drawn - med.created).toFixed(0)} ms`
+    + `Sampler.create ${(med.created - med.createStart).toFixed(0)} (from its start: model fetched +${(med.fetched - med.createStart).toFixed(0)}, `
+    + `workers ready +${(med.workers - med.createStart).toFixed(0)}, WebGPU adapter answered +${(med.adapter - med.createStart).toFixed(0)}; the three overlap) + `
+    + `first sample ${(med.drawn - med.created).toFixed(0)} ms (solve ${med.solve.toFixed(0)} + draw ${med.draw.toFixed(0)})`
     + ` (+ ${(med.createStart - med.wasm).toFixed(0)} between)`);
   await b.page.goto(`${b.url}/`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });

@@ -237,7 +237,7 @@ export class CpuPool {
         for (const w of req.workers) if (w.busy) w.kill(e);
         throw e;
       }
-      this.finish(req, null, merge(results));
+      this.finish(req, null, merge(results, ranges));
     } catch (e) {
       this.finish(req, e instanceof Error ? e : new Error(String(e)));
     }
@@ -256,7 +256,7 @@ export class CpuPool {
 }
 
 /// Concatenates the workers' row ranges (in order) into one result.
-function merge(parts) {
+function merge(parts, ranges) {
   const cat = (arrays, Type) => {
     const out = new Type(arrays.reduce((s, a) => s + a.length, 0));
     let at = 0;
@@ -279,11 +279,14 @@ function merge(parts) {
     nfe: slowest.nfe,
     acceptedSteps: slowest.acceptedSteps,
     rejectedSteps: slowest.rejectedSteps,
+    // Each worker's rows, time spent solving them, and (with `profile`) its kernel times.
+    workers: parts.map((p, i) => ({ start: ranges[i][0], end: ranges[i][1], busyMs: p.busyMs, kernels: p.kernels })),
   };
 }
 
 if (IN_WORKER) {
   let sampler = null;
+  let warmUp = null;
   const post = (m, transfer) => globalThis.postMessage(m, transfer ?? []);
   // A rejection nobody awaits (e.g. inside the bindings) would otherwise leave a request
   // unanswered: report it, and the pool replaces this worker.
@@ -304,7 +307,15 @@ if (IN_WORKER) {
         await glue.default();
         sampler = await glue.Sampler.create({ model: m.model, declaration: m.declaration, backend: 'cpu', workers: 0 });
         post({ id: m.id, type: 'done', result: null });
+        // Warm-up, after the reply so that it delays nothing: one network evaluation on a few
+        // rows runs every kernel a solve uses, so V8 compiles them with its optimising tier
+        // (in the background) before the first request, instead of running that one on its
+        // baseline code (measured: the demo's first solve 150-240 ms, later ones 90-100 ms).
+        // A request waits for it (a few ms), so that it never shares this instance's profile.
+        const rows = sampler.info().config.data.kind === 'image' ? 1 : 256;
+        warmUp = sampler.solveRows({ n: rows, steps: 1, solver: 'euler' }, 0, rows).catch(() => {});
       } else if (m.type === 'solve') {
+        await warmUp;
         const onProgress = (progress) => post({ id: m.id, type: 'progress', progress });
         const result = await sampler.solveRows({ ...m.opts, onProgress }, m.start, m.end);
         const transfer = [result.samples.buffer, result.labels.buffer, ...result.frames.map((f) => f.data.buffer)];

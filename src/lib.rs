@@ -19,6 +19,7 @@ pub mod ode;
 pub mod onnx;
 pub mod options;
 pub mod pointwise;
+pub mod profile;
 pub mod render;
 /// Seeded Gaussian noise (Philox4x32-10 + Box–Muller), from the kernels crate.
 pub use pushforward_kernels::rng;

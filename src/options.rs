@@ -124,7 +124,7 @@ impl Entries {
 }
 
 /// The options of `sample()` (and of a worker's share of one), in the JS API's names.
-pub const SAMPLE_OPTIONS: [&str; 12] = [
+pub const SAMPLE_OPTIONS: [&str; 13] = [
     "n",
     "solver",
     "steps",
@@ -137,6 +137,7 @@ pub const SAMPLE_OPTIONS: [&str; 12] = [
     "label",
     "trajectories",
     "returnSamples",
+    "profile",
 ];
 
 /// Which trajectory frames a request keeps.
@@ -157,6 +158,8 @@ pub struct SampleRequest {
     pub options: SampleOptions,
     pub paths: Paths,
     pub return_samples: bool,
+    /// Time each CPU kernel (`crate::profile`) and each worker's share.
+    pub profile: bool,
 }
 
 /// Largest seed (JS numbers are exact integers up to 2^53 − 1).
@@ -228,7 +231,12 @@ pub fn parse_sample(config: &ModelConfig, e: &Entries) -> Result<SampleRequest> 
             Paths::None | Paths::All => None,
         },
     };
-    Ok(SampleRequest { options, paths, return_samples: e.flag("returnSamples", false)? })
+    Ok(SampleRequest {
+        options,
+        paths,
+        return_samples: e.flag("returnSamples", false)?,
+        profile: e.flag("profile", false)?,
+    })
 }
 
 /// `density({ resolution, steps })`: grid cells per side and RK4 steps.

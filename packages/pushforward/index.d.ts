@@ -72,6 +72,8 @@ export interface SampleOptions {
   trajectories?: boolean | 'all';
   /** Resolve with `samples` and `labels`. */
   returnSamples?: boolean;
+  /** CPU backend: time every kernel and each worker's share (`SampleResult.profile`). */
+  profile?: boolean;
   onProgress?: (p: SolveProgress) => void;
   signal?: AbortSignal;
 }
@@ -89,6 +91,12 @@ export interface SampleResult {
   /** With `returnSamples`: n × (2 | C·H·W) values, row by row. */
   samples?: Float32Array;
   labels?: Uint32Array;
+  /** With `profile` on the CPU backend: each kernel's calls and summed wall time over all
+   *  workers (slowest first), and each worker's rows and time spent solving them. */
+  profile?: {
+    kernels: { name: string; calls: number; ms: number }[];
+    workers: { start: number; end: number; busyMs: number }[];
+  };
 }
 
 export interface DensityOptions {

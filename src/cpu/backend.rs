@@ -5,6 +5,7 @@ use super::conv2d;
 use super::{Activation, elementwise, embed, matmul, norm};
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::profile;
 use crate::rng;
 use crate::shapes;
 use crate::tensor::Tensor;
@@ -32,6 +33,7 @@ impl Backend for CpuBackend {
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+        let _span = profile::Span::new("linear");
         let s = shapes::linear(x.shape(), w.shape(), b.map(Tensor::shape))?;
         let (n, k, m) = (s.n, s.k, s.m);
         let mut out = Tensor::zeros(s.out())?;
@@ -40,6 +42,7 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
+        let _span = profile::Span::new("conv2d");
         let s = shapes::conv2d(x.shape(), w.shape(), b.map(Tensor::shape), stride, pad)?;
         let mut out = Tensor::zeros(s.out())?;
         conv2d::conv2d(x.data(), w.data(), b.map(|b| b.data()), &s, out.data_mut());
@@ -55,6 +58,7 @@ impl Backend for CpuBackend {
         eps: f32,
         act: Activation,
     ) -> Result<Tensor> {
+        let _span = profile::Span::new("group_norm");
         let d = shapes::group_norm(x.shape(), groups, gamma.shape(), beta.shape())?;
         let mut out = Tensor::zeros(d.shape())?;
         norm::group_norm(x.data(), d.n, d.c, d.hw(), groups, gamma.data(), beta.data(), eps, act, out.data_mut());
@@ -62,24 +66,28 @@ impl Backend for CpuBackend {
     }
 
     fn silu(&self, x: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("silu");
         let mut out = x.clone();
         elementwise::silu_in_place(out.data_mut());
         Ok(out)
     }
 
     fn silu_tangent(&self, z: &Tensor, dz: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("silu_tangent");
         let mut out = Tensor::zeros(shapes::silu_tangent(z.shape(), dz.shape())?)?;
         elementwise::silu_tangent(z.data(), dz.data(), out.data_mut());
         Ok(out)
     }
 
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("add");
         let mut out = Tensor::zeros(shapes::add(a.shape(), b.shape())?)?;
         elementwise::add(a.data(), b.data(), out.data_mut());
         Ok(out)
     }
 
     fn add_channel_bias(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("add_channel_bias");
         let d = shapes::add_channel_bias(x.shape(), bias.shape())?;
         let mut out = x.clone();
         elementwise::add_channel_bias_in_place(out.data_mut(), bias.data(), d.n, d.c, d.hw());
@@ -87,6 +95,7 @@ impl Backend for CpuBackend {
     }
 
     fn upsample_nearest2x(&self, x: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("upsample_nearest2x");
         let d = shapes::upsample_nearest2x(x.shape())?;
         let mut out = Tensor::zeros(d.upsampled())?;
         elementwise::upsample_nearest2x(x.data(), d.n * d.c, d.h, d.w, out.data_mut());
@@ -94,6 +103,7 @@ impl Backend for CpuBackend {
     }
 
     fn concat_axis1(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("concat_axis1");
         let s = shapes::concat_axis1(a.shape(), b.shape())?;
         let mut out = Tensor::zeros(s.out)?;
         elementwise::concat_axis1(a.data(), b.data(), s.n, s.ca, s.cb, s.inner, out.data_mut());
@@ -101,6 +111,7 @@ impl Backend for CpuBackend {
     }
 
     fn time_embedding(&self, t: f32, n: usize, dim: usize, time_scale: f32) -> Result<Tensor> {
+        let _span = profile::Span::new("time_embedding");
         // Outputs come from `Tensor::zeros` (recycled buffers), never a fresh Vec.
         let mut out = Tensor::zeros(shapes::time_embedding(n, dim)?)?;
         if n > 0 && dim > 0 {
@@ -114,6 +125,7 @@ impl Backend for CpuBackend {
     }
 
     fn embedding(&self, table: &Tensor, ids: &[u32]) -> Result<Tensor> {
+        let _span = profile::Span::new("embedding");
         let shape = shapes::embedding(table.shape(), ids)?;
         let d = shape[1];
         let mut out = Tensor::zeros(shape)?;
@@ -125,6 +137,7 @@ impl Backend for CpuBackend {
     }
 
     fn lincomb(&self, x: &Tensor, terms: &[(f32, &Tensor)]) -> Result<Tensor> {
+        let _span = profile::Span::new("lincomb");
         let shape = shapes::lincomb(x.shape(), terms.iter().map(|(_, k)| k.shape()))?;
         let slices: Vec<(f32, &[f32])> = terms.iter().map(|&(c, k)| (c, k.data())).collect();
         let mut out = Tensor::zeros(shape)?;
@@ -133,12 +146,14 @@ impl Backend for CpuBackend {
     }
 
     fn unary(&self, x: &Tensor, op: crate::pointwise::UnaryOp) -> Result<Tensor> {
+        let _span = profile::Span::new("unary");
         let mut out = Tensor::zeros(shapes::unary(x.shape())?)?;
         crate::pointwise::unary(op, x.data(), out.data_mut());
         Ok(out)
     }
 
     fn binary(&self, a: &Tensor, b: &Tensor, op: crate::pointwise::BinaryOp) -> Result<Tensor> {
+        let _span = profile::Span::new("binary");
         let shape = shapes::binary(a.shape(), b.shape())?;
         let mut out = Tensor::zeros(shape.clone())?;
         crate::pointwise::binary(op, a.data(), a.shape(), b.data(), b.shape(), &shape, out.data_mut());
@@ -157,6 +172,7 @@ impl Backend for CpuBackend {
     }
 
     fn strided_copy(&self, x: &Tensor, shape: &[usize], offset: usize, strides: &[usize]) -> Result<Tensor> {
+        let _span = profile::Span::new("strided_copy");
         let mut out = Tensor::zeros(shapes::strided_copy(x.shape(), shape, offset, strides)?)?;
         if out.numel() > 0 {
             super::graph::strided_copy(x.data(), shape, offset, strides, out.data_mut());
@@ -165,6 +181,7 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("matmul");
         let s = shapes::matmul(a.shape(), b.shape())?;
         let mut out = Tensor::zeros(s.out.clone())?;
         super::graph::batched_matmul(
@@ -180,6 +197,7 @@ impl Backend for CpuBackend {
     }
 
     fn softmax(&self, x: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("softmax");
         let (_, inner) = shapes::softmax(x.shape())?;
         let mut out = Tensor::zeros(x.shape().to_vec())?;
         super::graph::softmax_rows(x.data(), inner, out.data_mut());
@@ -187,6 +205,7 @@ impl Backend for CpuBackend {
     }
 
     fn layer_norm(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+        let _span = profile::Span::new("layer_norm");
         shapes::layer_norm(x.shape(), gamma.shape(), beta.shape())?;
         let mut out = Tensor::zeros(x.shape().to_vec())?;
         super::graph::layer_norm_rows(x.data(), gamma.data(), beta.data(), eps, out.data_mut());
@@ -194,6 +213,7 @@ impl Backend for CpuBackend {
     }
 
     fn slice_rows(&self, x: &Tensor, rows: std::ops::Range<usize>) -> Result<Tensor> {
+        let _span = profile::Span::new("slice_rows");
         let (shape, span) = shapes::slice_rows(x.shape(), &rows)?;
         let mut out = Tensor::zeros(shape)?;
         out.data_mut().copy_from_slice(&x.data()[span]);
@@ -201,6 +221,7 @@ impl Backend for CpuBackend {
     }
 
     fn repeat2(&self, x: &Tensor) -> Result<Tensor> {
+        let _span = profile::Span::new("repeat2");
         let mut out = Tensor::zeros(shapes::repeat2(x.shape())?)?;
         let (a, b) = out.data_mut().split_at_mut(x.numel());
         a.copy_from_slice(x.data());
@@ -209,6 +230,7 @@ impl Backend for CpuBackend {
     }
 
     fn guidance_mix(&self, v: &Tensor, w: f32) -> Result<Tensor> {
+        let _span = profile::Span::new("guidance_mix");
         let mut out = Tensor::zeros(shapes::guidance_mix(v.shape())?)?;
         elementwise::guidance_mix(v.data(), w, out.data_mut());
         Ok(out)
@@ -231,6 +253,7 @@ impl Backend for CpuBackend {
     }
 
     fn normal_noise(&self, seed: u64, stream: u32, start_index: u64, shape: &[usize]) -> Result<Tensor> {
+        let _span = profile::Span::new("normal_noise");
         let mut t = Tensor::zeros(shape.to_vec())?;
         rng::fill_normal(seed, stream, start_index, t.data_mut());
         Ok(t)

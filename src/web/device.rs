@@ -64,26 +64,44 @@ pub enum WebGpuProbe {
     Hardware(String),
 }
 
-pub async fn probe() -> WebGpuProbe {
+/// The adapter request of [`probe`], already sent: `Sampler.create` starts it first, so that a
+/// cold adapter (~150 ms on SwiftShader, where the GPU process starts too) loads while the
+/// model is fetched and the CPU workers boot.
+pub struct ProbeStarted(Result<js_sys::Promise, WebGpuProbe>);
+
+pub fn start_probe() -> ProbeStarted {
     let gpu = get(&get(&js_sys::global(), "navigator"), "gpu");
-    let Ok(request) = get(&gpu, "requestAdapter").dyn_into::<js_sys::Function>() else { return WebGpuProbe::Missing };
-    let Ok(promise) = request.call0(&gpu).and_then(|p| p.dyn_into::<js_sys::Promise>()) else {
-        return WebGpuProbe::NoAdapter;
+    let Ok(request) = get(&gpu, "requestAdapter").dyn_into::<js_sys::Function>() else {
+        return ProbeStarted(Err(WebGpuProbe::Missing));
     };
-    let adapter = match JsFuture::from(promise).await {
-        Ok(a) if !a.is_null() && !a.is_undefined() => a,
-        _ => return WebGpuProbe::NoAdapter,
-    };
-    let info = get(&adapter, "info");
-    let field = |k: &str| get(&info, k).as_string().filter(|s| !s.is_empty());
-    let name = field("description")
-        .or_else(|| field("device"))
-        .or_else(|| field("vendor"))
-        .map_or_else(|| "unnamed".into(), |n| crate::error::shown(&n, 80));
-    let fallback = get(&info, "isFallbackAdapter")
-        .as_bool()
-        .or_else(|| get(&adapter, "isFallbackAdapter").as_bool())
-        .unwrap_or(false)
-        || find_text(&name.to_ascii_lowercase(), "swiftshader").is_some();
-    if fallback { WebGpuProbe::Fallback(name) } else { WebGpuProbe::Hardware(name) }
+    match request.call0(&gpu).and_then(|p| p.dyn_into::<js_sys::Promise>()) {
+        Ok(p) => ProbeStarted(Ok(p)),
+        Err(_) => ProbeStarted(Err(WebGpuProbe::NoAdapter)),
+    }
+}
+
+impl ProbeStarted {
+    /// What the adapter turned out to be.
+    pub async fn finish(self) -> WebGpuProbe {
+        let promise = match self.0 {
+            Ok(p) => p,
+            Err(known) => return known,
+        };
+        let adapter = match JsFuture::from(promise).await {
+            Ok(a) if !a.is_null() && !a.is_undefined() => a,
+            _ => return WebGpuProbe::NoAdapter,
+        };
+        let info = get(&adapter, "info");
+        let field = |k: &str| get(&info, k).as_string().filter(|s| !s.is_empty());
+        let name = field("description")
+            .or_else(|| field("device"))
+            .or_else(|| field("vendor"))
+            .map_or_else(|| "unnamed".into(), |n| crate::error::shown(&n, 80));
+        let fallback = get(&info, "isFallbackAdapter")
+            .as_bool()
+            .or_else(|| get(&adapter, "isFallbackAdapter").as_bool())
+            .unwrap_or(false)
+            || find_text(&name.to_ascii_lowercase(), "swiftshader").is_some();
+        if fallback { WebGpuProbe::Fallback(name) } else { WebGpuProbe::Hardware(name) }
+    }
 }

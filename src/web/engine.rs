@@ -25,6 +25,18 @@ pub enum Engine {
     Gpu { sampler: CoreSampler<Dual<'static>>, gpu: &'static GpuBackend, painter: Option<Box<GpuCanvas>> },
 }
 
+/// Where a CPU solve spent its time (`sample({ profile: true })`): each kernel's calls and
+/// summed time over every worker, and each worker's rows and busy time.
+pub struct SolveProfile {
+    pub kernels: Vec<crate::profile::KernelTime>,
+    pub workers: Vec<WorkerShare>,
+}
+
+pub struct WorkerShare {
+    pub rows: std::ops::Range<usize>,
+    pub busy_ms: f64,
+}
+
 /// What `drawAt`/`animate` need of the last solve.
 pub struct Kept {
     pub out: BackendOutput<DualTensor>,
@@ -76,7 +88,7 @@ impl Engine {
         entries: &Entries,
         cb: &Callbacks,
         cancelled: &dyn Fn() -> bool,
-    ) -> Result<BackendOutput<DualTensor>> {
+    ) -> Result<(BackendOutput<DualTensor>, Option<SolveProfile>)> {
         let o = &request.options;
         let mut progress = |p: Progress| {
             if cancelled() {
@@ -96,38 +108,51 @@ impl Engine {
                 } else {
                     256
                 };
-                pool::solve(pool, entries, o.n, &config.sample_shape(), min_rows, cb).await
+                let (out, profile) = pool::solve(pool, entries, o.n, &config.sample_shape(), min_rows, cb).await?;
+                Ok((out, request.profile.then_some(profile)))
             }
-            Engine::Cpu { sampler, pool: None } => sampler.sample_on_backend(o, &mut progress).await,
+            Engine::Cpu { sampler, pool: None } => {
+                if request.profile {
+                    crate::profile::start();
+                }
+                let t0 = crate::profile::now_ms();
+                let out = sampler.sample_on_backend(o, &mut progress).await;
+                let profile = SolveProfile {
+                    kernels: crate::profile::finish(),
+                    workers: vec![WorkerShare { rows: 0..o.n, busy_ms: crate::profile::now_ms() - t0 }],
+                };
+                Ok((out?, request.profile.then_some(profile)))
+            }
             Engine::Gpu { sampler, gpu, .. } => {
                 let out = sampler.sample_on_backend(o, &mut progress).await?;
                 // Timed to the end of the GPU's work (nothing is read back to draw).
                 gpu.finish().await?;
-                Ok(out)
+                Ok((out, None))
             }
         }
     }
 }
 
-/// The CPU engine, with a pool of `workers` (0: none) when workers can start; `reason` says
-/// why the CPU was chosen and gains what happened to the workers.
+/// The CPU engine, with the pool `starting` (none: 0 workers) when its workers start;
+/// `reason` says why the CPU was chosen and gains what happened to the workers.
 pub async fn open_cpu(
     model: &Model,
-    bytes: &[u8],
-    declaration: Option<String>,
+    starting: Option<pool::PoolStarting>,
     workers: u32,
     reason: String,
 ) -> Result<(Engine, String)> {
     let sampler = CoreSampler::new(Dual::Cpu(CpuBackend), model)?;
     // Workers keep the page responsive and use every core; without them (0, or where workers
     // cannot start, e.g. a sandboxed frame) the solve runs on this thread.
-    let (pool, reason) = if workers == 0 {
-        (None, reason)
-    } else {
-        match pool::start(bytes, workers, declaration).await {
-            Ok(pool) => (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" })),
+    let (pool, reason) = match starting {
+        None => (None, reason),
+        Some(starting) => match starting.finish().await {
+            Ok(pool) => {
+                super::mark("pushforward:workers-ready");
+                (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" }))
+            }
             Err(e) => (None, format!("{reason}; workers unavailable ({e}), solving on the page's thread")),
-        }
+        },
     };
     Ok((Engine::Cpu { sampler, pool }, reason))
 }

@@ -323,6 +323,16 @@ impl Sampler {
                 });
             }
         };
+        let backend = e.string("backend")?.unwrap_or("auto").to_string();
+        if !["auto", "webgpu", "cpu"].contains(&backend.as_str()) {
+            return Err(Error::InvalidOption {
+                option: "backend",
+                reason: format!("unknown backend `{}` (auto, webgpu or cpu)", shown(&backend, 40)),
+            });
+        }
+        // `auto` asks for the adapter first: a cold one takes ~150 ms (SwiftShader, where the
+        // GPU process starts too), which the model's download and the workers' boot overlap.
+        let probe = (backend == "auto").then(device::start_probe);
         let given = |bytes: Vec<u8>| {
             let note = "given as bytes".into();
             (bytes, fetch::Provenance { source: "bytes", kept: "none", note })
@@ -357,11 +367,11 @@ impl Sampler {
                 });
             }
         };
+        mark("pushforward:model-fetched");
         let model = match &declaration {
             Some(d) => crate::onnx::load(&bytes, Some(d))?,
             None => Model::from_bytes(&bytes)?,
         };
-        let backend = e.string("backend")?.unwrap_or("auto").to_string();
         let canvas = match get(&opts, "canvas") {
             v if v.is_undefined() || v.is_null() => None,
             v => Some(v.dyn_into::<web_sys::HtmlCanvasElement>().map_err(|_| Error::InvalidOption {
@@ -379,12 +389,16 @@ impl Sampler {
             None => None,
             Some(_) => Some(e.whole("maxBindingBytes", 0, 4, 1 << 50)? as u64),
         };
+        // The workers boot while `auto`'s probe is still out: a page without a hardware adapter
+        // (most of those that reach the CPU) gets its pool ~100 ms sooner; on a hardware
+        // adapter they are stopped as soon as they are up.
+        let starting = (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
         // `auto`: WebGPU on a hardware adapter; the wasm CPU kernels when WebGPU is missing or the
         // adapter is a software fallback (SwiftShader is ~50× slower than wasm SIMD here).
-        let (use_gpu, reason) = match backend.as_str() {
-            "cpu" => (false, "the CPU backend was requested".to_string()),
-            "webgpu" => (true, "the WebGPU backend was requested".to_string()),
-            "auto" => match device::probe().await {
+        let (use_gpu, reason) = match probe {
+            None if backend == "cpu" => (false, "the CPU backend was requested".to_string()),
+            None => (true, "the WebGPU backend was requested".to_string()),
+            Some(probe) => match probe.finish().await {
                 device::WebGpuProbe::Missing => {
                     (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into())
                 }
@@ -397,17 +411,17 @@ impl Sampler {
                 ),
                 device::WebGpuProbe::Hardware(name) => (true, format!("hardware WebGPU adapter {name}")),
             },
-            other => {
-                return Err(Error::InvalidOption {
-                    option: "backend",
-                    reason: format!("unknown backend `{}` (auto, webgpu or cpu)", shown(other, 40)),
-                });
-            }
         };
+        if backend == "auto" {
+            mark("pushforward:adapter-answered");
+        }
         let mut canvas = canvas;
         let (engine, reason) = if use_gpu {
             match engine::open_gpu(&model, canvas.as_ref(), max_binding_bytes).await {
-                Ok(engine) => (engine, reason),
+                Ok(engine) => {
+                    drop(starting); // stops the workers it started
+                    (engine, reason)
+                }
                 // An explicit request fails loudly; `auto` falls back and says why.
                 Err(e) if backend == "webgpu" => {
                     return Err(Error::Gpu(format!("the WebGPU backend is unavailable: {e}")));
@@ -415,11 +429,11 @@ impl Sampler {
                 Err(e) => {
                     canvas = canvas.as_ref().map(engine::fresh_canvas_like);
                     let why = format!("WebGPU failed to start ({e}); using the wasm CPU kernels");
-                    engine::open_cpu(&model, &bytes, declaration.clone(), workers, why).await?
+                    engine::open_cpu(&model, starting, workers, why).await?
                 }
             }
         } else {
-            engine::open_cpu(&model, &bytes, declaration.clone(), workers, reason).await?
+            engine::open_cpu(&model, starting, workers, reason).await?
         };
         let keep_bytes = matches!(engine, Engine::Gpu { .. });
         Ok(Sampler {
@@ -510,7 +524,7 @@ impl Sampler {
         let t0 = now_ms();
         let engine = self.live_engine().await?;
         let cancelled = || cb.aborted() || self.disposed.get();
-        let out = engine.solve(&self.model.config, &request, &entries, &cb, &cancelled).await?;
+        let (out, profile) = engine.solve(&self.model.config, &request, &entries, &cb, &cancelled).await?;
         self.still_alive()?;
         let sample_ms = now_ms() - t0;
         let o = &request.options;
@@ -538,6 +552,9 @@ impl Sampler {
             ("drawMs", JsValue::from(now_ms() - t0 - sample_ms)),
             ("n", JsValue::from(o.n as f64)),
         ]);
+        if let Some(p) = profile {
+            let _ = js_sys::Reflect::set(&obj, &"profile".into(), &profile_object(&p));
+        }
         // Where an image grid was drawn, for captions over it (the demo labels the classes).
         if let Some(canvas) = self.canvas.borrow().as_ref()
             && let Some(g) = render::GridPlot::for_model(&self.model.config, o.n, 1)
@@ -601,7 +618,7 @@ impl Sampler {
             let request = contract::parse_sample(&self.model.config, &entries)?;
             let engine = self.live_engine().await?;
             let cancelled = || cb.aborted() || self.disposed.get();
-            let out = engine.solve(&self.model.config, &request, &entries, &cb, &cancelled).await?;
+            let (out, _) = engine.solve(&self.model.config, &request, &entries, &cb, &cancelled).await?;
             self.still_alive()?;
             *self.kept.borrow_mut() = Some(Rc::new(Kept { out, request, entries }));
         }
@@ -695,7 +712,13 @@ impl Sampler {
             cb.report(&progress_event(p));
             ControlFlow::Continue(())
         };
-        let out = sampler.sample_rows_async(&request.options, start as usize..end as usize, &mut progress).await?;
+        if request.profile {
+            crate::profile::start();
+        }
+        let t0 = crate::profile::now_ms();
+        let out = sampler.sample_rows_async(&request.options, start as usize..end as usize, &mut progress).await;
+        let (kernels, busy_ms) = (crate::profile::finish(), crate::profile::now_ms() - t0);
+        let out = out?;
         let frames = js_sys::Array::new();
         for (t, f) in &out.frames {
             frames.push(&object(&[("t", JsValue::from(*t)), ("data", js_sys::Float32Array::from(f.data()).into())]));
@@ -707,6 +730,8 @@ impl Sampler {
             ("nfe", JsValue::from(out.stats.nfe as f64)),
             ("acceptedSteps", JsValue::from(out.stats.accepted as f64)),
             ("rejectedSteps", JsValue::from(out.stats.rejected as f64)),
+            ("busyMs", JsValue::from(busy_ms)),
+            ("kernels", kernel_rows(&kernels)),
         ]))
     }
 
@@ -726,7 +751,8 @@ impl Sampler {
                 let bytes = self.bytes.borrow().clone();
                 let why =
                     format!("the WebGPU device was lost and could not be reopened ({e}); using the wasm CPU kernels");
-                engine::open_cpu(&self.model, &bytes, self.declaration.clone(), self.workers, why).await?
+                let starting = (self.workers > 0).then(|| pool::start(&bytes, self.workers, self.declaration.clone()));
+                engine::open_cpu(&self.model, starting, self.workers, why).await?
             }
         };
         self.still_alive()?;
@@ -741,6 +767,31 @@ impl Sampler {
     }
 }
 
+/// `{ kernels: [{ name, calls, ms }], workers: [{ start, end, busyMs }] }`.
+fn profile_object(p: &engine::SolveProfile) -> JsValue {
+    let workers = js_sys::Array::new();
+    for w in &p.workers {
+        workers.push(&object(&[
+            ("start", JsValue::from(w.rows.start as f64)),
+            ("end", JsValue::from(w.rows.end as f64)),
+            ("busyMs", JsValue::from(w.busy_ms)),
+        ]));
+    }
+    object(&[("kernels", kernel_rows(&p.kernels)), ("workers", workers.into())])
+}
+
+fn kernel_rows(rows: &[crate::profile::KernelTime]) -> JsValue {
+    let out = js_sys::Array::new();
+    for k in rows {
+        out.push(&object(&[
+            ("name", JsValue::from_str(&k.name)),
+            ("calls", JsValue::from(k.calls as f64)),
+            ("ms", JsValue::from(k.ms)),
+        ]));
+    }
+    out.into()
+}
+
 /// Resolves on the next `requestAnimationFrame`.
 async fn next_animation_frame() -> crate::Result<()> {
     let window = web_sys::window()
@@ -749,4 +800,13 @@ async fn next_animation_frame() -> crate::Result<()> {
         let _ = window.request_animation_frame(&resolve);
     });
     JsFuture::from(promise).await.map(|_| ()).map_err(|_| Error::Gpu("animation frame failed".into()))
+}
+
+/// A `performance.mark` (the steps of `Sampler.create` in a browser's performance panel, and
+/// the bench's first-frame breakdown).
+pub(crate) fn mark(name: &str) {
+    let perf = get(&js_sys::global(), "performance");
+    if let Ok(f) = get(&perf, "mark").dyn_into::<js_sys::Function>() {
+        let _ = f.call1(&perf, &JsValue::from_str(name));
+    }
 }

@@ -3,11 +3,13 @@
 //! request they are meant for. This side turns a request into the pool's call and its merged
 //! result into the sampler's output.
 
+use super::engine::{SolveProfile, WorkerShare};
 use super::options::{Callbacks, to_object};
 use super::{find_text, get, js_message};
 use crate::dual::DualTensor;
 use crate::error::{Error, Result};
 use crate::options::Entries;
+use crate::profile::KernelTime;
 use crate::sampler::{BackendChunk, BackendOutput};
 use crate::tensor::Tensor;
 use wasm_bindgen::prelude::*;
@@ -16,13 +18,10 @@ use wasm_bindgen::prelude::*;
 extern "C" {
     /// The worker pool of the CPU backend (src/cpu_workers.js).
     pub type CpuPool;
-    #[wasm_bindgen(static_method_of = CpuPool, js_name = create, catch)]
-    async fn create_pool(
-        model: js_sys::Uint8Array,
-        count: u32,
-        declaration: Option<String>,
-        build: &str,
-    ) -> Result<CpuPool, JsValue>;
+    /// A promise of the pool (not an `async fn`: the workers start at the call, not when the
+    /// future is first polled).
+    #[wasm_bindgen(static_method_of = CpuPool, js_name = create)]
+    fn create_pool(model: js_sys::Uint8Array, count: u32, declaration: Option<String>, build: &str) -> js_sys::Promise;
     #[wasm_bindgen(method, catch)]
     async fn solve(
         this: &CpuPool,
@@ -40,13 +39,36 @@ extern "C" {
 /// multiply-adds, chosen where the browser validates them) or `simd128`.
 pub const WASM_BUILD: &str = if cfg!(target_feature = "relaxed-simd") { "relaxed" } else { "simd128" };
 
+/// Workers being started ([`start`]): awaited by a CPU engine; dropped unawaited (the sampler
+/// runs on WebGPU, or its creation failed), they are stopped as soon as they are up.
+pub struct PoolStarting(Option<wasm_bindgen_futures::JsFuture>);
+
 /// Starts `count` workers, each with its own copy of the weights file (and the declaration an
 /// ONNX file was given beside it), on this page's wasm build: the same kernels, so the workers'
-/// rows are the rows the page thread would compute.
-pub async fn start(model: &[u8], count: u32, declaration: Option<String>) -> std::result::Result<CpuPool, String> {
-    CpuPool::create_pool(js_sys::Uint8Array::from(model), count, declaration, WASM_BUILD)
-        .await
-        .map_err(|e| js_message(&e))
+/// rows are the rows the page thread would compute. They boot while the caller goes on.
+pub fn start(model: &[u8], count: u32, declaration: Option<String>) -> PoolStarting {
+    let promise = CpuPool::create_pool(js_sys::Uint8Array::from(model), count, declaration, WASM_BUILD);
+    PoolStarting(Some(wasm_bindgen_futures::JsFuture::from(promise)))
+}
+
+impl PoolStarting {
+    /// The pool once every worker is ready.
+    pub async fn finish(mut self) -> std::result::Result<CpuPool, String> {
+        let started = self.0.take().expect("finish consumes the start");
+        started.await.map(JsCast::unchecked_into).map_err(|e| js_message(&e))
+    }
+}
+
+impl Drop for PoolStarting {
+    fn drop(&mut self) {
+        if let Some(started) = self.0.take() {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(pool) = started.await {
+                    pool.unchecked_into::<CpuPool>().terminate();
+                }
+            });
+        }
+    }
 }
 
 /// Solves the request `entries` (`n` samples of `sample_shape`) over the workers, in row ranges
@@ -58,7 +80,7 @@ pub async fn solve(
     sample_shape: &[usize],
     min_rows: usize,
     cb: &Callbacks,
-) -> Result<BackendOutput<DualTensor>> {
+) -> Result<(BackendOutput<DualTensor>, SolveProfile)> {
     let progress = cb.on_progress.clone().map_or(JsValue::UNDEFINED, JsValue::from);
     let signal = cb.signal.clone().map_or(JsValue::UNDEFINED, JsValue::from);
     let r = pool.solve(to_object(entries), n as u32, min_rows.min(n) as u32, progress, signal).await.map_err(|e| {
@@ -81,7 +103,22 @@ pub async fn solve(
         frames.push((get(&f, "t").as_f64().unwrap_or(0.0) as f32, tensor(floats(get(&f, "data")))?));
     }
     let count = |k: &str| get(&r, k).as_f64().unwrap_or(0.0) as usize;
-    Ok(BackendOutput {
+    // Each worker's rows and busy time, and (with `profile`) its kernel times, summed by kernel.
+    let mut profile = SolveProfile { kernels: Vec::new(), workers: Vec::new() };
+    for w in js_sys::Array::from(&get(&r, "workers")).iter() {
+        let num = |o: &JsValue, k: &str| get(o, k).as_f64().unwrap_or(0.0);
+        profile
+            .workers
+            .push(WorkerShare { rows: num(&w, "start") as usize..num(&w, "end") as usize, busy_ms: num(&w, "busyMs") });
+        let rows = js_sys::Array::from(&get(&w, "kernels"));
+        let kernels = rows.iter().map(|k| KernelTime {
+            name: get(&k, "name").as_string().unwrap_or_default(),
+            calls: num(&k, "calls") as u64,
+            ms: num(&k, "ms"),
+        });
+        crate::profile::merge(&mut profile.kernels, kernels);
+    }
+    let out = BackendOutput {
         chunks: vec![BackendChunk { rows: 0..n, samples, frames }],
         stats: crate::ode::SolveStats {
             nfe: count("nfe"),
@@ -89,5 +126,6 @@ pub async fn solve(
             rejected: count("rejectedSteps"),
         },
         labels: get(&r, "labels").dyn_into::<js_sys::Uint32Array>().map(|a| a.to_vec()).unwrap_or_default(),
-    })
+    };
+    Ok((out, profile))
 }

@@ -80,6 +80,46 @@ test('guided mnist split over workers equals the single-thread solve (labels by 
   assert.equal(diff, 0, `samples differ by ${diff}`);
 });
 
+test('profile: per-kernel calls and times, summed over the workers, and each worker\'s rows and busy time', async () => {
+  const r = await b.page.evaluate(async () => {
+    const out = {};
+    for (const [model, workers, opts] of [
+      ['moons', 2, { n: 4096, solver: 'heun', steps: 8 }],
+      ['moons', 0, { n: 1024, solver: 'heun', steps: 8 }],
+      ['mnist', 2, { n: 3, solver: 'euler', steps: 2, guidance: 2 }],
+    ]) {
+      const s = await window.pushforward.Sampler.create({ model: `models/${model}.safetensors`, backend: 'cpu', workers });
+      const plain = await s.sample(opts);
+      const r = await s.sample({ ...opts, profile: true });
+      s.dispose();
+      out[`${model}/${workers}`] = { plain: plain.profile ?? null, profile: r.profile, ms: r.sampleMs };
+    }
+    return out;
+  });
+  const calls = (p, name) => p.kernels.find((k) => k.name === name)?.calls;
+  for (const [key, { plain, profile, ms }] of Object.entries(r)) {
+    assert.equal(plain, null, `${key}: a profile without asking`);
+    const busy = profile.workers.reduce((a, w) => a + w.busyMs, 0);
+    const kernels = profile.kernels.reduce((a, k) => a + k.ms, 0);
+    console.log(`${key}: ${ms.toFixed(0)} ms; workers ${profile.workers.map((w) => `${w.start}-${w.end} ${w.busyMs.toFixed(0)} ms`).join(', ')}; kernels ${profile.kernels.slice(0, 4).map((k) => `${k.name} ${k.calls}x ${k.ms.toFixed(1)} ms`).join(', ')}`);
+    // Kernels run inside the workers' busy time, and the busy time inside the call.
+    assert.ok(kernels > 0 && kernels <= busy + 1, `${key}: kernels ${kernels} ms, busy ${busy} ms`);
+    assert.ok(profile.workers.every((w) => w.busyMs > 0 && w.busyMs <= ms + 1), `${key}: ${JSON.stringify(profile.workers)}`);
+    for (let i = 1; i < profile.kernels.length; i++) assert.ok(profile.kernels[i - 1].ms >= profile.kernels[i].ms, `${key}: not slowest first`);
+  }
+  // Rows: contiguous ranges covering the request; calls: every layer of every evaluation.
+  assert.deepEqual(r['moons/2'].profile.workers.map((w) => [w.start, w.end]), [[0, 2048], [2048, 4096]]);
+  assert.deepEqual(r['moons/0'].profile.workers.map((w) => [w.start, w.end]), [[0, 1024]]);
+  assert.deepEqual(r['mnist/2'].profile.workers.map((w) => [w.start, w.end]), [[0, 1], [1, 3]]);
+  // The moons MLP: 5 linear layers × 16 evaluations (Heun 8), in each worker.
+  assert.equal(calls(r['moons/2'].profile, 'linear'), 2 * 5 * 16);
+  assert.equal(calls(r['moons/0'].profile, 'linear'), 5 * 16);
+  assert.equal(r['moons/0'].profile.kernels[0].name, 'linear');
+  // The U-Net's convolutions dominate it; 2 Euler evaluations in each of the 2 workers.
+  assert.equal(r['mnist/2'].profile.kernels[0].name, 'conv2d');
+  assert.equal(calls(r['mnist/2'].profile, 'guidance_mix'), 2 * 2);
+});
+
 test('aborting a long Dopri5 solve in the workers rejects promptly, and the next call works', async () => {
   const r = await b.page.evaluate(async () => {
     const s = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 2 });
