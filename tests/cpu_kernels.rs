@@ -149,6 +149,11 @@ fn conv2d_unet_like_shapes() {
     check_conv(s(96, 64, 14, 1, 1, 0), true, 23); // skip 1×1
     check_conv(s(64, 64, 7, 3, 1, 1), false, 24);
     check_conv(s(5, 3, 6, 3, 2, 0), true, 25);
+    // Stride 1, packed from the padded image without an im2col matrix: a non-square kernel
+    // over a non-square image, depth 20·3·5 = 300 across the KC = 256 block boundary.
+    let wide = Conv2dShape { batch: 2, c_in: 20, h: 9, w: 13, c_out: 5, kh: 3, kw: 5, stride: 1, pad: 2 };
+    check_conv(wide, true, 26);
+    check_conv(Conv2dShape { pad: 0, ..wide }, false, 27);
 }
 
 #[test]

@@ -118,7 +118,31 @@ pub(crate) enum BLayout {
     RowMajor,
     /// `b[j * ldb + p]` (a PyTorch `Linear` weight [cols, depth] used as its transpose).
     Transposed,
+    /// The im2col matrix of a stride-1 convolution, never built: `b` is the zero-padded image
+    /// [c_in][hp][wp] (followed by at least [`B_SLACK`] floats), and b(p, j) = b[ci][oy + ky][ox + kx]
+    /// for p = (ci·kh + ky)·kw + kx and j = oy·ow + ox, with ow = wp − kw + 1.
+    Im2col(PaddedImage),
 }
+
+/// The geometry of [`BLayout::Im2col`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PaddedImage {
+    pub c_in: usize,
+    pub hp: usize,
+    pub wp: usize,
+    pub kh: usize,
+    pub kw: usize,
+}
+
+impl PaddedImage {
+    fn ow(&self) -> usize {
+        self.wp + 1 - self.kw
+    }
+}
+
+/// Floats past the end of a padded image (and of the packed B buffer) that the im2col packing
+/// may read (write): it moves whole NR-wide rows, NR ≤ 32.
+pub(crate) const B_SLACK: usize = 32;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Bias<'a> {
@@ -158,6 +182,11 @@ impl Gemm<'_> {
                 }
                 BLayout::Transposed => {
                     assert!(self.ldb >= k && self.b.len() >= (n - 1) * self.ldb + k, "gemm: B too small")
+                }
+                BLayout::Im2col(im) => {
+                    let oh = im.hp + 1 - im.kh;
+                    assert!(k == im.c_in * im.kh * im.kw && n == oh * im.ow(), "gemm: im2col geometry");
+                    assert!(self.b.len() >= im.c_in * im.hp * im.wp + B_SLACK, "gemm: B too small")
                 }
             }
         }
@@ -430,8 +459,8 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
     if ws.pack_a.len() < kc_max * mc_max {
         ws.pack_a.resize(kc_max * mc_max, 0.0);
     }
-    if ws.pack_b.len() < kc_max * nc_max {
-        ws.pack_b.resize(kc_max * nc_max, 0.0);
+    if ws.pack_b.len() < kc_max * nc_max + B_SLACK {
+        ws.pack_b.resize(kc_max * nc_max + B_SLACK, 0.0);
     }
     let (pack_a, pack_b) = (&mut ws.pack_a, &mut ws.pack_b);
 
@@ -441,11 +470,12 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
         for pc in (0..g.depth).step_by(kc_max) {
             let kc = kc_max.min(g.depth - pc);
             let (first, last) = (pc == 0, pc + kc == g.depth);
-            let bp = &mut pack_b[..n_panels * NR * kc];
             match g.b_layout {
-                BLayout::RowMajor => pack_b_rowmajor::<NR>(g.b, g.ldb, pc, kc, jc, nc, bp),
-                BLayout::Transposed => pack_b_transposed::<NR>(g.b, g.ldb, pc, kc, jc, nc, bp),
+                BLayout::RowMajor => pack_b_rowmajor::<NR>(g.b, g.ldb, pc, kc, jc, nc, pack_b),
+                BLayout::Transposed => pack_b_transposed::<NR>(g.b, g.ldb, pc, kc, jc, nc, pack_b),
+                BLayout::Im2col(im) => pack_b_im2col::<NR>(g.b, &im, pc, kc, jc, nc, pack_b),
             }
+            let bp = &pack_b[..n_panels * NR * kc];
             for ic in (0..g.rows).step_by(mc_max) {
                 let mc = mc_max.min(g.rows - ic);
                 let m_panels = mc.div_ceil(MR);
@@ -641,6 +671,7 @@ fn pack_b_rowmajor<const NR: usize>(
     nc: usize,
     dst: &mut [f32],
 ) {
+    let dst = &mut dst[..nc.div_ceil(NR) * NR * kc];
     for (jp, panel) in dst.chunks_exact_mut(NR * kc).enumerate() {
         let c0 = j0 + jp * NR;
         let nr = NR.min(j0 + nc - c0);
@@ -676,7 +707,68 @@ fn pack_b_transposed<const NR: usize>(
     nc: usize,
     dst: &mut [f32],
 ) {
-    pack_a_rowmajor::<NR>(b, ldb, j0, nc, p0, kc, dst)
+    pack_a_rowmajor::<NR>(b, ldb, j0, nc, p0, kc, &mut dst[..nc.div_ceil(NR) * NR * kc])
+}
+
+/// Columns j0..j0+nc, depth p0..p0+kc of [`BLayout::Im2col`]'s implicit matrix into panels of NR
+/// columns laid out [kc][NR], straight from the padded image: no im2col matrix is written and
+/// read back (that pass was ~18% of the U-Net's convolution time in wasm).
+///
+/// A panel's NR output pixels fall into a few runs, one per output row they touch, and a run's
+/// values for depth p are consecutive floats of one padded input row. Each run is moved as a
+/// whole NR-wide row (a fixed-size copy, no per-element index or bounds arithmetic, no `memcpy`
+/// call): its floats past the run's length are overwritten by the next run, by the next depth
+/// row, or land in the slack after the panels, and a ragged last panel's padding columns are
+/// zeroed after its runs.
+#[inline(always)]
+fn pack_b_im2col<const NR: usize>(
+    img: &[f32],
+    im: &PaddedImage,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    dst: &mut [f32],
+) {
+    let (ow, plane) = (im.ow(), im.hp * im.wp);
+    assert!(NR <= B_SLACK && dst.len() >= nc.div_ceil(NR) * NR * kc + B_SLACK);
+    for jp in 0..nc.div_ceil(NR) {
+        let c0 = j0 + jp * NR;
+        let nr = NR.min(j0 + nc - c0);
+        // (column in the panel, offset of the pixel's window corner in a padded plane)
+        let mut runs = [(0usize, 0usize); NR];
+        let mut n_runs = 0;
+        let mut c = c0;
+        while c < c0 + nr {
+            let (oy, ox) = (c / ow, c % ow);
+            runs[n_runs] = (c - c0, oy * im.wp + ox);
+            n_runs += 1;
+            c += (ow - ox).min(c0 + nr - c);
+        }
+        let runs = &runs[..n_runs];
+        let (mut ci, mut ky, mut kx) = (p0 / (im.kh * im.kw), p0 / im.kw % im.kh, p0 % im.kw);
+        for p in 0..kc {
+            let src = ci * plane + ky * im.wp + kx;
+            let row = (jp * kc + p) * NR;
+            for &(col, corner) in runs {
+                let from: &[f32; NR] = img[src + corner..][..NR].try_into().unwrap();
+                let to: &mut [f32; NR] = (&mut dst[row + col..][..NR]).try_into().unwrap();
+                *to = *from;
+            }
+            if nr < NR {
+                dst[row + nr..row + NR].iter_mut().for_each(|v| *v = 0.0);
+            }
+            kx += 1;
+            if kx == im.kw {
+                kx = 0;
+                ky += 1;
+                if ky == im.kh {
+                    ky = 0;
+                    ci += 1;
+                }
+            }
+        }
+    }
 }
 
 /// In-place SiLU with a polynomial exp the compiler can vectorise (std's `exp` is a scalar libm

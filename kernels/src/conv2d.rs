@@ -1,7 +1,7 @@
 //! 2-D convolution, NCHW, weights [c_out, c_in, kh, kw] (PyTorch's `nn.Conv2d` layout).
 
 use super::Activation;
-use super::blocked::{BLayout, Bias, Gemm, with_workspace};
+use super::blocked::{B_SLACK, BLayout, Bias, Gemm, PaddedImage, with_workspace};
 pub use super::blocked::{Isa, Workspace};
 
 /// Geometry of one convolution (NCHW input, weights [c_out, c_in, kh, kw]); checked by the
@@ -48,7 +48,9 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &Conv2dShape, 
 ///
 /// Each image is one GEMM: weights [c_out, c_in·kh·kw] (as stored) times the im2col matrix
 /// [c_in·kh·kw, oh·ow], which lands directly in the NCHW output plane block [c_out, oh·ow]. A 1×1
-/// stride-1 unpadded convolution uses the input image itself as that matrix.
+/// stride-1 unpadded convolution uses the input image itself as that matrix; other stride-1
+/// ones never build it (the GEMM packs its panels from the zero-padded image,
+/// `BLayout::Im2col`); strided ones (the U-Net's downsampling) build it with `im2col`.
 pub fn conv2d_with(
     isa: Isa,
     ws: &mut Workspace,
@@ -66,17 +68,29 @@ pub fn conv2d_with(
     let (hw, ohw) = (s.h * s.w, s.out_h() * s.out_w());
     let depth = s.c_in * s.kh * s.kw;
     let direct = s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0;
+    let implicit = !direct && s.stride == 1;
+    let padded = PaddedImage { c_in: s.c_in, hp: s.h + 2 * s.pad, wp: s.w + 2 * s.pad, kh: s.kh, kw: s.kw };
+    let scratch = if direct {
+        0
+    } else if implicit {
+        s.c_in * padded.hp * padded.wp + B_SLACK
+    } else {
+        depth * ohw
+    };
     let mut cols = std::mem::take(&mut ws.cols);
-    if !direct && cols.len() < depth * ohw {
-        cols.resize(depth * ohw, 0.0);
+    if cols.len() < scratch {
+        cols.resize(scratch, 0.0);
     }
     for b in 0..s.batch {
         let img = &x[b * s.c_in * hw..(b + 1) * s.c_in * hw];
-        let bmat: &[f32] = if direct {
-            img
+        let (bmat, b_layout): (&[f32], _) = if direct {
+            (img, BLayout::RowMajor)
+        } else if implicit {
+            pad_image(img, s, &mut cols[..scratch]);
+            (&cols[..scratch], BLayout::Im2col(padded))
         } else {
             im2col(img, s, &mut cols[..depth * ohw]);
-            &cols[..depth * ohw]
+            (&cols[..depth * ohw], BLayout::RowMajor)
         };
         let g = Gemm {
             rows: s.c_out,
@@ -86,13 +100,28 @@ pub fn conv2d_with(
             lda: depth,
             b: bmat,
             ldb: ohw,
-            b_layout: BLayout::RowMajor,
+            b_layout,
             bias: bias.map_or(Bias::None, Bias::PerRow),
             act: Activation::None,
         };
         g.run(isa, &mut out[b * s.c_out * ohw..(b + 1) * s.c_out * ohw], ohw, ws);
     }
     ws.cols = cols;
+}
+
+/// One image [c_in, h, w] → [c_in, h + 2·pad, w + 2·pad] with a zero border (and zero slack after).
+fn pad_image(img: &[f32], s: &Conv2dShape, dst: &mut [f32]) {
+    let (p, wp) = (s.pad, s.w + 2 * s.pad);
+    if p > 0 {
+        dst.fill(0.0);
+    }
+    for (ci, plane) in img.chunks_exact(s.h * s.w).enumerate() {
+        let base = ci * (s.h + 2 * p) * wp;
+        for (y, row) in plane.chunks_exact(s.w).enumerate() {
+            let at = base + (y + p) * wp + p;
+            dst[at..at + s.w].copy_from_slice(row);
+        }
+    }
 }
 
 /// One image [c_in, h, w] → cols[(ci·kh + ky)·kw + kx][oy·ow + ox] (zero where the window
