@@ -245,10 +245,15 @@ struct Blocks {
 // sizes of the Zen 5 development machine (48 KiB L1d, 1 MiB L2), not swept: the AVX-512 kernel
 // already reaches ~210 GFLOP/s at 512³ there, close to its 2-FMA-per-cycle peak.
 const GENERIC_BLOCKS: Blocks = Blocks { kc: 256, mc: 64, nc: 2048 };
+/// The largest KC of any variant (the im2col packing keeps one offset per depth row on the stack).
+const MAX_KC: usize = 256;
 #[cfg(target_arch = "x86_64")]
 const AVX2_BLOCKS: Blocks = Blocks { kc: 256, mc: 96, nc: 2048 };
 #[cfg(target_arch = "x86_64")]
 const AVX512_BLOCKS: Blocks = Blocks { kc: 256, mc: 144, nc: 2048 };
+const _: () = assert!(GENERIC_BLOCKS.kc <= MAX_KC);
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(AVX2_BLOCKS.kc <= MAX_KC && AVX512_BLOCKS.kc <= MAX_KC);
 
 // The tile shapes matter to the autovectoriser: NR must be a power-of-two multiple of the
 // vector width (an 8×48 AVX-512 tile, 24 accumulators like 12×32, measured 50× slower because
@@ -731,8 +736,21 @@ fn pack_b_im2col<const NR: usize>(
     dst: &mut [f32],
 ) {
     let (ow, plane) = (im.ow(), im.hp * im.wp);
-    assert!(NR <= B_SLACK && dst.len() >= nc.div_ceil(NR) * NR * kc + B_SLACK);
-    for jp in 0..nc.div_ceil(NR) {
+    let n_panels = nc.div_ceil(NR);
+    // Where depth row p's window starts in the padded image (once, not per panel).
+    let mut offs = [0usize; MAX_KC];
+    assert!(kc <= MAX_KC && NR <= B_SLACK && dst.len() >= n_panels * NR * kc + B_SLACK);
+    for (i, o) in offs[..kc].iter_mut().enumerate() {
+        let p = p0 + i;
+        let (ci, ky, kx) = (p / (im.kh * im.kw), p / im.kw % im.kh, p % im.kw);
+        *o = ci * plane + ky * im.wp + kx;
+    }
+    let offs = &offs[..kc];
+    // Every read below is of NR floats from offs[p] + corner(c) for a pixel c < j0 + nc, and
+    // both grow with p and c: the last one ends inside the image's slack.
+    let last = j0 + nc - 1;
+    assert!(offs[kc - 1] + (last / ow) * im.wp + last % ow + NR <= img.len());
+    for jp in 0..n_panels {
         let c0 = j0 + jp * NR;
         let nr = NR.min(j0 + nc - c0);
         // (column in the panel, offset of the pixel's window corner in a padded plane)
@@ -745,26 +763,27 @@ fn pack_b_im2col<const NR: usize>(
             n_runs += 1;
             c += (ow - ox).min(c0 + nr - c);
         }
-        let runs = &runs[..n_runs];
-        let (mut ci, mut ky, mut kx) = (p0 / (im.kh * im.kw), p0 / im.kw % im.kh, p0 % im.kw);
-        for p in 0..kc {
-            let src = ci * plane + ky * im.wp + kx;
-            let row = (jp * kc + p) * NR;
-            for &(col, corner) in runs {
-                let from: &[f32; NR] = img[src + corner..][..NR].try_into().unwrap();
-                let to: &mut [f32; NR] = (&mut dst[row + col..][..NR]).try_into().unwrap();
-                *to = *from;
+        let panel = &mut dst[jp * kc * NR..(jp + 1) * kc * NR + B_SLACK];
+        // SAFETY (both loops): reads are in bounds by the assert above; a write of NR floats at
+        // column col < NR of row p < kc ends before (p + 2)·NR ≤ kc·NR + NR ≤ panel.len().
+        unsafe {
+            let (src, out) = (img.as_ptr(), panel.as_mut_ptr());
+            if n_runs == 1 && nr == NR {
+                // The common case: the whole panel inside one output row.
+                let corner = src.add(runs[0].1);
+                for (p, &o) in offs.iter().enumerate() {
+                    let v = std::ptr::read_unaligned(corner.add(o).cast::<[f32; NR]>());
+                    std::ptr::write_unaligned(out.add(p * NR).cast::<[f32; NR]>(), v);
+                }
+                continue;
             }
-            if nr < NR {
-                dst[row + nr..row + NR].iter_mut().for_each(|v| *v = 0.0);
-            }
-            kx += 1;
-            if kx == im.kw {
-                kx = 0;
-                ky += 1;
-                if ky == im.kh {
-                    ky = 0;
-                    ci += 1;
+            for (p, &o) in offs.iter().enumerate() {
+                for &(col, corner) in &runs[..n_runs] {
+                    let v = std::ptr::read_unaligned(src.add(o + corner).cast::<[f32; NR]>());
+                    std::ptr::write_unaligned(out.add(p * NR + col).cast::<[f32; NR]>(), v);
+                }
+                for j in nr..NR {
+                    *out.add(p * NR + j) = 0.0;
                 }
             }
         }
