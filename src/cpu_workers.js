@@ -116,6 +116,8 @@ export class CpuPool {
       pool.terminate();
       throw e;
     }
+    // When the workers are up, not when the sampler gets to them (the first-frame breakdown).
+    globalThis.performance?.mark?.('pushforward:workers-ready');
     return pool;
   }
 
@@ -312,8 +314,10 @@ if (IN_WORKER) {
         // (in the background) before the first request, instead of running that one on its
         // baseline code (measured: the demo's first solve 150-240 ms, later ones 90-100 ms).
         // A request waits for it (a few ms), so that it never shares this instance's profile.
-        const rows = sampler.info().config.data.kind === 'image' ? 1 : 256;
-        warmUp = sampler.solveRows({ n: rows, steps: 1, solver: 'euler' }, 0, rows).catch(() => {});
+        warmUp = (async () => {
+          const rows = sampler.info().config.data.kind === 'image' ? 1 : 256;
+          await sampler.solveRows({ n: rows, steps: 1, solver: 'euler' }, 0, rows);
+        })().catch(() => {});
       } else if (m.type === 'solve') {
         await warmUp;
         const onProgress = (progress) => post({ id: m.id, type: 'progress', progress });

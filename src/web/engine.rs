@@ -147,10 +147,7 @@ pub async fn open_cpu(
     let (pool, reason) = match starting {
         None => (None, reason),
         Some(starting) => match starting.finish().await {
-            Ok(pool) => {
-                super::mark("pushforward:workers-ready");
-                (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" }))
-            }
+            Ok(pool) => (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" })),
             Err(e) => (None, format!("{reason}; workers unavailable ({e}), solving on the page's thread")),
         },
     };
