@@ -5,7 +5,9 @@
 //! thread, the span adds its wall time to its operation's row. Off, a span costs one
 //! thread-local read. The clock is `performance.now()` in wasm (the page's and each worker's
 //! own; 5 µs resolution when cross-origin isolated, 100 µs otherwise, so a row of many short
-//! calls is a sum of coarse readings) and `Instant` natively.
+//! calls is a sum of coarse readings) and `Instant` natively. The recording is per thread: calls
+//! in flight at once on one thread (the page's, without workers) share it, and it is stopped by
+//! the profiled call that ends first.
 
 use std::cell::RefCell;
 

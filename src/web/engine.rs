@@ -117,11 +117,13 @@ impl Engine {
                 }
                 let t0 = crate::profile::now_ms();
                 let out = sampler.sample_on_backend(o, &mut progress).await;
-                let profile = SolveProfile {
+                let busy_ms = crate::profile::now_ms() - t0;
+                // Only a profiled call stops the recording (another call may be running beside it).
+                let profile = request.profile.then(|| SolveProfile {
                     kernels: crate::profile::finish(),
-                    workers: vec![WorkerShare { rows: 0..o.n, busy_ms: crate::profile::now_ms() - t0 }],
-                };
-                Ok((out?, request.profile.then_some(profile)))
+                    workers: vec![WorkerShare { rows: 0..o.n, busy_ms }],
+                });
+                Ok((out?, profile))
             }
             Engine::Gpu { sampler, gpu, .. } => {
                 let out = sampler.sample_on_backend(o, &mut progress).await?;

@@ -330,8 +330,9 @@ impl Sampler {
                 reason: format!("unknown backend `{}` (auto, webgpu or cpu)", shown(&backend, 40)),
             });
         }
-        // `auto` asks for the adapter first: a cold one takes ~150 ms (SwiftShader, where the
-        // GPU process starts too), which the model's download and the workers' boot overlap.
+        // `auto` asks for the adapter first: a cold one takes 130–340 ms in a fresh headless
+        // Chromium (the GPU process starts too), which the model's download and the workers'
+        // boot overlap.
         let probe = (backend == "auto").then(device::start_probe);
         let given = |bytes: Vec<u8>| {
             let note = "given as bytes".into();
@@ -389,9 +390,9 @@ impl Sampler {
             None => None,
             Some(_) => Some(e.whole("maxBindingBytes", 0, 4, 1 << 50)? as u64),
         };
-        // The workers boot while `auto`'s probe is still out: a page without a hardware adapter
-        // (most of those that reach the CPU) gets its pool ~100 ms sooner; on a hardware
-        // adapter they are stopped as soon as they are up.
+        // The workers boot while `auto`'s probe is still out (they are up ~75 ms after the
+        // bytes, the adapter answers later): on a hardware adapter they are stopped as soon as
+        // they are up.
         let starting = (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
         // `auto`: WebGPU on a hardware adapter; the wasm CPU kernels when WebGPU is missing or the
         // adapter is a software fallback (SwiftShader is ~50× slower than wasm SIMD here).
@@ -717,7 +718,9 @@ impl Sampler {
         }
         let t0 = crate::profile::now_ms();
         let out = sampler.sample_rows_async(&request.options, start as usize..end as usize, &mut progress).await;
-        let (kernels, busy_ms) = (crate::profile::finish(), crate::profile::now_ms() - t0);
+        let busy_ms = crate::profile::now_ms() - t0;
+        // Only a profiled call stops the recording (another call may be running beside it).
+        let kernels = if request.profile { crate::profile::finish() } else { Vec::new() };
         let out = out?;
         let frames = js_sys::Array::new();
         for (t, f) in &out.frames {
