@@ -1,5 +1,6 @@
 //! The host's event loop, where there is one: the browser's page thread (and workers) run
-//! every callback, abort signal and frame on the thread that also runs a CPU solve.
+//! every callback, abort signal and frame on the thread that also runs a CPU solve; and the
+//! one clock the crate times things with.
 
 /// Lets the event loop run (abort signals, progress painting, input), at most every
 /// [`YIELD_EVERY_MS`]: a posted message rather than `setTimeout`, which browsers clamp to 4 ms
@@ -7,6 +8,26 @@
 pub async fn yield_to_event_loop() {
     #[cfg(target_arch = "wasm32")]
     wasm::yield_now().await;
+}
+
+/// Milliseconds on a monotonic clock (`performance.now()` in wasm).
+#[cfg(target_arch = "wasm32")]
+pub fn now_ms() -> f64 {
+    use wasm_bindgen::JsCast;
+    let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).unwrap_or_default();
+    match js_sys::Reflect::get(&perf, &"now".into()).map(|f| f.dyn_into::<js_sys::Function>()) {
+        Ok(Ok(now)) => now.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or(0.0),
+        _ => js_sys::Date::now(),
+    }
+}
+
+/// Milliseconds on a monotonic clock (since this function's first call).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn now_ms() -> f64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
 }
 
 /// How long a solve may hold the thread between two yields.
@@ -23,7 +44,7 @@ mod wasm {
     }
 
     pub async fn yield_now() {
-        let now = js_sys::Date::now();
+        let now = super::now_ms();
         if now - LAST_YIELD.with(Cell::get) < YIELD_EVERY_MS {
             return;
         }
@@ -47,6 +68,6 @@ mod wasm {
             }
         });
         let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-        LAST_YIELD.with(|c| c.set(js_sys::Date::now()));
+        LAST_YIELD.with(|c| c.set(super::now_ms()));
     }
 }

@@ -3,12 +3,13 @@
 //!
 //! Each `CpuBackend` operation opens a [`Span`]; while a profile is being recorded on this
 //! thread, the span adds its wall time to its operation's row. Off, a span costs one
-//! thread-local read. The clock is `performance.now()` in wasm (the page's and each worker's
+//! thread-local read. The clock (`host::now_ms`) is `performance.now()` in wasm (the page's and each worker's
 //! own; 5 µs resolution when cross-origin isolated, 100 µs otherwise, so a row of many short
 //! calls is a sum of coarse readings) and `Instant` natively. The recording is per thread: calls
 //! in flight at once on one thread (the page's, without workers) share it, and it is stopped by
 //! the profiled call that ends first.
 
+use crate::host::now_ms;
 use std::cell::RefCell;
 
 /// One row of a profile: an operation, how many times it ran, and its summed wall time.
@@ -90,26 +91,6 @@ impl Drop for Span {
             }
         });
     }
-}
-
-/// Milliseconds on a monotonic clock (`performance.now()` in wasm).
-#[cfg(target_arch = "wasm32")]
-pub fn now_ms() -> f64 {
-    use wasm_bindgen::JsCast;
-    let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).unwrap_or_default();
-    match js_sys::Reflect::get(&perf, &"now".into()).map(|f| f.dyn_into::<js_sys::Function>()) {
-        Ok(Ok(now)) => now.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or(0.0),
-        _ => js_sys::Date::now(),
-    }
-}
-
-/// Milliseconds on a monotonic clock (since this function's first call).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn now_ms() -> f64 {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
 }
 
 #[cfg(test)]

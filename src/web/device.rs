@@ -64,9 +64,9 @@ pub enum WebGpuProbe {
     Hardware(String),
 }
 
-/// The adapter request of [`probe`], already sent: `Sampler.create` starts it first, so that a
-/// cold adapter (~150 ms on SwiftShader, where the GPU process starts too) loads while the
-/// model is fetched and the CPU workers boot.
+/// The adapter request of `backend: 'auto'`, already sent: `Sampler.create` starts it first,
+/// so that a cold adapter (130–340 ms in a fresh headless Chromium, where the GPU process
+/// starts too) loads while the model is fetched and the CPU workers boot.
 pub struct ProbeStarted(Result<js_sys::Promise, WebGpuProbe>);
 
 pub fn start_probe() -> ProbeStarted {

@@ -115,9 +115,9 @@ impl Engine {
                 if request.profile {
                     crate::profile::start();
                 }
-                let t0 = crate::profile::now_ms();
+                let t0 = crate::host::now_ms();
                 let out = sampler.sample_on_backend(o, &mut progress).await;
-                let busy_ms = crate::profile::now_ms() - t0;
+                let busy_ms = crate::host::now_ms() - t0;
                 // Only a profiled call stops the recording (another call may be running beside it).
                 let profile = request.profile.then(|| SolveProfile {
                     kernels: crate::profile::finish(),

@@ -20,6 +20,7 @@ mod options;
 mod pool;
 
 use crate::error::{Error, shown};
+use crate::host::now_ms;
 use crate::model::{DataConfig, Model};
 use crate::options::{self as contract, Paths, Value};
 use crate::render;
@@ -41,10 +42,6 @@ pub fn start() {
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
-}
-
-fn now_ms() -> f64 {
-    js_sys::Date::now()
 }
 
 /// Where `needle` first occurs in `text`, by bytes: what `str::find` does for these few
@@ -716,9 +713,9 @@ impl Sampler {
         if request.profile {
             crate::profile::start();
         }
-        let t0 = crate::profile::now_ms();
+        let t0 = crate::host::now_ms();
         let out = sampler.sample_rows_async(&request.options, start as usize..end as usize, &mut progress).await;
-        let busy_ms = crate::profile::now_ms() - t0;
+        let busy_ms = crate::host::now_ms() - t0;
         // Only a profiled call stops the recording (another call may be running beside it).
         let kernels = if request.profile { crate::profile::finish() } else { Vec::new() };
         let out = out?;
