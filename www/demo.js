@@ -149,6 +149,11 @@ async function run() {
   }
   try {
     const r = await current.sample(opts);
+    // The sampler may have moved to a canvas of its own, already in this one's place (WebGPU
+    // taking over from the CPU once the adapter answered).
+    if (current === sampler && current.canvas && current.canvas !== canvas) canvas = current.canvas;
+    $('r-backend').textContent = r.backend;
+    $('r-reason').textContent = current.info().backendReason;
     $('r-nfe').textContent = String(r.nfe);
     $('r-ms').textContent = `${r.sampleMs.toFixed(0)} ms (+${r.drawMs.toFixed(0)} ms draw)`;
     setStatus(`${r.n} samples · ${r.nfe} NFE · ${r.sampleMs.toFixed(0)} ms`);

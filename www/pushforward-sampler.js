@@ -166,6 +166,9 @@ class PushforwardSampler extends HTMLElement {
     }
     try {
       const r = await sampler.sample(opts);
+      // The sampler may have moved to a canvas of its own, already in this one's place (WebGPU
+      // taking over from the CPU once the adapter answered).
+      if (sampler === this.sampler && sampler.canvas && sampler.canvas !== this.canvas) this.canvas = sampler.canvas;
       if (this.hasAttribute('density') && info.config.data.kind === 'points2d') {
         this.status('computing log p(x)…');
         await sampler.density({ resolution: 40, steps: 8 });

@@ -46,6 +46,10 @@ export interface CreateOptions {
    * request with its ETag; the kept copy on 304), `false` (neither read nor kept).
    */
   cache?: boolean | 'use' | 'revalidate';
+  /** For tests of `auto`'s start: the adapter's answer comes this much later (ms). */
+  testAdapterDelayMs?: number;
+  /** For tests of `auto`'s start: a software adapter counts as hardware. */
+  testFallbackAsHardware?: boolean;
   onProgress?: (p: DownloadProgress) => void;
   signal?: AbortSignal;
 }
@@ -188,7 +192,12 @@ export class Sampler {
   /** Frees everything and cancels the call in flight. Idempotent. */
   dispose(): void;
   free(): void;
-  /** The canvas drawn on (a fresh one replaces the given canvas when a CPU fallback needs a 2-D context). */
+  /**
+   * The canvas drawn on. A fresh one takes the given canvas's place in the page when the
+   * backend changes: a CPU fallback after a lost device needs a 2-D context, and with `auto` a
+   * 2-D model starts on the CPU and moves to a hardware WebGPU adapter that answers later (at
+   * the next `sample()`). Read it again after `sample()`.
+   */
   readonly canvas: HTMLCanvasElement | undefined;
 }
 

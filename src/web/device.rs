@@ -64,30 +64,54 @@ pub enum WebGpuProbe {
     Hardware(String),
 }
 
-/// The adapter request of `backend: 'auto'`, already sent: `Sampler.create` starts it first,
-/// so that a cold adapter (130–340 ms in a fresh headless Chromium, where the GPU process
-/// starts too) loads while the model is fetched and the CPU workers boot.
-pub struct ProbeStarted(Result<js_sys::Promise, WebGpuProbe>);
+/// The adapter request of `backend: 'auto'`, already sent: `Sampler.create` sends it once the
+/// model's bytes are in and the CPU workers are starting (sent first, it held up the model's
+/// download on the page's thread: a cold adapter takes 130–340 ms in a fresh headless Chromium,
+/// where the GPU process starts too, part of it blocking the page).
+pub struct ProbeStarted {
+    request: Result<js_sys::Promise, WebGpuProbe>,
+    /// For tests of the CPU-first start: the answer comes this much later, and a software
+    /// adapter counts as hardware (where SwiftShader is the only adapter there is).
+    test: AdapterTest,
+}
 
-pub fn start_probe() -> ProbeStarted {
+/// The test hooks of the probe (`testAdapterDelayMs`, `testFallbackAsHardware` in
+/// `Sampler.create`); the default is none.
+#[derive(Clone, Copy, Default)]
+pub struct AdapterTest {
+    pub delay_ms: Option<i32>,
+    pub fallback_as_hardware: bool,
+}
+
+pub fn start_probe(test: AdapterTest) -> ProbeStarted {
     let gpu = get(&get(&js_sys::global(), "navigator"), "gpu");
     let Ok(request) = get(&gpu, "requestAdapter").dyn_into::<js_sys::Function>() else {
-        return ProbeStarted(Err(WebGpuProbe::Missing));
+        return ProbeStarted { request: Err(WebGpuProbe::Missing), test };
     };
-    match request.call0(&gpu).and_then(|p| p.dyn_into::<js_sys::Promise>()) {
-        Ok(p) => ProbeStarted(Ok(p)),
-        Err(_) => ProbeStarted(Err(WebGpuProbe::NoAdapter)),
-    }
+    let request = match request.call0(&gpu).and_then(|p| p.dyn_into::<js_sys::Promise>()) {
+        Ok(p) => Ok(p),
+        Err(_) => Err(WebGpuProbe::NoAdapter),
+    };
+    ProbeStarted { request, test }
 }
 
 impl ProbeStarted {
+    /// Whether the answer is already known (no WebGPU in this browser): nothing to wait for.
+    pub fn answered(&self) -> bool {
+        self.request.is_err()
+    }
+
     /// What the adapter turned out to be.
     pub async fn finish(self) -> WebGpuProbe {
-        let promise = match self.0 {
+        let promise = match self.request {
             Ok(p) => p,
             Err(known) => return known,
         };
-        let adapter = match JsFuture::from(promise).await {
+        let adapter = JsFuture::from(promise).await;
+        if let Some(ms) = self.test.delay_ms {
+            super::sleep_ms(ms).await;
+        }
+        let adapter = match adapter {
             Ok(a) if !a.is_null() && !a.is_undefined() => a,
             _ => return WebGpuProbe::NoAdapter,
         };
@@ -102,6 +126,55 @@ impl ProbeStarted {
             .or_else(|| get(&adapter, "isFallbackAdapter").as_bool())
             .unwrap_or(false)
             || find_text(&name.to_ascii_lowercase(), "swiftshader").is_some();
-        if fallback { WebGpuProbe::Fallback(name) } else { WebGpuProbe::Hardware(name) }
+        if fallback && !self.test.fallback_as_hardware {
+            WebGpuProbe::Fallback(name)
+        } else {
+            WebGpuProbe::Hardware(name)
+        }
+    }
+}
+
+impl WebGpuProbe {
+    /// Whether `auto` runs on this adapter, and why (or why not), for `backendReason`.
+    pub fn choice(&self) -> (bool, String) {
+        match self {
+            WebGpuProbe::Missing => (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into()),
+            WebGpuProbe::NoAdapter => (false, "WebGPU found no adapter; using the wasm CPU kernels".into()),
+            WebGpuProbe::Fallback(name) => (
+                false,
+                format!(
+                    "the WebGPU adapter ({name}) is a software fallback, far slower than wasm SIMD; using the wasm CPU kernels"
+                ),
+            ),
+            WebGpuProbe::Hardware(name) => (true, format!("hardware WebGPU adapter {name}")),
+        }
+    }
+}
+
+/// The answer to a probe still out when `Sampler.create` returned on the CPU (`auto` with a
+/// 2-D model, its workers up first): filled in when it comes. A hardware adapter's device is
+/// opened meanwhile, so that the `sample()` which moves to it does not wait for that too.
+#[derive(Clone)]
+pub struct LateAnswer(std::rc::Rc<std::cell::RefCell<Option<WebGpuProbe>>>);
+
+impl LateAnswer {
+    pub fn wait(asked: std::pin::Pin<Box<dyn std::future::Future<Output = WebGpuProbe>>>) -> LateAnswer {
+        let late = LateAnswer(Default::default());
+        let cell = late.0.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let answer = asked.await;
+            super::mark("pushforward:adapter-answered");
+            if matches!(answer, WebGpuProbe::Hardware(_)) {
+                // A failure shows again, with its reason, when the sampler opens its engine.
+                let _ = shared_gpu().await;
+            }
+            *cell.borrow_mut() = Some(answer);
+        });
+        late
+    }
+
+    /// What the answer means for `auto` (see [`WebGpuProbe::choice`]), once it has come.
+    pub fn choice(&self) -> Option<(bool, String)> {
+        self.0.borrow().as_ref().map(WebGpuProbe::choice)
     }
 }

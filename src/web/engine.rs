@@ -321,12 +321,19 @@ fn put_rgba(canvas: &web_sys::HtmlCanvasElement, img: &Rgba) -> Result<()> {
 }
 
 /// A canvas that can take a 2-D context in place of `old`, which may already hold a WebGPU one
-/// (a canvas keeps its first context type): a copy with the same size, id, classes and style,
+/// (a canvas keeps its first context type): `old` itself if it can, else a [`fresh_canvas`]
 /// put where `old` was. The CPU fallback after a lost device draws there.
 pub fn fresh_canvas_like(old: &web_sys::HtmlCanvasElement) -> web_sys::HtmlCanvasElement {
     if old.get_context("2d").ok().flatten().is_some() {
         return old.clone();
     }
+    let fresh = fresh_canvas(old);
+    put_in_place(old, &fresh);
+    fresh
+}
+
+/// A canvas without a context, a copy of `old` (size, id, classes, style), not yet in the page.
+pub fn fresh_canvas(old: &web_sys::HtmlCanvasElement) -> web_sys::HtmlCanvasElement {
     let Some(doc) = old.owner_document() else { return old.clone() };
     let Ok(el) = doc.create_element("canvas") else { return old.clone() };
     let Ok(fresh) = el.dyn_into::<web_sys::HtmlCanvasElement>() else { return old.clone() };
@@ -337,10 +344,14 @@ pub fn fresh_canvas_like(old: &web_sys::HtmlCanvasElement) -> web_sys::HtmlCanva
             let _ = fresh.set_attribute(attr, &v);
         }
     }
-    if old.parent_node().is_some() {
-        let _ = old.replace_with_with_node_1(&fresh);
-    }
     fresh
+}
+
+/// Puts `fresh` where `old` is in the page (if it is in one).
+pub fn put_in_place(old: &web_sys::HtmlCanvasElement, fresh: &web_sys::HtmlCanvasElement) {
+    if old.parent_node().is_some() && old != fresh {
+        let _ = old.replace_with_with_node_1(fresh);
+    }
 }
 
 /// How many kept paths a request asks for, for the CPU painter's lines.

@@ -109,6 +109,10 @@ fn progress_event(p: Progress) -> JsValue {
     ])
 }
 
+/// `backendReason` while `auto`'s adapter has not answered (see `Sampler::create_inner`).
+const CPU_FIRST: &str = "the wasm CPU kernels while the WebGPU adapter answers (a 2-D model's first samples come sooner \
+     from them than from a GPU device still opening); a hardware adapter takes over at the first sample() after it answers";
+
 /// The most CPU workers a sampler starts (each holds a wasm instance and the weights).
 const MAX_WORKERS: u32 = 8;
 
@@ -128,6 +132,9 @@ pub struct Sampler {
     declaration: Option<String>,
     canvas: RefCell<Option<web_sys::HtmlCanvasElement>>,
     backend_reason: RefCell<String>,
+    /// `auto`'s adapter request, still out when `create` returned on the CPU (see
+    /// `adopt_late_adapter`).
+    late_adapter: RefCell<Option<device::LateAnswer>>,
     /// Where the model's bytes came from and where they are kept for the next load.
     provenance: fetch::Provenance,
     kept: RefCell<Option<Rc<Kept>>>,
@@ -153,6 +160,8 @@ impl Sampler {
     /// memory, none, off; `modelKeptNote` says why).
     pub fn info(&self) -> Result<JsValue, JsError> {
         let engine = self.engine().map_err(js_err)?;
+        // A late adapter answer that keeps the CPU is told at once (a move waits for sample()).
+        let _ = self.late_adapter_says_gpu();
         let config =
             js_sys::JSON::parse(&self.model.config.to_json()).map_err(|_| JsError::new("config is not JSON"))?;
         Ok(object(&[
@@ -305,6 +314,8 @@ impl Sampler {
                 "maxDownloadBytes",
                 "downloadTimeoutMs",
                 "cache",
+                "testAdapterDelayMs",
+                "testFallbackAsHardware",
             ],
         )?;
         let cache = match e.get("cache") {
@@ -327,10 +338,13 @@ impl Sampler {
                 reason: format!("unknown backend `{}` (auto, webgpu or cpu)", shown(&backend, 40)),
             });
         }
-        // `auto` asks for the adapter first: a cold one takes 130–340 ms in a fresh headless
-        // Chromium (the GPU process starts too), which the model's download and the workers'
-        // boot overlap.
-        let probe = (backend == "auto").then(device::start_probe);
+        let adapter_test = device::AdapterTest {
+            delay_ms: match e.get("testAdapterDelayMs") {
+                None => None,
+                Some(_) => Some(e.number("testAdapterDelayMs", 0.0, 0.0, 60_000.0)? as i32),
+            },
+            fallback_as_hardware: e.flag("testFallbackAsHardware", false)?,
+        };
         let given = |bytes: Vec<u8>| {
             let note = "given as bytes".into();
             (bytes, fetch::Provenance { source: "bytes", kept: "none", note })
@@ -387,30 +401,48 @@ impl Sampler {
             None => None,
             Some(_) => Some(e.whole("maxBindingBytes", 0, 4, 1 << 50)? as u64),
         };
-        // The workers boot while `auto`'s probe is still out (they are up ~75 ms after the
-        // bytes, the adapter answers later): on a hardware adapter they are stopped as soon as
-        // they are up.
-        let starting = (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
+        // The workers boot while `auto`'s probe is out (they are up ~75 ms after the bytes): on
+        // a hardware adapter they are stopped as soon as they are up.
+        let mut starting =
+            (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
+        // `auto` asks for the adapter now, not before the download: a cold one takes 130–340 ms
+        // in a fresh headless Chromium (the GPU process starts too), part of it blocking this
+        // thread, and sent first it delayed the model's bytes by ~200 ms.
+        let probe = (backend == "auto").then(|| device::start_probe(adapter_test));
+        // A 2-D model's first samples take the CPU workers ~100–200 ms, sooner than a cold
+        // adapter answers and a device opens: `auto` starts on the CPU when its workers are up
+        // before the answer, and a hardware adapter takes over at the first `sample()` after it
+        // answers (`adopt_late_adapter`). Image models wait for the answer: a batch of images
+        // costs the CPU seconds.
+        let cpu_first = matches!(&model.config.data, DataConfig::Points2d { .. });
+        let (answer, late) = match (probe, starting.as_mut()) {
+            (None, _) => (None, None),
+            (Some(probe), Some(pool)) if cpu_first && !probe.answered() => {
+                let mut asked = Box::pin(probe.finish());
+                let first = std::future::poll_fn(|cx| {
+                    use std::task::Poll;
+                    if let Poll::Ready(answer) = asked.as_mut().poll(cx) {
+                        return Poll::Ready(Some(answer));
+                    }
+                    pool.poll_ready(cx).map(|()| None)
+                })
+                .await;
+                match first {
+                    Some(answer) => (Some(answer), None),
+                    None => (None, Some(device::LateAnswer::wait(asked))),
+                }
+            }
+            (Some(probe), _) => (Some(probe.finish().await), None),
+        };
         // `auto`: WebGPU on a hardware adapter; the wasm CPU kernels when WebGPU is missing or the
         // adapter is a software fallback (SwiftShader is ~50× slower than wasm SIMD here).
-        let (use_gpu, reason) = match probe {
-            None if backend == "cpu" => (false, "the CPU backend was requested".to_string()),
-            None => (true, "the WebGPU backend was requested".to_string()),
-            Some(probe) => match probe.finish().await {
-                device::WebGpuProbe::Missing => {
-                    (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into())
-                }
-                device::WebGpuProbe::NoAdapter => (false, "WebGPU found no adapter; using the wasm CPU kernels".into()),
-                device::WebGpuProbe::Fallback(name) => (
-                    false,
-                    format!(
-                        "the WebGPU adapter ({name}) is a software fallback, far slower than wasm SIMD; using the wasm CPU kernels"
-                    ),
-                ),
-                device::WebGpuProbe::Hardware(name) => (true, format!("hardware WebGPU adapter {name}")),
-            },
+        let (use_gpu, reason) = match (&answer, &late) {
+            (Some(answer), _) => answer.choice(),
+            (None, Some(_)) => (false, CPU_FIRST.to_string()),
+            (None, None) if backend == "cpu" => (false, "the CPU backend was requested".to_string()),
+            (None, None) => (true, "the WebGPU backend was requested".to_string()),
         };
-        if backend == "auto" {
+        if answer.is_some() && backend == "auto" {
             mark("pushforward:adapter-answered");
         }
         let mut canvas = canvas;
@@ -433,7 +465,9 @@ impl Sampler {
         } else {
             engine::open_cpu(&model, starting, workers, reason).await?
         };
-        let keep_bytes = matches!(engine, Engine::Gpu { .. });
+        // The weights stay for workers the sampler may need later: a CPU fallback after WebGPU
+        // loses its device, or (while an adapter's answer is out) none once WebGPU takes over.
+        let keep_bytes = matches!(engine, Engine::Gpu { .. }) || late.is_some();
         Ok(Sampler {
             engine: RefCell::new(Some(Rc::new(engine))),
             model,
@@ -442,6 +476,7 @@ impl Sampler {
             declaration,
             canvas: RefCell::new(canvas),
             backend_reason: RefCell::new(reason),
+            late_adapter: RefCell::new(late),
             provenance,
             kept: RefCell::default(),
             heat: RefCell::default(),
@@ -520,6 +555,7 @@ impl Sampler {
         let (entries, cb) = options::read("sample", &opts, &["onProgress", "signal"])?;
         let request = contract::parse_sample(&self.model.config, &entries)?;
         let t0 = now_ms();
+        self.adopt_late_adapter().await?;
         let engine = self.live_engine().await?;
         let cancelled = || cb.aborted() || self.disposed.get();
         let (out, profile) = engine.solve(&self.model.config, &request, &entries, &cb, &cancelled).await?;
@@ -733,6 +769,58 @@ impl Sampler {
             ("busyMs", JsValue::from(busy_ms)),
             ("kernels", kernel_rows(&kernels)),
         ]))
+    }
+
+    /// Acts on `auto`'s adapter answer once it has come after `create` returned on the CPU: a
+    /// hardware adapter takes over, on a fresh canvas put where the old one is (that one holds a
+    /// 2-D context; `sampler.canvas` is the new one), and the workers stop; any other answer
+    /// only says why the CPU stays. The move waits for a `sample()` (which draws anew) that no
+    /// other call runs beside.
+    async fn adopt_late_adapter(&self) -> crate::Result<()> {
+        let Some(why) = self.late_adapter_says_gpu() else { return Ok(()) };
+        if self.stops.borrow().len() > 1 {
+            return Ok(());
+        }
+        self.late_adapter.borrow_mut().take();
+        let old_canvas = self.canvas.borrow().clone();
+        let fresh = old_canvas.as_ref().map(engine::fresh_canvas);
+        match engine::open_gpu(&self.model, fresh.as_ref(), None).await {
+            Ok(next) => {
+                self.still_alive()?;
+                if let (Some(old), Some(fresh)) = (&old_canvas, &fresh) {
+                    engine::put_in_place(old, fresh);
+                }
+                *self.canvas.borrow_mut() = fresh;
+                if let Some(old) = self.engine.borrow_mut().replace(Rc::new(next)) {
+                    old.stop();
+                }
+                self.kept.borrow_mut().take();
+                *self.backend_reason.borrow_mut() =
+                    format!("{why} (it answered after Sampler.create; the samples until then ran on the wasm CPU kernels)");
+            }
+            Err(e) => self.cpu_stays(&format!("WebGPU failed to start on the {why} ({e}); using the wasm CPU kernels")),
+        }
+        Ok(())
+    }
+
+    /// Whether `auto`'s late adapter answer (if it has come) moves the sampler to WebGPU, and
+    /// why; an answer that keeps the CPU is settled here (`info()` calls this too).
+    fn late_adapter_says_gpu(&self) -> Option<String> {
+        let (use_gpu, why) = self.late_adapter.borrow().as_ref()?.choice()?;
+        if use_gpu {
+            return Some(why);
+        }
+        self.late_adapter.borrow_mut().take();
+        self.cpu_stays(&why);
+        None
+    }
+
+    /// The CPU stays for `why` (in place of "while the adapter answers" in `backendReason`), and
+    /// the weights kept for the workers of a move are let go.
+    fn cpu_stays(&self, why: &str) {
+        let mut reason = self.backend_reason.borrow_mut();
+        *reason = reason.replacen(CPU_FIRST, why, 1);
+        std::mem::take(&mut *self.bytes.borrow_mut());
     }
 
     /// The engine, after recovering from a lost WebGPU device: the page's device is reopened
