@@ -415,16 +415,20 @@ impl Sampler {
         // answers (`adopt_late_adapter`). Image models wait for the answer: a batch of images
         // costs the CPU seconds.
         let cpu_first = matches!(&model.config.data, DataConfig::Points2d { .. });
-        let (answer, late) = match (probe, starting.as_mut()) {
-            (None, _) => (None, None),
-            (Some(probe), Some(pool)) if cpu_first && !probe.answered() => {
+        let (answer, late) = match probe {
+            None => (None, None),
+            Some(probe) => {
+                let race = cpu_first && !probe.answered();
                 let mut asked = Box::pin(probe.finish());
                 let first = std::future::poll_fn(|cx| {
                     use std::task::Poll;
                     if let Poll::Ready(answer) = asked.as_mut().poll(cx) {
                         return Poll::Ready(Some(answer));
                     }
-                    pool.poll_ready(cx).map(|()| None)
+                    match starting.as_mut() {
+                        Some(pool) if race => pool.poll_ready(cx).map(|()| None),
+                        _ => Poll::Pending,
+                    }
                 })
                 .await;
                 match first {
@@ -432,7 +436,6 @@ impl Sampler {
                     None => (None, Some(device::LateAnswer::wait(asked))),
                 }
             }
-            (Some(probe), _) => (Some(probe.finish().await), None),
         };
         // `auto`: WebGPU on a hardware adapter; the wasm CPU kernels when WebGPU is missing or the
         // adapter is a software fallback (SwiftShader is ~50× slower than wasm SIMD here).
