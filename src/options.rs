@@ -124,7 +124,7 @@ impl Entries {
 }
 
 /// The options of `sample()` (and of a worker's share of one), in the JS API's names.
-pub const SAMPLE_OPTIONS: [&str; 13] = [
+pub const SAMPLE_OPTIONS: [&str; 17] = [
     "n",
     "solver",
     "steps",
@@ -133,6 +133,10 @@ pub const SAMPLE_OPTIONS: [&str; 13] = [
     "maxSteps",
     "seed",
     "guidance",
+    "guidanceFrom",
+    "guidanceTo",
+    "cfgZeroStar",
+    "zeroInitSteps",
     "noise",
     "label",
     "trajectories",
@@ -224,6 +228,12 @@ pub fn parse_sample(config: &ModelConfig, e: &Entries) -> Result<SampleRequest> 
         seed: e.whole_u64("seed", 0, 0, MAX_SEED)?,
         labels,
         guidance: e.number("guidance", d.guidance as f64, 0.0, MAX_GUIDANCE as f64)? as f32,
+        guidance_interval: [
+            e.number("guidanceFrom", d.guidance_interval[0] as f64, 0.0, 1.0)? as f32,
+            e.number("guidanceTo", d.guidance_interval[1] as f64, 0.0, 1.0)? as f32,
+        ],
+        cfg_zero_star: e.flag("cfgZeroStar", d.cfg_zero_star)?,
+        zero_init_steps: e.whole("zeroInitSteps", d.zero_init_steps, 0, MAX_STEPS - 1)?,
         noise: e.number("noise", 0.0, 0.0, crate::ode::sde::MAX_NOISE as f64)? as f32,
         trajectory_every,
         trajectory_rows: match paths {
@@ -271,7 +281,7 @@ pub fn defaults_json(config: &ModelConfig) -> String {
     let solvers: Vec<String> = Solver::ALL.iter().map(|s| format!("\"{s}\"")).collect();
     format!(
         "{{\"n\":{},\"solver\":\"{}\",\"steps\":{},\"rtol\":{},\"atol\":{},\"maxSteps\":{},\"seed\":0,\
-         \"guidance\":{},\"noise\":0,\"maxDrawnPaths\":{MAX_DRAWN_PATHS},\"solvers\":[{}],\
+         \"guidance\":{},\"guidanceFrom\":0,\"guidanceTo\":1,\"cfgZeroStar\":false,\"zeroInitSteps\":0,\"noise\":0,\"maxDrawnPaths\":{MAX_DRAWN_PATHS},\"solvers\":[{}],\
          \"limits\":{{\"n\":[1,{max_n}],\"steps\":[1,{MAX_STEPS}],\"maxSteps\":[1,{MAX_STEPS}],\
          \"guidance\":[0,{}],\"noise\":[0,{}],\"seed\":[0,{MAX_SEED}],\"rtol\":[1e-10,1],\"atol\":[1e-10,1]}}}}",
         default_n(config),

@@ -80,6 +80,14 @@ fn guided_conditional_sampling_matches_cpu() {
     eprintln!("guided U-Net, heun 2 steps: max |gpu - cpu| = {d:.3e}");
     assert!(d <= 1e-3, "guided U-Net samples differ by {d:e}");
     assert_eq!(go.labels, co.labels);
+    // CFG-Zero★ (its per-sample scale through batched matmul and broadcasting) and guidance on
+    // an interval of t, on both backends.
+    let o = SampleOptions { cfg_zero_star: true, guidance_interval: [0.2, 1.0], zero_init_steps: 1, steps: 3, ..o };
+    let go = run(g, &model, &o);
+    let co = run(CpuBackend, &model, &o);
+    let d = max_abs_diff(go.samples.data(), co.samples.data());
+    eprintln!("guided U-Net, CFG-Zero* on [0.2, 1], zero-init 1 of 3 heun steps: max |gpu - cpu| = {d:.3e}");
+    assert!(d <= 1e-3, "CFG-Zero* U-Net samples differ by {d:e}");
 
     let model = mlp(4, 2);
     for solver in [Solver::Rk4, Solver::Dopri5] {

@@ -152,6 +152,82 @@ fn guidance_batches_cond_and_uncond() {
     assert!(d(w3.samples.data(), unc.samples.data()) > d(w1.samples.data(), unc.samples.data()));
 }
 
+/// Guidance applies exactly at the evaluations whose t lies in `guidance_interval`: with Euler on
+/// t = 0, ¼, ½, ¾ and the interval [0.3, 0.6], only t = ½ is guided, so the states up to t = ½
+/// are the unguided run's and the one at ¾ is that of the interval [0.3, 1] (guided at ½ too).
+#[test]
+fn guidance_interval_guides_exactly_the_evaluations_inside_it() {
+    let s = Sampler::new(CpuBackend, &unet_model()).unwrap();
+    let base = SampleOptions {
+        n: 6,
+        solver: Solver::Euler,
+        steps: 4,
+        labels: Labels::Cycle,
+        guidance: 3.0,
+        trajectory_every: Some(1),
+        ..Default::default()
+    };
+    let with = |from: f32, to: f32| go(&s, &SampleOptions { guidance_interval: [from, to], ..base.clone() }).unwrap();
+    let whole = go(&s, &base).unwrap();
+    assert_eq!(with(0.0, 1.0).samples, whole.samples, "[0, 1] is plain guidance");
+    let plain = go(&s, &SampleOptions { guidance: 1.0, ..base.clone() }).unwrap();
+    assert_eq!(with(0.9, 1.0).samples, plain.samples, "no evaluation in [0.9, 1]: unguided");
+    let middle = with(0.3, 0.6);
+    let late = with(0.3, 1.0);
+    let frame = |o: &pushforward::sampler::SampleOutput, t: f32| o.frames.iter().find(|(ft, _)| *ft == t).unwrap().1.clone();
+    assert_eq!(frame(&middle, 0.5), frame(&plain, 0.5));
+    assert_eq!(frame(&middle, 0.75), frame(&late, 0.75));
+    assert_ne!(middle.samples, late.samples, "t = ¾ is guided in [0.3, 1] only");
+    assert_ne!(middle.samples, plain.samples);
+    assert_eq!(middle.stats.nfe, 4);
+}
+
+/// CFG-Zero★'s optimised scale against its formula: one Euler step from the noise x0 gives
+/// x0 + v, so the conditional (w = 1) and unconditional (w = 0) runs give v_c and v_u, and the
+/// guided run must give x0 + s·v_u + w·(v_c − s·v_u) with s = ⟨v_c, v_u⟩/‖v_u‖² per sample.
+#[test]
+fn cfg_zero_star_scales_the_unconditional_velocity_by_its_projection() {
+    let s = Sampler::new(CpuBackend, &unet_model()).unwrap();
+    let base = SampleOptions { n: 6, solver: Solver::Euler, steps: 1, labels: Labels::Cycle, ..Default::default() };
+    let run = |w: f32, star: bool| go(&s, &SampleOptions { guidance: w, cfg_zero_star: star, ..base.clone() }).unwrap();
+    let x0 = s.initial_noise(6, base.seed).unwrap();
+    let (cond, uncond, star) = (run(1.0, false), run(0.0, false), run(3.0, true));
+    let len = 64;
+    let mut worst = 0f64;
+    let mut scales = Vec::new();
+    for i in 0..6 {
+        let r = i * len..(i + 1) * len;
+        let x = &x0.data()[r.clone()];
+        let vc: Vec<f64> = cond.samples.data()[r.clone()].iter().zip(x).map(|(a, b)| (a - b) as f64).collect();
+        let vu: Vec<f64> = uncond.samples.data()[r.clone()].iter().zip(x).map(|(a, b)| (a - b) as f64).collect();
+        let sc = vc.iter().zip(&vu).map(|(a, b)| a * b).sum::<f64>() / vu.iter().map(|b| b * b).sum::<f64>();
+        scales.push(sc);
+        for j in 0..len {
+            let want = x[j] as f64 + sc * vu[j] + 3.0 * (vc[j] - sc * vu[j]);
+            worst = worst.max((star.samples.data()[r.start + j] as f64 - want).abs() / (1.0 + want.abs()));
+        }
+    }
+    eprintln!("CFG-Zero* scales {scales:.3?}; worst relative difference {worst:.2e}");
+    assert!(worst < 1e-4, "{worst}");
+    // The projection matters here: the scales are not all 1 (else this would test plain CFG).
+    assert!(scales.iter().any(|s| (s - 1.0).abs() > 1e-3), "{scales:?}");
+    assert_ne!(star.samples, run(3.0, false).samples);
+}
+
+/// Zero-init keeps the noise for the first k steps: the first kept state, at t = k/steps, is
+/// x0, and only steps − k steps are taken.
+#[test]
+fn zero_init_keeps_the_noise_for_the_first_steps() {
+    let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
+    let o = SampleOptions { n: 16, solver: Solver::Heun, steps: 4, zero_init_steps: 1, trajectory_every: Some(1), ..Default::default() };
+    let out = go(&s, &o).unwrap();
+    assert_eq!(out.frames[0].0, 0.25);
+    assert_eq!(out.frames[0].1, s.initial_noise(16, 0).unwrap());
+    assert_eq!(out.frames.len(), 4);
+    assert_eq!(out.stats.nfe, 6);
+    assert_ne!(out.samples, go(&s, &SampleOptions { zero_init_steps: 0, ..o.clone() }).unwrap().samples);
+}
+
 #[test]
 fn bad_options_are_typed_errors() {
     let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
@@ -180,6 +256,13 @@ fn bad_options_are_typed_errors() {
         "label"
     );
     assert!(go(&u, &SampleOptions { labels: Labels::Class(3), ..ok.clone() }).is_ok(), "null class is valid");
+    for interval in [[0.6, 0.3], [-0.1, 0.5], [0.5, 1.5], [f32::NAN, 1.0]] {
+        let e = go(&u, &SampleOptions { guidance_interval: interval, ..ok.clone() }).unwrap_err();
+        assert_eq!(opt(e), "guidanceFrom, guidanceTo", "{interval:?}");
+    }
+    assert_eq!(opt(go(&s, &SampleOptions { zero_init_steps: 2, ..ok.clone() }).unwrap_err()), "zeroInitSteps");
+    let adaptive = SampleOptions { solver: Solver::Dopri5, zero_init_steps: 1, ..ok.clone() };
+    assert_eq!(opt(go(&s, &adaptive).unwrap_err()), "zeroInitSteps");
     for (rtol, atol) in [(0.0, 1e-3), (-1.0, 1e-3), (f32::NAN, 1e-3), (1e-3, 0.0)] {
         let e = go(&s, &SampleOptions { solver: Solver::Dopri5, rtol, atol, ..ok.clone() }).unwrap_err();
         assert!(matches!(e, Error::InvalidOption { .. }), "rtol {rtol} atol {atol}: {e}");

@@ -146,6 +146,9 @@ async function run() {
   if (isImage) {
     opts.label = $('label').value === 'all' ? 'all' : Number($('label').value);
     opts.guidance = Number($('guidance').value);
+    opts.guidanceFrom = Number($('guidance-from').value);
+    opts.guidanceTo = Number($('guidance-to').value);
+    opts.cfgZeroStar = $('cfg-zero-star').checked;
   }
   try {
     const r = await current.sample(opts);

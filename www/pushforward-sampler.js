@@ -3,7 +3,8 @@
 //   <script type="module" src="https://your.host/path/pushforward-sampler.js"></script>
 //   <pushforward-sampler model="models/moons.safetensors" solver="heun" steps="8" points="20000" controls></pushforward-sampler>
 //
-// Optional attributes: seed, label and guidance (class-conditional models), backend (auto, webgpu,
+// Optional attributes: seed, label, guidance, guidance-from, guidance-to and cfg-zero-star
+// (class-conditional models), backend (auto, webgpu,
 // cpu), noise (SDE noise level, with solver="euler"), density (draw the learned log p(x) under the
 // samples, 2-D models), declaration (URL of the JSON declaration of an .onnx model whose
 // metadata does not carry one; train/README.md).
@@ -36,7 +37,7 @@ const STYLE = `
 `;
 
 class PushforwardSampler extends HTMLElement {
-  static observedAttributes = ['model', 'declaration', 'solver', 'steps', 'points', 'seed', 'label', 'guidance'];
+  static observedAttributes = ['model', 'declaration', 'solver', 'steps', 'points', 'seed', 'label', 'guidance', 'guidance-from', 'guidance-to', 'cfg-zero-star'];
 
   constructor() {
     super();
@@ -163,6 +164,9 @@ class PushforwardSampler extends HTMLElement {
     if (info.config.num_classes > 0) {
       opts.label = this.hasAttribute('label') ? Number(this.getAttribute('label')) : 'all';
       opts.guidance = num('guidance', 2);
+      opts.guidanceFrom = num('guidance-from', d.guidanceFrom);
+      opts.guidanceTo = num('guidance-to', d.guidanceTo);
+      opts.cfgZeroStar = this.hasAttribute('cfg-zero-star');
     }
     try {
       const r = await sampler.sample(opts);

@@ -68,6 +68,13 @@ export interface SampleOptions {
   seed?: number;
   /** Classifier-free guidance scale (class-conditional models). */
   guidance?: number;
+  /** Guidance applies for t (0 noise, 1 data) in [guidanceFrom, guidanceTo]; elsewhere the plain conditional velocity (one network pass). Default 0 and 1. */
+  guidanceFrom?: number;
+  guidanceTo?: number;
+  /** CFG-Zero*'s optimised scale: v = s·v_u + w·(v_c − s·v_u), s = ⟨v_c, v_u⟩/‖v_u‖² per sample. */
+  cfgZeroStar?: boolean;
+  /** CFG-Zero*'s zero-init: the first k steps keep the noise (fixed-step solvers; k < steps). */
+  zeroInitSteps?: number;
   /** SDE noise level (Euler–Maruyama; with `solver: 'euler'`). */
   noise?: number;
   /** A class 0..K−1, `'all'` to cycle through the classes, K or null for the unconditional model. */

@@ -27,6 +27,9 @@ USAGE:
       --seed N           (default 0)
       --label K|all|none class for conditional models; `all` cycles 0..K-1 (default all)
       --guidance W       classifier-free guidance scale (default 1)
+      --guidance-from T --guidance-to T   guide only for t in [from, to] (default 0, 1)
+      --cfg-zero-star true   CFG-Zero*'s optimised scale per sample
+      --zero-init-steps K    keep the noise for the first K steps (CFG-Zero*'s zero-init)
       --noise E          sample the SDE with noise level E (Euler–Maruyama; needs --solver euler)
       --trajectories K   draw the paths (of the first 300 samples), keeping every K-th step
       --max-steps N      dopri5 step budget (default 1000)
@@ -76,6 +79,23 @@ fn parse_flags(args: &[String], known: &[&str], bare: &[&str]) -> Result<HashMap
 }
 
 /// A flag's text as an option value: a number, true/false, `--label none` = null, else text.
+/// A flag's name as the options contract spells it: `max-steps` → `maxSteps`.
+fn camel_case(flag: &str) -> String {
+    let mut out = String::with_capacity(flag.len());
+    let mut upper = false;
+    for ch in flag.chars() {
+        match ch {
+            '-' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn flag_value(key: &str, v: &str) -> Value {
     match v {
         "none" if key == "label" => Value::Null,
@@ -143,6 +163,10 @@ fn sample(args: &[String]) -> Result<(), String> {
             "seed",
             "label",
             "guidance",
+            "guidance-from",
+            "guidance-to",
+            "cfg-zero-star",
+            "zero-init-steps",
             "noise",
             "trajectories",
             "out",
@@ -162,7 +186,7 @@ fn sample(args: &[String]) -> Result<(), String> {
         flags
             .iter()
             .filter(|(k, _)| !OWN.contains(&k.as_str()))
-            .map(|(k, v)| (if k == "max-steps" { "maxSteps".to_string() } else { k.clone() }, flag_value(k, v)))
+            .map(|(k, v)| (camel_case(k), flag_value(k, v)))
             .collect(),
     );
     let opts = options::parse_sample(&model.config, &entries).map_err(|e| e.to_string())?.options;

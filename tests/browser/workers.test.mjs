@@ -248,3 +248,30 @@ test("'Dopri5' (any case) with trajectories runs in one worker and equals the pa
   assert.equal(r.accepted[1], r.accepted[0]);
   assert.equal(r.d, 0, `samples differ by ${r.d}`);
 });
+
+test('guidance on an interval of t and CFG-Zero★ reach the workers: the workers give the page thread\'s samples, and the options change them', async () => {
+  const r = await b.page.evaluate(async () => {
+    const { Sampler } = window.pushforward;
+    const model = 'models/mnist.safetensors';
+    const [pool, page] = await Promise.all([Sampler.create({ model, backend: 'cpu', workers: 2 }), Sampler.create({ model, backend: 'cpu', workers: 0 })]);
+    const base = { n: 4, solver: 'euler', steps: 2, seed: 5, label: 'all', guidance: 3, returnSamples: true };
+    const get = async (s, o) => Array.from((await s.sample({ ...base, ...o })).samples);
+    const star = { guidanceFrom: 0.2, guidanceTo: 1, cfgZeroStar: true };
+    const out = {
+      starPool: await get(pool, star), starPage: await get(page, star),
+      plain: await get(pool, {}), unguided: await get(pool, { guidance: 1 }),
+      // Euler evaluates at t = 0 and ½: none in [0.6, 1], so no guidance at all.
+      outside: await get(pool, { guidanceFrom: 0.6, guidanceTo: 1 }),
+      zeroInit: await get(pool, { zeroInitSteps: 1 }),
+    };
+    let bad = '';
+    try { await pool.sample({ ...base, guidanceFrom: 0.8, guidanceTo: 0.2 }); } catch (e) { bad = String(e.message || e); }
+    pool.dispose(); page.dispose();
+    return { ...out, bad };
+  });
+  assert.deepEqual(r.starPool, r.starPage, 'split over workers = one thread');
+  assert.notDeepEqual(r.starPool, r.plain);
+  assert.deepEqual(r.outside, r.unguided);
+  assert.notDeepEqual(r.zeroInit, r.plain);
+  assert.match(r.bad, /guidanceFrom, guidanceTo/);
+});
