@@ -160,6 +160,20 @@ def table_digits(ev, name):
             r = [r for r in ev["rows"] if r["solver"] == m and r["nfe"] == n and r["w"] == w]
             cells.append(f"{r[0]['class_acc'] * 100:.1f}% / {r[0]['fd']:.2f}" if r else "—")
         out.append(f"| {m} | {n} | " + " | ".join(cells) + " |")
+    f2 = ev.get("fd_2k")
+    if f2:
+        fl = f2["floor"]
+        nfl = sum(len(v) for v in fl["values"])
+        out += ["", f"FD as an independent check measures it (`fd_2k`, `train/evaluate.py`): {f2['n_generated']:,} "
+                f"class-balanced samples vs a real reference of {f2['n_reference']:,} digits (400 per class: the 1,000 "
+                f"held-out + train-split digits), averaged over {f2['partitions']} random references; floor = "
+                f"disjoint class-balanced {f2['n_set']:,}-digit real sets vs the same reference: **{fl['mean']:.2f}** "
+                f"(range {fl['min']:.2f}–{fl['max']:.2f} over {nfl} sets).", "",
+                "| solver | NFE | w | requested class | FD | × floor |", "|---|---:|---:|---:|---:|---:|"]
+        for r in ev["rows"]:
+            if "fd_2k" in r:
+                out.append(f"| {r['solver']} | {r['nfe']} | {r['w']:g} | {r['class_acc_2k'] * 100:.2f}% | "
+                           f"{r['fd_2k']:.2f} | {r['fd_2k_over_floor']:.2f}× |")
     g = ev.get("grid", {})
     out += ["", f"Sample grid above: rows = classes 0–9, {g.get('solver')} {g.get('nfe')} NFE, w = {g.get('w')}.", ""]
     return out
@@ -192,6 +206,9 @@ def summary():
                 head = (f"class acc {m['best_class_acc'] * 100:.1f}% (NFE {m['best_class_acc_nfe']}, "
                         f"w {m['best_class_acc_w']:g}); best FD {m['best_fd']:.2f} vs floor "
                         f"{m['fd_floor_1k_train_vs_heldout']:.2f}")
+                if "best_fd2k" in m:
+                    head += (f"; 2k-sample FD {m['best_fd2k']:.2f} = {m['best_fd2k_over_floor']:.2f}× floor "
+                             f"(NFE {m['best_fd2k_nfe']}, w {m['best_fd2k_w']:g})")
         out.append(f"| {n} | {arch} | {prov.get('params', 0):,} | {os.path.getsize(p) / 1e6:.2f} MB | "
                    f"{prov['train_steps']} steps, {prov['train_seconds'] / 60:.1f} min | {head} |")
     out += ["", "**Checked again by the Rust sampler**: `cargo test --release --test shipped_models -- --nocapture`",
