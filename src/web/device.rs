@@ -95,12 +95,12 @@ pub fn start_probe(test: AdapterTest) -> ProbeStarted {
     ProbeStarted { request, test }
 }
 
-impl ProbeStarted {
-    /// Whether the answer is already known (no WebGPU in this browser): nothing to wait for.
-    pub fn answered(&self) -> bool {
-        self.request.is_err()
-    }
+/// Whether this browser has `navigator.gpu.requestAdapter` at all.
+pub fn webgpu_present() -> bool {
+    get(&get(&get(&js_sys::global(), "navigator"), "gpu"), "requestAdapter").is_function()
+}
 
+impl ProbeStarted {
     /// What the adapter turned out to be.
     pub async fn finish(self) -> WebGpuProbe {
         let promise = match self.request {
@@ -151,30 +151,48 @@ impl WebGpuProbe {
     }
 }
 
-/// The answer to a probe still out when `Sampler.create` returned on the CPU (`auto` with a
-/// 2-D model, its workers up first): filled in when it comes. A hardware adapter's device is
-/// opened meanwhile, so that the `sample()` which moves to it does not wait for that too.
+/// `auto`'s adapter request for a sampler that started on the CPU (a 2-D model with its
+/// workers): not sent by `Sampler.create` — a cold request blocks the page's thread for part of
+/// its 130–340 ms, and the workers and the first frame do not need it — but by the end of the
+/// first `sample()` ([`LateAnswer::ask`]); the answer is filled in when it comes. A hardware
+/// adapter's device is opened meanwhile, so that the `sample()` which moves to it does not wait
+/// for that too.
 #[derive(Clone)]
-pub struct LateAnswer(std::rc::Rc<std::cell::RefCell<Option<WebGpuProbe>>>);
+pub struct LateAnswer(std::rc::Rc<std::cell::RefCell<Late>>);
+
+enum Late {
+    NotAsked(AdapterTest),
+    Asked,
+    Answered(WebGpuProbe),
+}
 
 impl LateAnswer {
-    pub fn wait(asked: std::pin::Pin<Box<dyn std::future::Future<Output = WebGpuProbe>>>) -> LateAnswer {
-        let late = LateAnswer(Default::default());
-        let cell = late.0.clone();
+    pub fn not_asked(test: AdapterTest) -> LateAnswer {
+        LateAnswer(std::rc::Rc::new(std::cell::RefCell::new(Late::NotAsked(test))))
+    }
+
+    /// Sends the adapter request, once.
+    pub fn ask(&self) {
+        let Late::NotAsked(test) = std::mem::replace(&mut *self.0.borrow_mut(), Late::Asked) else {
+            return;
+        };
+        let cell = self.0.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let answer = asked.await;
+            let answer = start_probe(test).finish().await;
             super::mark("pushforward:adapter-answered");
             if matches!(answer, WebGpuProbe::Hardware(_)) {
                 // A failure shows again, with its reason, when the sampler opens its engine.
                 let _ = shared_gpu().await;
             }
-            *cell.borrow_mut() = Some(answer);
+            *cell.borrow_mut() = Late::Answered(answer);
         });
-        late
     }
 
     /// What the answer means for `auto` (see [`WebGpuProbe::choice`]), once it has come.
     pub fn choice(&self) -> Option<(bool, String)> {
-        self.0.borrow().as_ref().map(WebGpuProbe::choice)
+        match &*self.0.borrow() {
+            Late::Answered(answer) => Some(answer.choice()),
+            Late::NotAsked(_) | Late::Asked => None,
+        }
     }
 }

@@ -110,8 +110,9 @@ fn progress_event(p: Progress) -> JsValue {
 }
 
 /// `backendReason` while `auto`'s adapter has not answered (see `Sampler::create_inner`).
-const CPU_FIRST: &str = "the wasm CPU kernels while the WebGPU adapter answers (a 2-D model's first samples come sooner \
-     from them than from a GPU device still opening); a hardware adapter takes over at the first sample() after it answers";
+const CPU_FIRST: &str = "the wasm CPU kernels until WebGPU's adapter answers, asked for after the first sample (a 2-D \
+     model's first samples come sooner from them than from a GPU device); a hardware adapter takes over at the next \
+     sample() after it answers";
 
 /// The most CPU workers a sampler starts (each holds a wasm instance and the weights).
 const MAX_WORKERS: u32 = 8;
@@ -403,39 +404,23 @@ impl Sampler {
         };
         // The workers boot while `auto`'s probe is out (they are up ~75 ms after the bytes): on
         // a hardware adapter they are stopped as soon as they are up.
-        let mut starting =
+        let starting =
             (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
-        // `auto` asks for the adapter now, not before the download: a cold one takes 130–340 ms
-        // in a fresh headless Chromium (the GPU process starts too), part of it blocking this
-        // thread, and sent first it delayed the model's bytes by ~200 ms.
-        let probe = (backend == "auto").then(|| device::start_probe(adapter_test));
         // A 2-D model's first samples take the CPU workers ~100–200 ms, sooner than a cold
-        // adapter answers and a device opens: `auto` starts on the CPU when its workers are up
-        // before the answer, and a hardware adapter takes over at the first `sample()` after it
-        // answers (`adopt_late_adapter`). Image models wait for the answer: a batch of images
-        // costs the CPU seconds.
-        let cpu_first = matches!(&model.config.data, DataConfig::Points2d { .. });
-        let (answer, late) = match probe {
-            None => (None, None),
-            Some(probe) => {
-                let race = cpu_first && !probe.answered();
-                let mut asked = Box::pin(probe.finish());
-                let first = std::future::poll_fn(|cx| {
-                    use std::task::Poll;
-                    if let Poll::Ready(answer) = asked.as_mut().poll(cx) {
-                        return Poll::Ready(Some(answer));
-                    }
-                    match starting.as_mut() {
-                        Some(pool) if race => pool.poll_ready(cx).map(|()| None),
-                        _ => Poll::Pending,
-                    }
-                })
-                .await;
-                match first {
-                    Some(answer) => (Some(answer), None),
-                    None => (None, Some(device::LateAnswer::wait(asked))),
-                }
-            }
+        // adapter answers (130–340 ms in a fresh headless Chromium, part of it blocking this
+        // thread) and a device opens: `auto` starts it on the CPU and asks for the adapter after
+        // the first sample; a hardware adapter takes over at the next `sample()` after it answers
+        // (`adopt_late_adapter`). Image models wait for the answer, asked once the bytes are in
+        // (sent first, it delayed the download by ~200 ms): a batch of images costs the CPU
+        // seconds.
+        let cpu_first = backend == "auto"
+            && starting.is_some()
+            && matches!(&model.config.data, DataConfig::Points2d { .. })
+            && device::webgpu_present();
+        let late = cpu_first.then(|| device::LateAnswer::not_asked(adapter_test));
+        let answer = match backend == "auto" && !cpu_first {
+            true => Some(device::start_probe(adapter_test).finish().await),
+            false => None,
         };
         // `auto`: WebGPU on a hardware adapter; the wasm CPU kernels when WebGPU is missing or the
         // adapter is a software fallback (SwiftShader is ~50× slower than wasm SIMD here).
@@ -572,6 +557,14 @@ impl Sampler {
             let picture = Picture { config: &self.model.config, canvas, heat: heat.as_ref() };
             let states: Vec<_> = kept.out.chunks.iter().map(|c| &c.samples).collect();
             picture.draw(&engine, &kept.out, &states, o.n, engine::with_paths(&request))?;
+        }
+        // `auto`'s CPU-first start asks for the adapter once the first samples are on screen:
+        // after the next animation frame, since the request blocks this thread for a while.
+        if let Some(late) = self.late_adapter.borrow().clone() {
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = next_animation_frame().await;
+                late.ask();
+            });
         }
         let samples =
             if request.return_samples { Some(engine.core().download(&kept.out).await?.samples) } else { None };

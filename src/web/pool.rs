@@ -39,49 +39,29 @@ extern "C" {
 /// multiply-adds, chosen where the browser validates them) or `simd128`.
 pub const WASM_BUILD: &str = if cfg!(target_feature = "relaxed-simd") { "relaxed" } else { "simd128" };
 
-/// Workers being started ([`start`]): awaited by a CPU engine; dropped unused (the sampler
+/// Workers being started ([`start`]): awaited by a CPU engine; dropped unawaited (the sampler
 /// runs on WebGPU, or its creation failed), they are stopped as soon as they are up.
-pub struct PoolStarting {
-    pending: Option<wasm_bindgen_futures::JsFuture>,
-    ready: Option<std::result::Result<CpuPool, String>>,
-}
+pub struct PoolStarting(Option<wasm_bindgen_futures::JsFuture>);
 
 /// Starts `count` workers, each with its own copy of the weights file (and the declaration an
 /// ONNX file was given beside it), on this page's wasm build: the same kernels, so the workers'
 /// rows are the rows the page thread would compute. They boot while the caller goes on.
 pub fn start(model: &[u8], count: u32, declaration: Option<String>) -> PoolStarting {
     let promise = CpuPool::create_pool(js_sys::Uint8Array::from(model), count, declaration, WASM_BUILD);
-    PoolStarting { pending: Some(wasm_bindgen_futures::JsFuture::from(promise)), ready: None }
+    PoolStarting(Some(wasm_bindgen_futures::JsFuture::from(promise)))
 }
 
 impl PoolStarting {
-    /// Ready once every worker is up or the start failed; polled without giving the pool up, so
-    /// `Sampler.create` can race it against the adapter's answer.
-    pub fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        use std::future::Future;
-        if let Some(f) = &mut self.pending {
-            let std::task::Poll::Ready(started) = std::pin::Pin::new(f).poll(cx) else {
-                return std::task::Poll::Pending;
-            };
-            self.pending = None;
-            self.ready = Some(started.map(JsCast::unchecked_into).map_err(|e| js_message(&e)));
-        }
-        std::task::Poll::Ready(())
-    }
-
     /// The pool once every worker is ready.
     pub async fn finish(mut self) -> std::result::Result<CpuPool, String> {
-        std::future::poll_fn(|cx| self.poll_ready(cx)).await;
-        self.ready.take().expect("poll_ready left the outcome")
+        let started = self.0.take().expect("finish consumes the start");
+        started.await.map(JsCast::unchecked_into).map_err(|e| js_message(&e))
     }
 }
 
 impl Drop for PoolStarting {
     fn drop(&mut self) {
-        if let Some(Ok(pool)) = self.ready.take() {
-            pool.terminate();
-        }
-        if let Some(started) = self.pending.take() {
+        if let Some(started) = self.0.take() {
             wasm_bindgen_futures::spawn_local(async move {
                 if let Ok(pool) = started.await {
                     pool.unchecked_into::<CpuPool>().terminate();

@@ -1,6 +1,6 @@
 // Backend choice: with WebGPU unavailable the CPU kernels run and the page says why; on
 // SwiftShader (a software WebGPU adapter) `auto` also picks the CPU, naming the adapter.
-// `auto` starts a 2-D model on the CPU when its workers are up before the adapter answers, and
+// `auto` starts a 2-D model on the CPU and asks for the adapter after the first sample, and
 // moves to a hardware adapter that answers later at the next sample (SwiftShader stands in for
 // one through the test hooks `testAdapterDelayMs` and `testFallbackAsHardware`); image models
 // wait for the answer. Model loading reports progress.
@@ -18,7 +18,7 @@ async function createAndSample(b) {
     // A 2-D model may start on the CPU before the adapter answers (`auto`'s CPU-first start);
     // the reason then says so until the answer comes.
     const t0 = performance.now();
-    while (/while the WebGPU adapter answers/.test(s.info().backendReason) && performance.now() - t0 < 10_000) {
+    while (/until WebGPU's adapter answers/.test(s.info().backendReason) && performance.now() - t0 < 10_000) {
       await new Promise((res) => setTimeout(res, 50));
     }
     const info = s.info();
@@ -68,7 +68,7 @@ test('on a software WebGPU adapter auto picks the CPU and names the adapter; loa
 /** Max |a − b| over two arrays. */
 const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
-test('auto starts a 2-D model on the CPU while the adapter is out, then moves to a hardware adapter on a fresh canvas in the same place', async () => {
+test('auto starts a 2-D model on the CPU, asks for the adapter after the first sample, then moves to a hardware adapter on a fresh canvas in the same place', async () => {
   const b = await launch({ webgpu: true });
   try {
     await b.page.goto(`${b.url}/?backend=cpu`);
@@ -105,7 +105,7 @@ test('auto starts a 2-D model on the CPU while the adapter is out, then moves to
     });
     console.log(`create ${r.createdMs.toFixed(0)} ms on ${r.before.backend} (${r.before.reason}); later ${r.after.backend}: ${r.after.reason}`);
     assert.equal(r.before.backend, 'cpu');
-    assert.match(r.before.reason, /while the WebGPU adapter answers/);
+    assert.match(r.before.reason, /until WebGPU's adapter answers/);
     assert.ok(r.createdMs < 3000, `create waited for the delayed adapter (${r.createdMs} ms)`);
     assert.equal(r.r1.backend, 'cpu');
     assert.ok(r.sameCanvasAfterFirst);
@@ -150,7 +150,7 @@ test('auto keeps a 2-D model on the CPU when a software adapter answers late, an
       return { before, later, stayed, mnist };
     });
     console.log(`late software adapter: ${r.later}; mnist create ${r.mnist.ms.toFixed(0)} ms on ${r.mnist.backend}`);
-    assert.match(r.before, /while the WebGPU adapter answers/);
+    assert.match(r.before, /until WebGPU's adapter answers/);
     assert.match(r.later, /is a software fallback, far slower than wasm SIMD; using the wasm CPU kernels; \d+ workers?/);
     assert.deepEqual(r.stayed, { backend: 'cpu', sameCanvas: true });
     assert.equal(r.mnist.backend, 'webgpu');
