@@ -138,6 +138,7 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
     }
 
     let ((mlp, mlp_name), (unet, unet_name)) = bench_models();
+    kernel_throughput(&gpu, &unet)?;
     let mut cases = Vec::new();
     let heun = |n, steps, labels, guidance| SampleOptions {
         n,
@@ -293,5 +294,79 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
         "buffer pool: {} buffers created, {} reuses; {} submissions, {} dispatches",
         s.pool.created, s.pool.reused, s.submissions, s.dispatches
     );
+    Ok(())
+}
+
+/// Seconds from recording `f`'s GPU work until the device has finished it.
+fn gpu_secs(gpu: &crate::gpu::GpuBackend, f: &mut dyn FnMut() -> crate::Result<()>) -> Result<f64, String> {
+    let t = Instant::now();
+    f().map_err(|e| e.to_string())?;
+    pollster::block_on(gpu.finish()).map_err(|e| e.to_string())?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Seconds per call of `f` (one unit of GPU work), repeated (doubling) until a batch of calls
+/// takes `min_secs`, after one untimed call (pipelines, buffers).
+fn secs_per_call(
+    gpu: &crate::gpu::GpuBackend,
+    min_secs: f64,
+    f: &mut dyn FnMut() -> crate::Result<()>,
+) -> Result<f64, String> {
+    gpu_secs(gpu, f)?;
+    let mut reps = 1usize;
+    loop {
+        let secs = gpu_secs(gpu, &mut || (0..reps).try_for_each(|_| f()))?;
+        if secs >= min_secs || reps >= 1 << 12 {
+            return Ok(secs / reps as f64);
+        }
+        reps *= 2;
+    }
+}
+
+/// The adapter's measured fp32 peak (FMA chains, `shaders/peak.wgsl`) and the GFLOP/s of the
+/// kernels against it: the linear layer at the two shapes issue #17 names and the whole U-Net
+/// forward at 64 images, with the variant each ran (one per family today: no autotuning yet).
+fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), String> {
+    use crate::Backend;
+    let err = |e: crate::Error| e.to_string();
+    // Peak: 2²⁰ invocations of 8 vec4 FMA chains, lengthened until one dispatch takes 0.2 s.
+    let len = 1 << 20;
+    gpu_secs(gpu, &mut || gpu.fma_peak(len, 1).map(drop))?;
+    let mut iters = 16u32;
+    let peak = loop {
+        let secs = gpu_secs(gpu, &mut || gpu.fma_peak(len, iters).map(drop))?;
+        if secs >= 0.2 || iters >= 1 << 24 {
+            break 64.0 * len as f64 * iters as f64 / secs / 1e9;
+        }
+        iters *= 2;
+    };
+    println!("\nfp32 peak (2^20 invocations x 8 vec4 FMA chains x {iters} steps): {peak:.1} GFLOP/s");
+    println!("\n| kernel | shape | variant | ms per call | GFLOP/s | of peak |");
+    println!("|---|---|---|---:|---:|---:|");
+    let row = |kernel: &str, shape: String, variant: &str, secs: f64, flops: f64| {
+        let g = flops / secs / 1e9;
+        println!("| {kernel} | {shape} | {variant} | {:.2} | {g:.1} | {:.1}% |", secs * 1e3, 100.0 * g / peak);
+    };
+    for (n, k, m) in [(65536usize, 256usize, 256usize), (4096, 1024, 1024)] {
+        let up = |shape: Vec<usize>, seed| {
+            let len = shape.iter().product();
+            gpu.upload(&crate::Tensor::new(shape, crate::rng::test_values(len, seed))?)
+        };
+        let (x, w, b) = (up(vec![n, k], 1).map_err(err)?, up(vec![m, k], 2).map_err(err)?, up(vec![m], 3).map_err(err)?);
+        let secs = secs_per_call(gpu, 0.3, &mut || gpu.linear(&x, &w, Some(&b), Activation::Silu).map(drop))?;
+        let variant = if k % 4 == 0 { "linear_k4 (4x4 per invocation, vec4 loads)" } else { "linear_any" };
+        row("linear + bias + SiLU", format!("{n}x{k}x{m}"), variant, secs, 2.0 * (n * k * m) as f64);
+    }
+    let images = 64;
+    let shape: Vec<usize> = std::iter::once(images).chain(unet.config.sample_shape()).collect();
+    let values = shape.iter().product();
+    let x = gpu.upload(&crate::Tensor::new(shape, crate::rng::test_values(values, 4)).map_err(err)?).map_err(err)?;
+    let labels: Vec<u32> = (0..images as u32).map(|i| i % unet.config.num_classes.max(1) as u32).collect();
+    let labels = (unet.config.num_classes > 0).then_some(&labels[..]);
+    let sampler = Sampler::new(gpu, unet).map_err(err)?;
+    let net = sampler.network();
+    let secs = secs_per_call(gpu, 0.3, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
+    let flops = unet.config.flops_per_sample().unwrap_or(f64::NAN) * images as f64;
+    row("U-Net forward", format!("{images} images"), "conv3x3_s1 (direct), group_norm", secs, flops);
     Ok(())
 }

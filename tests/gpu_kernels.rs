@@ -562,3 +562,29 @@ fn graph_ops_match_cpu_and_the_host_reference() {
         assert_close(&format!("layer norm rows of {inner}"), host(g, &got).data(), want.data(), 1e-5, 1e-4);
     }
 }
+
+/// The benchmark's peak kernel computes what it claims (so its flop count is real work): each
+/// of 8 chains per lane, a ← a·m + c from a₀ = s + j, is m^K(a₀ − L) + L with L = c/(1 − m),
+/// summed over the 8 chains and 4 lanes; sizes that do not divide the workgroup.
+#[test]
+fn fma_peak_matches_the_closed_form() {
+    let Some(g) = gpu() else { return };
+    let (m, c) = ([0.999f64, 0.998, 0.997, 0.996], [1e-3f64, 2e-3, 3e-3, 4e-3]);
+    for (len, iters) in [(1000usize, 0u32), (257, 7), (1000, 1000)] {
+        let got = host(g, &g.fma_peak(len, iters).unwrap());
+        let want: Vec<f32> = (0..len)
+            .map(|i| {
+                let s = (i % 1024) as f64 / 1024.0;
+                let mut total = 0.0;
+                for j in 0..8 {
+                    for l in 0..4 {
+                        let l_inf = c[l] / (1.0 - m[l]);
+                        total += m[l].powi(iters as i32) * (s + j as f64 - l_inf) + l_inf;
+                    }
+                }
+                total as f32
+            })
+            .collect();
+        assert_close(&format!("fma_peak len {len} iters {iters}"), got.data(), &want, 1e-3, 1e-4);
+    }
+}

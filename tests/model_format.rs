@@ -556,3 +556,14 @@ fn errors_escape_and_truncate_what_they_echo() {
     assert_eq!(pushforward::error::shown("tab\there\u{7}", 80), "tab here\\u{7}");
     assert_eq!(pushforward::error::shown("abcdef", 3), "abc… (3 more characters)");
 }
+
+/// The network's flop count (what the GPU benchmark's GFLOP/s divide by) agrees with the
+/// browser benchmark's independent JavaScript count (`www/bench/nets.js` `flopsPerRow`, which
+/// walks the U-Net's levels its own way) on the shipped moons MLP and mnist U-Net.
+#[test]
+fn flops_per_sample_match_the_browser_benchmarks_count() {
+    for (path, js_flops) in [("models/moons.safetensors", 107_520.0), ("models/mnist.safetensors", 150_455_808.0)] {
+        let model = Model::from_bytes(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(model.config.flops_per_sample(), Some(js_flops), "{path}");
+    }
+}

@@ -247,6 +247,16 @@ impl GpuBackend {
         Ok(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// `len` values, each the sum of 8 vec4 multiply-add chains of `iters` steps
+    /// (`shaders/peak.wgsl`): 64·len·iters flops with no memory traffic, the benchmark's measure
+    /// of the adapter's fp32 peak. Tested against the chains' closed form.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn fma_peak(&self, len: usize, iters: u32) -> Result<GpuTensor> {
+        let out = self.alloc(vec![len])?;
+        self.record(|r| kernels::fma_peak(r, out.bind(), len, iters))?;
+        Ok(out)
+    }
+
     /// The raw Philox4x32-10 words of blocks `first_block .. first_block + blocks` of (seed,
     /// stream), computed by rng.wgsl: the hook for the bit-exactness test against `rng.rs`.
     pub async fn philox_words(&self, seed: u64, stream: u32, first_block: u64, blocks: usize) -> Result<Vec<u32>> {

@@ -552,3 +552,19 @@ mod tests {
         assert_eq!(words, [10, 3, 4, 0, f(2.5), 2, 0, 0, f(1.0), f(-2.0), 0, 0, 0, 0, 0, 0]);
     }
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PeakParams {
+    len: u32,
+    iters: u32,
+    _p: [u32; 2],
+}
+
+/// `len` invocations of 8 vec4 FMA chains, `iters` steps each (64·len·iters flops).
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) fn fma_peak(r: &mut Recorder, out: Bind, len: usize, iters: u32) -> Result<()> {
+    let p = PeakParams { len: len as u32, iters, _p: [0; 2] };
+    r.dispatch(Kernel::FmaPeak, bytemuck::bytes_of(&p), out, &[], (len as u64).div_ceil(EW_WG))
+}

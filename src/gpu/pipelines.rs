@@ -17,6 +17,7 @@ pub enum Shader {
     Rng,
     Pointwise,
     Graph,
+    Peak,
 }
 
 /// A shader from `shaders/`, as build.rs copied it into `OUT_DIR` (comments and indentation
@@ -40,6 +41,11 @@ impl Shader {
             Shader::Rng => concat!(wgsl!("sincos"), wgsl!("rng")),
             Shader::Pointwise => concat!(wgsl!("sincos"), wgsl!("pointwise")),
             Shader::Graph => wgsl!("graph"),
+            // The benchmark's kernel is not in the browser bundle (nothing there runs it).
+            #[cfg(not(target_arch = "wasm32"))]
+            Shader::Peak => wgsl!("peak"),
+            #[cfg(target_arch = "wasm32")]
+            Shader::Peak => "",
         }
     }
 }
@@ -56,10 +62,12 @@ pub enum Family {
     Rng,
     Pointwise,
     Graph,
+    /// The benchmark's arithmetic-peak kernel.
+    Peak,
 }
 
 impl Family {
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::Matmul,
         Family::Conv2d,
         Family::Norm,
@@ -69,6 +77,7 @@ impl Family {
         Family::Rng,
         Family::Pointwise,
         Family::Graph,
+        Family::Peak,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +91,7 @@ impl Family {
             Family::Rng => "rng",
             Family::Pointwise => "pointwise",
             Family::Graph => "graph",
+            Family::Peak => "peak",
         }
     }
 }
@@ -123,10 +133,12 @@ pub enum Kernel {
     BatchedMatmul,
     SoftmaxRows,
     LayerNormRows,
+    /// The benchmark's fp32 peak: FMA chains, no memory traffic (`shaders/peak.wgsl`).
+    FmaPeak,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 28] = [
+    pub const ALL: [Kernel; 29] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
         Kernel::Conv2d { k3s1: true },
@@ -155,6 +167,7 @@ impl Kernel {
         Kernel::BatchedMatmul,
         Kernel::SoftmaxRows,
         Kernel::LayerNormRows,
+        Kernel::FmaPeak,
     ];
 
     fn shader(self) -> Shader {
@@ -171,6 +184,7 @@ impl Kernel {
             Normal | PhiloxWords => Shader::Rng,
             Unary | Binary => Shader::Pointwise,
             StridedCopy | BatchedMatmul | SoftmaxRows | LayerNormRows => Shader::Graph,
+            FmaPeak => Shader::Peak,
         }
     }
 
@@ -205,6 +219,7 @@ impl Kernel {
             BatchedMatmul => "batched_matmul",
             SoftmaxRows => "softmax_rows",
             LayerNormRows => "layer_norm_rows",
+            FmaPeak => "fma_peak",
         }
     }
 
@@ -217,7 +232,7 @@ impl Kernel {
             StridedCopy | SoftmaxRows | Unary | Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows
             | NonfinitePartial | FinishRms | FinishSum => 1,
             Lincomb => 1 + LINCOMB_TERMS,
-            Normal | PhiloxWords => 0,
+            Normal | PhiloxWords | FmaPeak => 0,
         }
     }
 
@@ -232,6 +247,7 @@ impl Kernel {
             Shader::Rng => Family::Rng,
             Shader::Pointwise => Family::Pointwise,
             Shader::Graph => Family::Graph,
+            Shader::Peak => Family::Peak,
         }
     }
 }

@@ -386,6 +386,18 @@ impl ModelConfig {
         }
     }
 
+    /// Multiply-adds ×2 of one network evaluation on one sample, for the reference
+    /// architectures (linear layers and convolutions; what GFLOP/s figures count).
+    pub fn flops_per_sample(&self) -> Option<f64> {
+        match (&self.arch, &self.data) {
+            (ArchConfig::Mlp(c), _) => Some(super::mlp::flops_per_sample(c)),
+            (ArchConfig::Unet(c), DataConfig::Image { height, width, .. }) => {
+                Some(super::unet::flops_per_sample(c, *height, *width))
+            }
+            _ => None,
+        }
+    }
+
     /// Number of values in one sample.
     pub fn sample_len(&self) -> usize {
         self.sample_shape().iter().product()

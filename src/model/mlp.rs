@@ -42,6 +42,14 @@ fn input<B: Backend>(
     b.concat_axis1(x, &e)
 }
 
+/// Multiply-adds ×2 of one forward on one point (its linear layers).
+pub fn flops_per_sample(c: &MlpConfig) -> f64 {
+    let mut dims = vec![c.data_dim + c.time_embed_dim];
+    dims.extend(std::iter::repeat_n(c.width, c.depth));
+    dims.push(c.data_dim);
+    2.0 * dims.windows(2).map(|d| (d[0] * d[1]) as f64).sum::<f64>()
+}
+
 /// v(x, t[, y]) for x [n, data_dim] → [n, data_dim].
 pub fn forward<B: Backend>(
     b: &B,

@@ -66,6 +66,36 @@ pub fn peak_values_per_sample(c: &UnetConfig, h: usize, w: usize) -> usize {
     peak
 }
 
+/// Multiply-adds ×2 of one forward on one `h × w` image: the convolutions, the time MLP and
+/// the blocks' time projections (what GFLOP/s figures count; norms and elementwise work are
+/// left out, as is usual).
+pub fn flops_per_sample(c: &UnetConfig, h: usize, w: usize) -> f64 {
+    let ch = level_channels(c);
+    let px = |level: usize| ((h >> level) * (w >> level)) as f64;
+    let conv = |cin: usize, cout: usize, k: usize, px: f64| (cin * cout * k * k) as f64 * px;
+    let temb = 4 * c.base_channels;
+    let mut macs = (c.base_channels * temb + temb * temb) as f64 + conv(c.in_channels, c.base_channels, 3, px(0));
+    for (name, cin, cout) in res_blocks(c) {
+        let level = match name.split('.').nth(1).and_then(|l| l.parse().ok()) {
+            Some(l) if !name.starts_with("mid") => l,
+            _ => ch.len() - 1,
+        };
+        macs += conv(cin, cout, 3, px(level)) + conv(cout, cout, 3, px(level)) + (temb * cout) as f64;
+        if cin != cout {
+            macs += conv(cin, cout, 1, px(level));
+        }
+    }
+    for (i, &ci) in ch.iter().enumerate() {
+        if i + 1 < ch.len() {
+            macs += conv(ci, ci, 3, px(i + 1));
+        }
+        if i > 0 {
+            macs += conv(ci, ci, 3, px(i - 1));
+        }
+    }
+    2.0 * (macs + conv(ch[0], c.in_channels, 3, px(0)))
+}
+
 fn conv(v: &mut Vec<(String, Vec<usize>)>, name: &str, cin: usize, cout: usize, k: usize) {
     v.push((format!("{name}.weight"), vec![cout, cin, k, k]));
     v.push((format!("{name}.bias"), vec![cout]));
