@@ -86,7 +86,7 @@ async function load(model) {
     }
     dropped = null;
     performance.mark('pf:created');
-    await run();
+    await run({ preview: true });
     performance.mark('pf:drawn');
     drawOverlay();
   } catch (e) {
@@ -114,7 +114,12 @@ function applyDefaults() {
 /** The most images a grid holds when the model's metadata would ask for more. */
 const MAX_GRID_IMAGES = 64;
 
-async function run() {
+/** Points of the first frame of a freshly loaded 2-D model: the first rows of the request, on
+ * screen sooner (V8 has not optimised the kernels yet), then the whole request (whose first
+ * rows are these same points: noise is indexed by sample). */
+const PREVIEW_POINTS = 1024;
+
+async function run({ preview = false } = {}) {
   if (!sampler) return;
   // The newest request wins: a solve still running is cancelled.
   running?.abort();
@@ -151,6 +156,10 @@ async function run() {
     opts.cfgZeroStar = $('cfg-zero-star').checked;
   }
   try {
+    if (preview && !isImage && opts.n > PREVIEW_POINTS) {
+      await current.sample({ ...opts, n: PREVIEW_POINTS, trajectories: false });
+      performance.mark('pf:first-drawn');
+    }
     const r = await current.sample(opts);
     // The sampler may have moved to a canvas of its own, already in this one's place (WebGPU
     // taking over from the CPU once the adapter answered).

@@ -38,6 +38,22 @@ async function sampleMoons(opts) {
   }, opts);
 }
 
+test('the first frame is a preview of the request\'s first 1024 points, drawn before the whole request, whose first points they are', async () => {
+  const r = await b.page.evaluate(async () => {
+    const m = (n) => performance.getEntriesByName(n)[0]?.startTime;
+    const s = window.pushforward.sampler;
+    const o = { n: 4096, steps: 8, seed: 0, returnSamples: true };
+    const whole = await s.sample(o);
+    const first = await s.sample({ ...o, n: 1024 });
+    let same = true;
+    for (let i = 0; i < first.samples.length; i++) if (first.samples[i] !== whole.samples[i]) same = false;
+    return { created: m('pf:created'), preview: m('pf:first-drawn'), drawn: m('pf:drawn'), same, len: first.samples.length };
+  });
+  console.log(`created ${r.created.toFixed(0)} ms, preview drawn ${r.preview.toFixed(0)} ms, whole request drawn ${r.drawn.toFixed(0)} ms after navigation`);
+  assert.ok(r.created < r.preview && r.preview < r.drawn, JSON.stringify(r));
+  assert.ok(r.same && r.len === 2048, 'the preview\'s points are the first points of the whole request');
+});
+
 test('moons samples match the data distribution (sliced W2 vs the data-vs-data floor)', async () => {
   // SW2 at a few thousand points is noisy, so (as in tests/shipped_models.rs) the floor is the
   // mean over all pairs of the fixture's independent data draws and the model's figure the mean
