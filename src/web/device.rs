@@ -173,9 +173,12 @@ impl LateAnswer {
 
     /// Sends the adapter request, once.
     pub fn ask(&self) {
-        let Late::NotAsked(test) = std::mem::replace(&mut *self.0.borrow_mut(), Late::Asked) else {
-            return;
+        let test = match &*self.0.borrow() {
+            Late::NotAsked(test) => *test,
+            // Asked already, or answered (an answer waits for the sample() that acts on it).
+            Late::Asked | Late::Answered(_) => return,
         };
+        *self.0.borrow_mut() = Late::Asked;
         let cell = self.0.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let answer = start_probe(test).finish().await;

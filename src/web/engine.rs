@@ -37,6 +37,14 @@ pub struct WorkerShare {
     pub busy_ms: f64,
 }
 
+/// An engine no call holds any more stops its workers (one replaced while a call still ran on
+/// it, as when WebGPU takes over, stops them once that call ends).
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// What `drawAt`/`animate` need of the last solve.
 pub struct Kept {
     pub out: BackendOutput<DualTensor>,

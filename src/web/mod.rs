@@ -787,9 +787,8 @@ impl Sampler {
                     engine::put_in_place(old, fresh);
                 }
                 *self.canvas.borrow_mut() = fresh;
-                if let Some(old) = self.engine.borrow_mut().replace(Rc::new(next)) {
-                    old.stop();
-                }
+                // The CPU engine's workers stop when the last call on it ends (`Engine`'s Drop).
+                self.engine.borrow_mut().replace(Rc::new(next));
                 self.kept.borrow_mut().take();
                 *self.backend_reason.borrow_mut() =
                     format!("{why} (it answered after Sampler.create; the samples until then ran on the wasm CPU kernels)");
@@ -811,7 +810,7 @@ impl Sampler {
         None
     }
 
-    /// The CPU stays for `why` (in place of "while the adapter answers" in `backendReason`), and
+    /// The CPU stays for `why` (in place of "until WebGPU's adapter answers" in `backendReason`), and
     /// the weights kept for the workers of a move are let go.
     fn cpu_stays(&self, why: &str) {
         let mut reason = self.backend_reason.borrow_mut();
