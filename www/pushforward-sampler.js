@@ -129,7 +129,7 @@ class PushforwardSampler extends HTMLElement {
       this.canvas = next.canvas || fresh;
       this.sampler = next;
       this.dispatchEvent(new CustomEvent('ready', { detail: this.sampler.info() }));
-      await this.run();
+      await this.run({ preview: true });
     } catch (e) {
       if (generation !== this.generation) return;
       this.status(`could not load ${model}: ${e.message || e}`, true);
@@ -137,7 +137,10 @@ class PushforwardSampler extends HTMLElement {
     }
   }
 
-  async run() {
+  /** `preview` (a freshly loaded 2-D model): the request's first PREVIEW_POINTS points are drawn
+   * first — on screen sooner, while V8 has not optimised the kernels yet — then the whole request,
+   * whose first points they are (noise is indexed by sample). */
+  async run({ preview = false } = {}) {
     const sampler = this.sampler;
     if (!sampler) return;
     // The newest request wins: a solve still running for older attributes is cancelled.
@@ -169,6 +172,7 @@ class PushforwardSampler extends HTMLElement {
       opts.cfgZeroStar = this.hasAttribute('cfg-zero-star');
     }
     try {
+      if (preview && !isImage && opts.n > PREVIEW_POINTS) await sampler.sample({ ...opts, n: PREVIEW_POINTS });
       const r = await sampler.sample(opts);
       // The sampler may have moved to a canvas of its own, already in this one's place (WebGPU
       // taking over from the CPU once the adapter answered).
@@ -188,6 +192,9 @@ class PushforwardSampler extends HTMLElement {
     }
   }
 }
+
+/** Points of a freshly loaded 2-D model's first frame (see `run`). */
+const PREVIEW_POINTS = 1024;
 
 /** The most images an embed draws when `points` is not given. */
 const MAX_GRID_IMAGES = 64;
