@@ -1,0 +1,89 @@
+"""The class-agreement / Frechet-distance trade-off of the sampler's guidance options on mnist
+(issue #18 item 5): plain classifier-free guidance at several scales, guidance on an interval of
+t (`--guidance-from/--guidance-to`), and CFG-Zero* (`--cfg-zero-star`, `--zero-init-steps`).
+
+The samples come from the crate's own sampler (the release CLI, CPU backend), not from PyTorch:
+this measures what users get. Each row: 2,000 class-balanced samples (`--label all` cycles the
+classes, 200 each, noise seed 4242), class agreement of the independent classifier
+(`classifier.py`) with the requested class, and the Frechet distance in its features against the
+2,000-sample protocol of `evaluate.py` (`fd_reference_sets`: five 4,000-digit references, the
+floor from disjoint real 2,000-digit sets). Not run by tests or CI.
+
+    cargo build --release --bin pushforward
+    nice -n 10 python -m pushforward_train.guidance_table [--steps 4] [--out models/mnist_guidance.json]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from pushforward_train import classifier as clf
+from pushforward_train.data import load_mnist
+from pushforward_train.evaluate import fd_reference_sets, frechet
+from pushforward_train.paths import REPO
+
+# (label, CLI flags) for each row
+SETTINGS = [
+    ("w 1 (no guidance)", ["--guidance", "1"]),
+    ("w 2", ["--guidance", "2"]),
+    ("w 3", ["--guidance", "3"]),
+    ("w 2, t in [0.2, 1]", ["--guidance", "2", "--guidance-from", "0.2"]),
+    ("w 3, t in [0.2, 1]", ["--guidance", "3", "--guidance-from", "0.2"]),
+    ("w 2, t in [0, 0.6]", ["--guidance", "2", "--guidance-to", "0.6"]),
+    ("w 2, CFG-Zero*", ["--guidance", "2", "--cfg-zero-star", "true"]),
+    ("w 3, CFG-Zero*", ["--guidance", "3", "--cfg-zero-star", "true"]),
+    ("w 2, CFG-Zero* + zero-init 1 step", ["--guidance", "2", "--cfg-zero-star", "true", "--zero-init-steps", "1"]),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=os.path.join(REPO, "models", "mnist.safetensors"))
+    ap.add_argument("--steps", type=int, default=4, help="Heun steps (NFE = 2 x steps, x 2 with guidance)")
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=os.path.join(REPO, "models", "mnist_guidance.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cli = os.path.join(REPO, "target", "release", "pushforward")
+    md = load_mnist(0)
+    cnet, _ = clf.load_or_train(md)
+    refs, floor_parts, _, info = fd_reference_sets(cnet, md)
+    floors = [v for part in floor_parts for v in part]
+    floor = float(np.mean(floors))
+    print(f"floor {floor:.3f} ({min(floors):.3f}-{max(floors):.3f}, {len(floors)} sets)", flush=True)
+    labels = np.arange(args.n) % 10
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, flags in SETTINGS:
+            npy = os.path.join(tmp, "s.npy")
+            t0 = time.time()
+            cmd = [cli, "sample", "--model", args.model, "--solver", "heun", "--steps", str(args.steps),
+                   "--n", str(args.n), "--seed", "4242", "--label", "all", "--out", os.path.join(tmp, "s.png"),
+                   "--npy", npy, *flags]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "RAYON_NUM_THREADS": "1"})
+            secs = time.time() - t0
+            x = np.clip(np.load(npy).reshape(args.n, 1, 28, 28), -1, 1).astype(np.float32)
+            agree = float((clf.predict(cnet, x) == labels).mean())
+            feats = clf.features(cnet, x)
+            fd = float(np.mean([frechet(feats, r) for r in refs]))
+            rows.append({"setting": name, "flags": flags, "class_agreement": agree, "fd": fd,
+                         "fd_over_floor": fd / floor, "sample_seconds": secs})
+            print(f"{name:38s} agreement {100 * agree:6.2f}%  FD {fd:7.3f} = {fd / floor:5.2f}x floor  "
+                  f"[{secs:.0f} s]", flush=True)
+    out = {"model": os.path.relpath(args.model, REPO), "solver": "heun", "steps": args.steps, "n": args.n,
+           "noise_seed": 4242, "floor_mean": floor, "floor_range": [min(floors), max(floors)],
+           "protocol": info, "rows": rows}
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
