@@ -4,7 +4,9 @@
 
 2-D models: sliced Wasserstein-2 (definition below, reimplemented by the Rust
 tests) and energy distance between 10k samples and 10k fresh data points, for
-every solver x NFE, next to the data-vs-data floor. Writes models/<name>_eval.json,
+every solver x NFE, next to the data-vs-data floor; and the floor protocol of issue #18
+(floor_protocol_2d: 20,000 samples x 8 noise seeds vs 12 fresh 20,000-point draws, floor
+averaged over the 66 pairs of draws, at Heun 8 and RK4 32 NFE). Writes models/<name>_eval.json,
 models/<name>_nfe.png and models/<name>_samples.png.
 
 Digits: class accuracy under a small CNN classifier (train/classifier.py) and
@@ -58,6 +60,52 @@ def sw2(a, b, L=128):
     pb = torch.sort(b @ u.T, dim=0).values
     w2sq = ((pa - pb) ** 2).mean(dim=0)
     return float(torch.sqrt(w2sq.mean()))
+
+
+# The 2-D measurement of issue #18 (item 4): 20,000 samples per noise seed against fresh
+# 20,000-point data draws; floor = mean SW2 over every pair of draws; ratio = mean SW2(samples,
+# draw) over seeds x draws / floor. Reported at Heun 8 NFE and converged (RK4 32 NFE).
+P20K_N = 20_000
+P20K_DRAW_SEEDS = tuple(3_000_001 + i for i in range(12))  # not training (seed*1000+k) nor fixture (2_000_00x) seeds
+P20K_NOISE_SEEDS = tuple(5151 + i for i in range(8))
+P20K_RUNS = (("heun", 8), ("rk4", 32))
+
+
+def _sorted_proj(a, L=128):
+    a = torch.as_tensor(np.asarray(a), dtype=torch.float64)
+    th = math.pi * torch.arange(L, dtype=torch.float64) / L
+    u = torch.stack([torch.cos(th), torch.sin(th)], 1)
+    return torch.sort(a @ u.T, dim=0).values
+
+
+def _sw2_sorted(pa, pb):
+    return float(torch.sqrt(((pa - pb) ** 2).mean(dim=0).mean()))
+
+
+def floor_protocol_2d(model, ds, runs=P20K_RUNS, n=P20K_N, draw_seeds=P20K_DRAW_SEEDS,
+                      noise_seeds=P20K_NOISE_SEEDS, log=None):
+    """SW2 (same definition as sw2()) of n model samples per noise seed vs each of the fresh
+    n-point data draws, over every (solver, NFE) in runs; floor = mean over all pairs of draws."""
+    draws = [_sorted_proj(sample2d(ds, n, s)) for s in draw_seeds]
+    pairs = [_sw2_sorted(draws[i], draws[j]) for i in range(len(draws)) for j in range(i + 1, len(draws))]
+    floor = float(np.mean(pairs))
+    f = velocity_fn(model)
+    out = {"n": n, "draw_seeds": list(draw_seeds), "noise_seeds": list(noise_seeds),
+           "floor": floor, "floor_pairs": pairs, "floor_min": min(pairs), "floor_max": max(pairs), "rows": []}
+    for m, nfe in runs:
+        per = []
+        for ns in noise_seeds:
+            x0 = torch.randn(n, 2, generator=torch.Generator().manual_seed(ns))
+            x1, _ = solve(f, x0, m, nfe=nfe)
+            px = _sorted_proj(x1.numpy())
+            per.append([_sw2_sorted(px, d) for d in draws])
+        mean = float(np.mean(per))
+        out["rows"].append({"solver": m, "nfe": nfe, "sw2": mean, "sw2_over_floor": mean / floor,
+                            "sw2_per_seed_draw": per})
+        if log:
+            log(f"{m} {nfe} NFE: SW2 {mean:.5f} = {mean / floor:.3f}x floor {floor:.5f} "
+                f"({len(noise_seeds)} seeds x {len(draws)} draws of {n}; floor over {len(pairs)} pairs)")
+    return out
 
 
 def _mean_dist(a, b, same, chunk=1000):
@@ -151,12 +199,18 @@ def evaluate_2d(path, cfg, model, mcfg, outdir):
         "sw2_euler_1": get("euler", 1)["sw2"],
         "sw2_rk4_32": get("rk4", 32)["sw2"],
     }
+    p20 = floor_protocol_2d(model, ds, log=lambda msg: print(f"[{name}] 20k protocol: {msg}", flush=True))
+    metrics["sw2_20k_floor"] = p20["floor"]
+    for r in p20["rows"]:
+        metrics[f"sw2_20k_{r['solver']}_{r['nfe']}"] = r["sw2"]
+        metrics[f"sw2_20k_{r['solver']}_{r['nfe']}_over_floor"] = r["sw2_over_floor"]
     dp = [r for r in rows if r["solver"] == "dopri5"]
     for r in dp:
         metrics[f"sw2_dopri5_tol{r['tol']:.0e}"] = r["sw2"]
         metrics[f"nfe_dopri5_tol{r['tol']:.0e}"] = r["nfe"]
     result = {"name": name, "kind": "points2d", "dataset": ds, "floor": {"sw2": floor_sw2, "energy": floor_ed},
-              "best_2": {"solver": best2["solver"], "sw2": best2["sw2"]}, "rows": rows, "metrics": metrics}
+              "best_2": {"solver": best2["solver"], "sw2": best2["sw2"]}, "rows": rows, "metrics": metrics,
+              "protocol_20k": p20}
 
     # plots
     import matplotlib
@@ -461,6 +515,8 @@ def main():
     ap.add_argument("--plan", metavar="SOLVER:NFE:W,...",
                     help="digits: evaluate only these rows, e.g. heun:8:2 (default: the config's [eval] plan, "
                          "else euler 4 / heun 8 / heun 20 x w 1, 2, 3)")
+    ap.add_argument("--protocol-20k-only", action="store_true",
+                    help="2-D: print only the 20k-sample floor protocol (Heun 8, RK4 32); writes nothing")
     args = ap.parse_args()
     from pushforward_train.train import load_config
 
@@ -468,6 +524,14 @@ def main():
     cfg = load_config(args.config or os.path.join(PKG, "configs", f"{name}.toml"))
     if args.write_metrics and args.plan:
         ap.error("--write-metrics stores the full evaluation: leave out --plan")
+    if args.protocol_20k_only:
+        torch.set_num_threads(args.threads)
+        model, mcfg = load_model(args.model)
+        p20 = floor_protocol_2d(model, mcfg["provenance"]["dataset"],
+                                log=lambda msg: print(f"[{cfg['name']}] {msg}", flush=True))
+        print(json.dumps({k: v for k, v in p20.items() if k not in ("floor_pairs",)} | {
+            "rows": [{k: v for k, v in r.items() if k != "sw2_per_seed_draw"} for r in p20["rows"]]}))
+        return
     metrics = evaluate_file(args.model, cfg, threads=args.threads, outdir=args.outdir, plan=args.plan)
     print(json.dumps(metrics, indent=1))
     if args.write_metrics:

@@ -290,6 +290,8 @@ def main(argv=None):
     label_drop = tc.get("label_dropout", 0.1)
     coupling = tc.get("coupling", "independent")  # or "ot" (minibatch OT, unconditional only)
     ot_group = tc.get("ot_group", 256)
+    t_sampling = tc.get("time_sampling", "uniform")  # or "logit_normal" (t_logit_mean, t_logit_std)
+    assert t_sampling in ("uniform", "logit_normal"), t_sampling
     assert coupling in ("independent", "ot", "reflow") and not (coupling == "ot" and num_classes > 0)
     ckpt_every = tc.get("checkpoint_every", 1000)
     log_every = tc.get("log_every", 200)
@@ -339,7 +341,8 @@ def main(argv=None):
             "ema_decay": ema_decay,
             "params": nparams,
             "metrics": metrics or {},
-        }
+        } | ({} if t_sampling == "uniform" else {
+            "time_sampling": f"{t_sampling} (mean {tc.get('t_logit_mean', 0.0)}, std {tc.get('t_logit_std', 1.0)})"})
 
     def checkpoint(finished=False):
         save_checkpoint(ckpt_path, {
@@ -407,7 +410,10 @@ def main(argv=None):
         x0 = x0_pair if teacher is not None else torch.randn(x1.shape, generator=gen)
         if coupling == "ot":
             x0 = ot_pair(x0, x1, ot_group)
-        t = torch.rand(bs, generator=gen)
+        if t_sampling == "logit_normal":  # Esser et al. 2024: t = sigmoid(N(mean, std))
+            t = torch.sigmoid(tc.get("t_logit_mean", 0.0) + tc.get("t_logit_std", 1.0) * torch.randn(bs, generator=gen))
+        else:
+            t = torch.rand(bs, generator=gen)
         xt, target = path_sample(path_kind, x0, x1, t)
         pred = model(xt, t, y)
         loss = (pred - target).pow(2).mean()
