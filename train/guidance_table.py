@@ -36,6 +36,9 @@ SETTINGS = [
     ("w 2, t in [0.2, 1]", ["--guidance", "2", "--guidance-from", "0.2"]),
     ("w 3, t in [0.2, 1]", ["--guidance", "3", "--guidance-from", "0.2"]),
     ("w 2, t in [0, 0.6]", ["--guidance", "2", "--guidance-to", "0.6"]),
+    ("w 1.5, t in [0.2, 1]", ["--guidance", "1.5", "--guidance-from", "0.2"]),
+    ("w 2, t in [0.35, 1]", ["--guidance", "2", "--guidance-from", "0.35"]),
+    ("w 2.5, t in [0.2, 1]", ["--guidance", "2.5", "--guidance-from", "0.2"]),
     ("w 2, CFG-Zero*", ["--guidance", "2", "--cfg-zero-star", "true"]),
     ("w 3, CFG-Zero*", ["--guidance", "3", "--cfg-zero-star", "true"]),
     ("w 2, CFG-Zero* + zero-init 1 step", ["--guidance", "2", "--cfg-zero-star", "true", "--zero-init-steps", "1"]),
@@ -49,6 +52,8 @@ def main():
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(REPO, "models", "mnist_guidance.json"))
+    ap.add_argument("--only", help="run only the settings whose label contains this text; the other rows "
+                                   "of an existing --out file are kept")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cli = os.path.join(REPO, "target", "release", "pushforward")
@@ -59,9 +64,17 @@ def main():
     floor = float(np.mean(floors))
     print(f"floor {floor:.3f} ({min(floors):.3f}-{max(floors):.3f}, {len(floors)} sets)", flush=True)
     labels = np.arange(args.n) % 10
+    kept = {}
+    if args.only and os.path.exists(args.out):
+        with open(args.out) as f:
+            kept = {r["setting"]: r for r in json.load(f)["rows"]}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, flags in SETTINGS:
+            if args.only and args.only not in name:
+                if name in kept:
+                    rows.append(kept[name])
+                continue
             npy = os.path.join(tmp, "s.npy")
             t0 = time.time()
             cmd = [cli, "sample", "--model", args.model, "--solver", "heun", "--steps", str(args.steps),
