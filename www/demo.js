@@ -81,7 +81,7 @@ async function load(model) {
     // Reflowed (few-step) models: 2 Euler steps; the guided ones have guidance built in.
     const coupling = String(sampler.info().config.provenance?.coupling || '');
     if (coupling.startsWith('reflow')) {
-      $('solver').value = 'euler'; $('steps').value = '2'; $('guidance').value = '1';
+      $('solver').value = 'euler'; $('steps').value = '2'; $('guidance').value = '1'; $('guidance-from').value = '0';
       syncControls();
     }
     dropped = null;
