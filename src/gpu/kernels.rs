@@ -419,8 +419,9 @@ mod tests {
         pub fields: &'static [(&'static str, &'static str, usize, usize)],
     }
 
-    const ALL: [Layout; 9] = [
+    const ALL: [Layout; 10] = [
         GraphParams::LAYOUT,
+        PeakParams::LAYOUT,
         PointwiseParams::LAYOUT,
         MatmulParams::LAYOUT,
         Conv2dParams::LAYOUT,
@@ -553,18 +554,15 @@ mod tests {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct PeakParams {
-    len: u32,
-    iters: u32,
-    _p: [u32; 2],
+uniform! {
+    /// `Params` of peak.wgsl (the benchmark's kernel; not run in the browser).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    PeakParams = "peak" { len: u32, iters: u32, _p0: u32, _p1: u32 }
 }
 
 /// `len` invocations of 8 vec4 FMA chains, `iters` steps each (64·len·iters flops).
 #[cfg(not(target_arch = "wasm32"))]
 pub(super) fn fma_peak(r: &mut Recorder, out: Bind, len: usize, iters: u32) -> Result<()> {
-    let p = PeakParams { len: len as u32, iters, _p: [0; 2] };
+    let p = PeakParams { len: len as u32, iters, _p0: 0, _p1: 0 };
     r.dispatch(Kernel::FmaPeak, bytemuck::bytes_of(&p), out, &[], (len as u64).div_ceil(EW_WG))
 }
