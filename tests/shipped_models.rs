@@ -225,6 +225,121 @@ fn shipped_2d_models_meet_the_quality_floors() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Points of a 2-D dataset as `train/data.py` defines it, drawn here from their definitions with
+/// a generator of this test's own (SplitMix64; normals by Box–Muller in f64): data neither the
+/// training nor the fixtures used, and no PyTorch.
+fn dataset_points(dataset: &str, n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut u = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut normal = |u: &mut dyn FnMut() -> f64| (-2.0 * (1.0 - u()).ln()).sqrt() * (std::f64::consts::TAU * u()).cos();
+    let pi = std::f64::consts::PI;
+    let mut out = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let [x, y] = match dataset {
+            // Two half circles (the outer for the first n/2 points), noise 0.08, centred, × 1.6.
+            "moons" => {
+                let a = pi * u();
+                let [cx, cy] = if i < n / 2 { [a.cos(), a.sin()] } else { [1.0 - a.cos(), 0.5 - a.sin()] };
+                let (nx, ny) = (normal(&mut u), normal(&mut u));
+                [(cx + 0.08 * nx - 0.5) * 1.6, (cy + 0.08 * ny - 0.25) * 1.6]
+            }
+            // 8 modes on a circle of radius 2, std 0.12.
+            "8gaussians" => {
+                let ang = std::f64::consts::TAU * ((u() * 8.0).floor().min(7.0)) / 8.0;
+                [2.0 * ang.cos() + 0.12 * normal(&mut u), 2.0 * ang.sin() + 0.12 * normal(&mut u)]
+            }
+            // Uniform on the 8 cells (i, j) of a 4×4 board on [-2, 2]² with i + j even.
+            "checkerboard" => {
+                let k = (u() * 8.0).floor().min(7.0) as usize;
+                let (i, j) = (k / 2, 2 * (k % 2) + (k / 2) % 2);
+                [-2.0 + i as f64 + u(), -2.0 + j as f64 + u()]
+            }
+            // Two arms rotated by π, θ = π/2 + 3π·√u, r = 0.7θ/π, scaled by 2.2/2.45, noise 0.05.
+            "spirals" => {
+                let theta = 0.5 * pi + u().sqrt() * 3.0 * pi;
+                let r = 0.7 * theta / pi * (2.2 / 2.45);
+                let sign = if i < n / 2 { 1.0 } else { -1.0 };
+                [sign * r * theta.cos() + 0.05 * normal(&mut u), sign * r * theta.sin() + 0.05 * normal(&mut u)]
+            }
+            other => panic!("no generator for dataset {other}"),
+        };
+        out.extend([x as f32, y as f32]);
+    }
+    out
+}
+
+/// The cells (i, j) that `dataset_points` draws for checkerboard are exactly the board's 8
+/// black ones (i + j even), each once.
+#[test]
+fn checkerboard_cells_are_the_black_ones() {
+    let mut cells: Vec<(usize, usize)> = (0..8).map(|k| (k / 2, 2 * (k % 2) + (k / 2) % 2)).collect();
+    cells.sort();
+    let want: Vec<(usize, usize)> = (0..4).flat_map(|i| (0..4).map(move |j| (i, j))).filter(|(i, j)| (i + j) % 2 == 0).collect();
+    assert_eq!(cells, want);
+}
+
+/// Issue #18's 2-D targets by its protocol: SW2 of 20,000 samples (× 4 noise seeds) against
+/// fresh 20,000-point data draws (8, drawn here), over the floor = the mean SW2 of the 28 pairs
+/// of those draws: the linear-path minibatch-OT models ≤ 1.25× at Heun 8 NFE and ≤ 1.15×
+/// converged (RK4 32 NFE); the curved-path ones (cosine path, independent coupling) converged
+/// only. (PyTorch's `evaluate.py --protocol-20k-only` measures the same with 12 draws.)
+///
+/// Asserted for the models that meet the targets (`MEETS_TARGETS`); the moons family is measured
+/// and printed but does not meet them here (Heun 8 ≈ 1.44×, RK4 32 ≈ 1.29× for moons): moons's
+/// score varies strongly with the noise seed (0.016–0.026 SW2 over six seeds, the same in
+/// PyTorch from these noises), and this test's four seeds include a poor one; #18 item 4 stays
+/// open for it.
+#[test]
+fn shipped_2d_models_meet_the_20k_floor_protocol() {
+    const MEETS_TARGETS: [&str; 3] = ["8gaussians", "checkerboard", "spirals"];
+    const N: usize = 20_000;
+    const DRAWS: u64 = 8;
+    let mut failures = Vec::new();
+    for (name, model, _) in shipped_2d_models() {
+        let dataset = model.config.provenance.dataset.clone().unwrap();
+        let draws: Vec<Vec<f32>> = (0..DRAWS).map(|k| dataset_points(&dataset, N, 1_000 + k)).collect();
+        let mut pairs = Vec::new();
+        for i in 0..draws.len() {
+            for j in i + 1..draws.len() {
+                pairs.push(sliced_w2(&draws[i], &draws[j]).unwrap());
+            }
+        }
+        let floor = pairs.iter().sum::<f64>() / pairs.len() as f64;
+        let sampler = Sampler::new(CpuBackend, &model).unwrap();
+        let score = |solver: Solver, steps: usize| {
+            let mut acc = Vec::new();
+            for seed in QUALITY_SEEDS {
+                let o = SampleOptions { n: N, solver, steps, seed, ..Default::default() };
+                let s = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap().samples;
+                acc.extend(draws.iter().map(|d| sliced_w2(s.data(), d).unwrap()));
+            }
+            acc.iter().sum::<f64>() / acc.len() as f64 / floor
+        };
+        let curved = model.config.provenance.independent_coupling() || model.config.path == PathConfig::Cosine;
+        let mut gates = vec![("rk4 32 NFE", Solver::Rk4, 8, 1.15)];
+        if !curved {
+            gates.insert(0, ("heun 8 NFE", Solver::Heun, 4, 1.25));
+        }
+        let asserted = if MEETS_TARGETS.contains(&name.as_str()) { "asserted" } else { "measured only" };
+        let mut line = format!("{name} ({asserted}): 20k floor {floor:.4} (mean of {} pairs)", pairs.len());
+        for (what, solver, steps, gate) in gates {
+            let ratio = score(solver, steps);
+            line += &format!(", {what} {ratio:.3}x (gate {gate}x)");
+            if ratio > gate && MEETS_TARGETS.contains(&name.as_str()) {
+                failures.push(format!("{name}: {what} {ratio:.3}x the floor > {gate}x"));
+            }
+        }
+        println!("{line}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// The gates can fail: noise scored exactly as the samples are (`DataDraws::score`, 4 seeds ×
 /// every data draw) is above every gate's threshold (factor × floor) of every shipped 2-D
 /// model, by at least `MARGIN`× — both standard-normal noise (what the sampler starts from)
