@@ -539,10 +539,16 @@ impl<B: Backend> Sampler<B> {
         };
         let net = &self.network;
         let [from, to] = o.guidance_interval;
+        // CFG-Zero★'s ε, uploaded once per solve (not per evaluation).
+        let zero_star_eps =
+            if guided && o.cfg_zero_star { Some(b.upload(&Tensor::new(vec![1], vec![1e-8])?)?) } else { None };
         let mut velocity = |x: &B::Tensor, t: f32| -> Result<B::Tensor> {
             if guided && (from..=to).contains(&t) {
                 let v = net.velocity(b, &b.repeat2(x)?, t, Some(&guided_labels))?;
-                if o.cfg_zero_star { zero_star_mix(b, &v, o.guidance, n) } else { b.guidance_mix(&v, o.guidance) }
+                match &zero_star_eps {
+                    Some(eps) => zero_star_mix(b, &v, o.guidance, n, eps),
+                    None => b.guidance_mix(&v, o.guidance),
+                }
             } else {
                 net.velocity(b, x, t, conditional.then_some(&labels[..]))
             }
@@ -598,9 +604,10 @@ impl<B: Backend> Sampler<B> {
 }
 
 /// CFG-Zero★'s guided velocity from v = [v_c; v_u] ([2n, …]): s·v_u + w·(v_c − s·v_u) with
-/// s = ⟨v_c, v_u⟩ / (‖v_u‖² + 1e-8) per sample. Built from the backends' batched matmul,
-/// broadcasting multiply and linear combination, so both backends compute it alike.
-fn zero_star_mix<B: Backend>(b: &B, v: &B::Tensor, w: f32, n: usize) -> Result<B::Tensor> {
+/// s = ⟨v_c, v_u⟩ / (‖v_u‖² + ε) per sample (`eps`: [1] holding 1e-8). Built from the
+/// backends' batched matmul, broadcasting multiply and linear combination, so both backends
+/// compute it alike.
+fn zero_star_mix<B: Backend>(b: &B, v: &B::Tensor, w: f32, n: usize, eps: &B::Tensor) -> Result<B::Tensor> {
     let shape = b.shape(v).to_vec();
     let sample_shape = crate::shapes::guidance_mix(&shape)?;
     let len: usize = shape[1..].iter().product();
@@ -609,10 +616,8 @@ fn zero_star_mix<B: Backend>(b: &B, v: &B::Tensor, w: f32, n: usize) -> Result<B
     let dot = b.matmul(&cond, &uncond)?;
     let uncond_row = b.reshape(&uncond, &[n, 1, len])?;
     let norm2 = b.matmul(&uncond_row, &uncond)?;
-    let eps = b.upload(&Tensor::new(vec![1], vec![1e-8])?)?;
-    let scale = b.binary(&dot, &b.binary(&norm2, &eps, BinaryOp::Add)?, BinaryOp::Div)?;
+    let scale = b.binary(&dot, &b.binary(&norm2, eps, BinaryOp::Add)?, BinaryOp::Div)?;
     let scaled = b.binary(&uncond_row, &scale, BinaryOp::Mul)?;
-    let cond_row = b.reshape_owned(cond, &[n, 1, len])?;
-    let mixed = b.lincomb(&scaled, &[(w, &cond_row), (-w, &scaled)])?;
+    let mixed = b.lincomb(&scaled, &[(w, &cond), (-w, &scaled)])?;
     b.reshape_owned(mixed, &sample_shape)
 }

@@ -1080,7 +1080,7 @@ fn mutated_models_never_panic_overallocate_or_fail_vaguely() {
     let (mut failures, mut accepted, mut worst_parsed, mut worst_refused) = (Vec::new(), 0u64, 0f64, 0f64);
     let mut kinds = std::collections::BTreeMap::<&str, u64>::new();
     for case in range {
-        let mut rng = Rng(case.wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut rng = Rng(pushforward::rng::SplitMix64(case.wrapping_mul(0xA24B_AED4_963E_E407)));
         let seed = &seeds[*rng.pick(&weighted)];
         let mut tree = seed.tree.clone();
         for _ in 0..1 + rng.below(3) {

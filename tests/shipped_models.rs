@@ -229,15 +229,9 @@ fn shipped_2d_models_meet_the_quality_floors() {
 /// a generator of this test's own (SplitMix64; normals by Box–Muller in f64): data neither the
 /// training nor the fixtures used, and no PyTorch.
 fn dataset_points(dataset: &str, n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut u = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut normal = |u: &mut dyn FnMut() -> f64| (-2.0 * (1.0 - u()).ln()).sqrt() * (std::f64::consts::TAU * u()).cos();
+    let mut g = rng::SplitMix64(seed ^ 0x9E37_79B9_7F4A_7C15);
+    let mut u = move || g.next_f64();
+    let normal = |u: &mut dyn FnMut() -> f64| (-2.0 * (1.0 - u()).ln()).sqrt() * (std::f64::consts::TAU * u()).cos();
     let pi = std::f64::consts::PI;
     let mut out = Vec::with_capacity(2 * n);
     for i in 0..n {

@@ -177,6 +177,27 @@ pub fn fill_normal(seed: u64, stream: u32, start_index: u64, out: &mut [f32]) {
     }
 }
 
+/// SplitMix64 (Steele, Lea and Flood 2014): a tiny, well-mixed 64-bit generator for seeded test
+/// inputs and random weights — not the sampler's noise, which is Philox ([`normal`]). The state
+/// is the field; each step adds the golden-ratio increment and mixes.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1), 53 random bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// Deterministic values in [-1, 1) (xorshift64) for tests and benchmarks: quick, reproducible
 /// inputs, not sampling noise (that is [`fill_normal`]).
 pub fn test_values(len: usize, seed: u64) -> Vec<f32> {

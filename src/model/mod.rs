@@ -56,16 +56,9 @@ impl Model {
     /// identity): for tests and benchmarks that need a network before trained weights exist.
     pub fn random(config: ModelConfig, seed: u64) -> Result<Self> {
         config.validate()?;
-        let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-        let mut uniform = move || {
-            // splitmix64: a tiny, well-mixed generator; quality here only needs to be "random-looking".
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        };
+        // Quality here only needs to be "random-looking": SplitMix64, uniform in [-1, 1).
+        let mut g = crate::rng::SplitMix64(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let mut uniform = move || (g.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
         let mut params = SortedMap::new();
         for (name, shape) in expected_params(&config) {
             let n: usize = shape.iter().product();
