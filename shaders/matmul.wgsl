@@ -1,9 +1,15 @@
 // Fused linear layer: out[n, m] = act(x[n, k] · w[m, k]ᵀ + bias[m]) (PyTorch `Linear` layout).
+// Two variants, chosen per adapter and shape class by the tuner (src/gpu/tuning.rs):
 //
-// Register blocking: every invocation computes a 4×4 block of `out` (4 rows of x against 4 rows
-// of w), so each k-step loads 8 values and does 16 multiply-adds. On software adapters
-// (lavapipe, SwiftShader) this beat shared-memory tiling by ~10× (see BENCHMARKS.md), because
-// workgroup memory and barriers are emulated and registers are not.
+// Register blocking (`linear_k4`, `linear_any`): every invocation computes a 4×4 block of `out`
+// (4 rows of x against 4 rows of w) straight from global memory, so each k-step loads 8 values
+// and does 16 multiply-adds. On software adapters (lavapipe, SwiftShader) this beat shared-memory
+// tiling by ~10× (see BENCHMARKS.md), because workgroup memory and barriers are emulated and
+// registers are not.
+//
+// Workgroup tiling (`linear_tiled`): a 16×16 workgroup computes a 64×64 patch of `out`, staging
+// 64 rows of x and 64 rows of w, 16 along k at a time, in workgroup memory, so every global
+// value is read once per workgroup instead of once per invocation — what real GPUs need.
 //
 // `x` and `w` are bound as vec4 arrays. `linear_k4` (k % 4 == 0) reads whole vec4s along k;
 // `linear_any` reads single elements through `elem()` so any k works (the MLP's first layer has
@@ -40,24 +46,25 @@ fn we(i: u32) -> f32 {
     return w[i >> 2u][i & 3u];
 }
 
+// The epilogue: bias, activation and the store of one output, skipped outside [n, m].
+fn store_one(r: u32, c: u32, acc: f32) {
+    if (r >= p.n || c >= p.m) {
+        return;
+    }
+    var v = acc;
+    if (p.has_bias != 0u) {
+        v += bias[c];
+    }
+    if (p.act == 1u) {
+        v = v / (1.0 + exp(-v));
+    }
+    out[r * p.m + c] = v;
+}
+
 fn store(r0: u32, c0: u32, acc: array<vec4<f32>, 4>) {
     for (var i = 0u; i < BLK; i++) {
-        let r = r0 + i;
-        if (r >= p.n) {
-            return;
-        }
         for (var j = 0u; j < BLK; j++) {
-            let c = c0 + j;
-            if (c < p.m) {
-                var v = acc[i][j];
-                if (p.has_bias != 0u) {
-                    v += bias[c];
-                }
-                if (p.act == 1u) {
-                    v = v / (1.0 + exp(-v));
-                }
-                out[r * p.m + c] = v;
-            }
+            store_one(r0 + i, c0 + j, acc[i][j]);
         }
     }
 }
@@ -132,4 +139,69 @@ fn linear_any(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         acc[3] += xe(x3 + kk) * b;
     }
     store(r0, c0, acc);
+}
+
+const TILE: u32 = 64u;    // output rows and columns per workgroup of linear_tiled
+const DEPTH: u32 = 16u;   // k values staged per step
+const LDS: u32 = 65u;     // staged row pitch: 64 + 1, so the 16 k-lanes of a store hit distinct banks
+
+// Staged operands, k-major: xs[kk * LDS + row] = x[row0 + row, k0 + kk], likewise ws for w.
+var<workgroup> xs: array<f32, 1040>;  // DEPTH · LDS
+var<workgroup> ws: array<f32, 1040>;
+
+// Stages x[row0.., k0..] and w[col0.., k0..] (zero outside the matrices): 1024 values each,
+// 4 per invocation; consecutive invocations read consecutive k of one row (coalesced).
+fn stage(row0: u32, col0: u32, k0: u32, li: u32) {
+    for (var q = 0u; q < 4u; q++) {
+        let e = li + q * 256u;
+        let row = e / DEPTH;
+        let kk = e % DEPTH;
+        let gk = k0 + kk;
+        let gr = row0 + row;
+        let gc = col0 + row;
+        var xv = 0.0;
+        if (gr < p.n && gk < p.k) {
+            xv = xe(gr * p.k + gk);
+        }
+        var wv = 0.0;
+        if (gc < p.m && gk < p.k) {
+            wv = we(gc * p.k + gk);
+        }
+        xs[kk * LDS + row] = xv;
+        ws[kk * LDS + row] = wv;
+    }
+}
+
+// Invocation (tx, ty) owns rows ty + 16i and columns tx + 16j (i, j < 4): interleaved rather than
+// contiguous, so that the 16 invocations of a row read 16 consecutive staged columns (no bank
+// conflict) and store 16 consecutive outputs (coalesced).
+@compute @workgroup_size(16, 16)
+fn linear_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    // Uniform across the workgroup: every invocation returns or none does (the barriers below).
+    let tile = wid.x + wid.y * nwg.x;
+    if (tile >= p.tiles_n * p.tiles_m) {
+        return;
+    }
+    let row0 = (tile / p.tiles_m) * TILE;
+    let col0 = (tile % p.tiles_m) * TILE;
+    var acc: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < p.k; k0 += DEPTH) {
+        stage(row0, col0, k0, li);
+        workgroupBarrier();
+        for (var kk = 0u; kk < DEPTH; kk++) {
+            let base = kk * LDS;
+            let b = vec4<f32>(ws[base + lid.x], ws[base + lid.x + 16u], ws[base + lid.x + 32u], ws[base + lid.x + 48u]);
+            acc[0] += xs[base + lid.y] * b;
+            acc[1] += xs[base + lid.y + 16u] * b;
+            acc[2] += xs[base + lid.y + 32u] * b;
+            acc[3] += xs[base + lid.y + 48u] * b;
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            store_one(row0 + lid.y + 16u * i, col0 + lid.x + 16u * j, acc[i][j]);
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! dev-dependencies; this one ships in the binary and needs none.
 
 use crate::cpu::{Activation, CpuBackend, conv2d, matmul};
+use crate::gpu::tuning::{LinearVariant, WallTimer};
 use crate::model::{Model, ModelConfig};
 use crate::ode::Solver;
 use crate::sampler::{Labels, SampleOptions, Sampler};
@@ -325,7 +326,8 @@ fn secs_per_call(
 
 /// The adapter's measured fp32 peak (FMA chains, `shaders/peak.wgsl`) and the GFLOP/s of the
 /// kernels against it: the linear layer at the two shapes issue #17 names and the whole U-Net
-/// forward at 64 images, with the variant each ran (one per family today: no autotuning yet).
+/// forward at 64 images: every linear variant forced in turn, then the one the tuner chose on
+/// this adapter (`gpu/tuning.rs`), which the U-Net's own linear layers run.
 fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), String> {
     use crate::Backend;
     let err = |e: crate::Error| e.to_string();
@@ -353,9 +355,12 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
             gpu.upload(&crate::Tensor::new(shape, crate::rng::test_values(len, seed))?)
         };
         let (x, w, b) = (up(vec![n, k], 1).map_err(err)?, up(vec![m, k], 2).map_err(err)?, up(vec![m], 3).map_err(err)?);
-        let secs = secs_per_call(gpu, 0.3, &mut || gpu.linear(&x, &w, Some(&b), Activation::Silu).map(drop))?;
-        let variant = if k % 4 == 0 { "linear_k4 (4x4 per invocation, vec4 loads)" } else { "linear_any" };
-        row("linear + bias + SiLU", format!("{n}x{k}x{m}"), variant, secs, 2.0 * (n * k * m) as f64);
+        for variant in LinearVariant::ALL {
+            gpu.force_linear(Some(variant));
+            let secs = secs_per_call(gpu, 0.3, &mut || gpu.linear(&x, &w, Some(&b), Activation::Silu).map(drop))?;
+            row("linear + bias + SiLU", format!("{n}x{k}x{m}"), variant.name(), secs, 2.0 * (n * k * m) as f64);
+        }
+        gpu.force_linear(None);
     }
     let images = 64;
     let shape: Vec<usize> = std::iter::once(images).chain(unet.config.sample_shape()).collect();
@@ -365,8 +370,20 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
     let labels = (unet.config.num_classes > 0).then_some(&labels[..]);
     let sampler = Sampler::new(gpu, unet).map_err(err)?;
     let net = sampler.network();
+    // One forward first: the tuner measures the shape classes it ran (besides the two above).
+    net.velocity(&gpu, &x, 0.5, labels).map_err(err)?;
+    let mut shapes = vec![(65536, 256, 256), (4096, 1024, 1024)];
+    shapes.extend(gpu.tuning().untuned());
+    let started = Instant::now();
+    pollster::block_on(gpu.tune_linear(&shapes, f64::INFINITY, &mut WallTimer)).map_err(err)?;
+    println!("
+tuner ({:.0} ms): ", started.elapsed().as_secs_f64() * 1e3);
+    for (class, choice) in gpu.tuning().choices() {
+        let times: Vec<String> = choice.us.iter().map(|(v, us)| format!("{} {us} µs", v.name())).collect();
+        println!("- n≤2^{} k≤2^{} m≤2^{}: {} ({})", class.n_log2, class.k_log2, class.m_log2, choice.variant.name(), times.join(", "));
+    }
     let secs = secs_per_call(gpu, 0.3, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
     let flops = unet.config.flops_per_sample().unwrap_or(f64::NAN) * images as f64;
-    row("U-Net forward", format!("{images} images"), "conv3x3_s1 (direct), group_norm", secs, flops);
+    row("U-Net forward", format!("{images} images"), "conv3x3_s1 (direct), group_norm, tuned linear", secs, flops);
     Ok(())
 }

@@ -10,6 +10,7 @@ mod gpu_common;
 
 use gpu_common::{assert_close, gpu, host, open, rand_vec};
 use pushforward::cpu::{Activation, CpuBackend};
+use pushforward::gpu::tuning::{LapTimer, LinearClass, LinearVariant, Tuning, WallTimer};
 use pushforward::gpu::{GpuBackend, GpuOptions, PlanLimits};
 use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, Network, PathConfig};
 use pushforward::{Backend, Tensor, rng};
@@ -20,13 +21,15 @@ fn t(shape: &[usize], seed: u64) -> Tensor {
 }
 
 /// Linear layers: sums of k products of O(1) values; f32 reassociation error grows like
-/// sqrt(k)·eps, so atol 1e-5 + rtol 1e-4 leaves ~10× headroom at k = 256.
+/// sqrt(k)·eps, so atol 1e-5 + rtol 1e-4 leaves ~10× headroom at k = 256. Every variant is
+/// forced in turn (the tuner must not be able to hide a broken one).
 #[test]
 fn linear_matches_cpu() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = open(&GpuOptions::default()) else { return };
     let cpu = CpuBackend;
     // (n, k, m): MLP layers (34→256, 256→256, 256→2), U-Net time MLP (32→128) and ragged shapes
-    // on both kernel variants (k % 4 == 0 reads vec4s, otherwise scalars).
+    // (register blocking: k % 4 == 0 reads vec4s, otherwise scalars; tiling: 64×64 output
+    // tiles staged 16 along k, so sizes that divide neither, and k < 16, k = 16 + 1).
     let cases = [
         (37, 34, 256),
         (64, 256, 256),
@@ -37,19 +40,85 @@ fn linear_matches_cpu() {
         (130, 36, 47),
         (31, 17, 33),
         (2, 128, 64),
+        (129, 65, 130),
+        (200, 16, 64),
     ];
-    for (i, &(n, k, m)) in cases.iter().enumerate() {
-        let x = t(&[n, k], 10 + i as u64);
-        let w = t(&[m, k], 20 + i as u64);
-        let b = t(&[m], 30 + i as u64);
-        for (bias, act) in [(true, Activation::Silu), (false, Activation::None), (true, Activation::None)] {
-            let want = cpu.linear(&x, &w, bias.then_some(&b), act).unwrap();
-            let (gx, gw, gb) = (g.upload(&x).unwrap(), g.upload(&w).unwrap(), g.upload(&b).unwrap());
-            let got = host(g, &g.linear(&gx, &gw, bias.then_some(&gb), act).unwrap());
-            assert_eq!(got.shape(), want.shape());
-            assert_close(&format!("linear n{n} k{k} m{m} bias {bias} {act:?}"), got.data(), want.data(), 1e-5, 1e-4);
+    for variant in LinearVariant::ALL {
+        g.force_linear(Some(variant));
+        for (i, &(n, k, m)) in cases.iter().enumerate() {
+            let x = t(&[n, k], 10 + i as u64);
+            let w = t(&[m, k], 20 + i as u64);
+            let b = t(&[m], 30 + i as u64);
+            for (bias, act) in [(true, Activation::Silu), (false, Activation::None), (true, Activation::None)] {
+                let want = cpu.linear(&x, &w, bias.then_some(&b), act).unwrap();
+                let (gx, gw, gb) = (g.upload(&x).unwrap(), g.upload(&w).unwrap(), g.upload(&b).unwrap());
+                let got = host(&g, &g.linear(&gx, &gw, bias.then_some(&gb), act).unwrap());
+                assert_eq!(got.shape(), want.shape());
+                let what = format!("linear {} n{n} k{k} m{m} bias {bias} {act:?}", variant.name());
+                assert_close(&what, got.data(), want.data(), 1e-5, 1e-4);
+            }
         }
     }
+}
+
+/// A timer that reports scripted times: the tuner must keep, per class, the variant the timer
+/// says is fastest, and the layers of that class must then run it (and still be right).
+struct ScriptedTimer(fn(LinearClass, LinearVariant) -> f64);
+
+impl LapTimer for ScriptedTimer {
+    fn lap(&mut self, class: LinearClass, variant: LinearVariant, _wall_ms: f64) -> f64 {
+        (self.0)(class, variant)
+    }
+}
+
+#[test]
+fn the_tuner_keeps_the_fastest_variant_per_shape_class() {
+    let Some(g) = open(&GpuOptions::default()) else { return };
+    let cpu = CpuBackend;
+    let shapes = [(300, 36, 70), (40, 128, 128), (300, 36, 70)];
+    // Tiled wins the first class, registers the second.
+    let mut timer = ScriptedTimer(|c, v| match (c.k_log2, v) {
+        (6, LinearVariant::Tiled) | (7, LinearVariant::Registers) => 1.0,
+        _ => 2.0,
+    });
+    let tuned = pollster::block_on(g.tune_linear(&shapes, 10_000.0, &mut timer)).unwrap();
+    assert_eq!(tuned, 2, "one measurement per class");
+    let tuning = g.tuning();
+    assert_eq!(tuning.linear(300, 36, 70), LinearVariant::Tiled);
+    assert_eq!(tuning.linear(40, 128, 128), LinearVariant::Registers);
+    for (_, choice) in tuning.choices() {
+        assert_eq!(choice.us.len(), LinearVariant::ALL.len());
+        assert!(choice.us.iter().any(|&(v, us)| v == choice.variant && us == 1000), "{choice:?}");
+    }
+    // Tuned classes are not measured again; the stored text brings the same choices back.
+    assert_eq!(pollster::block_on(g.tune_linear(&shapes, 10_000.0, &mut timer)).unwrap(), 0);
+    let back = Tuning::from_text(&tuning.to_text(), g.context().is_software()).unwrap();
+    assert_eq!(back, tuning);
+    let x = t(&[300, 36], 1);
+    let w = t(&[70, 36], 2);
+    let want = cpu.linear(&x, &w, None, Activation::Silu).unwrap();
+    let got = host(&g, &g.linear(&g.upload(&x).unwrap(), &g.upload(&w).unwrap(), None, Activation::Silu).unwrap());
+    assert_close("linear of a tuned class", got.data(), want.data(), 1e-5, 1e-4);
+    // A zero budget starts no class.
+    let fresh = open(&GpuOptions::default()).unwrap();
+    assert_eq!(pollster::block_on(fresh.tune_linear(&shapes, -1.0, &mut timer)).unwrap(), 0);
+}
+
+/// With the wall clock, on whatever adapter this is: the choice is the fastest of what it
+/// measured (printed), and the untuned default is registers on a software adapter.
+#[test]
+fn the_tuner_on_this_adapter_keeps_what_it_measured_fastest() {
+    let Some(g) = open(&GpuOptions::default()) else { return };
+    let software = g.context().is_software();
+    assert_eq!(g.tuning().linear(4096, 256, 256), LinearVariant::default_for(software));
+    let shapes = [(4096, 34, 256), (4096, 256, 256)];
+    pollster::block_on(g.tune_linear(&shapes, 60_000.0, &mut WallTimer)).unwrap();
+    let t = g.tuning();
+    for (class, choice) in t.choices() {
+        eprintln!("{} ({}): {class:?} -> {} {:?}", g.context().describe(), if software { "software" } else { "hardware" }, choice.variant.name(), choice.us);
+        assert_eq!(Some(choice.variant), pushforward::gpu::tuning::fastest(&choice.us));
+    }
+    assert_eq!(t.choices().count(), 2);
 }
 
 /// Convolutions: sums of c_in·9 products (≤ 1152 here): atol 1e-5 + rtol 1e-4.

@@ -10,6 +10,7 @@ use super::pipelines::{Kernel, LINCOMB_TERMS};
 #[cfg(not(target_arch = "wasm32"))]
 use super::recorder::Profile;
 use super::recorder::{Bind, GpuStats, MAX_STAGED, Recorder, oneshot};
+use super::tuning::{LapTimer, LinearChoice, LinearClass, LinearVariant, Tuning, fastest};
 use crate::backend::Backend;
 use crate::cpu::{Activation, embed};
 use crate::error::{Error, Result};
@@ -53,6 +54,8 @@ pub struct GpuBackend {
     ctx: GpuContext,
     pool: BufferPool,
     rec: Mutex<Recorder>,
+    /// The kernel variants this adapter runs (`tuning.rs`).
+    tuning: Mutex<Tuning>,
 }
 
 impl GpuBackend {
@@ -70,7 +73,8 @@ impl GpuBackend {
     pub fn from_context(ctx: GpuContext) -> Self {
         let pool = BufferPool::default();
         let rec = Recorder::new(ctx.device.clone(), ctx.queue.clone(), pool.clone(), ctx.plan.max_workgroups_per_dim);
-        Self { ctx, pool, rec: Mutex::new(rec) }
+        let tuning = Mutex::new(Tuning::new(ctx.is_software()));
+        Self { ctx, pool, rec: Mutex::new(rec), tuning }
     }
 
     pub fn context(&self) -> &GpuContext {
@@ -79,6 +83,89 @@ impl GpuBackend {
 
     fn lock(&self) -> MutexGuard<'_, Recorder> {
         self.rec.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tuning_lock(&self) -> MutexGuard<'_, Tuning> {
+        self.tuning.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The variants chosen so far (and what they measured).
+    pub fn tuning(&self) -> Tuning {
+        self.tuning_lock().clone()
+    }
+
+    /// The variant a linear layer of this shape runs (`Tuning::linear`).
+    pub fn linear_variant(&self, n: usize, k: usize, m: usize) -> LinearVariant {
+        self.tuning_lock().linear(n, k, m)
+    }
+
+    /// Adopts a stored tuning (its `forced_linear` is kept from the current one).
+    pub fn set_tuning(&self, mut t: Tuning) {
+        let mut cur = self.tuning_lock();
+        t.forced_linear = cur.forced_linear;
+        *cur = t;
+    }
+
+    /// Runs every linear layer with `variant` (None: the tuned choice again): tests force each
+    /// variant, so a broken one cannot hide behind the tuner.
+    pub fn force_linear(&self, variant: Option<LinearVariant>) {
+        self.tuning_lock().forced_linear = variant;
+    }
+
+    /// Times every linear variant on each of `shapes` (n, k, m) whose class is not tuned yet
+    /// (`tuning().untuned()`: the classes that have run) and keeps the fastest; starts no new
+    /// class once `budget_ms` have passed (those keep the default). `timer` turns each
+    /// candidate's wall time into the time compared. Returns how many classes were tuned.
+    ///
+    /// Each variant runs once untimed (its pipeline compiles), then `TUNE_CALLS` times between
+    /// two waits for the device, on at most `TUNE_ROWS` rows: enough to rank the variants on a
+    /// real GPU, and bounded on a software adapter (~35 ms a call there at 256 × 256).
+    pub async fn tune_linear(
+        &self,
+        shapes: &[(usize, usize, usize)],
+        budget_ms: f64,
+        timer: &mut dyn LapTimer,
+    ) -> Result<usize> {
+        const TUNE_ROWS: usize = 1024;
+        const TUNE_CALLS: usize = 4;
+        let start = crate::host::now_ms();
+        let mut tuned = 0;
+        for &(n, k, m) in shapes {
+            let class = LinearClass::of(n, k, m);
+            if n == 0 || k == 0 || m == 0 || self.tuning_lock().is_tuned(class) {
+                continue;
+            }
+            if crate::host::now_ms() - start > budget_ms {
+                break;
+            }
+            let rows = n.min(TUNE_ROWS);
+            // Any finite values do: a fixed pattern in [-0.5, 0.5).
+            let data = |len: usize| (0..len).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect::<Vec<f32>>();
+            let x = self.upload(&Tensor::new(vec![rows, k], data(rows * k))?)?;
+            let w = self.upload(&Tensor::new(vec![m, k], data(m * k))?)?;
+            let out = self.alloc(vec![rows, m])?;
+            let mut us = Vec::with_capacity(LinearVariant::ALL.len());
+            for v in LinearVariant::ALL {
+                self.time_linear(v, 1, [&out, &x, &w], [rows, k, m]).await?;
+                let wall = self.time_linear(v, TUNE_CALLS, [&out, &x, &w], [rows, k, m]).await?;
+                us.push((v, (timer.lap(class, v, wall) * 1e3).round().clamp(0.0, u32::MAX as f64) as u32));
+            }
+            let variant = fastest(&us).unwrap_or(LinearVariant::default_for(self.ctx.is_software()));
+            self.tuning_lock().record(class, LinearChoice { variant, us });
+            tuned += 1;
+        }
+        Ok(tuned)
+    }
+
+    /// Milliseconds per call of `calls` linear layers by `v` (out, x, w; n = rows, k, m), from
+    /// recording them to the device finishing them.
+    async fn time_linear(&self, v: LinearVariant, calls: usize, t: [&GpuTensor; 3], [n, k, m]: [usize; 3]) -> Result<f64> {
+        let t0 = crate::host::now_ms();
+        for _ in 0..calls {
+            self.record(|r| kernels::linear(r, v, t[0].bind(), t[1].bind(), t[2].bind(), None, Activation::Silu, n, k, m))?;
+        }
+        self.finish().await?;
+        Ok((crate::host::now_ms() - t0) / calls as f64)
     }
 
     /// Compiles every kernel now (otherwise each compiles on first use), so that timings and
@@ -294,7 +381,12 @@ impl Backend for GpuBackend {
         let (n, k, m) = (s.n, s.k, s.m);
         let out = self.alloc(s.out())?;
         if n > 0 && m > 0 {
-            self.record(|r| kernels::linear(r, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), act, n, k, m))?;
+            let variant = {
+                let mut t = self.tuning_lock();
+                t.note(n, k, m);
+                t.linear(n, k, m)
+            };
+            self.record(|r| kernels::linear(r, variant, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), act, n, k, m))?;
         }
         Ok(out)
     }

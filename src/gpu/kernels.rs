@@ -8,6 +8,7 @@
 
 use super::pipelines::{Kernel, LINCOMB_TERMS};
 use super::recorder::{Bind, Recorder};
+use super::tuning::LinearVariant;
 use crate::cpu::Activation;
 use crate::error::Result;
 use crate::shapes::{Conv2dShape, Nchw};
@@ -117,10 +118,11 @@ fn elementwise_params(len: usize, a: usize, b: usize, w: f32, coef: &[f32]) -> E
     p
 }
 
-/// out[n, m] = act(x[n, k] · w[m, k]ᵀ + b).
+/// out[n, m] = act(x[n, k] · w[m, k]ᵀ + b), by `variant`'s kernel.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn linear(
     r: &mut Recorder,
+    variant: LinearVariant,
     out: Bind,
     x: Bind,
     w: Bind,
@@ -130,7 +132,12 @@ pub(super) fn linear(
     k: usize,
     m: usize,
 ) -> Result<()> {
-    let (tiles_n, tiles_m) = (n.div_ceil(32), m.div_ceil(32));
+    // Output rows and columns per workgroup: 8×8 invocations of 4×4, or the 64×64 tile.
+    let (tile, kernel) = match variant {
+        LinearVariant::Registers => (32, Kernel::Linear { vec4: k.is_multiple_of(4) }),
+        LinearVariant::Tiled => (64, Kernel::LinearTiled),
+    };
+    let (tiles_n, tiles_m) = (n.div_ceil(tile), m.div_ceil(tile));
     let p = MatmulParams {
         n: n as u32,
         k: k as u32,
@@ -143,7 +150,7 @@ pub(super) fn linear(
     };
     // Without a bias the slot is bound to x (read-only aliasing is allowed) and never read.
     r.dispatch(
-        Kernel::Linear { vec4: k.is_multiple_of(4) },
+        kernel,
         bytemuck::bytes_of(&p),
         out,
         &[x, w, b.unwrap_or(x)],

@@ -6,6 +6,7 @@
 //! - `buffers.rs`: the buffer pool (tensors return their buffers on drop);
 //! - `recorder.rs`: the pending encoder, the uniform arena, submission, profiler and counters;
 //! - `kernels.rs`: one function per kernel: its typed uniform, bindings and dispatch;
+//! - `tuning.rs`: kernel variants chosen per adapter and shape class by timing them;
 //! - `backend.rs`: `GpuBackend`, the ops (shapes from `crate::shapes`), readbacks.
 //!
 //! Shaders live in `shaders/*.wgsl`, one file per kernel family.
@@ -16,6 +17,7 @@ mod context;
 mod kernels;
 mod pipelines;
 mod recorder;
+pub mod tuning;
 
 pub use backend::{GpuBackend, GpuTensor};
 pub use buffers::PoolStats;

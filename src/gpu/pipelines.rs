@@ -103,6 +103,8 @@ pub enum Kernel {
     Linear {
         vec4: bool,
     },
+    /// The workgroup-memory tiled linear layer (any k).
+    LinearTiled,
     /// `k3s1`: the 3×3 stride-1 specialisation.
     Conv2d {
         k3s1: bool,
@@ -138,9 +140,10 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 29] = [
+    pub const ALL: [Kernel; 30] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
+        Kernel::LinearTiled,
         Kernel::Conv2d { k3s1: true },
         Kernel::Conv2d { k3s1: false },
         Kernel::GroupNorm,
@@ -173,7 +176,7 @@ impl Kernel {
     fn shader(self) -> Shader {
         use Kernel::*;
         match self {
-            Linear { .. } => Shader::Matmul,
+            Linear { .. } | LinearTiled => Shader::Matmul,
             Conv2d { .. } => Shader::Conv2d,
             GroupNorm => Shader::Norm,
             Silu | SiluTangent | Add | AddChannelBias | Upsample2x | ConcatAxis1 | Lincomb | Tile | GuidanceMix => {
@@ -193,6 +196,7 @@ impl Kernel {
         match self {
             Linear { vec4: true } => "linear_k4",
             Linear { vec4: false } => "linear_any",
+            LinearTiled => "linear_tiled",
             Conv2d { k3s1: true } => "conv3x3_s1",
             Conv2d { k3s1: false } => "conv2d",
             GroupNorm => "group_norm",
@@ -227,7 +231,7 @@ impl Kernel {
     pub fn inputs(self) -> usize {
         use Kernel::*;
         match self {
-            Linear { .. } | Conv2d { .. } | GroupNorm | RmsPartial | LayerNormRows => 3,
+            Linear { .. } | LinearTiled | Conv2d { .. } | GroupNorm | RmsPartial | LayerNormRows => 3,
             SiluTangent | Add | AddChannelBias | ConcatAxis1 | GatherRows | Binary | BatchedMatmul => 2,
             StridedCopy | SoftmaxRows | Unary | Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows
             | NonfinitePartial | FinishRms | FinishSum => 1,

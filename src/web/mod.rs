@@ -158,7 +158,8 @@ impl Sampler {
     /// The model's config, parameter count, backend and why it was chosen, which wasm build
     /// runs (`relaxed` with relaxed-SIMD FMA kernels, or `simd128`), and where the model came
     /// from (`modelSource`: network, cache, memory, bytes) and is kept (`modelKept`: cache,
-    /// memory, none, off; `modelKeptNote` says why).
+    /// memory, none, off; `modelKeptNote` says why); on WebGPU, `linearKernel`: the linear
+    /// layer's kernel variant (`registers4x4` on a software adapter, `tiled64` elsewhere).
     pub fn info(&self) -> Result<JsValue, JsError> {
         let engine = self.engine().map_err(js_err)?;
         // A late adapter answer that keeps the CPU is told at once (a move waits for sample()).
@@ -172,6 +173,7 @@ impl Sampler {
             ("adapter", engine.adapter().into()),
             ("backendReason", self.backend_reason.borrow().as_str().into()),
             ("wasmBuild", pool::WASM_BUILD.into()),
+            ("linearKernel", engine.gpu().map_or(JsValue::NULL, |g| g.linear_variant(0, 0, 0).name().into())),
             ("modelSource", self.provenance.source.into()),
             ("modelKept", self.provenance.kept.into()),
             ("modelKeptNote", self.provenance.note.as_str().into()),
@@ -317,6 +319,7 @@ impl Sampler {
                 "cache",
                 "testAdapterDelayMs",
                 "testFallbackAsHardware",
+                "testLinearVariant",
             ],
         )?;
         let cache = match e.get("cache") {
@@ -345,6 +348,20 @@ impl Sampler {
                 Some(_) => Some(e.number("testAdapterDelayMs", 0.0, 0.0, 60_000.0)? as i32),
             },
             fallback_as_hardware: e.flag("testFallbackAsHardware", false)?,
+        };
+        // Tests force each linear kernel variant on the page's device ("tuned" lifts it).
+        let force_linear = match e.string("testLinearVariant")? {
+            None => None,
+            Some("tuned") => Some(None),
+            Some(name) => match crate::gpu::tuning::LinearVariant::from_name(name) {
+                Some(v) => Some(Some(v)),
+                None => {
+                    return Err(Error::InvalidOption {
+                        option: "testLinearVariant",
+                        reason: "a linear kernel variant (registers4x4, tiled64) or \"tuned\"".into(),
+                    });
+                }
+            },
         };
         let given = |bytes: Vec<u8>| {
             let note = "given as bytes".into();
@@ -453,6 +470,9 @@ impl Sampler {
         } else {
             engine::open_cpu(&model, starting, workers, reason).await?
         };
+        if let (Some(force), Some(g)) = (force_linear, engine.gpu()) {
+            g.force_linear(force);
+        }
         // The weights stay for workers the sampler may need later: a CPU fallback after WebGPU
         // loses its device, or (while an adapter's answer is out) none once WebGPU takes over.
         let keep_bytes = matches!(engine, Engine::Gpu { .. }) || late.is_some();
@@ -571,6 +591,7 @@ impl Sampler {
         if let Some(g) = engine.gpu() {
             g.finish().await?;
         }
+        let draw_ms = now_ms() - t0 - sample_ms;
         self.still_alive()?;
         let stats = kept.out.stats;
         let obj = object(&[
@@ -579,7 +600,7 @@ impl Sampler {
             ("acceptedSteps", JsValue::from(stats.accepted as f64)),
             ("rejectedSteps", JsValue::from(stats.rejected as f64)),
             ("sampleMs", JsValue::from(sample_ms)),
-            ("drawMs", JsValue::from(now_ms() - t0 - sample_ms)),
+            ("drawMs", JsValue::from(draw_ms)),
             ("n", JsValue::from(o.n as f64)),
         ]);
         if let Some(p) = profile {

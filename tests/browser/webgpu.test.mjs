@@ -1,5 +1,6 @@
 // The WebGPU backend in the browser, on SwiftShader: samples equal the wasm CPU backend's for
-// the same seed (within 1e-3), for a 2-D model and the guided mnist U-Net. Small sizes: the
+// the same seed (within 1e-3), for a 2-D model and the guided mnist U-Net, with each linear
+// kernel variant forced in turn (the tuner must not hide a broken one). Small sizes: the
 // software adapter runs ~1 GFLOP/s.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,17 +15,20 @@ before(async () => {
 });
 after(async () => { await b?.close(); });
 
-async function both(model, opts) {
-  return b.page.evaluate(async ({ model, opts }) => {
+const VARIANTS = ['registers4x4', 'tiled64'];
+
+async function both(model, opts, variant = 'tuned') {
+  return b.page.evaluate(async ({ model, opts, variant }) => {
     const run = async (backend) => {
-      const s = await window.pushforward.Sampler.create({ model: `models/${model}.safetensors`, backend });
+      const gpuOnly = backend === 'webgpu' ? { testLinearVariant: variant } : {};
+      const s = await window.pushforward.Sampler.create({ model: `models/${model}.safetensors`, backend, ...gpuOnly });
       const info = s.info();
       const r = await s.sample({ ...opts, returnSamples: true });
       s.dispose();
       return { info, nfe: r.nfe, backend: r.backend, ms: r.sampleMs, samples: Array.from(r.samples) };
     };
     return { gpu: await run('webgpu'), cpu: await run('cpu') };
-  }, { model, opts });
+  }, { model, opts, variant });
 }
 
 function maxAbs(a, b) {
@@ -32,25 +36,44 @@ function maxAbs(a, b) {
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 }
 
-for (const solver of ['heun', 'dopri5']) {
-  test(`moons on WebGPU (SwiftShader) equals the CPU backend, ${solver}`, async () => {
-    const { gpu, cpu } = await both('moons', { n: 256, solver, steps: 4, seed: 5, rtol: 1e-3, atol: 1e-3 });
-    console.log(`adapter: ${gpu.info.adapter} (${gpu.info.backendReason})`);
-    assert.equal(gpu.backend, 'webgpu');
-    assert.equal(cpu.backend, 'cpu');
-    assert.equal(gpu.nfe, cpu.nfe);
+for (const variant of VARIANTS) {
+  for (const solver of ['heun', 'dopri5']) {
+    test(`moons on WebGPU (SwiftShader, linear ${variant}) equals the CPU backend, ${solver}`, async () => {
+      const { gpu, cpu } = await both('moons', { n: 256, solver, steps: 4, seed: 5, rtol: 1e-3, atol: 1e-3 }, variant);
+      console.log(`adapter: ${gpu.info.adapter} (${gpu.info.backendReason})`);
+      assert.equal(gpu.backend, 'webgpu');
+      assert.equal(cpu.backend, 'cpu');
+      assert.equal(gpu.nfe, cpu.nfe);
+      const d = maxAbs(gpu.samples, cpu.samples);
+      console.log(`moons ${variant} ${solver}: max |gpu − cpu| = ${d.toExponential(2)}; gpu ${gpu.ms.toFixed(0)} ms, cpu ${cpu.ms.toFixed(0)} ms`);
+      assert.ok(d <= 1e-3, `max abs difference ${d}`);
+    });
+  }
+
+  test(`guided mnist U-Net on WebGPU (linear ${variant}) equals the CPU backend`, async () => {
+    const { gpu, cpu } = await both('mnist', { n: 2, solver: 'euler', steps: 2, seed: 1, label: 'all', guidance: 2 }, variant);
     const d = maxAbs(gpu.samples, cpu.samples);
-    console.log(`moons ${solver}: max |gpu − cpu| = ${d.toExponential(2)}; gpu ${gpu.ms.toFixed(0)} ms, cpu ${cpu.ms.toFixed(0)} ms`);
+    console.log(`mnist ${variant}: max |gpu − cpu| = ${d.toExponential(2)}; gpu ${gpu.ms.toFixed(0)} ms, cpu ${cpu.ms.toFixed(0)} ms`);
     assert.ok(d <= 1e-3, `max abs difference ${d}`);
+    assert.deepEqual(b.consoleErrors, []);
   });
 }
 
-test('guided mnist U-Net on WebGPU equals the CPU backend', async () => {
-  const { gpu, cpu } = await both('mnist', { n: 2, solver: 'euler', steps: 2, seed: 1, label: 'all', guidance: 2 });
-  const d = maxAbs(gpu.samples, cpu.samples);
-  console.log(`mnist: max |gpu − cpu| = ${d.toExponential(2)}; gpu ${gpu.ms.toFixed(0)} ms, cpu ${cpu.ms.toFixed(0)} ms`);
-  assert.ok(d <= 1e-3, `max abs difference ${d}`);
-  assert.deepEqual(b.consoleErrors, []);
+test('info() names the linear kernel: registers on SwiftShader by default, the forced variant otherwise', async () => {
+  const kernels = await b.page.evaluate(async (variants) => {
+    const { Sampler } = window.pushforward;
+    const out = {};
+    for (const v of ['tuned', ...variants]) {
+      const s = await Sampler.create({ model: 'models/moons.safetensors', backend: 'webgpu', testLinearVariant: v });
+      out[v] = s.info().linearKernel;
+      s.dispose();
+    }
+    const cpu = await Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 0 });
+    out.cpu = cpu.info().linearKernel;
+    cpu.dispose();
+    return out;
+  }, VARIANTS);
+  assert.deepEqual(kernels, { tuned: 'registers4x4', registers4x4: 'registers4x4', tiled64: 'tiled64', cpu: null });
 });
 
 test('mnist draws a grid, and its samples are the reference digits (wasm CPU; WebGPU is compared to it above)', async () => {

@@ -1,0 +1,286 @@
+//! Which kernel variant runs where: the engine times its candidates on the adapter it meets and
+//! keeps the fastest per shape class, instead of assuming what wins on the adapters we test on.
+//!
+//! Today the linear layer has two variants (`shaders/matmul.wgsl`): register blocking straight
+//! from global memory, which wins on software adapters (lavapipe, SwiftShader emulate workgroup
+//! memory and barriers), and workgroup-memory tiling, what real GPUs are built for. A shape
+//! class is (n, k, m) rounded up to powers of two: layers of one model at one batch size share
+//! a class, and a class's winner is measured on its first member.
+//!
+//! A [`Tuning`] is kept per adapter: natively in a file (`pushforward bench gpu --tuning`), in the
+//! browser in `localStorage` (`src/web/device.rs`), as the small text of [`Tuning::to_text`],
+//! keyed by [`adapter_key`] so a new driver or a new version of this crate tunes again.
+
+/// The linear layer's kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LinearVariant {
+    /// 4×4 outputs per invocation read straight from global memory (`linear_k4`/`linear_any`).
+    Registers,
+    /// 64×64 outputs per 16×16 workgroup through workgroup memory (`linear_tiled`).
+    Tiled,
+}
+
+impl LinearVariant {
+    pub const ALL: [LinearVariant; 2] = [LinearVariant::Registers, LinearVariant::Tiled];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LinearVariant::Registers => "registers4x4",
+            LinearVariant::Tiled => "tiled64",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LinearVariant> {
+        Self::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// The untuned choice: registers on software adapters (measured there), tiles elsewhere.
+    pub fn default_for(software: bool) -> LinearVariant {
+        if software { LinearVariant::Registers } else { LinearVariant::Tiled }
+    }
+}
+
+/// (n, k, m) of a linear layer rounded up to powers of two (their base-2 logarithms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LinearClass {
+    pub n_log2: u8,
+    pub k_log2: u8,
+    pub m_log2: u8,
+}
+
+impl LinearClass {
+    pub fn of(n: usize, k: usize, m: usize) -> LinearClass {
+        let lg = |v: usize| v.max(1).next_power_of_two().trailing_zeros() as u8;
+        LinearClass { n_log2: lg(n), k_log2: lg(k), m_log2: lg(m) }
+    }
+}
+
+/// One class's measurement: the winner and each candidate's time (µs per call; whole numbers,
+/// so that reading a stored tuning needs no float parser in the wasm).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearChoice {
+    pub variant: LinearVariant,
+    pub us: Vec<(LinearVariant, u32)>,
+}
+
+/// The chosen variants of one adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuning {
+    /// Whether the adapter is a software one (picks the untuned default).
+    pub software: bool,
+    linear: Vec<(LinearClass, LinearChoice)>,
+    /// One shape of each class that ran untuned, for [`GpuBackend::tune_linear`] to measure
+    /// later (the first solve finds a model's shapes, whatever its architecture).
+    ///
+    /// [`GpuBackend::tune_linear`]: super::GpuBackend::tune_linear
+    untuned: Vec<(usize, usize, usize)>,
+    /// Every linear layer runs this variant, whatever was measured (tests, benchmarks).
+    pub forced_linear: Option<LinearVariant>,
+}
+
+/// At most this many untuned shapes are remembered (a model has a handful of classes).
+const MAX_UNTUNED: usize = 64;
+
+/// What the text form starts with; a different first line is not ours (or an older format).
+const TEXT_HEADER: &str = "pushforward-tuning 1";
+
+impl Tuning {
+    pub fn new(software: bool) -> Tuning {
+        Tuning { software, linear: Vec::new(), untuned: Vec::new(), forced_linear: None }
+    }
+
+    /// Notes a linear layer that is about to run: its class is remembered if it is not tuned.
+    pub fn note(&mut self, n: usize, k: usize, m: usize) {
+        let class = LinearClass::of(n, k, m);
+        if self.untuned.len() < MAX_UNTUNED
+            && !self.is_tuned(class)
+            && !self.untuned.iter().any(|&(n, k, m)| LinearClass::of(n, k, m) == class)
+        {
+            self.untuned.push((n, k, m));
+        }
+    }
+
+    /// One shape of each class that ran and is not tuned yet.
+    pub fn untuned(&self) -> Vec<(usize, usize, usize)> {
+        self.untuned.iter().copied().filter(|&(n, k, m)| !self.is_tuned(LinearClass::of(n, k, m))).collect()
+    }
+
+    fn choice(&self, class: LinearClass) -> Option<&LinearChoice> {
+        self.linear.iter().find(|(c, _)| *c == class).map(|(_, choice)| choice)
+    }
+
+    /// The variant a linear layer of this shape runs.
+    pub fn linear(&self, n: usize, k: usize, m: usize) -> LinearVariant {
+        self.forced_linear
+            .or_else(|| self.choice(LinearClass::of(n, k, m)).map(|c| c.variant))
+            .unwrap_or_else(|| LinearVariant::default_for(self.software))
+    }
+
+    pub fn is_tuned(&self, class: LinearClass) -> bool {
+        self.choice(class).is_some()
+    }
+
+    /// Keeps `choice` for `class` (replacing an earlier one).
+    pub fn record(&mut self, class: LinearClass, choice: LinearChoice) {
+        self.linear.retain(|(c, _)| *c != class);
+        self.linear.push((class, choice));
+    }
+
+    /// Every measured class, in the order measured.
+    pub fn choices(&self) -> impl Iterator<Item = (&LinearClass, &LinearChoice)> {
+        self.linear.iter().map(|(c, choice)| (c, choice))
+    }
+
+    /// One line per class: `linear n_log2 k_log2 m_log2 winner name=µs …`.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("{TEXT_HEADER}\n");
+        for (c, choice) in self.linear.iter() {
+            s += &format!("linear {} {} {} {}", c.n_log2, c.k_log2, c.m_log2, choice.variant.name());
+            for (v, us) in &choice.us {
+                s += &format!(" {}={us}", v.name());
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Reads `to_text`'s form; None for anything else (a stale or foreign entry is re-tuned,
+    /// never trusted half-way). Read as whitespace-separated words, each class being exactly
+    /// `linear`, three logarithms, the winner and one `name=µs` per variant (the browser build
+    /// carries this parser: it stays small).
+    pub fn from_text(text: &str, software: bool) -> Option<Tuning> {
+        let mut words = text.split_ascii_whitespace();
+        if TEXT_HEADER.split_ascii_whitespace().any(|h| words.next() != Some(h)) {
+            return None;
+        }
+        let mut t = Tuning::new(software);
+        while let Some(word) = words.next() {
+            if word != "linear" {
+                return None;
+            }
+            let mut lg = || number(words.next()?).filter(|&v| v < 40).map(|v| v as u8);
+            let class = LinearClass { n_log2: lg()?, k_log2: lg()?, m_log2: lg()? };
+            let variant = LinearVariant::from_name(words.next()?)?;
+            let mut us = Vec::with_capacity(LinearVariant::ALL.len());
+            for _ in LinearVariant::ALL {
+                let word = words.next()?;
+                let eq = word.bytes().position(|b| b == b'=')?;
+                us.push((LinearVariant::from_name(&word[..eq])?, number(&word[eq + 1..])?));
+            }
+            t.record(class, LinearChoice { variant, us });
+        }
+        Some(t)
+    }
+}
+
+/// A decimal number of 1–9 digits (no sign, no float parser in the wasm).
+fn number(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    s.bytes().try_fold(0u32, |v, b| b.is_ascii_digit().then(|| v * 10 + (b - b'0') as u32))
+}
+
+/// The key a tuning is stored under: the adapter, its driver, and this crate's version (whose
+/// kernels were timed).
+pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}",
+        info.name,
+        info.vendor,
+        info.device,
+        info.device_type as u32,
+        info.driver,
+        info.driver_info,
+        info.backend as u32,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Turns a candidate's wall time into the time the tuner compares. The engine's is the wall
+/// time itself; tests substitute scripted times to check that the tuner keeps the fastest.
+pub trait LapTimer {
+    fn lap(&mut self, class: LinearClass, variant: LinearVariant, wall_ms: f64) -> f64;
+}
+
+/// Wall-clock timing (`host::now_ms` around the candidate's calls and a wait for the device).
+pub struct WallTimer;
+
+impl LapTimer for WallTimer {
+    fn lap(&mut self, _: LinearClass, _: LinearVariant, wall_ms: f64) -> f64 {
+        wall_ms
+    }
+}
+
+/// The fastest of the measured candidates (the first of equals).
+pub fn fastest(us: &[(LinearVariant, u32)]) -> Option<LinearVariant> {
+    us.iter().min_by_key(|(_, t)| *t).map(|(v, _)| *v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_round_up_to_powers_of_two() {
+        assert_eq!(LinearClass::of(4096, 34, 128), LinearClass { n_log2: 12, k_log2: 6, m_log2: 7 });
+        assert_eq!(LinearClass::of(4097, 128, 128), LinearClass { n_log2: 13, k_log2: 7, m_log2: 7 });
+        assert_eq!(LinearClass::of(1, 1, 0), LinearClass { n_log2: 0, k_log2: 0, m_log2: 0 });
+    }
+
+    #[test]
+    fn the_text_form_round_trips_and_refuses_anything_else() {
+        let mut t = Tuning::new(true);
+        assert_eq!(t.linear(4096, 128, 128), LinearVariant::Registers);
+        assert_eq!(Tuning::new(false).linear(4096, 128, 128), LinearVariant::Tiled);
+        let class = LinearClass::of(4096, 128, 128);
+        let us = vec![(LinearVariant::Registers, 2500), (LinearVariant::Tiled, 1250)];
+        t.record(class, LinearChoice { variant: LinearVariant::Tiled, us });
+        assert_eq!(t.linear(4000, 100, 127), LinearVariant::Tiled);
+        assert_eq!(t.linear(8192, 128, 128), LinearVariant::Registers, "another class: the default");
+        let text = t.to_text();
+        assert_eq!(Tuning::from_text(&text, true), Some(t.clone()), "{text}");
+        let bad = [
+            "",
+            "pushforward-tuning 2\n",
+            &text.replace("tiled64 ", "tiled65 "),
+            &text.replace("=1250", "=1.25"),
+            &text.replace("=1250", "=-1"),
+            &text.replace("=1250", "="),
+            &text.replace("=1250", "=12345678901"),
+            &text.replace(" 12 ", " 99 "),
+            &text.replace(" tiled64=1250", ""),
+        ];
+        for bad in bad {
+            assert_eq!(Tuning::from_text(bad, true), None, "{bad:?}");
+        }
+        t.forced_linear = Some(LinearVariant::Registers);
+        assert_eq!(t.linear(4000, 100, 127), LinearVariant::Registers);
+    }
+
+    #[test]
+    fn untuned_shapes_are_remembered_once_per_class_until_tuned() {
+        let mut t = Tuning::new(true);
+        for (n, k, m) in [(4096, 34, 128), (4000, 40, 100), (4096, 128, 128), (4096, 34, 128)] {
+            t.note(n, k, m);
+        }
+        assert_eq!(t.untuned(), vec![(4096, 34, 128), (4096, 128, 128)]);
+        let choice = LinearChoice { variant: LinearVariant::Tiled, us: vec![] };
+        t.record(LinearClass::of(4096, 128, 128), choice);
+        assert_eq!(t.untuned(), vec![(4096, 34, 128)]);
+        t.note(4096, 128, 128);
+        assert_eq!(t.untuned(), vec![(4096, 34, 128)], "a tuned class is not noted again");
+        for i in 0..100 {
+            t.note(1 << (i % 20), 1 + i, 3);
+        }
+        assert!(t.untuned().len() <= MAX_UNTUNED);
+    }
+
+    #[test]
+    fn fastest_keeps_the_first_of_equals() {
+        use LinearVariant::*;
+        assert_eq!(fastest(&[(Registers, 3), (Tiled, 2)]), Some(Tiled));
+        assert_eq!(fastest(&[(Registers, 1), (Tiled, 1)]), Some(Registers));
+        assert_eq!(fastest(&[]), None);
+    }
+}
