@@ -75,7 +75,10 @@ fn skip_or_fail(why: &str) -> Option<GpuBackend> {
 /// how to get one.
 pub fn open(opts: &GpuOptions) -> Option<GpuBackend> {
     match GpuBackend::new(opts) {
-        Ok(b) => Some(b),
+        Ok(b) => {
+            eprintln!("GPU tests run on {}", b.context().describe());
+            Some(b)
+        }
         Err(e) => skip_or_fail(&e.to_string()),
     }
 }
