@@ -7,9 +7,11 @@
 //! class is (n, k, m) rounded up to powers of two: layers of one model at one batch size share
 //! a class, and a class's winner is measured on its first member.
 //!
-//! A [`Tuning`] is kept per adapter: natively in a file (`pushforward bench gpu --tuning`), in the
-//! browser in `localStorage` (`src/web/device.rs`), as the small text of [`Tuning::to_text`],
-//! keyed by [`adapter_key`] so a new driver or a new version of this crate tunes again.
+//! A [`Tuning`] belongs to one adapter. Its stored form is the small text of
+//! [`Tuning::to_text`], keyed by [`adapter_key`] so that a new driver or a new version of this
+//! crate tunes again; nothing stores it yet (a disk cache natively, `localStorage` in the
+//! browser are issue #17's next steps — the browser build runs no tuner today: its timing loop
+//! and storage were 3.7 KB of gzip, over the bundle budget).
 
 /// The linear layer's kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
