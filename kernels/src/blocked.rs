@@ -394,32 +394,27 @@ mod wasm {
     }
 
     /// `silu_slice` on 4 lanes: x / (1 + exp_approx(−x)), the same operations in the same order.
-    /// Each multiply-then-add is a [`madd`]: in the simd128 build that is the same two roundings
-    /// as the scalar code (the same results); in the relaxed-SIMD build it is one FMA where the
-    /// CPU has it, which shortens the SiLU's dependency chain — the latency the MLP's epilogue is
-    /// bound by — and rounds once instead of twice (the results stay within the scalar SiLU's
-    /// accuracy bound: tested in the browser suite against the simd128 build).
     #[inline(always)]
     fn silu(x: v128) -> v128 {
         use super::{EXP_CLAMP, EXP_POLY, EXP_ROUND, EXP_ROUND_BITS, LN2_HI, LN2_LO};
         let s = f32x4_splat;
+        let (add, mul) = (f32x4_add, f32x4_mul);
         // Pseudo-min/max (`b < a ? b : a`): one x86 instruction each, where wasm's NaN-
         // propagating min/max take several (the MLP ran 8% faster); the same results here, a
         // NaN x staying x as in the scalar clamp.
         let y = f32x4_pmin(f32x4_pmax(f32x4_neg(x), s(EXP_CLAMP.0)), s(EXP_CLAMP.1));
-        let t = madd(y, s(std::f32::consts::LOG2_E), s(EXP_ROUND));
+        let t = add(mul(y, s(std::f32::consts::LOG2_E)), s(EXP_ROUND));
         let n = f32x4_sub(t, s(EXP_ROUND));
-        // y − n·HI − n·LO, as y + n·(−HI) + n·(−LO): negation is exact, so the same roundings.
-        let r = madd(n, s(-LN2_LO), madd(n, s(-LN2_HI), y));
-        let r2 = f32x4_mul(r, r);
-        let r4 = f32x4_mul(r2, r2);
-        let a1 = madd(s(EXP_POLY[4]), r, s(EXP_POLY[5]));
-        let a2 = madd(s(EXP_POLY[2]), r, s(EXP_POLY[3]));
-        let a3 = madd(s(EXP_POLY[0]), r, s(EXP_POLY[1]));
-        let b1 = madd(a3, r2, a2);
-        let e = madd(b1, r4, f32x4_add(s(1.0), madd(a1, r2, r)));
+        let r = f32x4_sub(f32x4_sub(y, mul(n, s(LN2_HI))), mul(n, s(LN2_LO)));
+        let r2 = mul(r, r);
+        let r4 = mul(r2, r2);
+        let a1 = add(s(EXP_POLY[5]), mul(s(EXP_POLY[4]), r));
+        let a2 = add(s(EXP_POLY[3]), mul(s(EXP_POLY[2]), r));
+        let a3 = add(s(EXP_POLY[1]), mul(s(EXP_POLY[0]), r));
+        let b1 = add(a2, mul(a3, r2));
+        let e = add(add(s(1.0), add(r, mul(a1, r2))), mul(b1, r4));
         let scale = i32x4_shl(i32x4_sub(t, u32x4_splat(EXP_ROUND_BITS)), 23);
-        f32x4_div(x, madd(e, scale, s(1.0)))
+        f32x4_div(x, add(s(1.0), mul(e, scale)))
     }
 
     /// The 8 accumulators of a 4×8 tile as plain floats (for the scalar `store`).
