@@ -99,13 +99,6 @@ impl GpuBackend {
         self.tuning_lock().linear(n, k, m)
     }
 
-    /// Adopts a stored tuning (its `forced_linear` is kept from the current one).
-    pub fn set_tuning(&self, mut t: Tuning) {
-        let mut cur = self.tuning_lock();
-        t.forced_linear = cur.forced_linear;
-        *cur = t;
-    }
-
     /// Runs every linear layer with `variant` (None: the tuned choice again): tests force each
     /// variant, so a broken one cannot hide behind the tuner.
     pub fn force_linear(&self, variant: Option<LinearVariant>) {

@@ -75,7 +75,7 @@ pub struct Tuning {
     /// later (the first solve finds a model's shapes, whatever its architecture).
     ///
     /// [`GpuBackend::tune_linear`]: super::GpuBackend::tune_linear
-    untuned: Vec<(usize, usize, usize)>,
+    untuned: Vec<(LinearClass, (usize, usize, usize))>,
     /// Every linear layer runs this variant, whatever was measured (tests, benchmarks).
     pub forced_linear: Option<LinearVariant>,
 }
@@ -94,17 +94,14 @@ impl Tuning {
     /// Notes a linear layer that is about to run: its class is remembered if it is not tuned.
     pub fn note(&mut self, n: usize, k: usize, m: usize) {
         let class = LinearClass::of(n, k, m);
-        if self.untuned.len() < MAX_UNTUNED
-            && !self.is_tuned(class)
-            && !self.untuned.iter().any(|&(n, k, m)| LinearClass::of(n, k, m) == class)
-        {
-            self.untuned.push((n, k, m));
+        if self.untuned.len() < MAX_UNTUNED && !self.untuned.iter().any(|&(c, _)| c == class) && !self.is_tuned(class) {
+            self.untuned.push((class, (n, k, m)));
         }
     }
 
     /// One shape of each class that ran and is not tuned yet.
     pub fn untuned(&self) -> Vec<(usize, usize, usize)> {
-        self.untuned.iter().copied().filter(|&(n, k, m)| !self.is_tuned(LinearClass::of(n, k, m))).collect()
+        self.untuned.iter().filter(|&&(c, _)| !self.is_tuned(c)).map(|&(_, shape)| shape).collect()
     }
 
     fn choice(&self, class: LinearClass) -> Option<&LinearChoice> {

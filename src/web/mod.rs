@@ -591,7 +591,6 @@ impl Sampler {
         if let Some(g) = engine.gpu() {
             g.finish().await?;
         }
-        let draw_ms = now_ms() - t0 - sample_ms;
         self.still_alive()?;
         let stats = kept.out.stats;
         let obj = object(&[
@@ -600,7 +599,7 @@ impl Sampler {
             ("acceptedSteps", JsValue::from(stats.accepted as f64)),
             ("rejectedSteps", JsValue::from(stats.rejected as f64)),
             ("sampleMs", JsValue::from(sample_ms)),
-            ("drawMs", JsValue::from(draw_ms)),
+            ("drawMs", JsValue::from(now_ms() - t0 - sample_ms)),
             ("n", JsValue::from(o.n as f64)),
         ]);
         if let Some(p) = profile {
