@@ -80,7 +80,7 @@ pub fn footprint(config: &ModelConfig) -> Footprint {
     let sample = config.sample_len();
     match (&config.arch, &config.data) {
         (ArchConfig::Mlp(c), _) => {
-            let widest = sample.max(c.data_dim + c.time_embed_dim).max(c.width);
+            let widest = sample.max(crate::model::mlp::input_width(c)).max(c.width);
             // Input, hidden in and out, the time embedding: four rows of the widest layer.
             Footprint { im2col_values: 0, forward_values: 4 * widest, largest_tensor: widest }
         }

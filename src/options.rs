@@ -180,7 +180,7 @@ pub fn default_n(config: &ModelConfig) -> usize {
 /// Parses and validates `sample()`'s options for `config`.
 pub fn parse_sample(config: &ModelConfig, e: &Entries) -> Result<SampleRequest> {
     e.check_known("sample", &SAMPLE_OPTIONS)?;
-    let d = SampleOptions::default();
+    let d = SampleOptions::for_model(config);
     let max_n = MAX_BATCH_VALUES / config.sample_len().max(1);
     let labels = match e.get("label") {
         Some(v) if config.num_classes == 0 && *v != Value::Null => {
@@ -276,7 +276,7 @@ pub fn parse_animation(e: &Entries) -> Result<f64> {
 /// The defaults and bounds of `sample()` for `config`, as JSON, for the demo and the embed:
 /// `{"n": 4096, "solver": "heun", …, "limits": {"n": [1, …], …}, "solvers": [...]}`.
 pub fn defaults_json(config: &ModelConfig) -> String {
-    let d = SampleOptions::default();
+    let d = SampleOptions::for_model(config);
     let max_n = MAX_BATCH_VALUES / config.sample_len().max(1);
     let solvers: Vec<String> = Solver::ALL.iter().map(|s| format!("\"{s}\"")).collect();
     format!(

@@ -98,6 +98,18 @@ impl Default for SampleOptions {
     }
 }
 
+impl SampleOptions {
+    /// The defaults for a model: a flow map takes one jump of its own (Euler, 1 step); every
+    /// other model Heun with 8 steps.
+    pub fn for_model(config: &crate::model::ModelConfig) -> Self {
+        if config.arch.flow_map() {
+            Self { solver: Solver::Euler, steps: 1, ..Self::default() }
+        } else {
+            Self::default()
+        }
+    }
+}
+
 /// Reported to the progress callback after every accepted step (and once at t = 0).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
@@ -444,7 +456,9 @@ impl<B: Backend> Sampler<B> {
         let b = &self.backend;
         let net = &self.network;
         let mut frames: Vec<(f32, B::Tensor)> = Vec::new();
-        let mut velocity = |x: &B::Tensor, t: f32| net.velocity(b, x, t, None);
+        let map_grid = self.flow_map_grid(solver, &schedule, 0.0);
+        let mut velocity =
+            |x: &B::Tensor, t: f32| net.average_velocity(b, x, t, map_grid.map_or(0.0, |g| step_from(g, t)), None);
         let mut keep = |info: &StepInfo<'_, B::Tensor>| -> Result<()> {
             frames.push((info.t, b.lincomb(info.x, &[])?));
             Ok(())
@@ -476,6 +490,23 @@ impl<B: Backend> Sampler<B> {
         let b = &self.backend;
         let x = b.upload(&Tensor::new(vec![res * res, 2], pts)?)?;
         b.download(&self.network.velocity(b, &x, t, None)?).await
+    }
+
+    /// The grid whose steps a flow-map model jumps: Euler's steps forward in time on the ODE
+    /// (x + h·u(x, t, h) is then the map's own step). Other solvers, backward grids and the SDE
+    /// evaluate the instantaneous velocity (step 0), so every solver works on a flow map.
+    fn flow_map_grid<'s>(&self, solver: Solver, schedule: &'s Schedule, noise: f32) -> Option<&'s [f32]> {
+        match schedule {
+            Schedule::Grid(grid)
+                if self.network.config.arch.flow_map()
+                    && solver == Solver::Euler
+                    && noise == 0.0
+                    && grid.windows(2).all(|w| w[0] < w[1]) =>
+            {
+                Some(grid)
+            }
+            _ => None,
+        }
     }
 
     /// The initial noise of samples `start..end` on the backend (what a solve starts from).
@@ -542,15 +573,17 @@ impl<B: Backend> Sampler<B> {
         // CFG-Zero★'s ε, uploaded once per solve (not per evaluation).
         let zero_star_eps =
             if guided && o.cfg_zero_star { Some(b.upload(&Tensor::new(vec![1], vec![1e-8])?)?) } else { None };
+        let map_grid = self.flow_map_grid(o.solver, schedule, o.noise);
         let mut velocity = |x: &B::Tensor, t: f32| -> Result<B::Tensor> {
+            let step = map_grid.map_or(0.0, |grid| step_from(grid, t));
             if guided && (from..=to).contains(&t) {
-                let v = net.velocity(b, &b.repeat2(x)?, t, Some(&guided_labels))?;
+                let v = net.average_velocity(b, &b.repeat2(x)?, t, step, Some(&guided_labels))?;
                 match &zero_star_eps {
                     Some(eps) => zero_star_mix(b, &v, o.guidance, n, eps),
                     None => b.guidance_mix(&v, o.guidance),
                 }
             } else {
-                net.velocity(b, x, t, conditional.then_some(&labels[..]))
+                net.average_velocity(b, x, t, step, conditional.then_some(&labels[..]))
             }
         };
 
@@ -601,6 +634,12 @@ impl<B: Backend> Sampler<B> {
         };
         Ok((BackendChunk { rows: start..end, samples: x1, frames }, stats))
     }
+}
+
+/// The length of the grid step that starts at `t` (Euler evaluates only at grid points, each
+/// exactly as the grid holds it); 0 off the grid.
+fn step_from(grid: &[f32], t: f32) -> f32 {
+    grid.windows(2).find(|w| w[0] == t).map_or(0.0, |w| w[1] - w[0])
 }
 
 /// CFG-Zero★'s guided velocity from v = [v_c; v_u] ([2n, …]): s·v_u + w·(v_c − s·v_u) with

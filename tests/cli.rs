@@ -17,6 +17,7 @@ fn temp_model() -> (std::path::PathBuf, Model) {
                 depth: 2,
                 time_embed_dim: 8,
                 time_scale: 1000.0,
+                flow_map: false,
             }),
             data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
             num_classes: 0,

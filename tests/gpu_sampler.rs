@@ -17,9 +17,14 @@ use pushforward::{Backend, Error};
 use std::ops::ControlFlow;
 
 fn mlp(num_classes: usize, seed: u64) -> Model {
+    mlp_with(num_classes, seed, false)
+}
+
+/// The shipped size of MLP; `flow_map`: one that also takes the step length (MeanFlow).
+fn mlp_with(num_classes: usize, seed: u64, flow_map: bool) -> Model {
     let config = ModelConfig {
         format_version: 1,
-        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 256, depth: 3, time_embed_dim: 32, time_scale: 1000.0 }),
+        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 256, depth: 3, time_embed_dim: 32, time_scale: 1000.0, flow_map }),
         data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
         num_classes,
         path: PathConfig::Linear,
@@ -56,6 +61,24 @@ fn every_solver_matches_cpu() {
         eprintln!("{solver}: max |gpu - cpu| = {d:.3e} ({} NFE gpu, {} NFE cpu)", go.stats.nfe, co.stats.nfe);
         assert_eq!(go.stats, co.stats, "{solver}: same steps on both backends");
         assert!(d <= 1e-3, "{solver}: samples differ by {d:e} > 1e-3");
+    }
+}
+
+/// A flow map's jumps (Euler: the step length as the second time input) and its instantaneous
+/// velocity (Heun) sample the same points on the GPU as on the CPU.
+#[test]
+fn flow_map_jumps_match_cpu() {
+    let Some(g) = gpu() else { return };
+    let model = mlp_with(0, 3, true);
+    let gs = Sampler::new(g, &model).unwrap();
+    let cs = Sampler::new(CpuBackend, &model).unwrap();
+    for (solver, steps) in [(Solver::Euler, 1), (Solver::Euler, 2), (Solver::Heun, 2)] {
+        let o = SampleOptions { n: 96, solver, steps, seed: 9, ..Default::default() };
+        let go = gs.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+        let co = cs.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+        let d = max_abs_diff(go.samples.data(), co.samples.data());
+        eprintln!("flow map, {solver} {steps} steps: max |gpu - cpu| = {d:.3e}");
+        assert!(d <= 1e-3, "{solver} {steps}: samples differ by {d:e} > 1e-3");
     }
 }
 

@@ -9,6 +9,11 @@ use pushforward::sampler::{Labels, Progress, SampleOptions, Sampler};
 use std::ops::ControlFlow;
 
 fn mlp_model() -> Model {
+    mlp_model_with(false)
+}
+
+/// The test MLP, as a velocity field or (`flow_map`) a flow map taking the step length too.
+fn mlp_model_with(flow_map: bool) -> Model {
     Model::random(
         ModelConfig {
             format_version: 1,
@@ -18,6 +23,7 @@ fn mlp_model() -> Model {
                 depth: 2,
                 time_embed_dim: 16,
                 time_scale: 1000.0,
+                flow_map,
             }),
             data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
             num_classes: 0,
@@ -226,6 +232,52 @@ fn zero_init_keeps_the_noise_for_the_first_steps() {
     assert_eq!(out.frames.len(), 4);
     assert_eq!(out.stats.nfe, 6);
     assert_ne!(out.samples, go(&s, &SampleOptions { zero_init_steps: 0, ..o.clone() }).unwrap().samples);
+}
+
+/// A flow map's Euler steps are the map's own jumps: each evaluation is told the length of its
+/// step, x_{k+1} = x_k + h·u(x_k, t_k, h); every other solver sees the instantaneous velocity
+/// (step 0), so it integrates the flow as for any velocity field.
+#[test]
+fn flow_map_models_jump_their_euler_steps_and_give_other_solvers_the_velocity() {
+    use pushforward::backend::Backend;
+    let model = mlp_model_with(true);
+    assert!(model.config.arch.flow_map());
+    assert_eq!(model.params["layers.0.weight"].shape(), &[32, 2 + 16 + 16]);
+    let s = Sampler::new(CpuBackend, &model).unwrap();
+    let (b, net) = (CpuBackend, s.network());
+    let n = 16;
+    let x0 = s.initial_noise(n, 5).unwrap();
+    let max_diff = |a: &pushforward::Tensor, e: &pushforward::Tensor| {
+        a.data().iter().zip(e.data()).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max)
+    };
+    // Euler, 1 and 2 steps, by hand from the network.
+    let jump = |x: &pushforward::Tensor, t: f32, h: f32| {
+        let u = net.average_velocity(&b, x, t, h, None).unwrap();
+        b.lincomb(x, &[(h, &u)]).unwrap()
+    };
+    let one = jump(&x0, 0.0, 1.0);
+    let two = jump(&jump(&x0, 0.0, 0.5), 0.5, 0.5);
+    for (steps, want) in [(1, &one), (2, &two)] {
+        let got = go(&s, &SampleOptions { n, solver: Solver::Euler, steps, seed: 5, ..Default::default() }).unwrap();
+        assert_eq!(max_diff(&got.samples, want), 0.0, "euler {steps}");
+    }
+    // The step input changes the output: the jumps differ from Euler on the instantaneous field.
+    let v0 = net.velocity(&b, &x0, 0.0, None).unwrap();
+    assert!(max_diff(&one, &b.lincomb(&x0, &[(1.0, &v0)]).unwrap()) > 1e-3);
+    // Heun with one step: x0 + ½(v(x0, 0) + v(x0 + v(x0, 0), 1)), instantaneous velocities.
+    let k2 = net.velocity(&b, &b.lincomb(&x0, &[(1.0, &v0)]).unwrap(), 1.0, None).unwrap();
+    let heun = b.lincomb(&x0, &[(0.5, &v0), (0.5, &k2)]).unwrap();
+    let got = go(&s, &SampleOptions { n, solver: Solver::Heun, steps: 1, seed: 5, ..Default::default() }).unwrap();
+    assert!(max_diff(&got.samples, &heun) < 1e-6);
+    // A velocity field has no step input: asking it for one is a typed error.
+    let plain = Sampler::new(CpuBackend, &mlp_model()).unwrap();
+    let err = plain.network().average_velocity(&b, &x0, 0.0, 0.5, None).unwrap_err();
+    assert!(matches!(err, Error::InvalidOption { option: "step", .. }), "{err}");
+    // The flag travels through the weights format.
+    let back = Model::from_bytes(&pushforward::model::save(&model).unwrap()).unwrap();
+    assert_eq!(back, model);
+    assert!(back.config.to_json().contains("\"flow_map\":true"));
+    assert!(!mlp_model().config.to_json().contains("flow_map"));
 }
 
 #[test]

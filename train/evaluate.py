@@ -69,6 +69,7 @@ P20K_N = 20_000
 P20K_DRAW_SEEDS = tuple(3_000_001 + i for i in range(12))  # not training (seed*1000+k) nor fixture (2_000_00x) seeds
 P20K_NOISE_SEEDS = tuple(5151 + i for i in range(8))
 P20K_RUNS = (("heun", 8), ("rk4", 32))
+P20K_MAP_RUNS = (("euler", 1), ("euler", 2), ("euler", 4))
 
 
 def _sorted_proj(a, L=128):
@@ -146,6 +147,15 @@ def velocity_fn(model, y=None, w=1.0, num_classes=0):
             vc, vu = v.chunk(2)
             return vu + w * (vc - vu)
 
+    if getattr(model, "flow_map", False):
+        assert y is None, "flow maps are unconditional here"
+
+        def average(x, t, h):
+            tt = torch.full((x.shape[0],), float(t), dtype=x.dtype)
+            with torch.no_grad():
+                return model(x, tt, None, torch.full_like(tt, float(h)))
+
+        f.average = average
     return f
 
 
@@ -199,7 +209,9 @@ def evaluate_2d(path, cfg, model, mcfg, outdir):
         "sw2_euler_1": get("euler", 1)["sw2"],
         "sw2_rk4_32": get("rk4", 32)["sw2"],
     }
-    p20 = floor_protocol_2d(model, ds, log=lambda msg: print(f"[{name}] 20k protocol: {msg}", flush=True))
+    # A flow map is also measured at its own steps (Euler 1, 2 and 4: the map's jumps).
+    runs = P20K_RUNS + (P20K_MAP_RUNS if getattr(model, "flow_map", False) else ())
+    p20 = floor_protocol_2d(model, ds, runs=runs, log=lambda msg: print(f"[{name}] 20k protocol: {msg}", flush=True))
     metrics["sw2_20k_floor"] = p20["floor"]
     for r in p20["rows"]:
         metrics[f"sw2_20k_{r['solver']}_{r['nfe']}"] = r["sw2"]
@@ -516,7 +528,8 @@ def main():
                     help="digits: evaluate only these rows, e.g. heun:8:2 (default: the config's [eval] plan, "
                          "else euler 4 / heun 8 / heun 20 x w 1, 2, 3)")
     ap.add_argument("--protocol-20k-only", action="store_true",
-                    help="2-D: print only the 20k-sample floor protocol (Heun 8, RK4 32); writes nothing")
+                    help="2-D: print only the 20k-sample floor protocol (Heun 8, RK4 32; flow maps also "
+                         "Euler 1, 2, 4); writes nothing")
     args = ap.parse_args()
     from pushforward_train.train import load_config
 
@@ -527,7 +540,8 @@ def main():
     if args.protocol_20k_only:
         torch.set_num_threads(args.threads)
         model, mcfg = load_model(args.model)
-        p20 = floor_protocol_2d(model, mcfg["provenance"]["dataset"],
+        runs = P20K_RUNS + (P20K_MAP_RUNS if getattr(model, "flow_map", False) else ())
+        p20 = floor_protocol_2d(model, mcfg["provenance"]["dataset"], runs=runs,
                                 log=lambda msg: print(f"[{cfg['name']}] {msg}", flush=True))
         print(json.dumps({k: v for k, v in p20.items() if k not in ("floor_pairs",)} | {
             "rows": [{k: v for k, v in r.items() if k != "sw2_per_seed_draw"} for r in p20["rows"]]}))

@@ -4,7 +4,7 @@
 
 * <model>_forward.safetensors for each shipped model in models/: x [8, ...], t [8]
   (includes 0 and 1), y [8] (F32 class ids incl. the null class; conditional models
-  only) and v = forward output of the shipped weights, computed in float64 from the
+  only), h [8] (flow maps only: the step lengths, t + h <= 1) and v = forward output of the shipped weights, computed in float64 from the
   weights read back from the file, stored as F32.
 * <dataset>_data.safetensors: a, b = two independent 10,000-point draws [10000, 2]
   (seeds distinct from training and evaluation); the Rust quality test's floor is SW2(a, b).
@@ -28,6 +28,7 @@ from pushforward_train.paths import REPO
 FIX = os.path.join(REPO, "tests", "fixtures")
 MODELS = os.path.join(REPO, "models")
 T8 = [0.0, 1.0, 0.5, 0.25, 0.75, 0.1, 0.9, 0.333]
+H8 = [1.0, 0.0, 0.5, 0.75, 0.25, 0.9, 0.1, 0.5]
 # Four independent draws: SW2 at 10k points is noisy (floors from single pairs range 0.013–0.023
 # for moons), so the Rust test averages the floor over all pairs and the model over all draws.
 DATA_SEEDS = {"a": 2_000_001, "b": 2_000_002, "c": 2_000_003, "d": 2_000_004}
@@ -55,8 +56,13 @@ def forward_fixture(weights_path, out_path, seed=0):
         ids[5] = nc
         y = torch.tensor(ids, dtype=torch.long)
         tensors["y"] = y.float().numpy()
+    h = None
+    if getattr(model, "flow_map", False):
+        # The step lengths of a flow map's average velocity, with t + h <= 1.
+        h = torch.tensor(H8, dtype=torch.float64).float().double()
+        tensors["h"] = h.float().numpy()
     with torch.no_grad():
-        v = model(x, t, y)
+        v = model(x, t, y) if h is None else model(x, t, y, h)
     tensors["v"] = v.float().numpy()
     meta = {"source": os.path.basename(weights_path), "computed_in": "float64 (torch), stored F32",
             "torch": torch.__version__}
@@ -64,7 +70,7 @@ def forward_fixture(weights_path, out_path, seed=0):
     # sanity: float32 forward agrees closely
     m32, _ = load_model(weights_path, dtype=torch.float32)
     with torch.no_grad():
-        v32 = m32(x.float(), t.float(), y)
+        v32 = m32(x.float(), t.float(), y) if h is None else m32(x.float(), t.float(), y, h.float())
     err = (v32.double() - v).abs().max().item()
     print(f"{out_path}: v {tuple(v.shape)} |v|max {v.abs().max().item():.3f} f32-vs-f64 max err {err:.2e}")
 

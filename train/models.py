@@ -38,18 +38,27 @@ class MLPVelocity(nn.Module):
         self.time_embed_dim = e
         self.time_scale = float(arch["time_scale"])
         self.num_classes = int(num_classes)
+        # A flow map (MeanFlow) also takes the step length h: its embedding follows the time's.
+        self.flow_map = bool(arch.get("flow_map", False))
+        fan_in = d + e * (2 if self.flow_map else 1)
         self.layers = nn.ModuleList(
-            [nn.Linear(d + e, w)] + [nn.Linear(w, w) for _ in range(depth - 1)]
+            [nn.Linear(fan_in, w)] + [nn.Linear(w, w) for _ in range(depth - 1)]
         )
         self.out = nn.Linear(w, d)
         if self.num_classes > 0:
             self.class_emb = nn.Embedding(self.num_classes + 1, e)
 
-    def forward(self, x, t, y=None):
+    def forward(self, x, t, y=None, h=None):
+        """The velocity at (x, t); for a flow map the average velocity over [t, t + h]
+        (h = None: 0, the instantaneous velocity)."""
         e = timestep_embedding(t, self.time_embed_dim, self.time_scale)
         if self.num_classes > 0:
             e = e + self.class_emb(y)
-        h = torch.cat([x, e], dim=1)
+        parts = [x, e]
+        if self.flow_map:
+            parts.append(timestep_embedding(torch.zeros_like(t) if h is None else h,
+                                             self.time_embed_dim, self.time_scale))
+        h = torch.cat(parts, dim=1)
         for layer in self.layers:
             h = F.silu(layer(h))
         return self.out(h)

@@ -11,7 +11,8 @@ from pushforward_train.paths import REPO, TRAIN
 
 MODELS = os.path.join(REPO, "models")
 
-ORDER = ["moons", "8gaussians", "checkerboard", "spirals", "moons_cosine", "mnist"]
+ORDER = ["moons", "8gaussians", "checkerboard", "spirals", "moons_cosine", "moons_meanflow", "8gaussians_meanflow",
+         "checkerboard_meanflow", "spirals_meanflow", "mnist"]
 NFES = [1, 2, 4, 8, 16, 32]
 
 HEADER = """# Shipped models
@@ -148,6 +149,11 @@ def table_2d(ev, name):
                     f"{len(p20['floor_pairs'])} pairs): Heun @ 8 NFE = {h['sw2_over_floor']:.3f}× "
                     f"({'meets' if h['sw2_over_floor'] <= 1.25 else 'misses'} ≤ 1.25×), converged (RK4 @ 32 NFE) = "
                     f"{c['sw2_over_floor']:.3f}× ({'meets' if c['sw2_over_floor'] <= 1.15 else 'misses'} ≤ 1.15×)."]
+        if ("euler", 1) in r:  # a flow map: its own jumps, #18's one-step targets
+            m1, m2, m4 = (r[("euler", k)]["sw2_over_floor"] for k in (1, 2, 4))
+            out += ["", f"Flow map (Euler steps are the map's jumps), same protocol: 1 NFE = {m1:.3f}× "
+                        f"({'meets' if m1 <= 1.5 else 'misses'} ≤ 1.5×), 2 NFE = {m2:.3f}× "
+                        f"({'meets' if m2 <= 1.25 else 'misses'} ≤ 1.25×), 4 NFE = {m4:.3f}×."]
     out += ["", f"![metric vs NFE]({name}_nfe.png)", ""]
     return out
 
@@ -202,7 +208,7 @@ def summary():
         cfg = json.loads(meta["pushforward"])
         a, prov = cfg["arch"], cfg["provenance"]
         if a["kind"] == "mlp":
-            arch = f"MLP {a['width']}×{a['depth']}, {cfg['path']['kind']} path"
+            arch = f"MLP {a['width']}×{a['depth']}, {cfg['path']['kind']} path" + (", flow map" if a.get("flow_map") else "")
         else:
             arch = (f"U-Net base {a['base_channels']} mult {a['channel_mult']} "
                     f"{a['num_res_blocks']} res/level, {cfg['num_classes']} classes")
@@ -213,6 +219,9 @@ def summary():
             if ev["kind"] == "points2d":
                 head = (f"SW2 Heun@8 = {m['sw2_heun_8_over_floor']:.2f}× floor, "
                         f"best@2 = {m['sw2_best_2_over_floor']:.2f}× floor")
+                if "sw2_20k_euler_1_over_floor" in m and a.get("flow_map"):
+                    head += (f"; 20k protocol: map@1 {m['sw2_20k_euler_1_over_floor']:.2f}×, "
+                             f"map@2 {m['sw2_20k_euler_2_over_floor']:.2f}×")
                 if "sw2_20k_heun_8_over_floor" in m:
                     head += (f"; 20k protocol (#18): Heun@8 {m['sw2_20k_heun_8_over_floor']:.2f}×, "
                              f"RK4@32 {m['sw2_20k_rk4_32_over_floor']:.2f}×")

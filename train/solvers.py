@@ -12,7 +12,10 @@ EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 
 
 def _step_euler(f, x, t, h):
-    return x + h * f(x, t)
+    # A flow map's velocity function carries `average(x, t, h)`, its average velocity over the
+    # step: Euler then takes the map's own step (as the Rust sampler does).
+    average = getattr(f, "average", None)
+    return x + h * (f(x, t) if average is None else average(x, t, h))
 
 
 def _step_midpoint(f, x, t, h):

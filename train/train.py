@@ -293,6 +293,18 @@ def main(argv=None):
     t_sampling = tc.get("time_sampling", "uniform")  # or "logit_normal" (t_logit_mean, t_logit_std)
     assert t_sampling in ("uniform", "logit_normal"), t_sampling
     assert coupling in ("independent", "ot", "reflow") and not (coupling == "ot" and num_classes > 0)
+    # MeanFlow (Geng et al. 2025, "Mean Flows for One-step Generative Modeling"): the network
+    # u(x, t, h) learns the average velocity over [t, t + h] from the identity
+    # u = v + h·d/dt u(x_t, t, s − t) (s = t + h held fixed, x_t moving with velocity v), whose
+    # total derivative is one forward-mode product; h = 0 rows are plain flow matching.
+    objective = tc.get("objective", "flow_matching")
+    assert objective in ("flow_matching", "meanflow"), objective
+    if objective == "meanflow":
+        assert path_kind == "linear" and arch.get("flow_map"), "meanflow trains a flow-map arch on the linear path"
+    mf_ratio = tc.get("meanflow_ratio", 0.25)  # share of rows with a step h > 0
+    mf_power = tc.get("meanflow_loss_power", 1.0)  # adaptive weight 1 / (|Δ|² + 1e-3)^p
+    mf_steps = tc.get("meanflow_steps", "sorted")  # how a jump's (start, step) are drawn, below
+    assert mf_steps in ("sorted", "uniform"), mf_steps
     ckpt_every = tc.get("checkpoint_every", 1000)
     log_every = tc.get("log_every", 200)
 
@@ -414,9 +426,29 @@ def main(argv=None):
             t = torch.sigmoid(tc.get("t_logit_mean", 0.0) + tc.get("t_logit_std", 1.0) * torch.randn(bs, generator=gen))
         else:
             t = torch.rand(bs, generator=gen)
-        xt, target = path_sample(path_kind, x0, x1, t)
-        pred = model(xt, t, y)
-        loss = (pred - target).pow(2).mean()
+        if objective == "meanflow":
+            u2 = torch.rand(bs, generator=gen)
+            jump = torch.rand(bs, generator=gen) < mf_ratio
+            if mf_steps == "uniform":
+                # step ~ U(0, 1), start ~ U(0, 1 - step): the long jumps a 1-2 step sampler
+                # takes ((0, 1), (0, ½), (½, ½)) are as common as short ones.
+                h = torch.where(jump, u2, torch.zeros_like(t))
+                t = torch.where(jump, t * (1 - u2), t)
+            else:  # "sorted": the two times of a jump are two uniform draws, sorted
+                h = torch.where(jump, (u2 - t).abs(), torch.zeros_like(t))
+                t = torch.where(jump, torch.minimum(t, u2), t)
+            xt, v = path_sample(path_kind, x0, x1, t)
+            u, du_dt = torch.func.jvp(lambda xx, tt, hh: model(xx, tt, y, hh), (xt, t, h),
+                                      (v, torch.ones_like(t), -torch.ones_like(h)))
+            target = (v + h[:, None] * du_dt).detach()
+            err = (u - target).pow(2).sum(1)
+            loss = (err / (err.detach() + 1e-3).pow(mf_power)).mean()
+            report = err.mean() / x1.shape[1]
+        else:
+            xt, target = path_sample(path_kind, x0, x1, t)
+            pred = model(xt, t, y)
+            loss = (pred - target).pow(2).mean()
+            report = loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tc.get("grad_clip"):
@@ -428,7 +460,7 @@ def main(argv=None):
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(d).add_(pm, alpha=1 - d)
 
-        lv = loss.item()
+        lv = report.item()
         loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
         if step % log_every == 0:
             el = elapsed()

@@ -41,6 +41,13 @@ pub enum ArchConfig {
     Onnx(std::sync::Arc<crate::onnx::OnnxNetwork>),
 }
 
+impl ArchConfig {
+    /// True when the network is a flow map (takes the step length as a second time input).
+    pub fn flow_map(&self) -> bool {
+        matches!(self, ArchConfig::Mlp(MlpConfig { flow_map: true, .. }))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MlpConfig {
     pub data_dim: usize,
@@ -49,6 +56,11 @@ pub struct MlpConfig {
     pub depth: usize,
     pub time_embed_dim: usize,
     pub time_scale: f32,
+    /// A flow map (MeanFlow, Geng et al. 2025): the network also takes the length h of the
+    /// step it is asked about, as a second time embedding after the first, and returns the
+    /// average velocity over [t, t + h], so that x + h·u(x, t, h) is the state at t + h; h = 0
+    /// is the instantaneous velocity. JSON `"flow_map": true` (absent: false).
+    pub flow_map: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +132,7 @@ fn kind<'k, const N: usize>(p: &mut Parser<'_>, f: &json::Fields<'k, N>, kinds: 
     Ok(i)
 }
 
-const MLP_FIELDS: &[&str] = &["data_dim", "width", "depth", "time_embed_dim", "time_scale"];
+const MLP_FIELDS: &[&str] = &["data_dim", "width", "depth", "time_embed_dim", "time_scale", "flow_map"];
 const UNET_FIELDS: &[&str] =
     &["in_channels", "base_channels", "channel_mult", "num_res_blocks", "groups", "time_scale"];
 /// Levels read from `channel_mult` before it is rejected (validation allows `MAX_LEVELS`).
@@ -162,6 +174,7 @@ fn parse_arch(p: &mut Parser<'_>) -> JResult<ArchConfig> {
         "channel_mult",
         "num_res_blocks",
         "groups",
+        "flow_map",
     ])?;
     Ok(match kind(p, &f, &[("mlp", MLP_FIELDS), ("unet", UNET_FIELDS)])? {
         0 => ArchConfig::Mlp(MlpConfig {
@@ -170,6 +183,7 @@ fn parse_arch(p: &mut Parser<'_>) -> JResult<ArchConfig> {
             depth: p.req(&f, "depth", Parser::usize)?,
             time_embed_dim: p.req(&f, "time_embed_dim", Parser::usize)?,
             time_scale: p.req(&f, "time_scale", Parser::f32)?,
+            flow_map: p.opt(&f, "flow_map", Parser::bool)?.unwrap_or(false),
         }),
         _ => ArchConfig::Unet(UnetConfig {
             in_channels: p.req(&f, "in_channels", Parser::usize)?,
@@ -256,7 +270,7 @@ impl ModelConfig {
     pub fn mlp_preset(width: usize, depth: usize) -> Self {
         ModelConfig {
             format_version: FORMAT_VERSION,
-            arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width, depth, time_embed_dim: 32, time_scale: 1000.0 }),
+            arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width, depth, time_embed_dim: 32, time_scale: 1000.0, flow_map: false }),
             data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
             num_classes: 0,
             path: PathConfig::Linear,
@@ -308,6 +322,9 @@ impl ModelConfig {
                     m.data_dim, m.width, m.depth, m.time_embed_dim
                 );
                 json::write_f32(&mut o, m.time_scale);
+                if m.flow_map {
+                    o.push_str(",\"flow_map\":true");
+                }
             }
             ArchConfig::Unet(u) => {
                 let _ = write!(

@@ -10,7 +10,7 @@ use crate::tensor::Tensor;
 /// Every tensor the architecture needs, with its shape, in `state_dict()` order.
 pub fn param_shapes(c: &MlpConfig, num_classes: usize) -> Vec<(String, Vec<usize>)> {
     let mut v = Vec::new();
-    let mut fan_in = c.data_dim + c.time_embed_dim;
+    let mut fan_in = input_width(c);
     for i in 0..c.depth {
         v.push((format!("layers.{i}.weight"), vec![c.width, fan_in]));
         v.push((format!("layers.{i}.bias"), vec![c.width]));
@@ -24,13 +24,21 @@ pub fn param_shapes(c: &MlpConfig, num_classes: usize) -> Vec<(String, Vec<usize
     v
 }
 
-/// The first layer's input: [x, time embedding (+ class embedding)].
+/// Width of the first layer's input: the point, its time embedding, and for a flow map the
+/// step's embedding.
+pub fn input_width(c: &MlpConfig) -> usize {
+    c.data_dim + c.time_embed_dim * if c.flow_map { 2 } else { 1 }
+}
+
+/// The first layer's input: [x, time embedding (+ class embedding)], and for a flow map the
+/// embedding of the step length h after them.
 fn input<B: Backend>(
     b: &B,
     c: &MlpConfig,
     p: &Params<B>,
     x: &B::Tensor,
     t: f32,
+    h: f32,
     labels: Option<&[u32]>,
 ) -> Result<B::Tensor> {
     let n = b.shape(x)[0];
@@ -39,27 +47,34 @@ fn input<B: Backend>(
         let ce = b.embedding(p.get("class_emb.weight")?, ids)?;
         e = b.add(&e, &ce)?;
     }
-    b.concat_axis1(x, &e)
+    let xe = b.concat_axis1(x, &e)?;
+    if c.flow_map {
+        b.concat_axis1(&xe, &b.time_embedding(h, n, c.time_embed_dim, c.time_scale)?)
+    } else {
+        Ok(xe)
+    }
 }
 
 /// Multiply-adds ×2 of one forward on one point (its linear layers).
 pub fn flops_per_sample(c: &MlpConfig) -> f64 {
-    let mut dims = vec![c.data_dim + c.time_embed_dim];
+    let mut dims = vec![input_width(c)];
     dims.extend(std::iter::repeat_n(c.width, c.depth));
     dims.push(c.data_dim);
     2.0 * dims.windows(2).map(|d| (d[0] * d[1]) as f64).sum::<f64>()
 }
 
-/// v(x, t[, y]) for x [n, data_dim] → [n, data_dim].
+/// v(x, t[, y]) for x [n, data_dim] → [n, data_dim]; for a flow map the average velocity
+/// over [t, t + step] (`step` is ignored by other networks).
 pub fn forward<B: Backend>(
     b: &B,
     c: &MlpConfig,
     p: &Params<B>,
     x: &B::Tensor,
     t: f32,
+    step: f32,
     labels: Option<&[u32]>,
 ) -> Result<B::Tensor> {
-    let mut h = input(b, c, p, x, t, labels)?;
+    let mut h = input(b, c, p, x, t, step, labels)?;
     for i in 0..c.depth {
         h = b.linear(
             &h,
@@ -85,7 +100,7 @@ const DIV_OUT: &str = "divergence.out_rows";
 /// rows `[W_out[0, :], …, W_out[d−1, :]]` as one [1, d·width] weight.
 pub fn divergence_params(c: &MlpConfig, w0: &Tensor, w_out: &Tensor) -> Result<Vec<(String, Tensor)>> {
     let (d, width) = (c.data_dim, c.width);
-    let fan_in = c.data_dim + c.time_embed_dim;
+    let fan_in = input_width(c);
     let mut v = Vec::with_capacity(d + 2);
     for j in 0..d {
         let col = (0..width).map(|r| w0.data()[r * fan_in + j]).collect();
@@ -96,7 +111,8 @@ pub fn divergence_params(c: &MlpConfig, w0: &Tensor, w_out: &Tensor) -> Result<V
     Ok(v)
 }
 
-/// v(x, t[, y]) and its exact divergence Σ_j ∂v_j/∂x_j ([n, 1]) by forward-mode derivatives:
+/// v(x, t[, y]) (for a flow map the instantaneous velocity, step 0) and its exact divergence
+/// Σ_j ∂v_j/∂x_j ([n, 1]) by forward-mode derivatives:
 /// one tangent per input coordinate j (the first layer maps e_j to column j of its weight), each
 /// pushed through every layer (`linear` without bias, then `silu_tangent`); the divergence is
 /// Σ_j row j of the output weight · tangent j, one [n, d·width] × [d·width] product.
@@ -108,7 +124,7 @@ pub fn forward_with_divergence<B: Backend>(
     t: f32,
     labels: Option<&[u32]>,
 ) -> Result<(B::Tensor, B::Tensor)> {
-    let mut h = input(b, c, p, x, t, labels)?;
+    let mut h = input(b, c, p, x, t, 0.0, labels)?;
     let mut tangents: Vec<B::Tensor> = Vec::with_capacity(c.data_dim);
     for i in 0..c.depth {
         let w = p.get(&format!("layers.{i}.weight"))?;

@@ -11,7 +11,7 @@ pub use config::{ArchConfig, DataConfig, MlpConfig, ModelConfig, PathConfig, Pro
 pub use format::{load, save};
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, num};
 use crate::sorted_map::SortedMap;
 use crate::tensor::Tensor;
 
@@ -188,6 +188,26 @@ impl<B: Backend> Network<B> {
     /// ≤ num_classes, where num_classes is the null class) is required exactly when the model
     /// is class-conditional.
     pub fn velocity(&self, backend: &B, x: &B::Tensor, t: f32, labels: Option<&[u32]>) -> Result<B::Tensor> {
+        self.average_velocity(backend, x, t, 0.0, labels)
+    }
+
+    /// The average velocity over [t, t + step] of a flow-map model (`ArchConfig::flow_map`):
+    /// x + step·u is its estimate of the state at t + step. `step` 0 is the instantaneous
+    /// velocity, the only one other networks give (any other step is an error for them).
+    pub fn average_velocity(
+        &self,
+        backend: &B,
+        x: &B::Tensor,
+        t: f32,
+        step: f32,
+        labels: Option<&[u32]>,
+    ) -> Result<B::Tensor> {
+        if step != 0.0 && !self.config.arch.flow_map() {
+            return Err(Error::InvalidOption {
+                option: "step",
+                reason: format!("{} ≠ 0 needs a flow-map model; this one is a velocity field", num(step)),
+            });
+        }
         let shape = backend.shape(x);
         let sample = self.config.sample_shape();
         if shape.len() != sample.len() + 1 || shape[1..] != sample[..] {
@@ -220,7 +240,7 @@ impl<B: Backend> Network<B> {
             }
         }
         match &self.config.arch {
-            ArchConfig::Mlp(c) => mlp::forward(backend, c, &self.params, x, t, labels),
+            ArchConfig::Mlp(c) => mlp::forward(backend, c, &self.params, x, t, step, labels),
             ArchConfig::Unet(c) => unet::forward(backend, c, &self.params, x, t, labels),
             ArchConfig::Onnx(_) => match &self.graph {
                 Some(g) => g.velocity(backend, x, t, labels),
