@@ -35,6 +35,10 @@ fn f16_copies_round_the_f32_weights_and_sample_within_tolerance() {
         "moons_reflow",
         "mnist",
         "mnist_reflow",
+        "moons_meanflow",
+        "8gaussians_meanflow",
+        "checkerboard_meanflow",
+        "spirals_meanflow",
     ];
     for name in names {
         let ((full, full_bytes), (half, half_bytes)) =
@@ -52,10 +56,18 @@ fn f16_copies_round_the_f32_weights_and_sample_within_tolerance() {
         }
         let image = matches!(full.config.data, pushforward::model::DataConfig::Image { .. });
         let reflow = name.ends_with("reflow");
+        // Few-step models at their own few steps (reflow: 2 Euler steps; a flow map: its
+        // default, one jump), the others at Heun 8 NFE.
+        let (solver, steps) = if reflow {
+            (Solver::Euler, 2)
+        } else {
+            let d = SampleOptions::for_model(&full.config);
+            (d.solver, d.steps)
+        };
         let o = SampleOptions {
             n: if image { 16 } else { 20_000 },
-            solver: if reflow { Solver::Euler } else { Solver::Heun },
-            steps: if reflow { 2 } else { 8 },
+            solver,
+            steps,
             seed: 9,
             labels: if full.config.num_classes > 0 { Labels::Cycle } else { Labels::Unconditional },
             guidance: if image && !reflow { 2.0 } else { 1.0 },

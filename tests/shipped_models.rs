@@ -286,6 +286,11 @@ fn checkerboard_cells_are_the_black_ones() {
 /// converged (RK4 32 NFE); the curved-path ones (cosine path, independent coupling) converged
 /// only. (PyTorch's `evaluate.py --protocol-20k-only` measures the same with 12 draws.)
 ///
+/// One-step flow maps (`*_meanflow`) also have #18's one-step targets: their own jumps (Euler)
+/// ≤ 1.5× at 1 NFE and ≤ 1.25× at 2 NFE (`MAP_MEETS_TARGETS`; moons_meanflow measures 1.58× /
+/// 1.38× here against 1.46× / 1.14× in PyTorch's 12 draws × 8 seeds: the moons family's seed
+/// dependence below).
+///
 /// Asserted for the models that meet the targets (`MEETS_TARGETS`); the moons family is measured
 /// and printed but does not meet them here (Heun 8 ≈ 1.44×, RK4 32 ≈ 1.29× for moons): moons's
 /// score varies strongly with the noise seed (0.016–0.026 SW2 over six seeds, the same in
@@ -294,6 +299,9 @@ fn checkerboard_cells_are_the_black_ones() {
 #[test]
 fn shipped_2d_models_meet_the_20k_floor_protocol() {
     const MEETS_TARGETS: [&str; 3] = ["8gaussians", "checkerboard", "spirals"];
+    // One-step flow maps asserted on their own targets (the map's 1 and 2 NFE; their Heun and
+    // RK4 rows, the instantaneous velocity, are measured only).
+    const MAP_MEETS_TARGETS: [&str; 3] = ["8gaussians_meanflow", "checkerboard_meanflow", "spirals_meanflow"];
     const N: usize = 20_000;
     const DRAWS: u64 = 8;
     let mut failures = Vec::new();
@@ -327,12 +335,14 @@ fn shipped_2d_models_meet_the_20k_floor_protocol() {
             gates.insert(0, ("map 2 NFE", Solver::Euler, 2, 1.25));
             gates.insert(0, ("map 1 NFE", Solver::Euler, 1, 1.5));
         }
-        let asserted = if MEETS_TARGETS.contains(&name.as_str()) { "asserted" } else { "measured only" };
+        let full = MEETS_TARGETS.contains(&name.as_str());
+        let map = MAP_MEETS_TARGETS.contains(&name.as_str());
+        let asserted = if full { "asserted" } else if map { "map rows asserted" } else { "measured only" };
         let mut line = format!("{name} ({asserted}): 20k floor {floor:.4} (mean of {} pairs)", pairs.len());
         for (what, solver, steps, gate) in gates {
             let ratio = score(solver, steps);
             line += &format!(", {what} {ratio:.3}x (gate {gate}x)");
-            if ratio > gate && MEETS_TARGETS.contains(&name.as_str()) {
+            if ratio > gate && (full || (map && what.starts_with("map"))) {
                 failures.push(format!("{name}: {what} {ratio:.3}x the floor > {gate}x"));
             }
         }

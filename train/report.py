@@ -248,7 +248,7 @@ new models: `export_model(..., dtype="f16")`): each tensor rounded to half preci
 rounding error 4.6e-4 of a tensor's largest value), widened exactly to F32 on load. They are
 half the download, and the demo and the embed load them. Measured by
 `cargo test --release --test f16_models -- --nocapture` from the same noise with the same solver
-(2-D: 20,000 points, Heun 8 steps, reflow models Euler 2; images: 16, Heun 8 at guidance 2,
+(2-D: 20,000 points, Heun 8 steps, reflow models Euler 2, flow maps Euler 1 (one jump); images: 16, Heun 8 at guidance 2,
 reflow Euler 2 at guidance 1), F16 samples vs F32 samples:
 
 | model | F32 → F16 file | 99.9% of values within | max \\|Δ\\| | mean \\|Δ\\| | SW2(F16, F32) |
@@ -260,6 +260,10 @@ reflow Euler 2 at guidance 1), F16 samples vs F32 samples:
 | moons_cosine | 219,048 → 110,540 B | 1.82e-3 | 5.60e-3 | 5.55e-5 | 8.9e-5 |
 | moons_sde | 219,024 → 110,516 B | 2.61e-3 | 1.25e-2 | 1.12e-4 | 1.6e-4 |
 | moons_reflow | 219,072 → 110,564 B | 4.13e-4 | 1.36e-3 | 6.13e-5 | 7.1e-5 |
+| moons_meanflow | 236,024 → 119,324 B | 1.41e-3 | 1.72e-3 | 7.24e-5 | 1.1e-4 |
+| 8gaussians_meanflow | 236,016 → 119,316 B | 7.74e-4 | 1.34e-3 | 1.18e-4 | 1.5e-4 |
+| checkerboard_meanflow | 236,024 → 119,324 B | 5.43e-4 | 8.40e-4 | 5.90e-5 | 7.9e-5 |
+| spirals_meanflow | 236,024 → 119,324 B | 4.26e-4 | 8.41e-4 | 6.23e-5 | 7.5e-5 |
 | mnist | 1,580,388 → 795,250 B | 9.81e-3 | 2.15e-2 | 7.24e-4 | — |
 | mnist_reflow | 1,579,660 → 794,514 B | 2.44e-3 | 5.15e-3 | 2.07e-4 | — |
 

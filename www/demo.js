@@ -84,6 +84,11 @@ async function load(model) {
       $('solver').value = 'euler'; $('steps').value = '2'; $('guidance').value = '1'; $('guidance-from').value = '0';
       syncControls();
     }
+    // Flow maps (MeanFlow): Euler steps are the map's own jumps, one is a whole sample.
+    if (sampler.info().config.arch?.flow_map) {
+      $('solver').value = 'euler'; $('steps').value = '1';
+      syncControls();
+    }
     dropped = null;
     performance.mark('pf:created');
     await run({ preview: true });

@@ -189,6 +189,17 @@ test('the demo loads a model by URL (?model=…), e.g. your own trained file on 
   assert.equal(await b.page.locator('#model option[data-own]').count(), 0);
 });
 
+test('picking a one-step flow map sets Euler with 1 step, and its first drawing took 1 NFE', async () => {
+  await b.page.goto(`${b.url}/?backend=cpu`);
+  await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+  await b.page.selectOption('#model', 'checkerboard_meanflow');
+  await b.page.waitForFunction(() => window.pushforward.sampler?.info().config.arch.flow_map === true && document.querySelector('#status').textContent.includes('samples'), null, { timeout: 60_000 });
+  assert.equal(await b.page.locator('#solver').inputValue(), 'euler');
+  assert.equal(await b.page.locator('#steps').inputValue(), '1');
+  assert.match(await b.page.locator('#status').textContent(), /\b1 NFE\b/);
+  assert.deepEqual(b.consoleErrors, []);
+});
+
 test('image grids fit the canvas with their class labels; a long run shows a progress bar that cancels it', async () => {
   await b.page.goto(`${b.url}/?backend=cpu`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });

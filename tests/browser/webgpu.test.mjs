@@ -59,6 +59,23 @@ for (const variant of VARIANTS) {
   });
 }
 
+test('a one-step flow map (moons_meanflow) samples in 1 NFE by default, and 2 with steps: 2, equally on WebGPU and the CPU', async () => {
+  for (const opts of [{}, { steps: 2 }]) {
+    const { gpu, cpu } = await both('moons_meanflow', { n: 512, seed: 3, ...opts });
+    const want = opts.steps || 1;
+    assert.equal(gpu.nfe, want);
+    assert.equal(cpu.nfe, want);
+    assert.equal(gpu.info.config.arch.flow_map, true);
+    const d = maxAbs(gpu.samples, cpu.samples);
+    console.log(`moons_meanflow ${want} NFE: max |gpu − cpu| = ${d.toExponential(2)}`);
+    assert.ok(d <= 1e-3, `max abs difference ${d}`);
+    // Samples, not noise: the moons lie within |y| < 1.5 (noise: ~13% of N(0, 1) points outside).
+    const ys = gpu.samples.filter((_, i) => i % 2 === 1);
+    assert.ok(ys.filter((y) => Math.abs(y) > 1.5).length < 0.01 * ys.length);
+  }
+  assert.deepEqual(b.consoleErrors, []);
+});
+
 test('info() names the linear kernel: registers on SwiftShader by default, the forced variant otherwise', async () => {
   const kernels = await b.page.evaluate(async (variants) => {
     const { Sampler } = window.pushforward;
