@@ -637,9 +637,14 @@ impl<B: Backend> Sampler<B> {
 }
 
 /// The length of the grid step that starts at `t` (Euler evaluates only at grid points, each
-/// exactly as the grid holds it); 0 off the grid.
+/// exactly as the grid holds it); 0 off the grid. The grid increases (`flow_map_grid`), so a
+/// binary search: a linear scan per evaluation would make a long solve quadratic in its steps.
 fn step_from(grid: &[f32], t: f32) -> f32 {
-    grid.windows(2).find(|w| w[0] == t).map_or(0.0, |w| w[1] - w[0])
+    let i = grid.partition_point(|&g| g < t);
+    match (grid.get(i), grid.get(i + 1)) {
+        (Some(&start), Some(&end)) if start == t => end - start,
+        _ => 0.0,
+    }
 }
 
 /// CFG-Zero★'s guided velocity from v = [v_c; v_u] ([2n, …]): s·v_u + w·(v_c − s·v_u) with

@@ -84,9 +84,10 @@ async function load(model) {
       $('solver').value = 'euler'; $('steps').value = '2'; $('guidance').value = '1'; $('guidance-from').value = '0';
       syncControls();
     }
-    // Flow maps (MeanFlow): Euler steps are the map's own jumps, one is a whole sample.
+    // Flow maps (MeanFlow): the library's defaults for them (Euler, 1 step: one jump of the map).
     if (sampler.info().config.arch?.flow_map) {
-      $('solver').value = 'euler'; $('steps').value = '1';
+      const d = sampler.defaults();
+      $('solver').value = d.solver; $('steps').value = String(d.steps);
       syncControls();
     }
     dropped = null;
