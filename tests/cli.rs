@@ -23,6 +23,7 @@ fn temp_model() -> (std::path::PathBuf, Model) {
             num_classes: 0,
             path: PathConfig::Linear,
             provenance: Default::default(),
+            class_names: Vec::new(),
         },
         1,
     )

@@ -361,6 +361,7 @@ pub fn mlp_config(num_classes: usize) -> ModelConfig {
         num_classes,
         path: PathConfig::Linear,
         provenance: Default::default(),
+        class_names: Vec::new(),
     }
 }
 

@@ -29,6 +29,7 @@ fn mlp_with(num_classes: usize, seed: u64, flow_map: bool) -> Model {
         num_classes,
         path: PathConfig::Linear,
         provenance: Default::default(),
+        class_names: Vec::new(),
     };
     Model::random(config, seed).unwrap()
 }

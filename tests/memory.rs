@@ -53,6 +53,7 @@ fn mlp(width: usize, classes: usize) -> Model {
         path: PathConfig::Linear,
         format_version: 1,
         provenance: Default::default(),
+        class_names: Vec::new(),
     };
     Model::random(config, 7).unwrap()
 }
@@ -79,6 +80,7 @@ fn a_model_whose_one_sample_cannot_fit_is_refused_at_load() {
         path: PathConfig::Linear,
         format_version: 1,
         provenance: Default::default(),
+        class_names: Vec::new(),
     };
     let fp = memory::footprint(&config);
     assert!(fp.im2col_values as u64 * 4 > 4 << 30, "im2col of 256 channels × 9 × 1024² is {} values", fp.im2col_values);

@@ -15,6 +15,7 @@ fn mlp_config(num_classes: usize) -> ModelConfig {
         num_classes,
         path: PathConfig::Linear,
         provenance: Default::default(),
+        class_names: Vec::new(),
     }
 }
 
@@ -33,6 +34,7 @@ fn unet_config() -> ModelConfig {
         num_classes: 3,
         path: PathConfig::Linear,
         provenance: Default::default(),
+        class_names: Vec::new(),
     }
 }
 
@@ -531,6 +533,40 @@ fn config_json_round_trips_provenance_and_escapes() {
     assert_eq!(v["provenance"]["seed"], serde_json::json!(u64::MAX));
     assert_eq!(v["provenance"]["dataset"], serde_json::json!(cfg.provenance.dataset));
     assert_eq!(v["arch"]["channel_mult"], serde_json::json!([1, 2, 2]));
+}
+
+/// `class_names` is optional, round-trips (escapes included), and must give one non-empty name
+/// of at most 64 characters per class; a lying list is a config error naming the field.
+#[test]
+fn class_names_round_trip_and_are_checked() {
+    let mut cfg = unet_config();
+    assert!(!cfg.to_json().contains("class_names"), "absent when empty");
+    cfg.class_names = vec!["Smileys & Emotion".into(), "quote\" é 😀".into(), "Flags".into()];
+    let text = cfg.to_json();
+    assert_eq!(ModelConfig::from_json(&text).unwrap(), cfg);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["class_names"], serde_json::json!(["Smileys & Emotion", "quote\" é 😀", "Flags"]));
+
+    let good: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (names, why) in [
+        (serde_json::json!(["a", "b"]), "2 names for 3 classes"),
+        (serde_json::json!(["a", "b", "c", "d"]), "4 names for 3 classes"),
+        (serde_json::json!(["a", "", "c"]), "a name is 1 to 64 characters"),
+        (serde_json::json!(["a", "x".repeat(65), "c"]), "a name is 1 to 64 characters"),
+    ] {
+        let mut v = good.clone();
+        v["class_names"] = names;
+        match load_with_config_json(&v.to_string()) {
+            Error::Config { field, reason } => {
+                assert_eq!(field, "class_names");
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("expected a config error, got {other}"),
+        }
+    }
+    let mut v = good.clone();
+    v["class_names"] = serde_json::json!([1, 2, 3]);
+    assert!(matches!(load_with_config_json(&v.to_string()), Error::Config { .. }));
 }
 
 /// Error text never echoes hostile input raw (#13 item 9): a tensor name with terminal escapes

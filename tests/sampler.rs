@@ -29,6 +29,7 @@ fn mlp_model_with(flow_map: bool) -> Model {
             num_classes: 0,
             path: PathConfig::Linear,
             provenance: Default::default(),
+            class_names: Vec::new(),
         },
         42,
     )
@@ -51,6 +52,7 @@ fn unet_model() -> Model {
             num_classes: 3,
             path: PathConfig::Linear,
             provenance: Default::default(),
+            class_names: Vec::new(),
         },
         7,
     )

@@ -62,8 +62,8 @@ def read_safetensors(path):
     return out, meta
 
 
-def make_config(arch, data, num_classes, path_kind, provenance):
-    return {
+def make_config(arch, data, num_classes, path_kind, provenance, class_names=None):
+    cfg = {
         "format_version": 1,
         "arch": arch,
         "data": data,
@@ -71,6 +71,10 @@ def make_config(arch, data, num_classes, path_kind, provenance):
         "path": {"kind": path_kind},
         "provenance": provenance,
     }
+    if class_names:
+        assert len(class_names) == num_classes, (class_names, num_classes)
+        cfg["class_names"] = list(class_names)
+    return cfg
 
 
 def to_f16(tensors):
@@ -86,7 +90,7 @@ def to_f16(tensors):
     return out
 
 
-def export_model(model, arch, path, data, num_classes, path_kind, provenance, dtype="f32"):
+def export_model(model, arch, path, data, num_classes, path_kind, provenance, dtype="f32", class_names=None):
     """Export `model` (a train/models.py module built from `arch`) to `path`.
 
     Tensors are the model's state_dict() as F32, or F16 with dtype="f16" (half the file; the
@@ -97,7 +101,7 @@ def export_model(model, arch, path, data, num_classes, path_kind, provenance, dt
     sd = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in model.state_dict().items()}
     if dtype == "f16":
         sd = to_f16(sd)
-    cfg = make_config(arch, data, num_classes, path_kind, provenance)
+    cfg = make_config(arch, data, num_classes, path_kind, provenance, class_names)
     write_safetensors(path, sd, {"pushforward": json.dumps(cfg)})
     back, meta = read_safetensors(path)
     assert set(back) == set(sd), "tensor names differ after read-back"

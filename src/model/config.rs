@@ -22,6 +22,8 @@ const MAX_RES_BLOCKS: usize = 8;
 const MAX_IMAGE_SIDE: usize = 1024;
 const MAX_IMAGE_CHANNELS: usize = 4;
 pub const MAX_CLASSES: usize = 100_000;
+/// Longest class name, in characters (a caption, not a document).
+pub const MAX_CLASS_NAME: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
@@ -31,6 +33,9 @@ pub struct ModelConfig {
     pub num_classes: usize,
     pub path: PathConfig,
     pub provenance: Provenance,
+    /// Display names of the classes (`"class_names"`, optional): empty, or one per class, in
+    /// label order. The demo's class picker and grid captions show them.
+    pub class_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +144,7 @@ const UNET_FIELDS: &[&str] =
 const MAX_MULT_READ: usize = 64;
 
 fn parse_config(p: &mut Parser<'_>) -> JResult<ModelConfig> {
-    let f = p.fields(["format_version", "arch", "data", "num_classes", "path", "provenance"])?;
+    let f = p.fields(["format_version", "arch", "data", "num_classes", "path", "provenance", "class_names"])?;
     // The version first: a future format should say so rather than fail on a renamed field.
     let format_version = p.req(&f, "format_version", |p| {
         let v = p.u64()?;
@@ -158,6 +163,21 @@ fn parse_config(p: &mut Parser<'_>) -> JResult<ModelConfig> {
             })
         })?,
         provenance: p.opt(&f, "provenance", parse_provenance)?.unwrap_or_default(),
+        class_names: p
+            .opt(&f, "class_names", |p| {
+                let mut names = Vec::new();
+                p.array(|p, i| {
+                    // A bound on the count before the per-name work: validate() checks it against
+                    // num_classes, but a lying file must not make the parser collect millions first.
+                    if i >= MAX_CLASSES {
+                        return Err(p.error(format!("more than {MAX_CLASSES} names")));
+                    }
+                    names.push(p.string()?.into_owned());
+                    Ok(())
+                })?;
+                Ok(names)
+            })?
+            .unwrap_or_default(),
     })
 }
 
@@ -275,6 +295,7 @@ impl ModelConfig {
             num_classes: 0,
             path: PathConfig::Linear,
             provenance: Provenance::default(),
+            class_names: Vec::new(),
         }
     }
 
@@ -296,6 +317,7 @@ impl ModelConfig {
             num_classes: 10,
             path: PathConfig::Linear,
             provenance: Provenance::default(),
+            class_names: Vec::new(),
         }
     }
 
@@ -363,7 +385,18 @@ impl ModelConfig {
             PathConfig::Linear => "linear",
             PathConfig::Cosine => "cosine",
         };
-        let _ = write!(o, "}},\"num_classes\":{},\"path\":{{\"kind\":\"{path}\"}},\"provenance\":{{", self.num_classes);
+        let _ = write!(o, "}},\"num_classes\":{},", self.num_classes);
+        if !self.class_names.is_empty() {
+            o.push_str("\"class_names\":[");
+            for (i, name) in self.class_names.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                json::write_str(&mut o, name);
+            }
+            o.push_str("],");
+        }
+        let _ = write!(o, "\"path\":{{\"kind\":\"{path}\"}},\"provenance\":{{");
         let pv = &self.provenance;
         if let Some(d) = &pv.dataset {
             o.push_str("\"dataset\":");
@@ -428,6 +461,15 @@ impl ModelConfig {
             ));
         }
         check_range("num_classes", self.num_classes, 0, MAX_CLASSES)?;
+        if !self.class_names.is_empty() && self.class_names.len() != self.num_classes {
+            return Err(bad(
+                "class_names",
+                format!("{} names for {} classes (give one per class, or none)", self.class_names.len(), self.num_classes),
+            ));
+        }
+        if let Some(i) = self.class_names.iter().position(|n| n.is_empty() || n.chars().count() > MAX_CLASS_NAME) {
+            return Err(bad("class_names", format!("name {i}: a name is 1 to {MAX_CLASS_NAME} characters")));
+        }
         match &self.data {
             DataConfig::Points2d { range } => {
                 for (axis, r) in range.iter().enumerate() {

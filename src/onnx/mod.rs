@@ -63,6 +63,7 @@ pub fn load(bytes: &[u8], declaration: Option<&str>) -> Result<Model> {
         num_classes: decl.num_classes,
         path: decl.path,
         provenance: decl.provenance.clone(),
+        class_names: Vec::new(),
         arch: ArchConfig::Onnx(Arc::new(OnnxNetwork { graph, declaration: decl })),
     };
     config.validate()?;
