@@ -39,6 +39,7 @@ fn f16_copies_round_the_f32_weights_and_sample_within_tolerance() {
         "8gaussians_meanflow",
         "checkerboard_meanflow",
         "spirals_meanflow",
+        "emoji",
     ];
     for name in names {
         let ((full, full_bytes), (half, half_bytes)) =
