@@ -32,9 +32,11 @@ function syncControls() {
   for (const el of document.querySelectorAll('.fixed-only')) el.hidden = adaptive;
   const sel = $('label');
   const k = info?.config?.num_classes || 0;
-  if (sel.options.length !== k + 1) {
+  const names = classNames(info);
+  if (sel.options.length !== k + 1 || sel.dataset.names !== names.join('\n')) {
     sel.innerHTML = '<option value="all">all (one row each)</option>';
-    for (let c = 0; c < k; c++) sel.add(new Option(String(c), String(c)));
+    for (let c = 0; c < k; c++) sel.add(new Option(names[c], String(c)));
+    sel.dataset.names = names.join('\n');
   }
   if (info) {
     $('r-backend').textContent = info.backend;
@@ -192,6 +194,24 @@ $('cancel').addEventListener('click', () => {
   setStatus('cancelled');
 });
 
+/// The model's class names (its config's `class_names`), else the class numbers.
+function classNames(info) {
+  const k = info?.config?.num_classes || 0;
+  const names = info?.config?.class_names;
+  return Array.from({ length: k }, (_, c) => (Array.isArray(names) && names[c]) || String(c));
+}
+
+/// `text` shortened to fit `width` pixels: its first word ("Smileys & Emotion" → "Smileys"), then
+/// cut with an ellipsis.
+function fitText(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  const word = text.split(/[\s&,]+/)[0];
+  if (ctx.measureText(word).width <= width) return word;
+  let t = word;
+  while (t.length > 1 && ctx.measureText(`${t}…`).width > width) t = t.slice(0, -1);
+  return `${t}…`;
+}
+
 /// Class labels over an image grid (`grid` from sample()): a column per class when the labels
 /// cycle, else the one class asked for; above the grid where there is room, else in the cells.
 function labelGrid(grid, label, classes) {
@@ -209,10 +229,16 @@ function labelGrid(grid, label, classes) {
     ctx.fillStyle = '#fd9f6c';
     ctx.fillText(text, cx, cy);
   };
+  const info = sampler?.info();
+  const names = classNames(info);
   if (label === 'all') {
-    for (let j = 0; j < grid.cols; j++) caption(String(j % classes), grid.x + (j + 0.5) * grid.cellWidth, 2 * size);
+    for (let j = 0; j < grid.cols; j++) {
+      const text = fitText(ctx, names[j % classes] ?? String(j % classes), grid.cellWidth - 2);
+      caption(text, grid.x + (j + 0.5) * grid.cellWidth, ctx.measureText(text).width + 6);
+    }
   } else {
-    const text = label === classes ? 'unconditional' : `class ${label}`;
+    const named = Array.isArray(info?.config?.class_names);
+    const text = label === classes ? 'unconditional' : named ? names[label] : `class ${label}`;
     caption(text, grid.x + (grid.cols * grid.cellWidth) / 2, ctx.measureText(text).width + 8);
   }
 }

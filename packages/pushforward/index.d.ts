@@ -133,7 +133,12 @@ export interface PathsResult {
 
 export interface ModelInfo {
   /** The model's config as stored in its file (arch, data, provenance, …). */
-  config: Record<string, unknown> & { arch: { kind: string } };
+  config: Record<string, unknown> & {
+    arch: { kind: string };
+    num_classes: number;
+    /** One display name per class, in label order, when the file names them (e.g. the emoji categories). */
+    class_names?: string[];
+  };
   parameters: number;
   backend: 'webgpu' | 'cpu';
   /** The GPU adapter's name, or the CPU's description. */

@@ -200,6 +200,43 @@ test('picking a one-step flow map sets Euler with 1 step, and its first drawing 
   assert.deepEqual(b.consoleErrors, []);
 });
 
+test('the colour emoji model: category names in the picker and over the grid, in colour', async () => {
+  await b.page.goto(`${b.url}/?backend=cpu`);
+  await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+  await b.page.fill('#steps', '2');
+  await b.page.selectOption('#model', 'emoji');
+  await b.page.waitForFunction(() => window.pushforward.sampler?.info().config.provenance.dataset?.startsWith('emoji') && document.querySelector('#status').textContent.includes('samples'), null, { timeout: 120_000 });
+  const options = await b.page.locator('#label option').allTextContents();
+  assert.deepEqual(options.slice(0, 3), ['all (one row each)', 'Smileys & Emotion', 'People & Body']);
+  assert.equal(options.length, 10);
+  const r = await b.page.evaluate(() => {
+    const read = (c) => {
+      const c2 = document.createElement('canvas');
+      c2.width = c.width; c2.height = c.height;
+      const ctx = c2.getContext('2d');
+      ctx.drawImage(c, 0, 0);
+      return ctx.getImageData(0, 0, c2.width, c2.height).data;
+    };
+    const d = read(window.pushforward.sampler.canvas);
+    let colour = 0;
+    for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 60) colour++;
+    const o = read(document.getElementById('overlay'));
+    let orange = 0;
+    for (let i = 0; i < o.length; i += 4) if (o[i] > 200 && o[i + 1] > 120 && o[i + 1] < 190 && o[i + 2] < 140 && o[i + 3] > 100) orange++;
+    return { colour, orange, px: d.length / 4 };
+  });
+  console.log(`emoji grid: ${r.colour} of ${r.px} pixels saturated colour; ${r.orange} caption pixels`);
+  assert.ok(r.colour > 500, 'the grid is drawn in colour');
+  assert.ok(r.orange > 30, 'category captions are drawn');
+  // One category asked for: its name is the caption.
+  await b.page.selectOption('#label', '8');
+  await b.page.click('#run');
+  await b.page.waitForFunction(() => document.querySelector('#status').textContent.includes('samples') && !document.querySelector('#run').disabled, null, { timeout: 120_000 });
+  assert.equal(await b.page.locator('#label option:checked').textContent(), 'Flags');
+  await b.page.fill('#steps', '8');
+  assert.deepEqual(b.consoleErrors, []);
+});
+
 test('image grids fit the canvas with their class labels; a long run shows a progress bar that cancels it', async () => {
   await b.page.goto(`${b.url}/?backend=cpu`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });

@@ -1,5 +1,5 @@
-// The one-tag embed on a realistic blog page: three samplers initialise lazily as they
-// scroll into view, share one wasm module, and all draw.
+// The one-tag embed on a realistic blog page: four samplers (three 2-D, one colour image model)
+// initialise lazily as they scroll into view, share one wasm module, and all draw.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, screenshotPath } from './harness.mjs';
@@ -8,7 +8,7 @@ let b;
 before(async () => { b = await launch({ webgpu: true }); });
 after(async () => { await b?.close(); });
 
-test('embed page runs three samplers, lazily, with no console errors', async () => {
+test('embed page runs four samplers, lazily, with no console errors', async () => {
   const { page } = b;
   await page.goto(`${b.url}/embed.html`);
   await page.evaluate(() => {
@@ -22,7 +22,7 @@ test('embed page runs three samplers, lazily, with no console errors', async () 
   const before = await page.evaluate(() => Object.keys(window.__sampled));
   assert.deepEqual(before, ['moons']);
   // Scroll to each sampler in turn, as a reader would.
-  for (const id of ['checker', 'spirals']) {
+  for (const id of ['checker', 'spirals', 'emoji']) {
     await page.evaluate((id) => document.getElementById(id).scrollIntoView(), id);
     await page.waitForFunction((id) => window.__sampled[id], id, { timeout: 60_000 }).catch(async (e) => {
       const status = await page.evaluate((id) => document.getElementById(id).shadowRoot.querySelector('.status').textContent, id);
@@ -35,6 +35,9 @@ test('embed page runs three samplers, lazily, with no console errors', async () 
     assert.ok(r.nfe > 0 && r.n > 0);
   }
   assert.equal(results.checker.nfe, 4);
+  // The emoji embed: Heun 4 steps (8 NFE), 2 images per category.
+  assert.equal(results.emoji.nfe, 8);
+  assert.equal(results.emoji.n, 18);
   // The spirals embed asks for Dopri5: its step counts must be those of a real adaptive solve,
   // nfe = 1 + 1 (initial step selection) + 6 per attempted step (src/ode/adaptive.rs).
   const sp = results.spirals;

@@ -200,6 +200,24 @@ test('the WebGPU canvas shows the CPU picture: mnist grid', async () => {
   assert.deepEqual(b.consoleErrors, []);
 });
 
+test('colour emoji U-Net on WebGPU equals the CPU backend (guided, one per category), and draws the same colour grid', async () => {
+  const opts = { n: 9, solver: 'euler', steps: 2, seed: 1, label: 'all', guidance: 2 };
+  const { gpu, cpu } = await both('emoji', opts);
+  assert.equal(gpu.backend, 'webgpu');
+  assert.equal(gpu.samples.length, 9 * 3 * 32 * 32);
+  assert.equal(gpu.info.config.class_names.length, 9);
+  const d = maxAbs(gpu.samples, cpu.samples);
+  console.log(`emoji: max |gpu − cpu| = ${d.toExponential(2)}; gpu ${gpu.ms.toFixed(0)} ms, cpu ${cpu.ms.toFixed(0)} ms`);
+  assert.ok(d <= 1e-3, `max abs difference ${d}`);
+  const r = await pictures('emoji', opts);
+  comparePixels('emoji grid', r.webgpu.final, r.cpu.final);
+  let colour = 0;
+  const c = r.cpu.final;
+  for (let i = 0; i < c.length; i += 4) if (Math.max(c[i], c[i + 1], c[i + 2]) - Math.min(c[i], c[i + 1], c[i + 2]) > 60) colour++;
+  assert.ok(colour > 200, `only ${colour} coloured pixels: the RGB grid is drawn grey`);
+  assert.deepEqual(b.consoleErrors, []);
+});
+
 test('log-density on WebGPU equals the CPU backend, integrates to ≈ 1, and draws the same picture', async () => {
   const r = await pictures('checkerboard', { n: 800, steps: 4, seed: 1 }, { density: { resolution: 24, steps: 8 }, size: [200, 200] });
   const diff = r.webgpu.logp.reduce((m, v, i) => Math.max(m, Math.abs(v - r.cpu.logp[i])), 0);
