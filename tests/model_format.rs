@@ -10,7 +10,14 @@ use std::collections::HashMap;
 fn mlp_config(num_classes: usize) -> ModelConfig {
     ModelConfig {
         format_version: 1,
-        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 24, depth: 3, time_embed_dim: 8, time_scale: 1000.0, flow_map: false }),
+        arch: ArchConfig::Mlp(MlpConfig {
+            data_dim: 2,
+            width: 24,
+            depth: 3,
+            time_embed_dim: 8,
+            time_scale: 1000.0,
+            flow_map: false,
+        }),
         data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
         num_classes,
         path: PathConfig::Linear,

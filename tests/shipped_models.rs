@@ -25,7 +25,9 @@ fn read_fixture(path: &Path) -> HashMap<String, Tensor> {
         .into_iter()
         .map(|(name, v)| {
             let data = match v.dtype() {
-                safetensors::Dtype::F32 => v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+                safetensors::Dtype::F32 => {
+                    v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+                }
                 safetensors::Dtype::F16 => v
                     .data()
                     .chunks_exact(2)
@@ -283,7 +285,8 @@ fn dataset_points(dataset: &str, n: usize, seed: u64) -> Vec<f32> {
 fn checkerboard_cells_are_the_black_ones() {
     let mut cells: Vec<(usize, usize)> = (0..8).map(|k| (k / 2, 2 * (k % 2) + (k / 2) % 2)).collect();
     cells.sort();
-    let want: Vec<(usize, usize)> = (0..4).flat_map(|i| (0..4).map(move |j| (i, j))).filter(|(i, j)| (i + j) % 2 == 0).collect();
+    let want: Vec<(usize, usize)> =
+        (0..4).flat_map(|i| (0..4).map(move |j| (i, j))).filter(|(i, j)| (i + j) % 2 == 0).collect();
     assert_eq!(cells, want);
 }
 
@@ -344,7 +347,13 @@ fn shipped_2d_models_meet_the_20k_floor_protocol() {
         }
         let full = MEETS_TARGETS.contains(&name.as_str());
         let map = MAP_MEETS_TARGETS.contains(&name.as_str());
-        let asserted = if full { "asserted" } else if map { "map rows asserted" } else { "measured only" };
+        let asserted = if full {
+            "asserted"
+        } else if map {
+            "map rows asserted"
+        } else {
+            "measured only"
+        };
         let mut line = format!("{name} ({asserted}): 20k floor {floor:.4} (mean of {} pairs)", pairs.len());
         for (what, solver, steps, gate) in gates {
             let ratio = score(solver, steps);
@@ -518,7 +527,9 @@ fn emoji_classifier_port_matches_pytorch() {
     let fx = read_fixture(&root().join("tests/fixtures/emoji_classifier_check.safetensors"));
     let (features, logits) = classify_with_features(&w, &fx["x"]);
     let flat: Vec<f32> = logits.iter().flatten().copied().collect();
-    for (what, got, want) in [("features", features.data(), fx["features"].data()), ("logits", &flat[..], fx["logits"].data())] {
+    for (what, got, want) in
+        [("features", features.data(), fx["features"].data()), ("logits", &flat[..], fx["logits"].data())]
+    {
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = max_abs_diff(got, want);
         println!("emoji classifier {what}: max |rust − pytorch| = {d:.2e} (max |value| {scale:.2})");
@@ -567,7 +578,12 @@ fn emoji_samples_are_the_requested_category() {
     println!(
         "emoji: {:.1}% of samples read as the requested category (per category {}), {} NFE",
         100.0 * mean,
-        shares.iter().zip(&model.config.class_names).map(|(s, n)| format!("{n} {:.0}%", 100.0 * s)).collect::<Vec<_>>().join(", "),
+        shares
+            .iter()
+            .zip(&model.config.class_names)
+            .map(|(s, n)| format!("{n} {:.0}%", 100.0 * s))
+            .collect::<Vec<_>>()
+            .join(", "),
         out.stats.nfe
     );
     assert!(mean >= MIN_AGREEMENT, "category agreement {mean:.3} < {MIN_AGREEMENT}");

@@ -121,16 +121,18 @@ def accuracy(net, x, y):
     return float((predict(net, x) == np.asarray(y)).mean())
 
 
+def _load_or_train(net, path, train_it, description):
+    """`net` with the weights cached at `path`, else trained by `train_it()` and cached there."""
+    if not os.path.exists(path):
+        net = train_it()
+        write_safetensors(path, {k: v.numpy() for k, v in net.state_dict().items()}, {"description": description})
+    t, _ = read_safetensors(path)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in t.items()})
+    return net.eval()
+
+
 def load_or_train(md, path=PATH):
-    net = DigitCNN()
-    if os.path.exists(path):
-        t, _ = read_safetensors(path)
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in t.items()})
-        net.eval()
-    else:
-        net = train(md)
-        write_safetensors(path, {k: v.numpy() for k, v in net.state_dict().items()},
-                          {"description": "DigitCNN from train/classifier.py (eval only)"})
+    net = _load_or_train(DigitCNN(), path, lambda: train(md), "DigitCNN from train/classifier.py (eval only)")
     acc = accuracy(net, md["x_test"], md["y_test"])
     params = sum(p.numel() for p in net.parameters())
     return net, {"heldout_acc": acc, "params": params}
@@ -140,16 +142,11 @@ def load_or_train_emoji(md, path=EMOJI_PATH):
     """The emoji classifier, trained on the held-out split (md["x_test"]) with shifts, flips and
     class-balanced loss; info["accuracy_on_train_split"] is its accuracy on the generator's
     train split, which it never sees (and "balanced_accuracy" the mean per-category recall)."""
-    net = EmojiCNN()
-    if os.path.exists(path):
-        t, _ = read_safetensors(path)
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in t.items()})
-        net.eval()
-    else:
-        swapped = {"x_train": md["x_test"], "y_train": md["y_test"], "x_test": md["x_train"], "y_test": md["y_train"]}
-        net = train(swapped, epochs=60, net=net, background=1.0, flip=True, balanced=True, batch=64)
-        write_safetensors(path, {k: v.numpy() for k, v in net.state_dict().items()},
-                          {"description": "EmojiCNN from train/classifier.py, trained on the held-out emoji (eval only)"})
+    swapped = {"x_train": md["x_test"], "y_train": md["y_test"], "x_test": md["x_train"], "y_test": md["y_train"]}
+    net = _load_or_train(
+        EmojiCNN(), path,
+        lambda: train(swapped, epochs=60, net=EmojiCNN(), background=1.0, flip=True, balanced=True, batch=64),
+        "EmojiCNN from train/classifier.py, trained on the held-out emoji (eval only)")
     pred, y = predict(net, md["x_train"]), np.asarray(md["y_train"])
     recalls = [float((pred[y == c] == c).mean()) for c in range(net.head.out_features)]
     params = sum(p.numel() for p in net.parameters())

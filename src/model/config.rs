@@ -290,7 +290,14 @@ impl ModelConfig {
     pub fn mlp_preset(width: usize, depth: usize) -> Self {
         ModelConfig {
             format_version: FORMAT_VERSION,
-            arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width, depth, time_embed_dim: 32, time_scale: 1000.0, flow_map: false }),
+            arch: ArchConfig::Mlp(MlpConfig {
+                data_dim: 2,
+                width,
+                depth,
+                time_embed_dim: 32,
+                time_scale: 1000.0,
+                flow_map: false,
+            }),
             data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
             num_classes: 0,
             path: PathConfig::Linear,
@@ -464,7 +471,11 @@ impl ModelConfig {
         if !self.class_names.is_empty() && self.class_names.len() != self.num_classes {
             return Err(bad(
                 "class_names",
-                format!("{} names for {} classes (give one per class, or none)", self.class_names.len(), self.num_classes),
+                format!(
+                    "{} names for {} classes (give one per class, or none)",
+                    self.class_names.len(),
+                    self.num_classes
+                ),
             ));
         }
         if let Some(i) = self.class_names.iter().position(|n| n.is_empty() || n.chars().count() > MAX_CLASS_NAME) {
