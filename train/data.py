@@ -118,6 +118,8 @@ EMOJI_DIR = os.path.join(DATA_DIR, "emoji", "package")
 EMOJI_CATEGORIES = ["Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink",
                     "Travel & Places", "Activities", "Objects", "Symbols", "Flags"]
 EMOJI_CACHE = os.path.join(DATA_DIR, "emoji32.npz")
+# Bump when emoji_to_32 or the selection changes: a cache of another version is rebuilt.
+EMOJI_CACHE_VERSION = 1
 
 
 def _srgb_to_linear(c):
@@ -149,7 +151,8 @@ def load_emoji_raw():
     that a split never puts a variant on both sides). Cached in train/data/emoji32.npz."""
     if os.path.exists(EMOJI_CACHE):
         z = np.load(EMOJI_CACHE)
-        return z["x"], z["y"], z["g"]
+        if "version" in z and int(z["version"]) == EMOJI_CACHE_VERSION:
+            return z["x"], z["y"], z["g"]
     from PIL import Image  # only the first load needs it
 
     meta = os.path.join(EMOJI_DIR, "emoji.json")
@@ -175,7 +178,7 @@ def load_emoji_raw():
             ys.append(EMOJI_CATEGORIES.index(e["category"]))
             gs.append(gid)
     x, y, g = np.stack(xs), np.asarray(ys, np.int64), np.asarray(gs, np.int64)
-    np.savez_compressed(EMOJI_CACHE, x=x, y=y, g=g)
+    np.savez_compressed(EMOJI_CACHE, x=x, y=y, g=g, version=EMOJI_CACHE_VERSION)
     return x, y, g
 
 
