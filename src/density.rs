@@ -84,7 +84,7 @@ impl<B: Backend> Sampler<B> {
         let footprint =
             memory::Footprint { im2col_values: 0, forward_values: 4 * (widest + width), largest_tensor: widest };
         let limits = self.memory_limits();
-        let plan = memory::SolvePlan::new(&footprint, &limits, d + 1, 1, solver.stages() + 5, 0);
+        let plan = memory::SolvePlan::new(&footprint, &limits, d + 1, 1, solver.held_slopes() + 5, 0);
         let rows = plan.max_rows(&limits)?.min(n).max(1);
         let mut out = Vec::with_capacity(n);
         for start in (0..n).step_by(rows) {

@@ -411,10 +411,11 @@ impl<B: Backend> Sampler<B> {
         let guided = !labels.is_empty() && o.guidance != 1.0;
         let limits = self.memory_limits();
         let config = &self.network.config;
-        // The solver's states per row: the stages, x, the stage input, the new state and the
+        // The solver's states per row: the slopes it holds, x, the stage input, the new state and the
         // error estimate; with guidance the network also sees [x; x].
         // CFG-Zero★'s scale adds the two halves and their products.
-        let states = o.solver.stages() + 5 + if guided { 2 } else { 0 } + if guided && o.cfg_zero_star { 4 } else { 0 };
+        let states =
+            o.solver.held_slopes() + 5 + if guided { 2 } else { 0 } + if guided && o.cfg_zero_star { 4 } else { 0 };
         let plan =
             SolvePlan::new(&memory::footprint(config), &limits, config.sample_len(), 1 + guided as usize, states, 0);
         let (wanted, rows) = (rows.clone(), plan.max_rows(&limits)?.min(rows.len()));

@@ -112,8 +112,9 @@ fn fitted_slope(hs: &[f64], errs: &[f64]) -> f64 {
 
 #[test]
 fn fixed_step_solvers_converge_at_their_order() {
-    let cases: [(Solver, Vec<Problem>, &[usize]); 4] = [
+    let cases: [(Solver, Vec<Problem>, &[usize]); 5] = [
         (Solver::Euler, mild_problems(), &[8, 16, 32, 64, 128]),
+        (Solver::Ab2, mild_problems(), &[8, 16, 32, 64, 128]),
         (Solver::Midpoint, mild_problems(), &[8, 16, 32, 64, 128]),
         (Solver::Heun, mild_problems(), &[8, 16, 32, 64, 128]),
         // Past N = 128 RK4's error on these reaches f32 round-off; below 16 (ωh ≥ 1) it is
@@ -139,6 +140,37 @@ fn fixed_step_solvers_converge_at_their_order() {
             );
             let order = solver.order() as f64;
             assert!((slope - order).abs() <= 0.3, "{solver} on {}: slope {slope:.3}, order {order}", p.name);
+        }
+    }
+}
+
+/// Adams–Bashforth 2 keeps its order on non-uniform grids, backwards too. The grid's steps
+/// alternate between one and two units, so the ratio of consecutive steps never tends to 1: the
+/// uniform-grid weights (3/2, −1/2) would make an O(h²) error every step there (order 1).
+#[test]
+fn ab2_converges_at_order_2_on_non_uniform_grids() {
+    for p in mild_problems() {
+        for backwards in [false, true] {
+            let (mut hs, mut errs) = (vec![], vec![]);
+            for n in [8usize, 16, 32, 64, 128] {
+                let units: Vec<usize> = (0..=n).map(|i| i + i / 2).collect(); // 0, 1, 3, 4, 6, …
+                let total = units[n] as f64;
+                let mut grid: Vec<f32> = units.iter().map(|&u| (p.t1 as f64 * u as f64 / total) as f32).collect();
+                let (x0, exact) = if backwards {
+                    // From the exact end state back to the start.
+                    grid.reverse();
+                    (p.exact.iter().map(|&v| v as f32).collect::<Vec<_>>(), p.x0.iter().map(|&v| v as f64).collect())
+                } else {
+                    (p.x0.clone(), p.exact.clone())
+                };
+                let (x, stats) = solve(Solver::Ab2, &Schedule::Grid(grid), &x0, &*p.f).unwrap();
+                assert_eq!(stats, SolveStats { nfe: n, accepted: n, rejected: 0 });
+                hs.push(p.t1 as f64 / n as f64);
+                errs.push(max_abs_err(&x, &exact));
+            }
+            let slope = fitted_slope(&hs, &errs);
+            println!("ab2 on {:<24} non-uniform, backwards {backwards}: errors {errs:?}  slope {slope:.3}", p.name);
+            assert!(slope >= 1.7, "ab2 on {} (backwards {backwards}): slope {slope:.3}", p.name);
         }
     }
 }

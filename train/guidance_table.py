@@ -15,6 +15,7 @@ emoji classifier's agreement, and the FD against the held-out set with the floor
     cargo build --release --bin pushforward
     nice -n 10 python -m pushforward_train.guidance_table [--steps 4] [--out models/mnist_guidance.json]
     nice -n 10 python -m pushforward_train.guidance_table --dataset emoji [--steps 4]
+    nice -n 10 python -m pushforward_train.guidance_table --solver ab2 --steps 8 --out models/mnist_guidance_ab2.json
 """
 
 import argparse
@@ -53,7 +54,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", choices=["mnist", "emoji"], default="mnist")
     ap.add_argument("--model", help="default models/<dataset>.safetensors")
-    ap.add_argument("--steps", type=int, default=4, help="Heun steps (NFE = 2 x steps, x 2 with guidance)")
+    ap.add_argument("--solver", default="heun", help="the CLI's --solver (heun: 2 NFE per step; ab2: 1)")
+    ap.add_argument("--steps", type=int, default=4, help="solver steps (with guidance each NFE runs the doubled batch)")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="default models/<dataset>_guidance.json")
@@ -100,7 +102,7 @@ def main():
             t0 = time.time()
             xs = []
             for run_flags, k in runs:
-                cmd = [cli, "sample", "--model", args.model, "--solver", "heun", "--steps", str(args.steps),
+                cmd = [cli, "sample", "--model", args.model, "--solver", args.solver, "--steps", str(args.steps),
                        "--out", os.path.join(tmp, "s.png"), "--npy", npy, *run_flags, *flags]
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "RAYON_NUM_THREADS": "1"})
                 xs.append(np.load(npy).reshape(k, *shape))
@@ -113,7 +115,7 @@ def main():
                          "fd_over_floor": fd / floor, "sample_seconds": secs})
             print(f"{name:38s} agreement {100 * agree:6.2f}%  FD {fd:7.3f} = {fd / floor:5.2f}x floor  "
                   f"[{secs:.0f} s]", flush=True)
-    out = {"model": os.path.relpath(args.model, REPO), "solver": "heun", "steps": args.steps, "n": len(labels),
+    out = {"model": os.path.relpath(args.model, REPO), "solver": args.solver, "steps": args.steps, "n": len(labels),
            "noise_seed": 4242 if args.dataset == "mnist" else "4242 + category", "floor_mean": floor, "floor_range": [min(floors), max(floors)],
            "protocol": info, "rows": rows}
     with open(args.out, "w") as f:

@@ -1,14 +1,15 @@
 """ODE solvers for dx/dt = v(x, t), t: 0 -> 1 (evaluation only).
 
-Fixed uniform grids: euler (1 eval/step), midpoint and heun (2), rk4 (4); the
-NFE budget must be a multiple of the evals per step. dopri5: adaptive
+Fixed uniform grids: euler (1 eval/step), midpoint and heun (2), rk4 (4), and the
+multistep ab2 (Adams-Bashforth 2: 1 eval/step, the previous step's slope reused, Euler first;
+src/ode/multistep.rs); the NFE budget must be a multiple of the evals per step. dopri5: adaptive
 Dormand-Prince 5(4) with FSAL, error norm = RMS of err / (atol + rtol*max(|x|,|x_new|)).
 Every function returns (x1, nfe).
 """
 
 import torch
 
-EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "ab2": 1}
 
 
 def _step_euler(f, x, t, h):
@@ -49,6 +50,13 @@ def solve_fixed(f, x0, method, nfe):
     n = nfe // e
     h = 1.0 / n
     x = x0
+    if method == "ab2":  # uniform steps: x + h (3/2 k_n - 1/2 k_(n-1))
+        prev = None
+        for i in range(n):
+            k = f(x, i * h)
+            x = x + h * k if prev is None else x + h * (1.5 * k - 0.5 * prev)
+            prev = k
+        return x, nfe
     for i in range(n):
         x = _STEPS[method](f, x, i * h, h)
     return x, nfe

@@ -45,7 +45,7 @@ class PushforwardSampler extends HTMLElement {
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = `<style>${STYLE}</style><div class="wrap"><canvas width="512" height="512"></canvas>
       <div class="bar" hidden>
-        <select class="solver"><option>euler</option><option>midpoint</option><option>heun</option><option>rk4</option><option>dopri5</option></select>
+        <select class="solver"><option>euler</option><option>midpoint</option><option>heun</option><option>rk4</option><option>ab2</option><option>dopri5</option></select>
         <label>steps <input class="steps" type="number" min="1" max="1000"></label>
         <label>seed <input class="seed" type="number" min="0"></label>
         <button type="button">Sample</button>

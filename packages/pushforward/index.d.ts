@@ -5,7 +5,7 @@
 
 /** Where a sampler runs: `auto` picks WebGPU on a real GPU and the wasm CPU kernels otherwise. */
 export type Backend = 'auto' | 'webgpu' | 'cpu';
-export type Solver = 'euler' | 'midpoint' | 'heun' | 'rk4' | 'dopri5';
+export type Solver = 'euler' | 'midpoint' | 'heun' | 'rk4' | 'ab2' | 'dopri5';
 
 /** `{ phase: 'download', loaded, total }` while the model downloads (`total`: null when the server does not say). */
 export interface DownloadProgress {

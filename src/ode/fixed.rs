@@ -1,12 +1,14 @@
-//! Fixed-step integration over an explicit time grid (Euler, midpoint, Heun, RK4).
+//! Fixed-step integration over an explicit time grid (Euler, midpoint, Heun, RK4, and the
+//! multistep Adams–Bashforth 2).
 //!
 //! Flow-matching samplers are usually run on a small fixed budget of network evaluations, so the
 //! grid is the user's knob: `NFE = stages × steps` exactly, known before the solve starts (which
 //! is also what a progress bar needs, hence `total_steps`).
 
 use super::grid::validate_grid;
-use super::tableau::{Tableau, rk_step};
-use super::{Observer, SolveStats, StepInfo, Velocity};
+use super::multistep::{Ab2History, ab2_step};
+use super::tableau::rk_step;
+use super::{Method, Observer, SolveStats, StepInfo, Velocity};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 
@@ -16,7 +18,7 @@ use crate::error::{Error, Result};
 /// stall the pipeline if done per step, and NaN/inf propagate through every later step anyway.
 pub async fn integrate_grid<B: Backend>(
     backend: &B,
-    tab: &Tableau,
+    method: Method,
     grid: &[f32],
     x0: B::Tensor,
     velocity: &mut Velocity<'_, B::Tensor>,
@@ -27,10 +29,14 @@ pub async fn integrate_grid<B: Backend>(
     let mut nfe = 0;
     on_step(&StepInfo { step: 0, t: grid[0], x: &x0, nfe, total_steps: Some(steps) })?;
     let mut x = x0;
+    let mut history = Ab2History::default();
     for (i, w) in grid.windows(2).enumerate() {
         // f32 → f64 is exact, so h and t + c·h (for c = 1) reproduce the grid points exactly.
         let (t, h) = (w[0] as f64, w[1] as f64 - w[0] as f64);
-        x = rk_step(backend, tab, &x, t, h, None, velocity, &mut nfe)?.x_new;
+        x = match method {
+            Method::RungeKutta(tab) => rk_step(backend, tab, &x, t, h, None, velocity, &mut nfe)?.x_new,
+            Method::AdamsBashforth2 => ab2_step(backend, &x, t, h, &mut history, velocity, &mut nfe)?,
+        };
         backend.yield_now().await;
         on_step(&StepInfo { step: i + 1, t: w[1], x: &x, nfe, total_steps: Some(steps) })?;
     }

@@ -3,16 +3,20 @@
 //!
 //! - Fixed-step explicit Runge–Kutta methods (Euler, midpoint, Heun, RK4) on an explicit
 //!   [`Schedule::Grid`]: the cost is exactly `stages × steps` network evaluations.
+//! - The two-step Adams–Bashforth method ([`Solver::Ab2`]) on the same grids: order 2 at one
+//!   evaluation per step, as it reuses the previous step's slope (`multistep.rs`).
 //! - Adaptive Dormand–Prince 5(4) ([`Solver::Dopri5`]) on [`Schedule::Adaptive`]: the cost follows
 //!   the requested tolerance (see `adaptive.rs` for the step control and NFE accounting).
 //!
-//! Every method is a Butcher tableau (`tableau.rs`) run by one generic step routine whose only
-//! arithmetic on the state is [`Backend::lincomb`], so the solvers exist once for CPU and GPU.
+//! Every Runge–Kutta method is a Butcher tableau (`tableau.rs`) run by one generic step routine;
+//! that routine and the multistep one do all their arithmetic on the state with
+//! [`Backend::lincomb`], so the solvers exist once for CPU and GPU.
 //! Time is carried in f64 internally and handed to the velocity as f32.
 
 mod adaptive;
 mod fixed;
 mod grid;
+mod multistep;
 pub mod sde;
 mod tableau;
 
@@ -38,12 +42,18 @@ pub enum Solver {
     Heun,
     /// Classical Runge–Kutta: order 4, 4 evaluations per step.
     Rk4,
+    /// Two-step Adams–Bashforth on the (possibly non-uniform) grid: order 2 at 1 evaluation per
+    /// step, the previous step's slope being reused; the first step is Euler's. At a few-step
+    /// budget it takes twice Heun's steps for the same evaluations, and on the shipped digit model
+    /// it is the most accurate of these at 8 NFE (`models/README.md`).
+    Ab2,
     /// Adaptive Dormand–Prince 5(4): order 5, 6 evaluations per step (FSAL).
     Dopri5,
 }
 
 impl Solver {
-    pub const ALL: [Solver; 5] = [Solver::Euler, Solver::Midpoint, Solver::Heun, Solver::Rk4, Solver::Dopri5];
+    pub const ALL: [Solver; 6] =
+        [Solver::Euler, Solver::Midpoint, Solver::Heun, Solver::Rk4, Solver::Ab2, Solver::Dopri5];
 
     /// The lowercase name used by `FromStr`/`Display` (CLI flags, JSON options).
     pub fn name(&self) -> &'static str {
@@ -52,6 +62,7 @@ impl Solver {
             Solver::Midpoint => "midpoint",
             Solver::Heun => "heun",
             Solver::Rk4 => "rk4",
+            Solver::Ab2 => "ab2",
             Solver::Dopri5 => "dopri5",
         }
     }
@@ -64,26 +75,47 @@ impl Solver {
     /// Network evaluations per (attempted) step. For Dopri5 this is the FSAL cost of 6; the
     /// very first step additionally needs `f(x0, t0)` (and the initial step selection one more).
     pub fn stages(&self) -> usize {
-        match self {
-            Solver::Dopri5 => self.tableau().stages() - 1,
-            _ => self.tableau().stages(),
+        match self.method() {
+            Method::RungeKutta(tab) if tab.fsal => tab.stages() - 1,
+            Method::RungeKutta(tab) => tab.stages(),
+            Method::AdamsBashforth2 => 1,
+        }
+    }
+
+    /// State-sized slopes a step holds at once, for memory budgets: the evaluations of a step,
+    /// and for Adams–Bashforth the previous step's slope as well.
+    pub fn held_slopes(&self) -> usize {
+        match self.method() {
+            Method::AdamsBashforth2 => 2,
+            Method::RungeKutta(_) => self.stages(),
         }
     }
 
     /// Order of accuracy: the global error scales as `h^order`.
     pub fn order(&self) -> u32 {
-        self.tableau().order
+        match self.method() {
+            Method::RungeKutta(tab) => tab.order,
+            Method::AdamsBashforth2 => 2,
+        }
     }
 
-    fn tableau(&self) -> &'static tableau::Tableau {
-        match self {
+    fn method(&self) -> Method {
+        Method::RungeKutta(match self {
             Solver::Euler => &tableau::EULER,
             Solver::Midpoint => &tableau::MIDPOINT,
             Solver::Heun => &tableau::HEUN,
             Solver::Rk4 => &tableau::RK4,
             Solver::Dopri5 => &tableau::DOPRI5,
-        }
+            Solver::Ab2 => return Method::AdamsBashforth2,
+        })
     }
+}
+
+/// How a solver steps: a one-step Runge–Kutta method given by its tableau, or a multistep one.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    RungeKutta(&'static tableau::Tableau),
+    AdamsBashforth2,
 }
 
 impl fmt::Display for Solver {
@@ -234,7 +266,7 @@ pub async fn integrate_async<B: Backend>(
 ) -> Result<(B::Tensor, SolveStats)> {
     match (solver.is_adaptive(), schedule) {
         (false, Schedule::Grid(grid)) => {
-            fixed::integrate_grid(backend, solver.tableau(), grid, x0, velocity, on_step).await
+            fixed::integrate_grid(backend, solver.method(), grid, x0, velocity, on_step).await
         }
         (true, Schedule::Adaptive(opts)) => {
             opts.validate()?;
@@ -275,6 +307,7 @@ mod tests {
                 (Solver::Midpoint, false, 2, 2),
                 (Solver::Heun, false, 2, 2),
                 (Solver::Rk4, false, 4, 4),
+                (Solver::Ab2, false, 1, 2),
                 (Solver::Dopri5, true, 6, 5),
             ]
         );

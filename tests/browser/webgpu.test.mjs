@@ -37,7 +37,7 @@ function maxAbs(a, b) {
 }
 
 for (const variant of VARIANTS) {
-  for (const solver of ['heun', 'dopri5']) {
+  for (const solver of ['heun', 'ab2', 'dopri5']) {
     test(`moons on WebGPU (SwiftShader, linear ${variant}) equals the CPU backend, ${solver}`, async () => {
       const { gpu, cpu } = await both('moons', { n: 256, solver, steps: 4, seed: 5, rtol: 1e-3, atol: 1e-3 }, variant);
       console.log(`adapter: ${gpu.info.adapter} (${gpu.info.backendReason})`);
