@@ -240,6 +240,14 @@ def main(argv=None):
             x0 = torch.randn((n, arch["data_dim"]), generator=g)
             x1, _ = solve_fixed(velocity_fn(teacher), x0, "rk4", teacher_nfe)
             return torch.cat([x0, x1], 1)
+    elif tc.get("init_from"):
+        # Longer training of a shipped model: start (model and EMA) from its weights.
+        from pushforward_train.export import load_model
+
+        init, icfg = load_model(os.path.join(REPO, tc["init_from"]))
+        assert icfg["arch"] == arch and icfg["num_classes"] == num_classes, "init_from has this architecture"
+        model.load_state_dict(init.state_dict())
+        print(f"[{name}] initialised from {tc['init_from']}", flush=True)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
