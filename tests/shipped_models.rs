@@ -783,3 +783,19 @@ fn ab2_at_8_nfe_is_closer_to_the_converged_digits_than_heun() {
     assert!(e_ab2 <= 0.6 * e_heun, "ab2 {e_ab2:.4} vs heun {e_heun:.4}");
     assert!(hits >= 38, "ab2 samples of the requested digit: {hits}/40");
 }
+
+/// The library's defaults per shipped model: images sample with Adams–Bashforth 2 at 8 steps
+/// (8 NFE; the test above and `models/README.md`), 2-D models with Heun at 8 steps, flow maps
+/// with one jump.
+#[test]
+fn default_solver_per_model_kind() {
+    let defaults = |name: &str| {
+        let m = Model::from_bytes(&std::fs::read(root().join(format!("models/{name}.safetensors"))).unwrap()).unwrap();
+        let d = SampleOptions::for_model(&m.config);
+        (d.solver, d.steps)
+    };
+    assert_eq!(defaults("mnist"), (Solver::Ab2, 8));
+    assert_eq!(defaults("emoji"), (Solver::Ab2, 8));
+    assert_eq!(defaults("moons"), (Solver::Heun, 8));
+    assert_eq!(defaults("moons_meanflow"), (Solver::Euler, 1));
+}

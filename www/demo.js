@@ -86,8 +86,12 @@ async function load(model) {
       $('solver').value = 'euler'; $('steps').value = '2'; $('guidance').value = '1'; $('guidance-from').value = '0';
       syncControls();
     }
-    // Flow maps (MeanFlow): the library's defaults for them (Euler, 1 step: one jump of the map).
-    if (sampler.info().config.arch?.flow_map) {
+    // Flow maps (MeanFlow): the library's defaults for them (Euler, 1 step: one jump of the map);
+    // and on a switch between 2-D and image models, that kind's defaults (images: AB2, 8 steps).
+    const kind = sampler.info().config.data.kind;
+    const kindChanged = shownKind !== null && kind !== shownKind;
+    shownKind = kind;
+    if (sampler.info().config.arch?.flow_map || (kindChanged && !coupling.startsWith('reflow'))) {
       const d = sampler.defaults();
       $('solver').value = d.solver; $('steps').value = String(d.steps);
       syncControls();
@@ -105,6 +109,8 @@ async function load(model) {
 
 // Bounds (and, once, the values) of the controls come from the library's one options contract.
 let defaultsApplied = false;
+/** The data kind of the model on screen ('points2d' or 'image'; null before the first). */
+let shownKind = null;
 function applyDefaults() {
   const d = sampler.defaults();
   for (const [id, key] of [['steps', 'steps'], ['n', 'n'], ['seed', 'seed'], ['guidance', 'guidance'], ['noise', 'noise']]) {

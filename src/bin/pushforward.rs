@@ -20,7 +20,7 @@ pushforward — sample flow-matching models on the CPU or the GPU
 USAGE:
   pushforward sample --model FILE [options]      FILE: .safetensors, or .onnx with its declaration
       --declaration F.json   what an .onnx file is, when its metadata does not say (train/README.md)
-      --solver euler|midpoint|heun|rk4|ab2|dopri5   (default heun; euler for a flow map)
+      --solver euler|midpoint|heun|rk4|ab2|dopri5   (default heun; ab2 for an image model, euler for a flow map)
       --steps N          fixed-step solvers (default 8; 1 for a flow map)
       --rtol X --atol X  dopri5 tolerances (default 1e-3)
       --n N              number of samples (default 4096 points / 20 images)
