@@ -35,7 +35,7 @@ test('embed page runs four samplers, lazily, with no console errors', async () =
     assert.ok(r.nfe > 0 && r.n > 0);
   }
   assert.equal(results.checker.nfe, 4);
-  // The emoji embed: Heun 4 steps (8 NFE), 2 images per category.
+  // The emoji embed: Adams–Bashforth 2 at 8 steps (8 NFE), 2 images per category.
   assert.equal(results.emoji.nfe, 8);
   assert.equal(results.emoji.n, 18);
   // The spirals embed asks for Dopri5: its step counts must be those of a real adaptive solve,
