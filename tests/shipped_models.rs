@@ -747,7 +747,7 @@ fn mnist_reflow_at_2_nfe_matches_the_base_at_8() {
 /// 2 (8 steps) lands far closer to the converged solve (RK4, 64 NFE) than Heun (4 steps), with
 /// the demo's guidance (w 1.5 from t = 0.2); its samples are the requested digits. The Fréchet
 /// distances of the same comparison (2,000 samples, `train/guidance_table.py --solver ab2`):
-/// 2.3× the floor against Heun's 5.4× (`models/README.md`).
+/// 2.46× the floor against Heun's 5.36× (`models/README.md`).
 #[test]
 fn ab2_at_8_nfe_is_closer_to_the_converged_digits_than_heun() {
     let model = Model::from_bytes(&std::fs::read(root().join("models/mnist.safetensors")).unwrap()).unwrap();
