@@ -200,6 +200,22 @@ test('picking a one-step flow map sets Euler with 1 step, and its first drawing 
   assert.deepEqual(b.consoleErrors, []);
 });
 
+test('switching between 2-D and image models applies that kind\'s defaults: ab2 at 8 steps (8 NFE) for digits, Heun at 8 for moons', async () => {
+  await b.page.goto(`${b.url}/?backend=cpu`);
+  await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+  assert.equal(await b.page.locator('#solver').inputValue(), 'heun');
+  await b.page.selectOption('#model', 'mnist');
+  await b.page.waitForFunction(() => window.pushforward.sampler?.info().config.data.kind === 'image' && document.querySelector('#status').textContent.includes('samples'), null, { timeout: 120_000 });
+  assert.equal(await b.page.locator('#solver').inputValue(), 'ab2');
+  assert.equal(await b.page.locator('#steps').inputValue(), '8');
+  assert.match(await b.page.locator('#status').textContent(), /\b8 NFE\b/);
+  await b.page.selectOption('#model', 'moons');
+  await b.page.waitForFunction(() => window.pushforward.sampler?.info().config.data.kind === 'points2d' && document.querySelector('#status').textContent.includes('samples'), null, { timeout: 120_000 });
+  assert.equal(await b.page.locator('#solver').inputValue(), 'heun');
+  assert.match(await b.page.locator('#status').textContent(), /\b16 NFE\b/);
+  assert.deepEqual(b.consoleErrors, []);
+});
+
 test('the colour emoji model: category names in the picker and over the grid, in colour', async () => {
   await b.page.goto(`${b.url}/?backend=cpu`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
