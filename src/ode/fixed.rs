@@ -6,7 +6,7 @@
 //! is also what a progress bar needs, hence `total_steps`).
 
 use super::grid::validate_grid;
-use super::multistep::{Ab2History, ab2_step};
+use super::multistep::ab2_step;
 use super::tableau::rk_step;
 use super::{Method, Observer, SolveStats, StepInfo, Velocity};
 use crate::backend::Backend;
@@ -29,13 +29,14 @@ pub async fn integrate_grid<B: Backend>(
     let mut nfe = 0;
     on_step(&StepInfo { step: 0, t: grid[0], x: &x0, nfe, total_steps: Some(steps) })?;
     let mut x = x0;
-    let mut history = Ab2History::default();
+    // Adams–Bashforth's previous slope and step (unused by the Runge–Kutta methods).
+    let mut previous = None;
     for (i, w) in grid.windows(2).enumerate() {
         // f32 → f64 is exact, so h and t + c·h (for c = 1) reproduce the grid points exactly.
         let (t, h) = (w[0] as f64, w[1] as f64 - w[0] as f64);
         x = match method {
             Method::RungeKutta(tab) => rk_step(backend, tab, &x, t, h, None, velocity, &mut nfe)?.x_new,
-            Method::AdamsBashforth2 => ab2_step(backend, &x, t, h, &mut history, velocity, &mut nfe)?,
+            Method::AdamsBashforth2 => ab2_step(backend, &x, t, h, &mut previous, velocity, &mut nfe)?,
         };
         backend.yield_now().await;
         on_step(&StepInfo { step: i + 1, t: w[1], x: &x, nfe, total_steps: Some(steps) })?;

@@ -17,37 +17,28 @@ use super::Velocity;
 use crate::backend::Backend;
 use crate::error::Result;
 
-/// The previous step's slope and signed step size (none before the first step).
-pub struct Ab2History<T> {
-    previous: Option<(T, f64)>,
-}
-
-impl<T> Default for Ab2History<T> {
-    fn default() -> Self {
-        Self { previous: None }
-    }
-}
-
 /// One Adams–Bashforth 2 step from `(x, t)` with signed step `h`: one evaluation of `velocity`
 /// (counted in `nfe`), then x + h·Σ βᵢ·kᵢ with the weights formed in f64 and rounded once.
+/// `previous` holds the last step's slope and signed step size (none before the first step),
+/// and is replaced by this step's.
 pub fn ab2_step<B: Backend>(
     backend: &B,
     x: &B::Tensor,
     t: f64,
     h: f64,
-    history: &mut Ab2History<B::Tensor>,
+    previous: &mut Option<(B::Tensor, f64)>,
     velocity: &mut Velocity<'_, B::Tensor>,
     nfe: &mut usize,
 ) -> Result<B::Tensor> {
     let k = velocity(x, t as f32)?;
     *nfe += 1;
-    let x_new = match history.previous.take() {
+    let x_new = match previous.take() {
         None => backend.lincomb(x, &[(h as f32, &k)])?,
         Some((k_prev, h_prev)) => {
             let r = h / h_prev;
             backend.lincomb(x, &[((h * (1.0 + 0.5 * r)) as f32, &k), ((-h * 0.5 * r) as f32, &k_prev)])?
         }
     };
-    history.previous = Some((k, h));
+    *previous = Some((k, h));
     Ok(x_new)
 }
