@@ -167,7 +167,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-seconds", type=float, help="wall-clock budget; LR schedule follows it")
-    ap.add_argument("--out")
+    ap.add_argument("--out", help="weights file to write, or a folder for <name>.safetensors in it")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--resume", action="store_true",
                     help="continue from the checkpoint (same config, --steps and --max-seconds)")
@@ -194,6 +194,10 @@ def main(argv=None):
     arch = cfg["arch"]
     ds = cfg["data"]["dataset"]
     out = args.out or os.path.join(REPO, "models", f"{name}.safetensors")
+    # A folder as --out means the model's usual file name in it; decided before training, so a
+    # finished run is never lost to an unwritable path at the end.
+    if os.path.isdir(out):
+        out = os.path.join(out, f"{name}.safetensors")
     ckpt_path = args.checkpoint or os.path.join(TRAIN, "checkpoints", f"{name}.pt")
     # What a resumed run must share with the checkpoint: the whole config and the two budgets.
     fingerprint = {"config": cfg, "steps": steps,
