@@ -12,22 +12,48 @@ pub fn sliced_w2(a: &[f32], b: &[f32]) -> Option<f64> {
     if a.len() != b.len() || a.is_empty() || !a.len().is_multiple_of(2) {
         return None;
     }
-    let n = a.len() / 2;
-    let mut pa = vec![0f64; n];
-    let mut pb = vec![0f64; n];
-    let mut total = 0.0;
-    for k in 0..SW2_DIRECTIONS {
-        let th = std::f64::consts::PI * k as f64 / SW2_DIRECTIONS as f64;
-        let (c, s) = (th.cos(), th.sin());
-        for i in 0..n {
-            pa[i] = a[2 * i] as f64 * c + a[2 * i + 1] as f64 * s;
-            pb[i] = b[2 * i] as f64 * c + b[2 * i + 1] as f64 * s;
-        }
-        pa.sort_by(f64::total_cmp);
-        pb.sort_by(f64::total_cmp);
-        total += pa.iter().zip(&pb).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / n as f64;
+    Some(SortedProjections::new(a).sliced_w2(&SortedProjections::new(b)))
+}
+
+/// A 2-D point set's projections on the [`sliced_w2`] directions, each sorted: computed once
+/// for a set that is compared against many (a data draw against every sample set).
+#[derive(Debug, Clone)]
+pub struct SortedProjections(Vec<Vec<f64>>);
+
+impl SortedProjections {
+    /// `a` = [n, 2] flattened (an odd trailing value is ignored).
+    pub fn new(a: &[f32]) -> Self {
+        let dirs = (0..SW2_DIRECTIONS).map(|k| {
+            let th = std::f64::consts::PI * k as f64 / SW2_DIRECTIONS as f64;
+            let (c, s) = (th.cos(), th.sin());
+            let mut p: Vec<f64> = a.chunks_exact(2).map(|q| q[0] as f64 * c + q[1] as f64 * s).collect();
+            p.sort_by(f64::total_cmp);
+            p
+        });
+        Self(dirs.collect())
     }
-    Some((total / SW2_DIRECTIONS as f64).sqrt())
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.0[0].len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// [`sliced_w2`] between the two sets (equal sizes; panics otherwise).
+    pub fn sliced_w2(&self, other: &Self) -> f64 {
+        assert_eq!(self.len(), other.len(), "sliced W2 of sets of different sizes");
+        let n = self.len() as f64;
+        let total: f64 = self
+            .0
+            .iter()
+            .zip(&other.0)
+            .map(|(pa, pb)| pa.iter().zip(pb).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / n)
+            .sum();
+        (total / SW2_DIRECTIONS as f64).sqrt()
+    }
 }
 
 #[cfg(test)]

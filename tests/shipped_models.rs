@@ -4,7 +4,7 @@
 
 use pushforward::Tensor;
 use pushforward::cpu::CpuBackend;
-use pushforward::metrics::sliced_w2;
+use pushforward::metrics::{SortedProjections, sliced_w2};
 use pushforward::model::{DataConfig, Model, Network, PathConfig};
 use pushforward::ode::Solver;
 use pushforward::rng;
@@ -239,18 +239,27 @@ fn shipped_2d_models_meet_the_quality_floors() {
 /// Points of a 2-D dataset as `train/data.py` defines it, drawn here from their definitions with
 /// a generator of this test's own (SplitMix64; normals by Box–Muller in f64): data neither the
 /// training nor the fixtures used, and no PyTorch.
+///
+/// Every point is independent, so moons's and spirals's two parts get Binomial(n, 1/2) points,
+/// not exactly n/2 each as `train/data.py` generates them for training (and sklearn's
+/// make_moons): a floor must come from independent draws, as a sampler's output is one; split
+/// draws fluctuate less (a perfect sampler scores ~1.10× their floor on moons, 0.97× this one's).
 fn dataset_points(dataset: &str, n: usize, seed: u64) -> Vec<f32> {
     let mut g = rng::SplitMix64(seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut u = move || g.next_f64();
+    // Whether a point of a two-part dataset is on its first part.
+    let first_part = |u: &mut dyn FnMut() -> f64| u() < 0.5;
     let normal = |u: &mut dyn FnMut() -> f64| (-2.0 * (1.0 - u()).ln()).sqrt() * (std::f64::consts::TAU * u()).cos();
     let pi = std::f64::consts::PI;
     let mut out = Vec::with_capacity(2 * n);
-    for i in 0..n {
+    for _ in 0..n {
         let [x, y] = match dataset {
-            // Two half circles (the outer for the first n/2 points), noise 0.08, centred, × 1.6.
+            // Two half circles, each point on either with probability 1/2 (an independent sample;
+            // see `two_part`), noise 0.08, centred, × 1.6.
             "moons" => {
+                let outer = first_part(&mut u);
                 let a = pi * u();
-                let [cx, cy] = if i < n / 2 { [a.cos(), a.sin()] } else { [1.0 - a.cos(), 0.5 - a.sin()] };
+                let [cx, cy] = if outer { [a.cos(), a.sin()] } else { [1.0 - a.cos(), 0.5 - a.sin()] };
                 let (nx, ny) = (normal(&mut u), normal(&mut u));
                 [(cx + 0.08 * nx - 0.5) * 1.6, (cy + 0.08 * ny - 0.25) * 1.6]
             }
@@ -269,7 +278,7 @@ fn dataset_points(dataset: &str, n: usize, seed: u64) -> Vec<f32> {
             "spirals" => {
                 let theta = 0.5 * pi + u().sqrt() * 3.0 * pi;
                 let r = 0.7 * theta / pi * (2.2 / 2.45);
-                let sign = if i < n / 2 { 1.0 } else { -1.0 };
+                let sign = if first_part(&mut u) { 1.0 } else { -1.0 };
                 [sign * r * theta.cos() + 0.05 * normal(&mut u), sign * r * theta.sin() + 0.05 * normal(&mut u)]
             }
             other => panic!("no generator for dataset {other}"),
@@ -290,48 +299,49 @@ fn checkerboard_cells_are_the_black_ones() {
     assert_eq!(cells, want);
 }
 
-/// Issue #18's 2-D targets by its protocol: SW2 of 20,000 samples (× 4 noise seeds) against
-/// fresh 20,000-point data draws (8, drawn here), over the floor = the mean SW2 of the 28 pairs
-/// of those draws: the linear-path minibatch-OT models ≤ 1.25× at Heun 8 NFE and ≤ 1.15×
-/// converged (RK4 32 NFE); the curved-path ones (cosine path, independent coupling) converged
-/// only. (PyTorch's `evaluate.py --protocol-20k-only` measures the same with 12 draws.)
+/// Issue #18's 2-D targets by its protocol: SW2 of 20,000 samples (× 8 noise seeds) against
+/// fresh independent 20,000-point data draws (8, drawn here), over the floor = the mean SW2 of
+/// the 28 pairs of those draws: the linear-path minibatch-OT models ≤ 1.25× at Heun 8 NFE and
+/// ≤ 1.15× converged (RK4 32 NFE); the curved-path ones (cosine path, independent coupling)
+/// converged only. (PyTorch's `evaluate.py --protocol-20k-only` measures the same with 12
+/// draws.) Every shipped 2-D model is asserted.
 ///
-/// One-step flow maps (`*_meanflow`) also have #18's one-step targets: their own jumps (Euler)
-/// ≤ 1.5× at 1 NFE and ≤ 1.25× at 2 NFE (`MAP_MEETS_TARGETS`; moons_meanflow measures 1.58× /
-/// 1.38× here against 1.46× / 1.14× in PyTorch's 12 draws × 8 seeds: the moons family's seed
-/// dependence below).
+/// One-step flow maps (`*_meanflow`) are held to #18's one-step targets: their own jumps
+/// (Euler) ≤ 1.5× at 1 NFE and ≤ 1.25× at 2 NFE (their Heun and RK4 rows, the instantaneous
+/// velocity, are printed only).
 ///
-/// Asserted for the models that meet the targets (`MEETS_TARGETS`); the moons family is measured
-/// and printed but does not meet them here (Heun 8 ≈ 1.44×, RK4 32 ≈ 1.29× for moons): moons's
-/// score varies strongly with the noise seed (0.016–0.026 SW2 over six seeds, the same in
-/// PyTorch from these noises), and this test's four seeds include a poor one; #18 item 4 stays
-/// open for it.
+/// The draws must be independent (`dataset_points`): with moons split exactly in half, as
+/// training's generator draws them, the moons family measured 1.29–1.44× here, and so would a
+/// perfect sampler have measured ~1.10×.
 #[test]
 fn shipped_2d_models_meet_the_20k_floor_protocol() {
-    const MEETS_TARGETS: [&str; 3] = ["8gaussians", "checkerboard", "spirals"];
-    // One-step flow maps asserted on their own targets (the map's 1 and 2 NFE; their Heun and
-    // RK4 rows, the instantaneous velocity, are measured only).
-    const MAP_MEETS_TARGETS: [&str; 3] = ["8gaussians_meanflow", "checkerboard_meanflow", "spirals_meanflow"];
     const N: usize = 20_000;
     const DRAWS: u64 = 8;
+    // Eight noise seeds, not four: at 20,000 points one seed's SW2 on moons ranges over
+    // 0.9–2.2× the floor (32 seeds measured; 0.8–1.6× for independent data draws scored the
+    // same way), so four left the mean ±0.1 to chance.
+    const P20K_SEEDS: [u64; 8] = [2024, 2025, 2026, 2027, 2028, 2029, 2030, 2031];
     let mut failures = Vec::new();
     for (name, model, _) in shipped_2d_models() {
         let dataset = model.config.provenance.dataset.clone().unwrap();
-        let draws: Vec<Vec<f32>> = (0..DRAWS).map(|k| dataset_points(&dataset, N, 1_000 + k)).collect();
+        let draws: Vec<SortedProjections> =
+            (0..DRAWS).map(|k| SortedProjections::new(&dataset_points(&dataset, N, 1_000 + k))).collect();
         let mut pairs = Vec::new();
         for i in 0..draws.len() {
             for j in i + 1..draws.len() {
-                pairs.push(sliced_w2(&draws[i], &draws[j]).unwrap());
+                pairs.push(draws[i].sliced_w2(&draws[j]));
             }
         }
         let floor = pairs.iter().sum::<f64>() / pairs.len() as f64;
         let sampler = Sampler::new(CpuBackend, &model).unwrap();
         let score = |solver: Solver, steps: usize| {
             let mut acc = Vec::new();
-            for seed in QUALITY_SEEDS {
+            for seed in P20K_SEEDS {
                 let o = SampleOptions { n: N, solver, steps, seed, ..Default::default() };
-                let s = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap().samples;
-                acc.extend(draws.iter().map(|d| sliced_w2(s.data(), d).unwrap()));
+                let s = SortedProjections::new(
+                    sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap().samples.data(),
+                );
+                acc.extend(draws.iter().map(|d| s.sliced_w2(d)));
             }
             acc.iter().sum::<f64>() / acc.len() as f64 / floor
         };
@@ -345,20 +355,13 @@ fn shipped_2d_models_meet_the_20k_floor_protocol() {
             gates.insert(0, ("map 2 NFE", Solver::Euler, 2, 1.25));
             gates.insert(0, ("map 1 NFE", Solver::Euler, 1, 1.5));
         }
-        let full = MEETS_TARGETS.contains(&name.as_str());
-        let map = MAP_MEETS_TARGETS.contains(&name.as_str());
-        let asserted = if full {
-            "asserted"
-        } else if map {
-            "map rows asserted"
-        } else {
-            "measured only"
-        };
+        let map = model.config.arch.flow_map();
+        let asserted = if map { "map rows asserted" } else { "asserted" };
         let mut line = format!("{name} ({asserted}): 20k floor {floor:.4} (mean of {} pairs)", pairs.len());
         for (what, solver, steps, gate) in gates {
             let ratio = score(solver, steps);
             line += &format!(", {what} {ratio:.3}x (gate {gate}x)");
-            if ratio > gate && (full || (map && what.starts_with("map"))) {
+            if ratio > gate && (!map || what.starts_with("map")) {
                 failures.push(format!("{name}: {what} {ratio:.3}x the floor > {gate}x"));
             }
         }

@@ -87,7 +87,7 @@ def floor_protocol_2d(model, ds, runs=P20K_RUNS, n=P20K_N, draw_seeds=P20K_DRAW_
                       noise_seeds=P20K_NOISE_SEEDS, log=None):
     """SW2 (same definition as sw2()) of n model samples per noise seed vs each of the fresh
     n-point data draws, over every (solver, NFE) in runs; floor = mean over all pairs of draws."""
-    draws = [_sorted_proj(sample2d(ds, n, s)) for s in draw_seeds]
+    draws = [_sorted_proj(sample2d(ds, n, s, iid=True)) for s in draw_seeds]
     pairs = [_sw2_sorted(draws[i], draws[j]) for i in range(len(draws)) for j in range(i + 1, len(draws))]
     floor = float(np.mean(pairs))
     f = velocity_fn(model)
