@@ -354,7 +354,8 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
             let len = shape.iter().product();
             gpu.upload(&crate::Tensor::new(shape, crate::rng::test_values(len, seed))?)
         };
-        let (x, w, b) = (up(vec![n, k], 1).map_err(err)?, up(vec![m, k], 2).map_err(err)?, up(vec![m], 3).map_err(err)?);
+        let (x, w, b) =
+            (up(vec![n, k], 1).map_err(err)?, up(vec![m, k], 2).map_err(err)?, up(vec![m], 3).map_err(err)?);
         for variant in LinearVariant::ALL {
             gpu.force_linear(Some(variant));
             let secs = secs_per_call(gpu, 0.3, &mut || gpu.linear(&x, &w, Some(&b), Activation::Silu).map(drop))?;
@@ -376,11 +377,21 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
     shapes.extend(gpu.tuning().untuned());
     let started = Instant::now();
     pollster::block_on(gpu.tune_linear(&shapes, f64::INFINITY, &mut WallTimer)).map_err(err)?;
-    println!("
-tuner ({:.0} ms): ", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "
+tuner ({:.0} ms): ",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     for (class, choice) in gpu.tuning().choices() {
         let times: Vec<String> = choice.us.iter().map(|(v, us)| format!("{} {us} µs", v.name())).collect();
-        println!("- n≤2^{} k≤2^{} m≤2^{}: {} ({})", class.n_log2, class.k_log2, class.m_log2, choice.variant.name(), times.join(", "));
+        println!(
+            "- n≤2^{} k≤2^{} m≤2^{}: {} ({})",
+            class.n_log2,
+            class.k_log2,
+            class.m_log2,
+            choice.variant.name(),
+            times.join(", ")
+        );
     }
     let secs = secs_per_call(gpu, 0.3, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
     let flops = unet.config.flops_per_sample().unwrap_or(f64::NAN) * images as f64;

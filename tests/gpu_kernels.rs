@@ -115,7 +115,13 @@ fn the_tuner_on_this_adapter_keeps_what_it_measured_fastest() {
     pollster::block_on(g.tune_linear(&shapes, 60_000.0, &mut WallTimer)).unwrap();
     let t = g.tuning();
     for (class, choice) in t.choices() {
-        eprintln!("{} ({}): {class:?} -> {} {:?}", g.context().describe(), if software { "software" } else { "hardware" }, choice.variant.name(), choice.us);
+        eprintln!(
+            "{} ({}): {class:?} -> {} {:?}",
+            g.context().describe(),
+            if software { "software" } else { "hardware" },
+            choice.variant.name(),
+            choice.us
+        );
         assert_eq!(Some(choice.variant), pushforward::gpu::tuning::fastest(&choice.us));
     }
     assert_eq!(t.choices().count(), 2);
@@ -356,7 +362,14 @@ fn two_d_dispatch_grids_match_cpu() {
 pub fn mlp_config(num_classes: usize) -> ModelConfig {
     ModelConfig {
         format_version: 1,
-        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 256, depth: 3, time_embed_dim: 32, time_scale: 1000.0, flow_map: false }),
+        arch: ArchConfig::Mlp(MlpConfig {
+            data_dim: 2,
+            width: 256,
+            depth: 3,
+            time_embed_dim: 32,
+            time_scale: 1000.0,
+            flow_map: false,
+        }),
         data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
         num_classes,
         path: PathConfig::Linear,

@@ -24,7 +24,14 @@ fn mlp(num_classes: usize, seed: u64) -> Model {
 fn mlp_with(num_classes: usize, seed: u64, flow_map: bool) -> Model {
     let config = ModelConfig {
         format_version: 1,
-        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width: 256, depth: 3, time_embed_dim: 32, time_scale: 1000.0, flow_map }),
+        arch: ArchConfig::Mlp(MlpConfig {
+            data_dim: 2,
+            width: 256,
+            depth: 3,
+            time_embed_dim: 32,
+            time_scale: 1000.0,
+            flow_map,
+        }),
         data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
         num_classes,
         path: PathConfig::Linear,

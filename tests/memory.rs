@@ -47,7 +47,14 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn mlp(width: usize, classes: usize) -> Model {
     let config = ModelConfig {
-        arch: ArchConfig::Mlp(MlpConfig { data_dim: 2, width, depth: 3, time_embed_dim: 16, time_scale: 1000.0, flow_map: false }),
+        arch: ArchConfig::Mlp(MlpConfig {
+            data_dim: 2,
+            width,
+            depth: 3,
+            time_embed_dim: 16,
+            time_scale: 1000.0,
+            flow_map: false,
+        }),
         data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
         num_classes: classes,
         path: PathConfig::Linear,

@@ -182,7 +182,8 @@ fn guidance_interval_guides_exactly_the_evaluations_inside_it() {
     assert_eq!(with(0.9, 1.0).samples, plain.samples, "no evaluation in [0.9, 1]: unguided");
     let middle = with(0.3, 0.6);
     let late = with(0.3, 1.0);
-    let frame = |o: &pushforward::sampler::SampleOutput, t: f32| o.frames.iter().find(|(ft, _)| *ft == t).unwrap().1.clone();
+    let frame =
+        |o: &pushforward::sampler::SampleOutput, t: f32| o.frames.iter().find(|(ft, _)| *ft == t).unwrap().1.clone();
     assert_eq!(frame(&middle, 0.5), frame(&plain, 0.5));
     assert_eq!(frame(&middle, 0.75), frame(&late, 0.75));
     assert_ne!(middle.samples, late.samples, "t = ¾ is guided in [0.3, 1] only");
@@ -227,7 +228,14 @@ fn cfg_zero_star_scales_the_unconditional_velocity_by_its_projection() {
 #[test]
 fn zero_init_keeps_the_noise_for_the_first_steps() {
     let s = Sampler::new(CpuBackend, &mlp_model()).unwrap();
-    let o = SampleOptions { n: 16, solver: Solver::Heun, steps: 4, zero_init_steps: 1, trajectory_every: Some(1), ..Default::default() };
+    let o = SampleOptions {
+        n: 16,
+        solver: Solver::Heun,
+        steps: 4,
+        zero_init_steps: 1,
+        trajectory_every: Some(1),
+        ..Default::default()
+    };
     let out = go(&s, &o).unwrap();
     assert_eq!(out.frames[0].0, 0.25);
     assert_eq!(out.frames[0].1, s.initial_noise(16, 0).unwrap());

@@ -152,10 +152,18 @@ impl GpuBackend {
 
     /// Milliseconds per call of `calls` linear layers by `v` (out, x, w; n = rows, k, m), from
     /// recording them to the device finishing them.
-    async fn time_linear(&self, v: LinearVariant, calls: usize, t: [&GpuTensor; 3], [n, k, m]: [usize; 3]) -> Result<f64> {
+    async fn time_linear(
+        &self,
+        v: LinearVariant,
+        calls: usize,
+        t: [&GpuTensor; 3],
+        [n, k, m]: [usize; 3],
+    ) -> Result<f64> {
         let t0 = crate::host::now_ms();
         for _ in 0..calls {
-            self.record(|r| kernels::linear(r, v, t[0].bind(), t[1].bind(), t[2].bind(), None, Activation::Silu, n, k, m))?;
+            self.record(|r| {
+                kernels::linear(r, v, t[0].bind(), t[1].bind(), t[2].bind(), None, Activation::Silu, n, k, m)
+            })?;
         }
         self.finish().await?;
         Ok((crate::host::now_ms() - t0) / calls as f64)
@@ -379,7 +387,9 @@ impl Backend for GpuBackend {
                 t.note(n, k, m);
                 t.linear(n, k, m)
             };
-            self.record(|r| kernels::linear(r, variant, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), act, n, k, m))?;
+            self.record(|r| {
+                kernels::linear(r, variant, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), act, n, k, m)
+            })?;
         }
         Ok(out)
     }

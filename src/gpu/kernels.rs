@@ -149,13 +149,7 @@ pub(super) fn linear(
         ..MatmulParams::zeroed()
     };
     // Without a bias the slot is bound to x (read-only aliasing is allowed) and never read.
-    r.dispatch(
-        kernel,
-        bytemuck::bytes_of(&p),
-        out,
-        &[x, w, b.unwrap_or(x)],
-        (tiles_n * tiles_m) as u64,
-    )
+    r.dispatch(kernel, bytemuck::bytes_of(&p), out, &[x, w, b.unwrap_or(x)], (tiles_n * tiles_m) as u64)
 }
 
 /// NCHW convolution of geometry `s`.

@@ -48,11 +48,7 @@ fn input<B: Backend>(
         e = b.add(&e, &ce)?;
     }
     let xe = b.concat_axis1(x, &e)?;
-    if c.flow_map {
-        b.concat_axis1(&xe, &b.time_embedding(h, n, c.time_embed_dim, c.time_scale)?)
-    } else {
-        Ok(xe)
-    }
+    if c.flow_map { b.concat_axis1(&xe, &b.time_embedding(h, n, c.time_embed_dim, c.time_scale)?) } else { Ok(xe) }
 }
 
 /// Multiply-adds ×2 of one forward on one point (its linear layers).

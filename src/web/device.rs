@@ -138,7 +138,9 @@ impl WebGpuProbe {
     /// Whether `auto` runs on this adapter, and why (or why not), for `backendReason`.
     pub fn choice(&self) -> (bool, String) {
         match self {
-            WebGpuProbe::Missing => (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into()),
+            WebGpuProbe::Missing => {
+                (false, "WebGPU is not available in this browser; using the wasm CPU kernels".into())
+            }
             WebGpuProbe::NoAdapter => (false, "WebGPU found no adapter; using the wasm CPU kernels".into()),
             WebGpuProbe::Fallback(name) => (
                 false,

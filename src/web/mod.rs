@@ -421,8 +421,7 @@ impl Sampler {
         };
         // The workers boot while `auto`'s probe is out (they are up ~75 ms after the bytes): on
         // a hardware adapter they are stopped as soon as they are up.
-        let starting =
-            (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
+        let starting = (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
         // A 2-D model's first samples take the CPU workers ~100–200 ms, sooner than a cold
         // adapter answers (130–340 ms in a fresh headless Chromium, part of it blocking this
         // thread) and a device opens: `auto` starts it on the CPU and asks for the adapter after
@@ -810,8 +809,9 @@ impl Sampler {
                 // The CPU engine's workers stop when the last call on it ends (`Engine`'s Drop).
                 self.engine.borrow_mut().replace(Rc::new(next));
                 self.kept.borrow_mut().take();
-                *self.backend_reason.borrow_mut() =
-                    format!("{why} (it answered after Sampler.create; the samples until then ran on the wasm CPU kernels)");
+                *self.backend_reason.borrow_mut() = format!(
+                    "{why} (it answered after Sampler.create; the samples until then ran on the wasm CPU kernels)"
+                );
             }
             Err(e) => self.cpu_stays(&format!("WebGPU failed to start on the {why} ({e}); using the wasm CPU kernels")),
         }
