@@ -8,11 +8,11 @@
 
 mod gpu_common;
 
-use gpu_common::{assert_close, gpu, host, open, rand_vec};
+use gpu_common::{assert_close, gpu, host, mlp_config, open, rand_vec};
 use pushforward::cpu::{Activation, CpuBackend};
 use pushforward::gpu::tuning::{LapTimer, LinearClass, LinearVariant, Tuning, WallTimer};
 use pushforward::gpu::{GpuBackend, GpuOptions, PlanLimits};
-use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, Network, PathConfig};
+use pushforward::model::{Model, ModelConfig, Network};
 use pushforward::{Backend, Tensor, rng};
 
 fn t(shape: &[usize], seed: u64) -> Tensor {
@@ -359,25 +359,6 @@ fn two_d_dispatch_grids_match_cpu() {
     assert_close("scaled_rms_error with 8 partials", &[got], &[want], 0.0, 1e-5);
 }
 
-pub fn mlp_config(num_classes: usize) -> ModelConfig {
-    ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Mlp(MlpConfig {
-            data_dim: 2,
-            width: 256,
-            depth: 3,
-            time_embed_dim: 32,
-            time_scale: 1000.0,
-            flow_map: false,
-        }),
-        data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
-        num_classes,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-        class_names: Vec::new(),
-    }
-}
-
 pub fn unet_config() -> ModelConfig {
     ModelConfig::mnist_unet_preset()
 }
@@ -399,14 +380,14 @@ fn forward_rel_error(g: &GpuBackend, model: &Model, x: &Tensor, t_: f32, labels:
 #[test]
 fn model_forwards_match_cpu() {
     let Some(g) = gpu() else { return };
-    let mlp = Model::random(mlp_config(0), 1).unwrap();
+    let mlp = Model::random(mlp_config(0, false), 1).unwrap();
     let x = t(&[45, 2], 9);
     for t_ in [0.0f32, 0.37, 1.0] {
         let rel = forward_rel_error(g, &mlp, &x, t_, None);
         eprintln!("MLP forward t = {t_}: relative error {rel:.3e}");
         assert!(rel <= 1e-4, "MLP forward at t = {t_}: relative error {rel:e} > 1e-4");
     }
-    let cond = Model::random(mlp_config(4), 2).unwrap();
+    let cond = Model::random(mlp_config(4, false), 2).unwrap();
     let labels = (0..45u32).map(|i| i % 5).collect::<Vec<_>>();
     let rel = forward_rel_error(g, &cond, &x, 0.6, Some(&labels));
     eprintln!("conditional MLP forward: relative error {rel:.3e}");

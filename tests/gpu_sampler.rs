@@ -7,10 +7,10 @@
 
 mod gpu_common;
 
-use gpu_common::{gpu, open};
+use gpu_common::{gpu, mlp_config, open};
 use pushforward::cpu::CpuBackend;
 use pushforward::gpu::{GpuOptions, PlanLimits};
-use pushforward::model::{ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, PathConfig};
+use pushforward::model::{ArchConfig, Model, ModelConfig};
 use pushforward::ode::Solver;
 use pushforward::sampler::{Labels, SampleOptions, SampleOutput, Sampler};
 use pushforward::{Backend, Error};
@@ -20,25 +20,9 @@ fn mlp(num_classes: usize, seed: u64) -> Model {
     mlp_with(num_classes, seed, false)
 }
 
-/// The shipped size of MLP; `flow_map`: one that also takes the step length (MeanFlow).
+/// The GPU tests' MLP; `flow_map`: one that also takes the step length (MeanFlow).
 fn mlp_with(num_classes: usize, seed: u64, flow_map: bool) -> Model {
-    let config = ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Mlp(MlpConfig {
-            data_dim: 2,
-            width: 256,
-            depth: 3,
-            time_embed_dim: 32,
-            time_scale: 1000.0,
-            flow_map,
-        }),
-        data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
-        num_classes,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-        class_names: Vec::new(),
-    };
-    Model::random(config, seed).unwrap()
+    Model::random(mlp_config(num_classes, flow_map), seed).unwrap()
 }
 
 fn unet() -> Model {

@@ -255,7 +255,7 @@ fn dataset_points(dataset: &str, n: usize, seed: u64) -> Vec<f32> {
     for _ in 0..n {
         let [x, y] = match dataset {
             // Two half circles, each point on either with probability 1/2 (an independent sample;
-            // see `two_part`), noise 0.08, centred, × 1.6.
+            // see `first_part`), noise 0.08, centred, × 1.6.
             "moons" => {
                 let outer = first_part(&mut u);
                 let a = pi * u();

@@ -51,15 +51,8 @@ N_EVAL = 10_000
 def sw2(a, b, L=128):
     """Sliced W2: directions theta_k = pi k / L, k = 0..L-1; per direction
     W2^2 = mean((sort(a.u) - sort(b.u))^2); SW2 = sqrt(mean_k W2^2). a, b: [n, 2], same n."""
-    a = torch.as_tensor(np.asarray(a), dtype=torch.float64)
-    b = torch.as_tensor(np.asarray(b), dtype=torch.float64)
-    assert a.shape == b.shape and a.shape[1] == 2
-    th = math.pi * torch.arange(L, dtype=torch.float64) / L
-    u = torch.stack([torch.cos(th), torch.sin(th)], 1)  # [L, 2]
-    pa = torch.sort(a @ u.T, dim=0).values
-    pb = torch.sort(b @ u.T, dim=0).values
-    w2sq = ((pa - pb) ** 2).mean(dim=0)
-    return float(torch.sqrt(w2sq.mean()))
+    assert np.shape(a) == np.shape(b) and np.shape(a)[1] == 2
+    return _sw2_sorted(_sorted_proj(a, L), _sorted_proj(b, L))
 
 
 # The 2-D measurement of issue #18 (item 4): 20,000 samples per noise seed against fresh

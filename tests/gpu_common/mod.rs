@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 use pushforward::gpu::{GpuBackend, GpuOptions};
+use pushforward::model::{ArchConfig, DataConfig, MlpConfig, ModelConfig, PathConfig};
 use std::io::Write;
 use std::sync::OnceLock;
 
@@ -135,4 +136,25 @@ pub fn assert_close(what: &str, a: &[f32], b: &[f32], atol: f32, rtol: f32) -> f
 pub fn host(b: &GpuBackend, t: &pushforward::gpu::GpuTensor) -> pushforward::Tensor {
     use pushforward::Backend;
     pollster::block_on(b.download(t)).expect("download")
+}
+
+/// The config of the GPU tests' 2-D MLP (width 256, depth 3: the shipped models' kind, wider);
+/// `flow_map`: one that also takes the step length (MeanFlow).
+pub fn mlp_config(num_classes: usize, flow_map: bool) -> ModelConfig {
+    ModelConfig {
+        format_version: 1,
+        arch: ArchConfig::Mlp(MlpConfig {
+            data_dim: 2,
+            width: 256,
+            depth: 3,
+            time_embed_dim: 32,
+            time_scale: 1000.0,
+            flow_map,
+        }),
+        data: DataConfig::Points2d { range: [[-3.0, 3.0], [-3.0, 3.0]] },
+        num_classes,
+        path: PathConfig::Linear,
+        provenance: Default::default(),
+        class_names: Vec::new(),
+    }
 }
