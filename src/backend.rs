@@ -14,6 +14,9 @@ use crate::tensor::Tensor;
 // Readbacks are `async`: in the browser a GPU buffer can only be mapped by awaiting the event
 // loop. Natively (and on the CPU) the futures are ready at once. The futures need not be `Send`
 // (wasm is single-threaded), hence the allow.
+/// A network's forward over a block of rows (with their labels): what `map_row_blocks` maps.
+pub type RowsForward<'a, T> = dyn Fn(&T, Option<&[u32]>) -> Result<T> + 'a;
+
 #[allow(async_fn_in_trait)]
 pub trait Backend {
     /// A tensor living on this backend (host memory for the CPU, a buffer for the GPU).
@@ -129,6 +132,21 @@ pub trait Backend {
     /// browser's page thread the CPU backend yields to the event loop here, so an abort signal
     /// is seen within one step and the page keeps drawing. Nothing to do elsewhere.
     async fn yield_now(&self) {}
+
+    /// `f(x, labels)` for a network whose rows are independent, `row_values` values wide at its
+    /// widest layer. A backend may run it block by block of rows and stack the results (the
+    /// same values, row for row): the native CPU backend does, so that a block's activations
+    /// stay in the core's cache between layers. Everywhere else it is one call.
+    fn map_row_blocks(
+        &self,
+        x: &Self::Tensor,
+        labels: Option<&[u32]>,
+        row_values: usize,
+        f: &RowsForward<Self::Tensor>,
+    ) -> Result<Self::Tensor> {
+        let _ = row_values;
+        f(x, labels)
+    }
 }
 
 /// A borrowed backend is a backend: several samplers (or tests) can share one device.
@@ -267,6 +285,15 @@ impl<B: Backend + ?Sized> Backend for &B {
     }
     fn memory_limits(&self) -> MemoryLimits {
         (**self).memory_limits()
+    }
+    fn map_row_blocks(
+        &self,
+        x: &Self::Tensor,
+        labels: Option<&[u32]>,
+        row_values: usize,
+        f: &RowsForward<Self::Tensor>,
+    ) -> Result<Self::Tensor> {
+        (**self).map_row_blocks(x, labels, row_values, f)
     }
     async fn yield_now(&self) {
         (**self).yield_now().await

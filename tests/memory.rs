@@ -134,7 +134,7 @@ fn batches_split_to_fit_the_budget_with_the_samples_of_one_solve() {
         .unwrap()
     };
     let (whole, _, whole_peak) = on_thread(None);
-    let budget = 4u64 << 20;
+    let budget = 2u64 << 20;
     let limits = MemoryLimits { budget_bytes: budget, max_tensor_bytes: budget, ..CpuBackend.memory_limits() };
     let (split, chunks, peak) = on_thread(Some(limits));
     let output = (o.n * 2 * 4) as u64;
@@ -151,7 +151,10 @@ fn batches_split_to_fit_the_budget_with_the_samples_of_one_solve() {
     assert!(chunks > 1, "the batch was not split");
     // The output is held twice at the end (the chunks, then the joined samples).
     assert!((peak as u64) <= budget + 3 * output, "heap peak {peak} over the budget");
-    assert!(whole_peak > 4 * peak, "the unsplit batch held {whole_peak} bytes");
+    // The unsplit batch does not fit the budget, so the split was needed. (Natively the CPU
+    // backend runs the MLP in row blocks, which keeps even the unsplit batch's forward small;
+    // the plan still counts a whole batch's activations per row, what wasm holds.)
+    assert!(whole_peak as u64 > budget, "the unsplit batch held only {whole_peak} bytes");
     assert_eq!(whole.samples.data(), split.samples.data(), "split samples differ");
     assert_eq!(split.stats.nfe, chunks * whole.stats.nfe);
 }

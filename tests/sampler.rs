@@ -349,3 +349,56 @@ fn cpu_normal_noise_is_rng_fill_normal_and_batches_are_unbounded() {
     let x0 = sampler.initial_noise(5, 11).unwrap();
     assert_eq!(cpu.normal_noise(11, rng::STREAM_INIT, 4, &[3, 2]).unwrap().data(), &x0.data()[4..10]);
 }
+
+/// The native CPU backend runs the MLP and the U-Net in blocks of rows (`map_row_blocks`, so
+/// that activations stay in cache): every row's velocity is the same bits as when that row is
+/// evaluated in a call of its own that is one block or less, with labels, across ragged blocks.
+#[test]
+fn row_blocks_give_every_row_the_values_of_an_unblocked_call() {
+    use pushforward::model::Network;
+    use pushforward::tensor::Tensor;
+    let check = |model: Model, n: usize, cuts: &[usize]| {
+        let net = Network::new(&CpuBackend, &model).unwrap();
+        let len = model.config.sample_len();
+        let mut shape = vec![n];
+        shape.extend(model.config.sample_shape());
+        let x: Vec<f32> = (0..n * len).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let classes = model.config.num_classes as u32;
+        let labels: Option<Vec<u32>> = (classes > 0).then(|| (0..n as u32).map(|i| i % (classes + 1)).collect());
+        let whole =
+            net.velocity(&CpuBackend, &Tensor::new(shape.clone(), x.clone()).unwrap(), 0.3, labels.as_deref()).unwrap();
+        for w in cuts.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let mut part_shape = shape.clone();
+            part_shape[0] = b - a;
+            let part = Tensor::new(part_shape, x[a * len..b * len].to_vec()).unwrap();
+            let v = net.velocity(&CpuBackend, &part, 0.3, labels.as_ref().map(|l| &l[a..b])).unwrap();
+            assert_eq!(v.data(), &whole.data()[a * len..b * len], "rows {a}..{b}");
+        }
+    };
+    // MLP 128 wide: blocks of 1,024 rows (512 KiB); 3,333 rows are 3 whole blocks and 261 more.
+    let mut mlp = ModelConfig::mlp_preset(128, 3);
+    mlp.num_classes = 3;
+    if let ArchConfig::Mlp(c) = &mut mlp.arch {
+        c.time_embed_dim = 16;
+    }
+    check(Model::random(mlp, 5).unwrap(), 3333, &[0, 700, 1700, 2600, 3333]);
+    // A U-Net on 8×8 images: blocks of 85 images (its largest tensor is ~1,540 values an image).
+    let unet = ModelConfig {
+        format_version: 1,
+        arch: ArchConfig::Unet(UnetConfig {
+            in_channels: 1,
+            base_channels: 8,
+            channel_mult: vec![1, 2],
+            num_res_blocks: 1,
+            groups: 4,
+            time_scale: 1000.0,
+        }),
+        data: DataConfig::Image { channels: 1, height: 8, width: 8, range: [-1.0, 1.0] },
+        num_classes: 2,
+        path: PathConfig::Linear,
+        provenance: Default::default(),
+        class_names: Vec::new(),
+    };
+    check(Model::random(unet, 6).unwrap(), 300, &[0, 60, 140, 220, 300]);
+}
