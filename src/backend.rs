@@ -11,12 +11,12 @@ use crate::memory::MemoryLimits;
 use crate::pointwise::{BinaryOp, UnaryOp};
 use crate::tensor::Tensor;
 
-// Readbacks are `async`: in the browser a GPU buffer can only be mapped by awaiting the event
-// loop. Natively (and on the CPU) the futures are ready at once. The futures need not be `Send`
-// (wasm is single-threaded), hence the allow.
 /// A network's forward over a block of rows (with their labels): what `map_row_blocks` maps.
 pub type RowsForward<'a, T> = dyn Fn(&T, Option<&[u32]>) -> Result<T> + 'a;
 
+// Readbacks are `async`: in the browser a GPU buffer can only be mapped by awaiting the event
+// loop. Natively (and on the CPU) the futures are ready at once. The futures need not be `Send`
+// (wasm is single-threaded), hence the allow.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
     /// A tensor living on this backend (host memory for the CPU, a buffer for the GPU).

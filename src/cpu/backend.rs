@@ -267,7 +267,7 @@ impl Backend for CpuBackend {
     /// Natively, blocks of rows whose widest activation is `ROW_BLOCK_BYTES`: layer by layer
     /// over a whole batch, every activation goes out to memory and back (65,536 points × 128
     /// floats is 32 MiB a layer). In wasm a whole batch measured as fast (its kernel is slower
-    /// than the memory), so it stays one call there and costs the bundle nothing.
+    /// than the memory), and `Network` makes the one call there directly.
     #[cfg(not(target_arch = "wasm32"))]
     fn map_row_blocks(
         &self,
