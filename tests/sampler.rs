@@ -383,22 +383,7 @@ fn row_blocks_give_every_row_the_values_of_an_unblocked_call() {
         c.time_embed_dim = 16;
     }
     check(Model::random(mlp, 5).unwrap(), 3333, &[0, 700, 1700, 2600, 3333]);
-    // A U-Net on 8×8 images: blocks of 85 images (its largest tensor is ~1,540 values an image).
-    let unet = ModelConfig {
-        format_version: 1,
-        arch: ArchConfig::Unet(UnetConfig {
-            in_channels: 1,
-            base_channels: 8,
-            channel_mult: vec![1, 2],
-            num_res_blocks: 1,
-            groups: 4,
-            time_scale: 1000.0,
-        }),
-        data: DataConfig::Image { channels: 1, height: 8, width: 8, range: [-1.0, 1.0] },
-        num_classes: 2,
-        path: PathConfig::Linear,
-        provenance: Default::default(),
-        class_names: Vec::new(),
-    };
-    check(Model::random(unet, 6).unwrap(), 300, &[0, 60, 140, 220, 300]);
+    // The test U-Net (8×8 images, 3 classes): blocks of 85 images (its largest tensor is ~1,540
+    // values an image).
+    check(unet_model(), 300, &[0, 60, 140, 220, 300]);
 }
