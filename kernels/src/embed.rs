@@ -16,7 +16,8 @@ pub fn sinusoidal(t: f32, time_scale: f32, out: &mut [f32]) {
         // Computed as PyTorch does it in f32: exp(-ln(P) * i / half), then product with t.
         let freq = (-(MAX_PERIOD.ln()) * i as f32 / half as f32).exp();
         let a = ts * freq;
-        out[i] = a.cos();
-        out[half + i] = a.sin();
+        let (sin, cos) = super::trig::sin_cos(a);
+        out[i] = cos;
+        out[half + i] = sin;
     }
 }

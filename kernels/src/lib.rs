@@ -19,6 +19,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pointwise;
 pub mod rng;
+pub mod trig;
 
 pub use blocked::{Isa, Workspace};
 
