@@ -5,6 +5,9 @@
 //! multiprecision loop: ~5 KB of wasm); an f32 has at most 24 significant bits and an exponent
 //! ≤ 127, so 192 bits of 2/π and one 64×64-bit product reduce any of them (Payne–Hanek).
 
+// musl's constants as it writes them (each rounds to the f64 it means).
+#![allow(clippy::excessive_precision)]
+
 /// The quadrant n (mod 4) and r = x − n·π/2 ∈ [−π/4, π/4] (f64; x finite).
 fn reduce(x: f32) -> (i32, f64) {
     let ax = x.abs();
