@@ -6,7 +6,9 @@
 //! - the declared velocity (time direction and scale, x1/noise prediction converted) matches
 //!   PyTorch's float64 conversion;
 //! - a Heun 4-step solve from the sampler's own x0 (seed 11) matches a float64 PyTorch solve of
-//!   the same declared velocity to 1e-3.
+//!   the same declared velocity to 1e-3;
+//! - for flow maps (a second time input declared as `step` or `end`), the raw output with rows
+//!   jumping different lengths, the declared average velocity, and 1- and 2-jump samples.
 
 mod gpu_common;
 
@@ -67,16 +69,25 @@ fn check<B: Backend>(backend: B, name: &str) -> (f64, f64, f64, f64) {
     let raw = |bx: &str| {
         let x = b.upload(&fx[&format!("x_{bx}")]).unwrap();
         let out = graph
-            .forward_raw(b, &x, fx[&format!("t_{bx}")].data(), labels(&fx, &format!("y_{bx}")).as_deref())
+            .forward_raw(
+                b,
+                &x,
+                fx[&format!("t_{bx}")].data(),
+                fx.get(&format!("jump_{bx}")).map_or(&[][..], |j| j.data()),
+                labels(&fx, &format!("y_{bx}")).as_deref(),
+            )
             .unwrap();
         let out = pollster::block_on(b.download(&out)).unwrap();
         rel(out.data(), fx[&format!("out_{bx}")].data())
     };
     let (r1, r7) = (raw("b1"), raw("b7"));
-    // The declared velocity at batch 1 (one time per call, as the sampler calls it).
+    // The declared velocity at batch 1 (one time per call, as the sampler calls it; for a flow
+    // map the average velocity of the jump from t to t + h).
     let x = b.upload(&fx["x_b1"]).unwrap();
     let t = fx["time_b1"].data()[0];
-    let v = net.velocity(b, &x, t, labels(&fx, "y_b1").as_deref()).unwrap();
+    let h = fx.get("h_b1").map_or(0.0, |h| h.data()[0]);
+    assert_eq!(h != 0.0, m.config.arch.flow_map(), "{name}: a flow map's fixture has jumps");
+    let v = net.average_velocity(b, &x, t, h, labels(&fx, "y_b1").as_deref()).unwrap();
     let v = pollster::block_on(b.download(&v)).unwrap();
     let rv = rel(v.data(), fx["v_b1"].data());
     // The solve.
@@ -93,7 +104,15 @@ fn check<B: Backend>(backend: B, name: &str) -> (f64, f64, f64, f64) {
         ..Default::default()
     };
     let out = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
-    let rs = max_abs(out.samples.data(), fx["samples_heun4"].data());
+    let mut rs = max_abs(out.samples.data(), fx["samples_heun4"].data());
+    // A flow map's own jumps: Euler on a flow map jumps x + h·u(x, t, h).
+    for k in [1, 2] {
+        if let Some(want) = fx.get(&format!("samples_map{k}")) {
+            let o = SampleOptions { solver: Solver::Euler, steps: k, ..o.clone() };
+            let got = sampler.sample(&o, &mut |_| ControlFlow::Continue(())).unwrap();
+            rs = rs.max(max_abs(got.samples.data(), want.data()));
+        }
+    }
     (r1, r7, rv, rs)
 }
 
@@ -106,7 +125,7 @@ fn assert_matches(name: &str, engine: &str, (r1, r7, rv, rs): (f64, f64, f64, f6
     assert!(rs <= 1e-3, "{name} on {engine}: the solve differs from PyTorch's by {rs:e}");
 }
 
-const SUPPORTED: [&str; 10] = [
+const SUPPORTED: [&str; 12] = [
     "mlp_selu_raw_t",
     "mlp_fourier_gelu",
     "moons_onnx",
@@ -121,6 +140,9 @@ const SUPPORTED: [&str; 10] = [
     // output_padding); bilinear 2× Resize.
     "unet_classic",
     "upsample_bilinear",
+    // Flow maps: the step length as input h; MeanFlow's u(z, r, t) with time from data to noise.
+    "meanflow_step",
+    "meanflow_rt",
 ];
 
 #[test]
@@ -135,6 +157,32 @@ fn onnx_models_match_onnxruntime_and_pytorch_on_the_gpu() {
     let Some(g) = gpu() else { return };
     for name in SUPPORTED {
         assert_matches(name, "gpu", check(g, name));
+    }
+}
+
+/// The shipped one-step moons flow map, exported to ONNX in two conventions (the step length as
+/// input; MeanFlow's jump end with time from data to noise), samples what its `.safetensors`
+/// file samples: by its own 1, 2 and 4 jumps and by Heun on its instantaneous velocity.
+#[test]
+fn an_onnx_flow_map_samples_the_same_as_the_shipped_one() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let st = Model::from_bytes(&std::fs::read(root.join("models/moons_meanflow.safetensors")).unwrap()).unwrap();
+    for name in ["meanflow_step", "meanflow_rt"] {
+        let ox = model(name);
+        assert!(ox.config.arch.flow_map(), "{name} is declared a flow map");
+        // Its defaults are the flow map's: one jump.
+        assert_eq!(SampleOptions::for_model(&ox.config), SampleOptions::for_model(&st.config));
+        for (solver, steps) in [(Solver::Euler, 1), (Solver::Euler, 2), (Solver::Euler, 4), (Solver::Heun, 8)] {
+            let o = SampleOptions { n: 2000, solver, steps, seed: 5, ..Default::default() };
+            let run = |m: &Model| {
+                Sampler::new(CpuBackend, m).unwrap().sample(&o, &mut |_| ControlFlow::Continue(())).unwrap()
+            };
+            let (a, b) = (run(&st), run(&ox));
+            let d = max_abs(a.samples.data(), b.samples.data());
+            println!("{name}: .safetensors vs .onnx, 2000 points {solver:?} {steps}: max |Δ| = {d:.2e}");
+            // meanflow_rt's graph computes 1 − (1 − t) and τ − r in f32: a few ulps of t.
+            assert!(d <= 1e-4, "{name} {solver:?} {steps}: {d}");
+        }
     }
 }
 
@@ -183,6 +231,23 @@ fn missing_or_inconsistent_declarations_are_clear_errors() {
     // The same file loads with a correct declaration passed beside it.
     let good = r#"{"format_version":1,"inputs":{"x":"x","t":"t"},"data":{"kind":"points2d","range":[[-3,3],[-3,3]]}}"#;
     assert!(pushforward::onnx::load(&bytes, Some(good)).is_ok());
+    // Flow maps: the second time input must be declared, once, on a velocity output.
+    let fm = std::fs::read(dir().join("meanflow_step.onnx")).unwrap();
+    let points = r#""data":{"kind":"points2d","range":[[-3,3],[-3,3]]}"#;
+    for (inputs, output, want) in [
+        (r#""x":"x","t":"t""#, "velocity", "graph input `h` is not declared"),
+        (r#""x":"x","t":"t","step":"h","end":"h""#, "velocity", "step or end, not both"),
+        (r#""x":"x","t":"t","step":"t""#, "velocity", "must be distinct"),
+        (r#""x":"x","t":"t","end":"r""#, "velocity", "declaration.inputs.end"),
+        (r#""x":"x","t":"t","step":"h""#, "data", "average velocity"),
+    ] {
+        let d = format!(r#"{{"format_version":1,"inputs":{{{inputs}}},"output":"{output}",{points}}}"#);
+        let e = pushforward::onnx::load(&fm, Some(&d)).expect_err("refused");
+        println!("{e}");
+        assert!(e.to_string().contains(want), "{d}: {e}");
+    }
+    let d = format!(r#"{{"format_version":1,"inputs":{{"x":"x","t":"t","step":"h"}},{points}}}"#);
+    assert!(pushforward::onnx::load(&fm, Some(&d)).unwrap().config.arch.flow_map());
 }
 
 /// Log-densities of 2-D ONNX models use a central-difference divergence (no forward-mode

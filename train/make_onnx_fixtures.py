@@ -9,6 +9,8 @@ metadata_props["pushforward"]) and NAME_expected.safetensors (F32 tensors):
                                   and units: t_in = f32(τ·scale); y as F32 class ids) and
                                   onnxruntime's output
   x_b7, t_b7 (, y_b7), out_b7     the same for a ragged batch of 7 random inputs
+  jump_b1, jump_b7, h_b1, h_b7    flow maps only: the step/end input as fed, and the sampler's jump
+                                  lengths h it was made from (rows jump from t to t + h)
   time_b1, time_b7 [n]            the sampler times t ∈ [0, 1] the t feeds were made from
   v_b1, v_b7                      the declared velocity dx/dt of out_b* (time/output conversions
                                   of the declaration, float64, stored F32)
@@ -18,6 +20,8 @@ metadata_props["pushforward"]) and NAME_expected.safetensors (F32 tensors):
                                   of the declared velocity (train/solvers.py _step_heun, uniform
                                   4-step grid, guidance 2 with the null class when conditional)
   samples_heun4 [5, ...]          = frames_heun4[4]
+  samples_map1, samples_map2      flow maps only: 1 and 2 uniform jumps x + h·u(x, t, h) from x0
+                                  (the sampler's Euler on a flow map), float64 PyTorch
 
 and tests/fixtures/onnx/manifest.json (declarations, op_type counts, measured errors, sizes).
 """
@@ -32,8 +36,9 @@ import torch
 
 from pushforward_train.export import load_model, read_safetensors, write_safetensors
 from pushforward_train.export_onnx import shipped_declaration
-from pushforward_train.onnx_export import (_ort_session, data_shape, declared_velocity, export_onnx, graph_time,
-                                           rel_err, run_onnx, to_velocity, validate_declaration)
+from pushforward_train.onnx_export import (INPUT_ROLES, _ort_session, data_shape, declared_velocity, export_onnx,
+                                           graph_jump, graph_time, jump_role, rel_err, run_onnx, to_velocity,
+                                           validate_declaration)
 import pushforward_train.onnx_models as om
 from pushforward_train.paths import REPO
 from pushforward_train.rng import initial_noise
@@ -42,6 +47,9 @@ from pushforward_train.solvers import _step_heun
 OUT = os.path.join(REPO, "tests", "fixtures", "onnx")
 SEED_X0, N_SOLVE, STEPS, GUIDANCE = 11, 5, 4, 2.0
 T_B1 = 0.37
+H_B1 = 0.25
+# flow maps' jump lengths for the ragged batch (t + h ≤ 1 with T7["velocity"]; 0: instantaneous)
+H7 = [0.5, 0.0, 0.25, 0.5, 0.25, 0.0, 0.1]
 T7 = {"velocity": [0.0, 1.0, 0.5, 0.25, 0.75, 0.1, 0.9],
       "data": [0.0, 0.97, 0.5, 0.25, 0.75, 0.1, 0.03],   # never t = 1: (x̂1 − x)/(1 − t)
       "noise": [0.97, 0.03, 0.5, 0.25, 0.75, 0.1, 0.9]}  # never t = 0: (x − x̂0)/t
@@ -88,6 +96,47 @@ def build_mnist():
     return build_shipped("mnist", 10)
 
 
+class StepInput(torch.nn.Module):
+    """A flow-map MLP (train/models.py) called as (x, t, h): the average velocity over [t, t + h]."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x, t, h):
+        return self.m(x, t, h=h)
+
+
+class MeanFlowRT(torch.nn.Module):
+    """The same flow map in MeanFlow's convention: time runs data → noise (τ = 1 − t), t of shape
+    [n, 1], and u(z, r, t) is the average of dz/dτ over the jump from τ = t down to τ = r."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, z, t, r):
+        tau, r = t[:, 0], r[:, 0]
+        return -self.m(z, 1.0 - tau, h=tau - r)
+
+
+def build_meanflow_step():
+    model, cfg = load_model(os.path.join(REPO, "models", "moons_meanflow.safetensors"))
+    d = shipped_declaration(cfg, "models/moons_meanflow.safetensors (train/models.py, flow_map; the step length "
+                                 "as input h); must sample the same as it")
+    d["inputs"]["step"] = "h"
+    return StepInput(model), d
+
+
+def build_meanflow_rt():
+    model, cfg = load_model(os.path.join(REPO, "models", "moons_meanflow.safetensors"))
+    d = decl({"x": "z", "t": "t", "end": "r"}, "batch1", "velocity", cfg["data"], direction="data_to_noise",
+             converted_from="models/moons_meanflow.safetensors in MeanFlow's convention u(z, r, t): time from data "
+                            "(0) to noise (1), r the jump's end; must sample the same as it",
+             architecture="MLP flow map (train/models.py) behind 1 − t and t − r")
+    return MeanFlowRT(model), d
+
+
 def build_unet_attn():
     torch.manual_seed(1405)
     return om.UNetAttn(), decl({"x": "x", "t": "t", "y": "y"}, "batch", "velocity", IMG16, nc=3,
@@ -123,11 +172,12 @@ def build_op_zoo():
 
 FIXTURES = {"mlp_selu_raw_t": build_mlp_selu, "mlp_fourier_gelu": build_mlp_fourier, "moons_onnx": build_moons,
             "mnist_onnx": build_mnist, "unet_attn": build_unet_attn, "dit_small": build_dit,
-            "mlp_opset13": build_mlp_opset13, "op_zoo": build_op_zoo}
+            "mlp_opset13": build_mlp_opset13, "op_zoo": build_op_zoo, "meanflow_step": build_meanflow_step,
+            "meanflow_rt": build_meanflow_rt}
 # input seeds: 100 + the index in the sorted names of the first six (as when they were the only
 # fixtures, so that their files stay byte-identical), then 106, 107, ...
 SEEDS = {"dit_small": 100, "mlp_fourier_gelu": 101, "mlp_selu_raw_t": 102, "mnist_onnx": 103, "moons_onnx": 104,
-         "unet_attn": 105, "mlp_opset13": 106, "op_zoo": 107}
+         "unet_attn": 105, "mlp_opset13": 106, "op_zoo": 107, "meanflow_step": 108, "meanflow_rt": 109}
 OPSETS = {"mlp_opset13": 13}  # others: export_onnx's default, 17
 
 
@@ -135,8 +185,9 @@ def f32(v):
     return np.float32(v).item()
 
 
-def parity_inputs(d, n, times, seed, x_std=1.0):
-    """Graph feeds in role order [x, t(, y)] plus the sampler times (F32-exact values)."""
+def parity_inputs(d, n, times, seed, x_std=1.0, jumps=None):
+    """Graph feeds in role order [x, t(, y)(, step or end)] plus the sampler times and, for a
+    flow map, its jump lengths (F32-exact values)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn([n] + data_shape(d), generator=g) * x_std
     if d["time"]["shape"] == "scalar":
@@ -150,7 +201,13 @@ def parity_inputs(d, n, times, seed, x_std=1.0):
         k, null = d["num_classes"], d["null_class"]
         ids = [2 % k] if n == 1 else [0, 1 % k, null, 2 % k, null, (k - 1), 1 % k][:n]
         feeds.append(torch.tensor(ids, dtype=torch.int64))
-    return feeds, torch.tensor(times, dtype=torch.float64)
+    times = torch.tensor(times, dtype=torch.float64)
+    if not jump_role(d):
+        return feeds, times, None
+    hs = torch.tensor([f32(v) for v in jumps[:n]], dtype=torch.float64)
+    feeds.append(graph_jump(d, times if d["time"]["shape"] != "scalar" else times[0],
+                            hs if d["time"]["shape"] != "scalar" else hs[0], n))
+    return feeds, times, hs
 
 
 class OrtModel:
@@ -158,11 +215,19 @@ class OrtModel:
 
     def __init__(self, path, d):
         self.sess = _ort_session(path)
-        self.names = [d["inputs"][r] for r in ("x", "t", "y") if r in d["inputs"]]
+        self.names = [d["inputs"][r] for r in INPUT_ROLES if r in d["inputs"]]
 
     def __call__(self, *args):
         feeds = {nm: a.float() if a.is_floating_point() else a for nm, a in zip(self.names, args)}
         return torch.from_numpy(run_onnx(self.sess, feeds))
+
+
+def map_solve(f, x0, steps):
+    """`steps` uniform jumps x + h·u(x, t, h) of a flow map's declared average velocity f(x, t, h)."""
+    x, h = x0, 1.0 / steps
+    for i in range(steps):
+        x = x + h * f(x, i * h, h)
+    return x
 
 
 def heun_solve(f, x0):
@@ -221,16 +286,16 @@ def make_fixture(name, build, seed, opset, out_dir, src, extras):
     x_std = 1.5 if d0["data"]["kind"] == "points2d" else 1.0
     d = validate_declaration(d0)
     kind = d["output"]
-    feeds1, time1 = parity_inputs(d, 1, [T_B1], seed, x_std)
-    feeds7, time7 = parity_inputs(d, 7, T7[kind], seed + 1000, x_std)
-    roles = [r for r in ("x", "t", "y") if r in d["inputs"]]
+    feeds1, time1, h1 = parity_inputs(d, 1, [T_B1], seed, x_std, [H_B1])
+    feeds7, time7, h7 = parity_inputs(d, 7, T7[kind], seed + 1000, x_std, H7)
+    roles = [r for r in INPUT_ROLES if r in d["inputs"]]
     names = [d["inputs"][r] for r in roles]
     report = export_onnx(model, dict(zip(names, feeds1)), d, path, opset=opset)
 
     ort_model = OrtModel(path, d)
     m64 = copy.deepcopy(model).double()
     tensors, errs = {}, {"export_check": report["max_rel_err"]}
-    for tag, feeds, times in (("b1", feeds1, time1), ("b7", feeds7, time7)):
+    for tag, feeds, times, hs in (("b1", feeds1, time1, h1), ("b7", feeds7, time7, h7)):
         out = ort_model(*feeds)
         with torch.no_grad():
             ref32 = model(*feeds)
@@ -242,7 +307,9 @@ def make_fixture(name, build, seed, opset, out_dir, src, extras):
         v = to_velocity(d, out.double(), x.double(), tt)
         assert torch.isfinite(v).all(), (name, tag)
         for r, a in zip(roles, feeds):
-            tensors[f"{r}_{tag}"] = a.float().numpy()
+            tensors[f"{'jump' if r in ('step', 'end') else r}_{tag}"] = a.float().numpy()
+        if hs is not None:
+            tensors[f"h_{tag}"] = hs.float().numpy()
         tensors[f"out_{tag}"] = out.numpy()
         tensors[f"time_{tag}"] = times.float().numpy()
         tensors[f"v_{tag}"] = v.float().numpy()
@@ -262,6 +329,11 @@ def make_fixture(name, build, seed, opset, out_dir, src, extras):
     tensors["frames_heun4"] = frames.float().numpy()
     tensors["samples_heun4"] = frames[-1].float().numpy()
     errs["ort_f32_solve_vs_torch64_solve"] = rel_err(frames_ort[-1].numpy(), frames[-1].numpy())
+    if jump_role(d):
+        for k in (1, 2):
+            with torch.no_grad():
+                tensors[f"samples_map{k}"] = map_solve(lambda x, t, h: declared_velocity(m64, d, x, t, y, w, h=h),
+                                                       torch.from_numpy(x0).double(), k).float().numpy()
     more_errs, more_meta, more_entry = extras(model, d, path, names, feeds7, tensors, ort_model)
     errs.update(more_errs)
 

@@ -16,7 +16,8 @@ what goes into the file):
 
     {
       "format_version": 1,                          # required, 1
-      "inputs": {"x": "x", "t": "t", "y": "y"},     # graph input names; y only when num_classes > 0
+      "inputs": {"x": "x", "t": "t", "y": "y"},     # graph input names; y only when num_classes > 0;
+                                                    # a flow map adds "step" or "end" (below)
       "time": {"shape": "batch",                    # "scalar" [] | "batch" [n] | "batch1" [n, 1]
                "direction": "noise_to_data",        # default; or "data_to_noise" (τ = 1 − t)
                "scale": 1.0},                       # default 1; the graph is fed τ·scale
@@ -37,6 +38,13 @@ int64 class ids. Its single output o (x's shape) becomes the velocity dx/dt:
   "data":     v = (o − x) / max(1 − t, output_eps)      (linear path only)
   "noise":    v = (x − o) / max(t, output_eps)          (linear path only)
 Guidance w (conditional models): v = v_u + w·(v_c − v_u), v_u with y = null_class.
+
+A flow map (MeanFlow, shortcut models) takes a second time and predicts the average velocity
+over [t, t + h]: x + h·v is its jump from t to t + h (output "velocity" only; 1-step sampling).
+Declare that input, fed in t's shape, as one of
+  "step": h·scale, the jump's length (h ≥ 0; 0 gives the instantaneous velocity)
+  "end":  τ(t + h)·scale, the time the jump ends at as the model counts it (MeanFlow's r with
+          "data_to_noise": their u(z, r, t) with t = τ(t_sampler)); r = t is instantaneous.
 """
 
 import collections
@@ -54,6 +62,7 @@ FORMAT_VERSION = 1
 TIME_SHAPES = ("scalar", "batch", "batch1")
 DIRECTIONS = ("noise_to_data", "data_to_noise")
 OUTPUTS = ("velocity", "data", "noise")
+INPUT_ROLES = ("x", "t", "y", "step", "end")
 PATH_KINDS = ("linear", "cosine")
 DEFAULT_OUTPUT_EPS = 0.05
 # the same bounds as the safetensors config (src/model/config.rs)
@@ -161,7 +170,9 @@ def validate_declaration(decl):
         raise _err("num_classes", f"must be an integer in [0, {MAX_CLASSES}], got {nc!r}")
 
     inputs = decl["inputs"]
-    _keys(inputs, "inputs", ("x", "t", "y"), ("x", "t"))
+    _keys(inputs, "inputs", INPUT_ROLES, ("x", "t"))
+    if "step" in inputs and "end" in inputs:
+        raise _err("inputs", "a flow map declares its second time as step or end, not both")
     for k, v in inputs.items():
         if not (isinstance(v, str) and v):
             raise _err(f"inputs.{k}", f"must be a graph input name (non-empty string), got {v!r}")
@@ -186,6 +197,9 @@ def validate_declaration(decl):
     output = decl["output"]
     if output not in OUTPUTS:
         raise _err("output", f"{output!r} is not one of {', '.join(map(repr, OUTPUTS))}")
+    if jump_role(decl) and output != "velocity":
+        raise _err("output", "a flow map (inputs.step or inputs.end) predicts the average velocity: "
+                             "output must be 'velocity'")
     if "output_eps" in decl and output == "velocity":
         raise _err("output_eps", "only applies to output 'data' or 'noise'")
     eps = decl.get("output_eps", DEFAULT_OUTPUT_EPS)
@@ -210,7 +224,7 @@ def validate_declaration(decl):
     prov = _provenance(decl.get("provenance", {}))
 
     out = {"format_version": FORMAT_VERSION,
-           "inputs": {k: inputs[k] for k in ("x", "t", "y") if k in inputs},
+           "inputs": {k: inputs[k] for k in INPUT_ROLES if k in inputs},
            "time": {"shape": time["shape"], "direction": direction, "scale": float(scale)},
            "output": output}
     if output != "velocity":
@@ -228,6 +242,11 @@ def data_shape(decl):
     return [2] if d["kind"] == "points2d" else [d["channels"], d["height"], d["width"]]
 
 
+def jump_role(decl):
+    """"step" or "end" for a flow map's second time input, else None."""
+    return next((r for r in ("step", "end") if r in decl["inputs"]), None)
+
+
 def _t_shape(decl, n):
     return {"scalar": [], "batch": [n], "batch1": [n, 1]}[decl["time"]["shape"]]
 
@@ -240,7 +259,7 @@ def check_inputs(decl, names, tensors):
             raise _err(f"inputs.{k}", f"{v!r} is not among the example inputs {names}")
     extra = [nm for nm in names if nm not in roles]
     if extra:
-        raise ValueError(f"example inputs {extra} are not declared as x, t or y: the sampler feeds only "
+        raise ValueError(f"example inputs {extra} are not declared as x, t, y, step or end: the sampler feeds only "
                          f"those (make the others constants or defaults of forward())")
     by = dict(zip(names, tensors))
     x, t = by[decl["inputs"]["x"]], by[decl["inputs"]["t"]]
@@ -252,12 +271,16 @@ def check_inputs(decl, names, tensors):
         raise ValueError(f"input x has shape {list(x.shape)}, but data {decl['data']['kind']} needs "
                          f"[n, {', '.join(map(str, want))}]")
     n = x.shape[0]
-    if not isinstance(t, torch.Tensor) or t.dtype != torch.float32:
-        raise ValueError(f"input t ({decl['inputs']['t']!r}) must be a float32 tensor, got "
-                         f"{getattr(t, 'dtype', type(t).__name__)}")
-    if list(t.shape) != _t_shape(decl, n):
-        raise ValueError(f"input t has shape {list(t.shape)}, but time.shape {decl['time']['shape']!r} "
-                         f"with x's batch {n} means {_t_shape(decl, n)}")
+    for role in ("t", jump_role(decl)):
+        if role is None:
+            continue
+        v = by[decl["inputs"][role]]
+        if not isinstance(v, torch.Tensor) or v.dtype != torch.float32:
+            raise ValueError(f"input {role} ({decl['inputs'][role]!r}) must be a float32 tensor, got "
+                             f"{getattr(v, 'dtype', type(v).__name__)}")
+        if list(v.shape) != _t_shape(decl, n):
+            raise ValueError(f"input {role} has shape {list(v.shape)}, but time.shape {decl['time']['shape']!r} "
+                             f"with x's batch {n} means {_t_shape(decl, n)}")
     if "y" in decl["inputs"]:
         y = by[decl["inputs"]["y"]]
         if not isinstance(y, torch.Tensor) or y.dtype != torch.int64:
@@ -285,6 +308,20 @@ def graph_time(decl, t, n, dtype=torch.float32):
     return (tin[:, None] if shape == "batch1" else tin).to(dtype)
 
 
+def graph_jump(decl, t, h, n, dtype=torch.float32):
+    """A flow map's second time input for the jump from sampler time t to t + h (h a float or
+    like t), per inputs.step / inputs.end."""
+    if jump_role(decl) == "step":
+        h = torch.as_tensor(h, dtype=torch.float64)
+        tin = h * decl["time"]["scale"]
+        shape = decl["time"]["shape"]
+        if shape == "scalar":
+            return tin.to(dtype)
+        tin = tin.expand(n) if tin.dim() == 0 else tin
+        return (tin[:, None] if shape == "batch1" else tin).to(dtype)
+    return graph_time(decl, torch.as_tensor(t, dtype=torch.float64) + h, n, dtype)
+
+
 def to_velocity(decl, out, x, t):
     """Graph output -> dx/dt at sampler time t (float or [n] tensor), per the declaration."""
     kind = decl["output"]
@@ -299,17 +336,26 @@ def to_velocity(decl, out, x, t):
     return (x - out) / torch.clamp(t, min=eps)
 
 
-def declared_velocity(model, decl, x, t, y=None, guidance=None):
+def declared_velocity(model, decl, x, t, y=None, guidance=None, h=0.0):
     """v(x, t) as the sampler defines it: `model` called with the graph's inputs in the order of
-    decl["inputs"] (x, t[, y]); with y and guidance w: v_u + w·(v_c − v_u), v_u at null_class."""
+    decl["inputs"] (x, t[, y][, step or end]); with y and guidance w: v_u + w·(v_c − v_u), v_u at
+    null_class. For a flow map, the average velocity over [t, t + h]."""
     n = x.shape[0]
+    jump = jump_role(decl)
+
+    def call(xx, tt, yy, m):
+        args = [xx, graph_time(decl, tt, m, x.dtype)] + ([yy] if yy is not None else [])
+        if jump:
+            hh = h if not torch.is_tensor(h) or h.dim() == 0 or m == n else torch.cat([h, h])
+            args.append(graph_jump(decl, tt, hh, m, x.dtype))
+        return to_velocity(decl, model(*args), xx, tt)
+
     if y is None or guidance is None:
-        args = [x, graph_time(decl, t, n, x.dtype)] + ([y] if y is not None else [])
-        return to_velocity(decl, model(*args), x, t)
+        return call(x, t, y, n)
     t2 = t if not torch.is_tensor(t) or t.dim() == 0 else torch.cat([t, t])
     xx = torch.cat([x, x])
     yy = torch.cat([y, torch.full_like(y, decl["null_class"])])
-    v = to_velocity(decl, model(xx, graph_time(decl, t2, 2 * n, x.dtype), yy), xx, t2)
+    v = call(xx, t2, yy, 2 * n)
     vc, vu = v[:n], v[n:]
     return vu + guidance * (vc - vu)
 
@@ -365,6 +411,11 @@ def ragged_inputs(decl, names, n, seed=0, t_values=None):
         if decl["time"]["shape"] == "scalar":
             t_values = float(t_values[0])
     by = {decl["inputs"]["x"]: x, decl["inputs"]["t"]: graph_time(decl, t_values, n)}
+    if jump_role(decl):
+        # jumps of every length the sampler asks for: 0 (instantaneous) up to the rest of [t, 1]
+        tv = torch.as_tensor(t_values, dtype=torch.float64)
+        frac = torch.rand(tv.shape, generator=g, dtype=torch.float64)
+        by[decl["inputs"][jump_role(decl)]] = graph_jump(decl, tv, frac * (1.0 - tv), n)
     if "y" in decl["inputs"]:
         k = decl["num_classes"]
         y = torch.tensor([decl["null_class"] if i % 3 == 1 else i % k for i in range(n)], dtype=torch.int64)
@@ -438,6 +489,8 @@ def export_onnx(model, example_inputs, declaration, path, opset=17, rtol=1e-4, r
             dyn[decl["inputs"]["t"]] = {0: "n"}
         if "y" in decl["inputs"]:
             dyn[decl["inputs"]["y"]] = {0: "n"}
+        if jump_role(decl) and decl["time"]["shape"] != "scalar":
+            dyn[decl["inputs"][jump_role(decl)]] = {0: "n"}
 
         out_dir = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=out_dir)

@@ -46,6 +46,13 @@ class FixedBatch(Tiny):
         return super().forward(x, t).reshape(1, 2) if x.shape[0] == 1 else super().forward(x, t)
 
 
+class TinyMap(Tiny):
+    """A flow map: the second time input (a step length or an end time) shifts the output."""
+
+    def forward(self, x, t, h):
+        return super().forward(x, t) + h.reshape(-1, 1)
+
+
 def base(**kw):
     d = {"format_version": 1, "inputs": {"x": "x", "t": "t"}, "time": {"shape": "batch"}, "output": "velocity",
          "data": POINTS}
@@ -83,6 +90,15 @@ def main():
         dd = base(time={"shape": "scalar", "direction": "data_to_noise", "scale": 1000}, output="data")
         export_onnx(Tiny(), {"x": x, "t": torch.tensor(500.0)}, dd, p, verbose=False)
         assert read_declaration(p)["output_eps"] == 0.05
+        # flow maps: the step length, or MeanFlow's end time r, in t's shape
+        export_onnx(TinyMap(), {"x": x, "t": t, "h": t / 2}, base(inputs={"x": "x", "t": "t", "step": "h"}), p,
+                    verbose=False)
+        assert read_declaration(p)["inputs"] == {"x": "x", "t": "t", "step": "h"}
+        export_onnx(TinyMap(), {"z": x, "t": t[:, None], "r": t[:, None] / 2},
+                    base(inputs={"x": "z", "t": "t", "end": "r"}, time={"shape": "batch1",
+                                                                         "direction": "data_to_noise"}), p,
+                    verbose=False)
+        assert read_declaration(p)["inputs"]["end"] == "r"
 
         q = os.path.join(tmp, "bad.onnx")
         cases = [
@@ -104,6 +120,17 @@ def main():
             (base(data={"kind": "image", "channels": 1, "height": 2, "width": 1, "range": [-1, 1]}),
              "needs [n, 1, 2, 1]"),
         ]
+        maps = [
+            (base(inputs={"x": "x", "t": "t", "step": "h", "end": "h"}), "step or end, not both"),
+            (base(inputs={"x": "x", "t": "t", "step": "h"}, output="data"), "output must be 'velocity'"),
+            (base(inputs={"x": "x", "t": "t", "end": "r"}), "'r' is not among the example inputs"),
+            (base(), "not declared as x, t, y, step or end"),
+        ]
+        for dd, needle in maps:
+            expect_error(lambda: export_onnx(TinyMap(), {"x": x, "t": t, "h": t}, dd, q, verbose=False), needle)
+        expect_error(lambda: export_onnx(TinyMap(), {"x": x, "t": t, "h": t[:, None]},
+                                         base(inputs={"x": "x", "t": "t", "step": "h"}), q, verbose=False),
+                     "input step has shape [3, 1]")
         for dd, needle in cases:
             expect_error(lambda: export_onnx(Tiny(), {"x": x, "t": t}, dd, q, verbose=False), needle)
         expect_error(lambda: export_onnx(Tiny(), {"x": x.double(), "t": t}, base(), q, verbose=False), "float32")
@@ -111,7 +138,7 @@ def main():
                                          base(inputs={"x": "x", "t": "t", "y": "y"}, num_classes=2), q,
                                          verbose=False), "int64")
         expect_error(lambda: export_onnx(Tiny(), {"x": x, "t": t, "s": t}, base(), q, verbose=False),
-                     "not declared as x, t or y")
+                     "not declared as x, t, y, step or end")
         expect_error(lambda: export_onnx(Tiny(), {"x": x, "t": t}, json.dumps(base())[:-1], q, verbose=False),
                      "not valid JSON")
         msg = expect_error(lambda: export_onnx(BranchOnValue(), {"x": x, "t": torch.full((3,), 0.9)}, base(), q,
@@ -120,7 +147,7 @@ def main():
                             "does not run at batch 7")
         assert not os.path.exists(q) and sorted(os.listdir(tmp)) == ["m.onnx"], os.listdir(tmp)
         assert validate_declaration(json.dumps(base())) == validate_declaration(base())
-    print(f"test_onnx_export.py: ok ({len(cases) + 6} rejected declarations/inputs/graphs, e.g.\n  {msg}\n  "
+    print(f"test_onnx_export.py: ok ({len(cases) + len(maps) + 7} rejected declarations/inputs/graphs, e.g.\n  {msg}\n  "
           f"{msg2[:160]}…)")
 
 

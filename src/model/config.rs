@@ -47,9 +47,14 @@ pub enum ArchConfig {
 }
 
 impl ArchConfig {
-    /// True when the network is a flow map (takes the step length as a second time input).
+    /// True when the network is a flow map (takes the step length as a second time input; an
+    /// ONNX graph declares it as `inputs.step` or `inputs.end`).
     pub fn flow_map(&self) -> bool {
-        matches!(self, ArchConfig::Mlp(MlpConfig { flow_map: true, .. }))
+        match self {
+            ArchConfig::Mlp(c) => c.flow_map,
+            ArchConfig::Unet(_) => false,
+            ArchConfig::Onnx(g) => g.declaration.jump.is_some(),
+        }
     }
 }
 
@@ -368,6 +373,9 @@ impl ModelConfig {
                 let d = g.declaration.to_json();
                 o.push_str(&d[..d.len() - 1]);
                 let _ = write!(o, ",\"nodes\":{},\"opset\":{}", g.graph.nodes.len(), g.graph.opset);
+                if g.declaration.jump.is_some() {
+                    o.push_str(",\"flow_map\":true");
+                }
             }
         }
         o.push_str("},\"data\":");

@@ -264,7 +264,7 @@ impl<B: Backend> Network<B> {
             ArchConfig::Unet(c) => self
                 .by_row_blocks(backend, x, labels, |x, labels| unet::forward(backend, c, &self.params, x, t, labels)),
             ArchConfig::Onnx(_) => match &self.graph {
-                Some(g) => g.velocity(backend, x, t, labels),
+                Some(g) => g.velocity(backend, x, t, step, labels),
                 None => Err(Error::Shape { op: "velocity", detail: "internal: the graph was not prepared".into() }),
             },
         }

@@ -26,6 +26,25 @@ pub enum TimeShape {
     Batch1,
 }
 
+/// A flow map's second time input (MeanFlow, shortcut models): its output is then the average
+/// velocity over [t, t + h] (x + h·out is its jump to t + h), not the instantaneous one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JumpInput {
+    /// The input takes the step length h ≥ 0 in the model's units (h·scale; "step").
+    Step(String),
+    /// The input takes the time the jump ends at, as the model counts time (τ(t + h)·scale:
+    /// MeanFlow's r; "end").
+    End(String),
+}
+
+impl JumpInput {
+    pub fn name(&self) -> &str {
+        match self {
+            JumpInput::Step(n) | JumpInput::End(n) => n,
+        }
+    }
+}
+
 /// What the graph's output is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prediction {
@@ -42,6 +61,8 @@ pub struct Declaration {
     pub x: String,
     pub t: String,
     pub y: Option<String>,
+    /// Set for a flow map; fed in t's shape.
+    pub jump: Option<JumpInput>,
     pub time_shape: TimeShape,
     /// The model's time runs data → noise (τ = 1 − t; its velocity is negated).
     pub reversed: bool,
@@ -93,6 +114,12 @@ impl Declaration {
                 ),
             ));
         }
+        if self.jump.is_some() && self.prediction != Prediction::Velocity {
+            return Err(bad(
+                "output",
+                "a flow map (inputs.step or inputs.end) predicts the average velocity: output velocity",
+            ));
+        }
         if self.path != PathConfig::Linear && self.prediction != Prediction::Velocity {
             return Err(bad("output", "data and noise predictions are converted for the linear path only"));
         }
@@ -110,8 +137,14 @@ impl Declaration {
         };
         let x = find(&self.x, "inputs.x")?;
         let t = find(&self.t, "inputs.t")?;
-        if x.int || t.int {
-            return Err(bad("inputs", "x and t must be float inputs"));
+        let jump = match &self.jump {
+            Some(j) => {
+                Some(find(j.name(), if matches!(j, JumpInput::Step(_)) { "inputs.step" } else { "inputs.end" })?)
+            }
+            None => None,
+        };
+        if x.int || t.int || jump.is_some_and(|j| j.int) {
+            return Err(bad("inputs", "x, t and a flow map's step or end must be float inputs"));
         }
         if let Some(y) = &self.y
             && !find(y, "inputs.y")?.int
@@ -119,10 +152,14 @@ impl Declaration {
             return Err(bad("inputs.y", "the class input must be an integer (int64) input"));
         }
         for i in &g.inputs {
-            if i.name != self.x && i.name != self.t && Some(&i.name) != self.y.as_ref() {
+            if i.name != self.x
+                && i.name != self.t
+                && Some(&i.name) != self.y.as_ref()
+                && Some(i.name.as_str()) != self.jump.as_ref().map(JumpInput::name)
+            {
                 return Err(bad(
                     "inputs",
-                    format!("graph input `{}` is not declared as x, t or y", shown(&i.name, 40)),
+                    format!("graph input `{}` is not declared as x, t, y, step or end", shown(&i.name, 40)),
                 ));
             }
         }
@@ -140,16 +177,19 @@ impl Declaration {
                 ));
             }
         }
-        if let Some(dims) = &t.shape {
-            let rank = match self.time_shape {
-                TimeShape::Scalar => 0,
-                TimeShape::Batch => 1,
-                TimeShape::Batch1 => 2,
-            };
-            if dims.len() != rank {
+        let rank = match self.time_shape {
+            TimeShape::Scalar => 0,
+            TimeShape::Batch => 1,
+            TimeShape::Batch1 => 2,
+        };
+        // A flow map's second time comes in t's shape.
+        for i in [Some(t), jump].into_iter().flatten() {
+            if let Some(dims) = &i.shape
+                && dims.len() != rank
+            {
                 return Err(bad(
                     "time.shape",
-                    format!("input `{}` has rank {}, the declaration says {rank}", shown(&self.t, 40), dims.len()),
+                    format!("input `{}` has rank {}, the declaration says {rank}", shown(&i.name, 40), dims.len()),
                 ));
             }
         }
@@ -168,6 +208,14 @@ impl Declaration {
     /// The value the graph's t input gets at sampler time t.
     pub fn model_time(&self, t: f32) -> f32 {
         (if self.reversed { 1.0 - t } else { t }) * self.time_scale
+    }
+
+    /// The value a flow map's second time input gets for the jump from t to t + step.
+    pub fn jump_time(&self, t: f32, step: f32) -> f32 {
+        match self.jump {
+            Some(JumpInput::End(_)) => self.model_time(t + step),
+            _ => step * self.time_scale,
+        }
     }
 
     /// (a, b) with v = a·output + b·x at time t.
@@ -197,6 +245,10 @@ impl Declaration {
         if let Some(y) = &self.y {
             o.push_str(",\"y\":");
             json::write_str(&mut o, y);
+        }
+        if let Some(j) = &self.jump {
+            o.push_str(if matches!(j, JumpInput::Step(_)) { ",\"step\":" } else { ",\"end\":" });
+            json::write_str(&mut o, j.name());
         }
         o.push_str("},\"time\":{\"shape\":\"");
         o.push_str(match self.time_shape {
@@ -238,10 +290,20 @@ fn parse(p: &mut Parser<'_>) -> JResult<Declaration> {
     if version != 1 {
         return Err(p.error(format!("format_version {version} is not supported (expected 1)")));
     }
-    let (x, t, y) = p.req(&f, "inputs", |p| {
-        let f = p.fields(["x", "t", "y"])?;
+    let (x, t, y, jump) = p.req(&f, "inputs", |p| {
+        let f = p.fields(["x", "t", "y", "step", "end"])?;
         let s = |p: &mut Parser<'_>| p.string().map(|s| s.into_owned());
-        Ok((p.req(&f, "x", s)?, p.req(&f, "t", s)?, p.opt(&f, "y", s)?))
+        let (x, t, y) = (p.req(&f, "x", s)?, p.req(&f, "t", s)?, p.opt(&f, "y", s)?);
+        let jump = match (p.opt(&f, "step", s)?, p.opt(&f, "end", s)?) {
+            (Some(_), Some(_)) => return Err(p.error("a flow map declares step or end, not both")),
+            (step, end) => step.map(JumpInput::Step).or(end.map(JumpInput::End)),
+        };
+        let mut names = vec![x.as_str(), t.as_str()];
+        names.extend(y.as_deref().into_iter().chain(jump.as_ref().map(JumpInput::name)));
+        if (1..names.len()).any(|i| names[..i].contains(&names[i])) {
+            return Err(p.error("the declared input names must be distinct"));
+        }
+        Ok((x, t, y, jump))
     })?;
     let (time_shape, reversed, time_scale) = p
         .opt(&f, "time", |p| {
@@ -294,6 +356,7 @@ fn parse(p: &mut Parser<'_>) -> JResult<Declaration> {
         x,
         t,
         y,
+        jump,
         time_shape,
         reversed,
         time_scale,

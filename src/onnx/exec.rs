@@ -188,9 +188,10 @@ impl Step {
     }
 }
 
-/// Slot of x (bound by the caller) and of t (uploaded per call).
+/// Slot of x (bound by the caller), of t and of a flow map's second time (uploaded per call).
 const X: usize = 0;
 const T: usize = 1;
+const H: usize = 2;
 
 /// A value during planning.
 #[derive(Debug, Clone)]
@@ -234,6 +235,7 @@ struct Plan {
     output: usize,
     slots: usize,
     uses_t: bool,
+    uses_h: bool,
     /// Values held by each slot.
     sizes: Vec<usize>,
     /// Nodes of t and constants only, evaluated on the host per call (op, inputs, outputs).
@@ -245,7 +247,7 @@ struct Plan {
 impl Plan {
     /// The most values alive at once during a call, and the largest single value.
     fn peak(&self) -> (usize, usize) {
-        let mut live: usize = self.sizes[X] + self.sizes[T];
+        let mut live: usize = self.sizes[X] + self.sizes[T] + self.sizes[H];
         let mut peak = live;
         for (i, s) in self.steps.iter().enumerate() {
             live += self.sizes[s.writes()];
@@ -315,17 +317,28 @@ impl<B: Backend> GraphRunner<B> {
         Ok(self.plan(n, true)?.steps.iter().map(Step::kind).collect())
     }
 
-    pub fn velocity(&self, b: &B, x: &B::Tensor, t: f32, labels: Option<&[u32]>) -> Result<B::Tensor> {
+    /// `step` is a flow map's jump length (its output is then the average velocity over
+    /// [t, t + step]; 0 for other graphs).
+    pub fn velocity(&self, b: &B, x: &B::Tensor, t: f32, step: f32, labels: Option<&[u32]>) -> Result<B::Tensor> {
         let n = b.shape(x)[0];
-        let len = self.net.declaration.t_shape(n).iter().product::<usize>();
-        self.run(b, x, &vec![self.net.declaration.model_time(t); len], labels, Some(t))
+        let d = &self.net.declaration;
+        let len = d.t_shape(n).iter().product::<usize>();
+        self.run(b, x, &vec![d.model_time(t); len], &vec![d.jump_time(t, step); len], labels, Some(t))
     }
 
     /// The graph's raw output for x and its t input as the graph takes it (`t_input`: the
-    /// values of a tensor of the declared t shape, in the model's units): for parity tests
-    /// against ONNX Runtime, where rows may have different times.
-    pub fn forward_raw(&self, b: &B, x: &B::Tensor, t_input: &[f32], labels: Option<&[u32]>) -> Result<B::Tensor> {
-        self.run(b, x, t_input, labels, None)
+    /// values of a tensor of the declared t shape, in the model's units; `jump_input` likewise
+    /// for a flow map's step or end input, empty otherwise): for parity tests against ONNX
+    /// Runtime, where rows may have different times.
+    pub fn forward_raw(
+        &self,
+        b: &B,
+        x: &B::Tensor,
+        t_input: &[f32],
+        jump_input: &[f32],
+        labels: Option<&[u32]>,
+    ) -> Result<B::Tensor> {
+        self.run(b, x, t_input, jump_input, labels, None)
     }
 
     fn run(
@@ -333,6 +346,7 @@ impl<B: Backend> GraphRunner<B> {
         b: &B,
         x: &B::Tensor,
         t_input: &[f32],
+        jump_input: &[f32],
         labels: Option<&[u32]>,
         convert_at: Option<f32>,
     ) -> Result<B::Tensor> {
@@ -344,7 +358,10 @@ impl<B: Backend> GraphRunner<B> {
         if !plan.time_program.is_empty() {
             let t1 = decl.t_shape(1);
             let len = t1.iter().product::<usize>();
-            time.insert(&decl.t, HostTensor::f32(t1, vec![t_input.first().copied().unwrap_or(0.0); len]));
+            time.insert(&decl.t, HostTensor::f32(t1.clone(), vec![t_input.first().copied().unwrap_or(0.0); len]));
+            if let Some(j) = &decl.jump {
+                time.insert(j.name(), HostTensor::f32(t1, vec![jump_input.first().copied().unwrap_or(0.0); len]));
+            }
             for (op, inputs, outputs) in &plan.time_program {
                 let args: Vec<Option<&HostTensor>> = inputs
                     .iter()
@@ -364,6 +381,9 @@ impl<B: Backend> GraphRunner<B> {
         slots[X] = Some(Val::Borrowed(x));
         if plan.uses_t {
             slots[T] = Some(Val::Owned(b.upload(&Tensor::new(decl.t_shape(n), t_input.to_vec())?)?));
+        }
+        if plan.uses_h {
+            slots[H] = Some(Val::Owned(b.upload(&Tensor::new(decl.t_shape(n), jump_input.to_vec())?)?));
         }
         let ids: Vec<u32> = match (labels, &decl.y) {
             (Some(l), Some(_)) => {
@@ -495,14 +515,18 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
         crate::model::DataConfig::Image { channels, height, width, .. } => vec![n, channels, height, width],
     };
     values.insert(&d.x, PVal::Dyn { slot: X, shape: sample.clone() });
-    values.insert(
-        &d.t,
-        if fold_time {
-            PVal::Time { shape: d.t_shape(n), shape1: d.t_shape(1) }
-        } else {
-            PVal::Dyn { slot: T, shape: d.t_shape(n) }
-        },
-    );
+    // t and a flow map's second time: with fold_time, host values at batch 1.
+    let times = [Some((d.t.as_str(), T)), d.jump.as_ref().map(|j| (j.name(), H))];
+    for (name, slot) in times.into_iter().flatten() {
+        values.insert(
+            name,
+            if fold_time {
+                PVal::Time { shape: d.t_shape(n), shape1: d.t_shape(1) }
+            } else {
+                PVal::Dyn { slot, shape: d.t_shape(n) }
+            },
+        );
+    }
     let mut time_program: Vec<(Op, Vec<TimeIn>, Vec<String>)> = Vec::new();
     let mut time_slots: SortedMap<String, usize> = SortedMap::new();
     let mut time_values: Vec<String> = Vec::new();
@@ -523,9 +547,9 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
         steps: Vec::new(),
         consts: Vec::new(),
         const_keys: Vec::new(),
-        slots: 2,
+        slots: 3,
         producer: SortedMap::new(),
-        sizes: vec![0, 0],
+        sizes: vec![0, 0, 0],
         shapes: SortedMap::from([(X, sample.clone())]),
     };
     for node in &g.nodes {
@@ -669,12 +693,13 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
             frees[i].push(slot);
         }
     }
-    let uses_t = kept.iter().any(|s| s.reads().contains(&T));
+    let reads = |slot: usize| !fold_time && kept.iter().any(|s| s.reads().contains(&slot));
+    let (uses_t, uses_h) = (reads(T), reads(H));
     let mut sizes = pb.sizes;
     sizes.resize(pb.slots, 0);
     sizes[X] = sample.iter().product();
     sizes[T] = d.t_shape(n).iter().product();
-    let uses_t = uses_t && !fold_time;
+    sizes[H] = if d.jump.is_some() { sizes[T] } else { 0 };
     Ok(Plan {
         time_program,
         time_values,
@@ -685,6 +710,7 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
         output,
         slots: pb.slots,
         uses_t,
+        uses_h,
         sizes,
     })
 }

@@ -90,6 +90,33 @@ for (const name of ['unet_attn', 'dit_small']) {
   });
 }
 
+test('an ONNX flow map (MeanFlow\'s u(z, r, t)) samples in one jump by default, on CPU and WebGPU alike, as PyTorch', async () => {
+  const r = await b.page.evaluate(async () => {
+    const { Sampler } = window.pushforward;
+    const out = {};
+    for (const [key, backend, workers] of [['cpu', 'cpu', 0], ['workers', 'cpu', 2], ['webgpu', 'webgpu', 0]]) {
+      const s = await Sampler.create({ model: 'user-models/meanflow_rt.onnx', backend, workers });
+      const d = s.defaults();
+      const one = await s.sample({ n: 5, seed: 11, solver: d.solver, steps: d.steps, returnSamples: true });
+      const two = await s.sample({ n: 5, seed: 11, solver: 'euler', steps: 2, returnSamples: true });
+      out[key] = { defaults: [d.solver, d.steps], arch: s.info().config.arch, one: Array.from(one.samples), two: Array.from(two.samples), nfe: one.nfe };
+      s.dispose();
+    }
+    return out;
+  });
+  const fx = readSafetensors(path.join(fixtures, 'meanflow_rt_expected.safetensors'));
+  const diff = (a, b2) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b2[i])), 0);
+  for (const [key, v] of Object.entries(r)) {
+    const d1 = diff(v.one, fx.samples_map1.data), d2 = diff(v.two, fx.samples_map2.data);
+    console.log(`meanflow_rt on ${key}: defaults ${v.defaults.join(' ')}, ${v.nfe} NFE; 1 jump vs PyTorch ${d1.toExponential(2)}, 2 jumps ${d2.toExponential(2)}`);
+    assert.equal(v.arch.flow_map, true);
+    assert.equal(v.arch.inputs.end, 'r');
+    assert.deepEqual(v.defaults, ['euler', 1]);
+    assert.equal(v.nfe, 1);
+    assert.ok(d1 <= 1e-4 && d2 <= 1e-4, `${key}: ${d1} / ${d2}`);
+  }
+});
+
 test('an ONNX file without its declaration says how to give one, and loads with one passed beside it', async () => {
   const r = await b.page.evaluate(async () => {
     const { Sampler } = window.pushforward;
