@@ -109,6 +109,8 @@ pub struct Network<B: Backend> {
     params: Params<B>,
     /// An ONNX model's graph on this backend.
     graph: Option<crate::onnx::exec::GraphRunner<B>>,
+    /// Values of one row's largest activation: the unit of a backend's row blocks.
+    row_values: usize,
 }
 
 impl<B: Backend> Network<B> {
@@ -127,7 +129,8 @@ impl<B: Backend> Network<B> {
             ArchConfig::Onnx(g) => Some(crate::onnx::exec::GraphRunner::new(g.clone())),
             _ => None,
         };
-        Ok(Self { config: model.config.clone(), params: Params { tensors }, graph })
+        let row_values = crate::memory::footprint(&model.config).largest_tensor;
+        Ok(Self { config: model.config.clone(), params: Params { tensors }, graph, row_values })
     }
 
     /// The graph of an ONNX model on this backend (raw forwards for parity tests).
@@ -198,7 +201,7 @@ impl<B: Backend> Network<B> {
         if cfg!(target_arch = "wasm32") {
             return f(x, labels);
         }
-        backend.map_row_blocks(x, labels, crate::memory::footprint(&self.config).largest_tensor, &f)
+        backend.map_row_blocks(x, labels, self.row_values, &f)
     }
 
     /// The velocity v(x, t[, y]) for a batch x [n, …sample shape]. `labels` (one per row, each
