@@ -1,4 +1,7 @@
-//! The native CLI end to end: info, sample (PNG + .npy + .csv), and clear errors.
+//! The native CLI end to end: info, sample (PNG + .npy + .csv), the GPU backend's kernel
+//! tuning kept on disk, and clear errors.
+
+mod gpu_common;
 
 use pushforward::model::{self, ArchConfig, DataConfig, MlpConfig, Model, ModelConfig, PathConfig};
 use std::process::Command;
@@ -45,6 +48,39 @@ fn info_prints_config_and_parameter_count() {
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(s.contains(&format!("parameters: {}", m.param_count())), "{s}");
     assert!(s.contains("\"kind\": \"mlp\""), "{s}");
+}
+
+/// `--backend gpu` measures the linear classes its solve ran (≤ 300 ms) and stores them per
+/// adapter; the next run starts from the file and measures nothing.
+#[test]
+fn the_gpu_backend_tunes_once_per_adapter() {
+    if gpu_common::gpu().is_none() {
+        return;
+    }
+    let (p, _) = temp_model();
+    let cache = p.with_extension("tuning");
+    let run = || {
+        let out = bin()
+            .env("PUSHFORWARD_CACHE_DIR", &cache)
+            .args(["sample", "--model", p.to_str().unwrap(), "--n", "300", "--steps", "2", "--backend", "gpu"])
+            .args(["--out", cache.with_extension("png").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err.lines().rev().find(|l| l.starts_with("kernel tuning")).unwrap_or_else(|| panic!("{err}")).to_string()
+    };
+    let first = run();
+    println!("{first}");
+    // The MLP's layers at 300 rows: 2 + 8 → 16 and 16 → 16 (one class: n ≤ 512, k ≤ 16, m ≤ 16),
+    // 16 → 2 (another).
+    assert!(first.contains("no stored tuning; measured 2 more in"), "{first}");
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let second = run();
+    println!("{second}");
+    assert_eq!(second, "kernel tuning: 2 stored shape classes, nothing to measure");
+    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[test]

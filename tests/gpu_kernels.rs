@@ -104,6 +104,40 @@ fn the_tuner_keeps_the_fastest_variant_per_shape_class() {
     assert_eq!(pollster::block_on(fresh.tune_linear(&shapes, -1.0, &mut timer)).unwrap(), 0);
 }
 
+/// The disk cache: a fresh device of the same adapter starts with the stored choices and has
+/// nothing left to measure; a file of another adapter (key line) or a damaged one is ignored.
+#[test]
+fn the_tuning_cache_brings_an_adapters_choices_back() {
+    use pushforward::gpu::tuning_cache;
+    let Some(g) = open(&GpuOptions::default()) else { return };
+    let dir = std::env::temp_dir().join(format!("pushforward-tuning-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let shapes = [(300, 36, 70), (40, 128, 128)];
+    // The opposite of the untuned default on each class, so that a lost choice shows.
+    let mut timer = ScriptedTimer(|c, v| if (c.k_log2 == 6) == (v == LinearVariant::Tiled) { 1.0 } else { 2.0 });
+    assert_eq!(tuning_cache::load(&g, &dir), None, "nothing stored yet");
+    assert_eq!(pollster::block_on(g.tune_linear(&shapes, 10_000.0, &mut timer)).unwrap(), 2);
+    let path = tuning_cache::store(&g, &dir).unwrap();
+    let fresh = open(&GpuOptions::default()).unwrap();
+    fresh.force_linear(Some(LinearVariant::Registers));
+    assert_eq!(tuning_cache::load(&fresh, &dir), Some(2));
+    assert_eq!(fresh.tuning().to_text(), g.tuning().to_text());
+    assert_eq!(fresh.tuning().forced_linear, Some(LinearVariant::Registers), "a forced variant stays forced");
+    fresh.force_linear(None);
+    assert_eq!(fresh.linear_variant(300, 36, 70), LinearVariant::Tiled);
+    assert_eq!(fresh.linear_variant(40, 128, 128), LinearVariant::Registers);
+    assert_eq!(pollster::block_on(fresh.tune_linear(&shapes, 10_000.0, &mut timer)).unwrap(), 0, "nothing to measure");
+    // Another adapter's or driver's entry under the same name, or a damaged file: not used.
+    let text = std::fs::read_to_string(&path).unwrap();
+    for bad in [text.replacen('|', "|other ", 1), text.replace("tiled64=", "tiled64=x"), String::new()] {
+        std::fs::write(&path, &bad).unwrap();
+        let other = open(&GpuOptions::default()).unwrap();
+        assert_eq!(tuning_cache::load(&other, &dir), None, "{bad:?}");
+        assert_eq!(other.tuning().choices().count(), 0);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// With the wall clock, on whatever adapter this is: the choice is the fastest of what it
 /// measured (printed), and the untuned default is registers on a software adapter.
 #[test]

@@ -4,7 +4,8 @@
 use pushforward::Backend;
 use pushforward::cpu::CpuBackend;
 use pushforward::error::shown;
-use pushforward::gpu::{GpuBackend, GpuOptions};
+use pushforward::gpu::tuning::WallTimer;
+use pushforward::gpu::{GpuBackend, GpuOptions, tuning_cache};
 use pushforward::model::{ArchConfig, DataConfig, Model};
 use pushforward::options::{self, Entries, Value};
 use pushforward::render;
@@ -194,7 +195,11 @@ fn sample(args: &[String]) -> Result<(), String> {
         None | Some("cpu") => run_sampler(CpuBackend, &model, &opts)?,
         Some("gpu") => {
             let gpu = GpuBackend::new(&GpuOptions::default()).map_err(|e| e.to_string())?;
-            run_sampler(gpu, &model, &opts)?
+            let cache = tuning_cache::default_dir();
+            let loaded = cache.as_deref().and_then(|d| tuning_cache::load(&gpu, d));
+            let out = run_sampler(&gpu, &model, &opts)?;
+            tune_for_next_time(&gpu, cache.as_deref(), loaded);
+            out
         }
         Some(other) => return Err(format!("unknown backend `{}` (expected cpu or gpu)", shown(other, 40))),
     };
@@ -237,6 +242,32 @@ fn sample(args: &[String]) -> Result<(), String> {
         println!("wrote {p}");
     }
     Ok(())
+}
+
+/// The GPU kernels' variants for the next run: the linear shape classes this solve ran that
+/// the stored tuning lacks are timed (at most `TUNE_BUDGET_MS`) and the file rewritten, so that
+/// a machine tunes once (`tuning_cache`). Says what it did on stderr; a failure only says so.
+fn tune_for_next_time(gpu: &GpuBackend, cache: Option<&std::path::Path>, loaded: Option<usize>) {
+    const TUNE_BUDGET_MS: f64 = 300.0;
+    let Some(dir) = cache else { return };
+    let from = loaded.map_or("no stored tuning".to_string(), |k| format!("{k} stored shape classes"));
+    let untuned = gpu.tuning().untuned();
+    if untuned.is_empty() {
+        eprintln!("kernel tuning: {from}, nothing to measure");
+        return;
+    }
+    let start = Instant::now();
+    match pollster::block_on(gpu.tune_linear(&untuned, TUNE_BUDGET_MS, &mut WallTimer)) {
+        Ok(tuned) => match tuning_cache::store(gpu, dir) {
+            Ok(path) => eprintln!(
+                "kernel tuning: {from}; measured {tuned} more in {:.0} ms, stored in {}",
+                start.elapsed().as_secs_f64() * 1e3,
+                path.display()
+            ),
+            Err(e) => eprintln!("kernel tuning: not stored in {} ({e})", dir.display()),
+        },
+        Err(e) => eprintln!("kernel tuning failed ({e}); the defaults stay"),
+    }
 }
 
 /// Samples with progress on stderr; returns the output, the wall time and the backend's name.

@@ -94,6 +94,13 @@ impl GpuBackend {
         self.tuning_lock().clone()
     }
 
+    /// Takes the choices of a stored tuning (`tuning_cache::load`), keeping a forced variant.
+    pub fn adopt_tuning(&self, mut tuning: Tuning) {
+        let mut t = self.tuning_lock();
+        tuning.forced_linear = t.forced_linear;
+        *t = tuning;
+    }
+
     /// The variant a linear layer of this shape runs (`Tuning::linear`).
     pub fn linear_variant(&self, n: usize, k: usize, m: usize) -> LinearVariant {
         self.tuning_lock().linear(n, k, m)

@@ -7,6 +7,7 @@
 //! - `recorder.rs`: the pending encoder, the uniform arena, submission, profiler and counters;
 //! - `kernels.rs`: one function per kernel: its typed uniform, bindings and dispatch;
 //! - `tuning.rs`: kernel variants chosen per adapter and shape class by timing them;
+//! - `tuning_cache.rs`: those choices on disk, per adapter (native);
 //! - `backend.rs`: `GpuBackend`, the ops (shapes from `crate::shapes`), readbacks.
 //!
 //! Shaders live in `shaders/*.wgsl`, one file per kernel family.
@@ -18,6 +19,8 @@ mod kernels;
 mod pipelines;
 mod recorder;
 pub mod tuning;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tuning_cache;
 
 pub use backend::{GpuBackend, GpuTensor};
 pub use buffers::PoolStats;
