@@ -125,7 +125,7 @@ fn assert_matches(name: &str, engine: &str, (r1, r7, rv, rs): (f64, f64, f64, f6
     assert!(rs <= 1e-3, "{name} on {engine}: the solve differs from PyTorch's by {rs:e}");
 }
 
-const SUPPORTED: [&str; 12] = [
+const SUPPORTED: [&str; 13] = [
     "mlp_selu_raw_t",
     "mlp_fourier_gelu",
     "moons_onnx",
@@ -143,6 +143,9 @@ const SUPPORTED: [&str; 12] = [
     // Flow maps: the step length as input h; MeanFlow's u(z, r, t) with time from data to noise.
     "meanflow_step",
     "meanflow_rt",
+    // A widely used research U-Net as its package builds it (denoising_diffusion_pytorch):
+    // F.normalize (ReduceL2, Clip) and einsum attention (Einsum), ε-prediction on [0, 1000].
+    "ddp_unet",
 ];
 
 #[test]
@@ -212,6 +215,22 @@ fn an_unsupported_op_is_refused_at_load_naming_the_node() {
     println!("{e}");
     assert!(matches!(e, Error::WeightsFormat(_)), "{e:?}");
     assert!(e.to_string().contains("op `Selv` is not supported") && e.to_string().contains("node"), "{e}");
+}
+
+/// Einsum is read as a batched matrix product; any other equation is refused at load, naming
+/// the node and the equation.
+#[test]
+fn an_einsum_other_than_a_batched_product_is_refused_naming_it() {
+    let mut bytes = std::fs::read(dir().join("ddp_unet.onnx")).unwrap();
+    let eq = b"b h i j, b h j d -> b h i d";
+    let at = bytes.windows(eq.len()).position(|w| w == eq).expect("the equation is in the file");
+    // A trace (i twice) is not a matrix product.
+    bytes[at..at + eq.len()].copy_from_slice(b"b h i i, b h j d -> b h i d");
+    let e = Model::from_bytes(&bytes).expect_err("refused");
+    println!("{e}");
+    assert!(matches!(e, Error::WeightsFormat(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("(Einsum)") && msg.contains("`b h i i, b h j d -> b h i d` is not supported"), "{msg}");
 }
 
 /// A file without a declaration says how to add one; a declaration that names a missing input

@@ -120,6 +120,69 @@ class MeanFlowRT(torch.nn.Module):
         return -self.m(z, 1.0 - tau, h=tau - r)
 
 
+def lucidrains_unet_module():
+    """`denoising_diffusion_pytorch.denoising_diffusion_pytorch` (PyPI `denoising_diffusion_pytorch`,
+    installed with --no-deps, and `einops`): a widely used research U-Net, imported without its
+    training dependencies (torchvision, accelerate, ema_pytorch, tqdm), which the network does
+    not use, replaced by empty stand-ins."""
+    import glob
+    import importlib.util
+    import sys
+    import types
+
+    class Anything:
+        def __init__(self, *a, **k):
+            pass
+
+        def __getattr__(self, k):
+            return Anything
+
+    missing = {top for top in ("torchvision", "tqdm", "ema_pytorch", "accelerate")
+               if top not in sys.modules and importlib.util.find_spec(top) is None}
+    for name in ("torchvision", "torchvision.transforms", "torchvision.utils", "tqdm", "tqdm.auto", "ema_pytorch",
+                 "accelerate"):
+        if name.split(".")[0] in missing:
+            m = sys.modules.setdefault(name, types.ModuleType(name))
+            m.__dict__.update(transforms=Anything(), utils=Anything(), tqdm=Anything, EMA=Anything,
+                              Accelerator=Anything)
+    spec = importlib.util.find_spec("denoising_diffusion_pytorch")
+    if spec is None:
+        raise SystemExit("pip install --no-deps denoising_diffusion_pytorch einops  (for the ddp_unet fixture)")
+    site = spec.submodule_search_locations[0]
+    pkg = sys.modules.setdefault("denoising_diffusion_pytorch", types.ModuleType("denoising_diffusion_pytorch"))
+    pkg.__path__ = [site]
+    mods = {}
+    for name in ("version", "attend", "denoising_diffusion_pytorch"):
+        full = f"denoising_diffusion_pytorch.{name}"
+        sp = importlib.util.spec_from_file_location(full, glob.glob(os.path.join(site, f"{name}.py"))[0])
+        mods[name] = sys.modules[full] = importlib.util.module_from_spec(sp)
+        sp.loader.exec_module(mods[name])
+    return mods["denoising_diffusion_pytorch"], mods["version"].__version__
+
+
+class TimeSecond(torch.nn.Module):
+    """`net(x, time)` under the graph input names x and t."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, t):
+        return self.net(x, t)
+
+
+def build_ddp_unet():
+    ddp, version = lucidrains_unet_module()
+    torch.manual_seed(1410)
+    net = ddp.Unet(dim=8, dim_mults=(1, 2), channels=1, attn_dim_head=8, attn_heads=2, flash_attn=False)
+    return TimeSecond(net), decl({"x": "x", "t": "t"}, "batch", "noise", IMG16, direction="data_to_noise",
+                                 scale=1000.0, dataset="none (seeded random init)",
+                                 architecture=f"denoising_diffusion_pytorch {version} Unet(dim 8, dim_mults (1, 2)): "
+                                              "RMSNorm by F.normalize (ReduceL2, Clip), linear attention and "
+                                              "attention by einsum (Einsum), pixel-unshuffle downsampling, "
+                                              "nearest upsampling; ε-prediction on t ∈ [0, 1000]")
+
+
 def build_meanflow_step():
     model, cfg = load_model(os.path.join(REPO, "models", "moons_meanflow.safetensors"))
     d = shipped_declaration(cfg, "models/moons_meanflow.safetensors (train/models.py, flow_map; the step length "
@@ -173,11 +236,12 @@ def build_op_zoo():
 FIXTURES = {"mlp_selu_raw_t": build_mlp_selu, "mlp_fourier_gelu": build_mlp_fourier, "moons_onnx": build_moons,
             "mnist_onnx": build_mnist, "unet_attn": build_unet_attn, "dit_small": build_dit,
             "mlp_opset13": build_mlp_opset13, "op_zoo": build_op_zoo, "meanflow_step": build_meanflow_step,
-            "meanflow_rt": build_meanflow_rt}
+            "meanflow_rt": build_meanflow_rt, "ddp_unet": build_ddp_unet}
 # input seeds: 100 + the index in the sorted names of the first six (as when they were the only
 # fixtures, so that their files stay byte-identical), then 106, 107, ...
 SEEDS = {"dit_small": 100, "mlp_fourier_gelu": 101, "mlp_selu_raw_t": 102, "mnist_onnx": 103, "moons_onnx": 104,
-         "unet_attn": 105, "mlp_opset13": 106, "op_zoo": 107, "meanflow_step": 108, "meanflow_rt": 109}
+         "unet_attn": 105, "mlp_opset13": 106, "op_zoo": 107, "meanflow_step": 108, "meanflow_rt": 109,
+         "ddp_unet": 110}
 OPSETS = {"mlp_opset13": 13}  # others: export_onnx's default, 17
 
 

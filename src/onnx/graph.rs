@@ -310,11 +310,17 @@ impl Graph {
                     )));
                 }
             }
-            let op = parse_op(n, opset).map_err(|e| match e {
+            let parsed = match decompose(n, &label, &mut nodes) {
+                Ok(true) => Ok(()),
+                Ok(false) => parse_op(n, opset).map(|op| {
+                    nodes.push(Node { name: label.clone(), op, inputs: n.inputs.clone(), outputs: n.outputs.clone() })
+                }),
+                Err(e) => Err(e),
+            };
+            parsed.map_err(|e| match e {
                 Error::WeightsFormat(m) => Error::WeightsFormat(format!("ONNX {label}: {m}")),
                 e => e,
             })?;
-            nodes.push(Node { name: label, op, inputs: n.inputs.clone(), outputs: n.outputs.clone() });
             known.extend(n.outputs.iter().map(String::as_str));
         }
         let outputs: Vec<String> = m.graph.outputs.iter().map(|o| o.name.clone()).collect();
@@ -383,6 +389,149 @@ fn attr_err(k: &str, what: &str) -> Error {
 
 fn unsupported(what: String) -> Error {
     Error::WeightsFormat(what)
+}
+
+/// Ops written as a few supported ones, pushed to `nodes` (false: any other op). Their
+/// intermediate values are named after the node's output with a suffix no exporter writes.
+fn decompose(n: &NodeProto, label: &str, nodes: &mut Vec<Node>) -> Result<bool> {
+    let a = Attrs(&n.attributes);
+    let arg = |k: usize| n.inputs.get(k).map_or("", String::as_str).to_string();
+    let out = n.outputs.first().cloned().unwrap_or_default();
+    let mut parts = Parts { nodes, label, out: &out, first: 0 };
+    parts.first = parts.nodes.len();
+    let mut then = |op: Op, inputs: &[&String]| parts.then(op, inputs);
+    let mut cur = arg(0);
+    match n.op_type.as_str() {
+        // clamp: max with the lower bound, then min with the upper (both optional inputs).
+        "Clip" => {
+            a.only(&[])?;
+            for (k, op) in [(1, BinaryOp::Max), (2, BinaryOp::Min)] {
+                if !arg(k).is_empty() {
+                    cur = then(Op::Binary(op), &[&cur, &arg(k)]);
+                }
+            }
+            then(Op::Identity, &[&cur]);
+        }
+        // The L2 norm over axes (F.normalize): the square root of the sum of squares.
+        "ReduceL2" => {
+            a.only(&["axes", "keepdims", "noop_with_empty_axes"])?;
+            let sq = then(Op::Binary(BinaryOp::Mul), &[&cur, &cur]);
+            let sum = Op::ReduceSum { axes: a.ints("axes")?, keep_dims: a.int("keepdims", 1)? != 0 };
+            // The axes, an input from opset 18.
+            let sum = then(sum, &[&sq, &arg(1)]);
+            then(Op::Unary(UnaryOp::Sqrt), &[&sum]);
+        }
+        // A batched matrix product written as an equation (`bhdn,bhen->bhde`): both operands
+        // transposed to [batch…, rows, k] and [batch…, k, cols], multiplied, and the result
+        // transposed to the equation's order. Native only for now: its 1.2 KB of gzip do not fit
+        // the browser bundle's 300 KB budget (the browser refuses the op, naming it).
+        #[cfg(not(target_arch = "wasm32"))]
+        "Einsum" => {
+            a.only(&["equation"])?;
+            let eq = a.string("equation", "")?;
+            let bad = || {
+                attr_err(
+                    "equation",
+                    &format!(
+                        "`{}` is not supported: two operands, each index once, one summed index, one free index \
+                         per operand, the others shared batch indices",
+                        shown(&eq, NAME)
+                    ),
+                )
+            };
+            // The indices of each term, and which terms (bits 1: first operand, 2: second, 4:
+            // result) each index is in. Plain loops: iterator chains cost the browser build.
+            let mut seen = [0u8; 128];
+            let mut terms: [Vec<u8>; 3] = Default::default();
+            let mut term = 0;
+            for c in eq.bytes() {
+                match c {
+                    b',' | b'>' => term += 1,
+                    b'-' | b' ' => {}
+                    c if c.is_ascii_alphabetic() && term < 3 && seen[c as usize] & (1 << term) == 0 => {
+                        seen[c as usize] |= 1 << term;
+                        terms[term].push(c);
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            let (mut fa, mut fb, mut summed) = (0, 0, 0);
+            let mut ok = n.inputs.len() == 2 && term == 2;
+            for (c, &mask) in seen.iter().enumerate() {
+                match (mask, c as u8) {
+                    (0 | 7, _) => {}
+                    (3, c) if summed == 0 => summed = c,
+                    (5, c) if fa == 0 => fa = c,
+                    (6, c) if fb == 0 => fb = c,
+                    _ => ok = false,
+                }
+            }
+            if !ok || summed == 0 || fa == 0 || fb == 0 {
+                return Err(bad());
+            }
+            // Transposes to [batch…, rows, k] · [batch…, k, cols], batch in the result's order.
+            let mut batch = Vec::new();
+            for &c in &terms[2] {
+                if seen[c as usize] == 7 {
+                    batch.push(c);
+                }
+            }
+            let order = |x: u8, y: u8| {
+                let mut o = batch.clone();
+                o.extend_from_slice(&[x, y]);
+                o
+            };
+            let mut operand = |k: usize, o: Vec<u8>| match transpose(&terms[k], &o) {
+                Some(perm) => then(Op::Transpose { perm: Some(perm) }, &[&arg(k)]),
+                None => arg(k),
+            };
+            let x = operand(0, order(fa, summed));
+            let y = operand(1, order(summed, fb));
+            let product = then(Op::MatMul, &[&x, &y]);
+            match transpose(&order(fa, fb), &terms[2]) {
+                Some(perm) => then(Op::Transpose { perm: Some(perm) }, &[&product]),
+                None => then(Op::Identity, &[&product]),
+            };
+        }
+        _ => return Ok(false),
+    }
+    // The last part writes the node's output.
+    if let Some(last) = parts.nodes.last_mut() {
+        last.outputs = vec![out.clone()];
+    }
+    Ok(true)
+}
+
+/// The permutation that takes indices `from` to `to` (None when they are in the same order).
+#[cfg(not(target_arch = "wasm32"))]
+fn transpose(from: &[u8], to: &[u8]) -> Option<Vec<i64>> {
+    let mut perm = Vec::with_capacity(to.len());
+    let mut moved = false;
+    for (i, c) in to.iter().enumerate() {
+        let j = from.iter().position(|d| d == c)?;
+        moved |= i != j;
+        perm.push(j as i64);
+    }
+    moved.then_some(perm)
+}
+
+/// The nodes one ONNX node is written as.
+struct Parts<'a> {
+    nodes: &'a mut Vec<Node>,
+    label: &'a str,
+    out: &'a str,
+    first: usize,
+}
+
+impl Parts<'_> {
+    /// Appends a node of `op` on `inputs`; returns the name of its output.
+    /// An empty name is an omitted optional input, as in ONNX.
+    fn then(&mut self, op: Op, inputs: &[&String]) -> String {
+        let o = format!("{}\u{1}{}", self.out, self.nodes.len() - self.first);
+        let inputs = inputs.iter().map(|s| s.to_string()).collect();
+        self.nodes.push(Node { name: self.label.to_string(), op, inputs, outputs: vec![o.clone()] });
+        o
+    }
 }
 
 fn parse_op(n: &NodeProto, opset: i64) -> Result<Op> {

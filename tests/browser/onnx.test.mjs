@@ -1,7 +1,8 @@
 // Users' own networks from ONNX in Chromium (issue #14): the U-Net with self-attention and the
 // small DiT of tests/fixtures/onnx/ load from .onnx bytes and by URL, sample on the wasm CPU
 // backend (page thread and workers) and on WebGPU (SwiftShader), agree with each other and with
-// the float64 PyTorch solve of the fixture, and draw.
+// the float64 PyTorch solve of the fixture, and draw; an ONNX flow map takes its own jumps; the
+// op the browser build leaves out (Einsum, native only) is refused naming it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -115,6 +116,17 @@ test('an ONNX flow map (MeanFlow\'s u(z, r, t)) samples in one jump by default, 
     assert.equal(v.nfe, 1);
     assert.ok(d1 <= 1e-4 && d2 <= 1e-4, `${key}: ${d1} / ${d2}`);
   }
+});
+
+test('Einsum (native only: the bundle budget) is refused at load in the browser, naming the node and the op', async () => {
+  const msg = await b.page.evaluate(async () => {
+    try {
+      await window.pushforward.Sampler.create({ model: 'user-models/ddp_unet.onnx', backend: 'cpu', workers: 0 });
+      return 'loaded';
+    } catch (e) { return String(e.message || e); }
+  });
+  console.log(msg);
+  assert.match(msg, /\(Einsum\): op `Einsum` is not supported/);
 });
 
 test('an ONNX file without its declaration says how to give one, and loads with one passed beside it', async () => {
