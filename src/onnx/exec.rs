@@ -323,7 +323,9 @@ impl<B: Backend> GraphRunner<B> {
         let n = b.shape(x)[0];
         let d = &self.net.declaration;
         let len = d.t_shape(n).iter().product::<usize>();
-        self.run(b, x, &vec![d.model_time(t); len], &vec![d.jump_time(t, step); len], labels, Some(t))
+        // Only a flow map reads the second time.
+        let jump = if d.jump.is_some() { vec![d.jump_time(t, step); len] } else { Vec::new() };
+        self.run(b, x, &vec![d.model_time(t); len], &jump, labels, Some(t))
     }
 
     /// The graph's raw output for x and its t input as the graph takes it (`t_input`: the
