@@ -230,6 +230,11 @@ struct Plan {
     /// Stable keys of `consts` for the runner's upload cache (a weight is uploaded once, not
     /// once per batch size).
     const_keys: Vec<String>,
+    /// Every tensor whose address is part of a key in `const_keys`, held for as long as the
+    /// plan (and so the runner's upload cache) lives: a tensor folded while planning is
+    /// otherwise freed when planning ends, and another batch size's plan could then get a
+    /// different tensor at the same address and be handed the first one's upload.
+    _pinned: Vec<Arc<HostTensor>>,
     /// For each step, the slots whose last read it is.
     frees: Vec<Vec<usize>>,
     output: usize,
@@ -549,6 +554,7 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
         steps: Vec::new(),
         consts: Vec::new(),
         const_keys: Vec::new(),
+        pinned: Vec::new(),
         slots: 3,
         producer: SortedMap::new(),
         sizes: vec![0, 0, 0],
@@ -708,6 +714,7 @@ fn make_plan(g: &Graph, d: &Declaration, n: usize, fold_time: bool) -> Result<Pl
         steps: kept,
         consts: pb.consts,
         const_keys: pb.const_keys,
+        _pinned: pb.pinned,
         frees,
         output,
         slots: pb.slots,
@@ -721,6 +728,8 @@ struct PlanBuilder {
     steps: Vec<Step>,
     consts: Vec<Arc<HostTensor>>,
     const_keys: Vec<String>,
+    /// See `Plan::_pinned`.
+    pinned: Vec<Arc<HostTensor>>,
     slots: usize,
     /// The step that wrote each slot.
     producer: SortedMap<usize, usize>,
@@ -742,8 +751,15 @@ impl PlanBuilder {
     /// A constant, keyed by its content's identity so that every batch size's plan shares the
     /// uploaded copy of a weight.
     fn konst(&mut self, t: Arc<HostTensor>, tag: &str) -> usize {
-        let key = format!("{:p}{tag}", Arc::as_ptr(&t));
+        let key = format!("{}{tag}", self.identity(&t));
         self.konst_keyed(t, key)
+    }
+
+    /// A key naming tensor `t` itself (its address), valid for as long as the plan lives: the
+    /// plan holds `t` so that no other tensor can take its address (see `Plan::_pinned`).
+    fn identity(&mut self, t: &Arc<HostTensor>) -> String {
+        self.pinned.push(t.clone());
+        format!("{:p}", Arc::as_ptr(t))
     }
 
     /// A constant computed at plan time from others, keyed by what it was made from (`key`).
@@ -1119,12 +1135,8 @@ impl PlanBuilder {
                                     *bt += c;
                                 }
                             }
-                            let key = format!(
-                                "{}:{}:{:p}:{op:?}",
-                                self.const_keys[gamma],
-                                self.const_keys[beta],
-                                Arc::as_ptr(c)
-                            );
+                            let c_key = self.identity(c);
+                            let key = format!("{}:{}:{c_key}:{op:?}", self.const_keys[gamma], self.const_keys[beta]);
                             let n = g.len();
                             let gi = self.konst_keyed(Arc::new(HostTensor::f32(vec![n], g)), format!("{key}:gamma"));
                             let bi = self.konst_keyed(Arc::new(HostTensor::f32(vec![n], bt)), format!("{key}:beta"));
@@ -1148,7 +1160,8 @@ impl PlanBuilder {
                         {
                             let flat = Arc::new(HostTensor::f32(vec![c.len()], c.as_f32()));
                             // Keyed by the bias's own identity, not the flattened copy's.
-                            let bi = self.konst_keyed(flat, format!("{:p}:bias", Arc::as_ptr(c)));
+                            let key = format!("{}:bias", self.identity(c));
+                            let bi = self.konst_keyed(flat, key);
                             if let Step::Linear { b: slot_b, .. } = &mut self.steps[pi] {
                                 *slot_b = Some(bi);
                             }
@@ -1202,7 +1215,7 @@ impl PlanBuilder {
                             t[j * k + i] = alpha * if trans_b { src[j * k + i] } else { src[i * m + j] };
                         }
                     }
-                    let key = format!("{:p}:wT{}{:x}", Arc::as_ptr(w), trans_b, alpha.to_bits());
+                    let key = format!("{}:wT{}{:x}", self.identity(w), trans_b, alpha.to_bits());
                     let i = self.konst(Arc::new(HostTensor::f32(vec![m, k], t)), "");
                     self.const_keys[i] = key;
                     i
@@ -1219,7 +1232,7 @@ impl PlanBuilder {
                     let scaled =
                         Arc::new(HostTensor::f32(c.shape.clone(), c.as_f32().iter().map(|v| v * beta).collect()));
                     let ci = self.konst(scaled, "");
-                    self.const_keys[ci] = format!("{:p}:c{:x}", Arc::as_ptr(c), beta.to_bits());
+                    self.const_keys[ci] = format!("{}:c{:x}", self.identity(c), beta.to_bits());
                     if c.len() == m {
                         if let Step::Linear { b, .. } = &mut self.steps[self.producer[&y]] {
                             *b = Some(ci);
