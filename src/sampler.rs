@@ -100,8 +100,8 @@ impl Default for SampleOptions {
 
 impl SampleOptions {
     /// The defaults for a model: a flow map takes one jump of its own (Euler, 1 step); an image
-    /// model Adams–Bashforth 2 with 8 steps (8 NFE: on the shipped digits 2.0× the Fréchet floor
-    /// unguided, where Heun's 8 steps cost 16 NFE and Heun at 8 NFE is 8.6×; `models/README.md`);
+    /// model Adams–Bashforth 2 with 8 steps (8 NFE: on the shipped digits 1.4× the Fréchet floor
+    /// unguided, where Heun's 8 steps cost 16 NFE and Heun at 8 NFE is 8.4×; `models/README.md`);
     /// a 2-D model Heun with 8 steps.
     pub fn for_model(config: &crate::model::ModelConfig) -> Self {
         if config.arch.flow_map() {

