@@ -50,8 +50,9 @@ fn info_prints_config_and_parameter_count() {
     assert!(s.contains("\"kind\": \"mlp\""), "{s}");
 }
 
-/// `--backend gpu` measures the linear classes its solve ran (≤ 300 ms) and stores them per
-/// adapter; the next run starts from the file and measures nothing.
+/// `--backend gpu` measures the linear classes its solve ran and stores them per adapter; the
+/// next run starts from the file and measures nothing. The budget is raised for the test: at the
+/// default 300 ms a loaded CI machine measured one class of two (a budget, not a defect).
 #[test]
 fn the_gpu_backend_tunes_once_per_adapter() {
     if gpu_common::gpu().is_none() {
@@ -62,6 +63,7 @@ fn the_gpu_backend_tunes_once_per_adapter() {
     let run = || {
         let out = bin()
             .env("PUSHFORWARD_CACHE_DIR", &cache)
+            .env("PUSHFORWARD_TUNE_BUDGET_MS", "600000")
             .args(["sample", "--model", p.to_str().unwrap(), "--n", "300", "--steps", "2", "--backend", "gpu"])
             .args(["--out", cache.with_extension("png").to_str().unwrap()])
             .output()

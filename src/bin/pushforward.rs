@@ -38,7 +38,9 @@ USAGE:
       --npy FILE.npy     also write the raw samples as float32 .npy
       --csv FILE.csv     also write the raw samples as CSV
       --size PX          plot size for 2-D models (default 512)
-      --backend cpu|gpu  where to run (default cpu; gpu = wgpu on Vulkan)
+      --backend cpu|gpu  where to run (default cpu; gpu = wgpu on Vulkan; it keeps the kernel
+                         tuning in $PUSHFORWARD_CACHE_DIR or ~/.cache/pushforward, timing what it
+                         lacks for up to $PUSHFORWARD_TUNE_BUDGET_MS, default 300)
   pushforward info --model FILE [--declaration F.json]
   pushforward bench [cpu|gpu] [--quick]
 ";
@@ -245,11 +247,21 @@ fn sample(args: &[String]) -> Result<(), String> {
 }
 
 /// The GPU kernels' variants for the next run: the linear shape classes this solve ran that
-/// the stored tuning lacks are timed (at most `TUNE_BUDGET_MS`) and the file rewritten, so that
-/// a machine tunes once (`tuning_cache`). Says what it did on stderr; a failure only says so.
+/// the stored tuning lacks are timed (a class is started only while the budget, 300 ms or
+/// `$PUSHFORWARD_TUNE_BUDGET_MS`, lasts) and the file rewritten, so that a machine tunes once
+/// (`tuning_cache`). Says what it did on stderr; a failure only says so.
 fn tune_for_next_time(gpu: &GpuBackend, cache: Option<&std::path::Path>, loaded: Option<usize>) {
-    const TUNE_BUDGET_MS: f64 = 300.0;
     let Some(dir) = cache else { return };
+    let budget_ms = match std::env::var("PUSHFORWARD_TUNE_BUDGET_MS") {
+        Err(_) => 300.0,
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(ms) if ms.is_finite() && ms >= 0.0 => ms,
+            _ => {
+                eprintln!("kernel tuning: PUSHFORWARD_TUNE_BUDGET_MS={v:?} is not a number of milliseconds; using 300");
+                300.0
+            }
+        },
+    };
     let from = loaded.map_or("no stored tuning".to_string(), |k| format!("{k} stored shape classes"));
     let untuned = gpu.tuning().untuned();
     if untuned.is_empty() {
@@ -257,7 +269,7 @@ fn tune_for_next_time(gpu: &GpuBackend, cache: Option<&std::path::Path>, loaded:
         return;
     }
     let start = Instant::now();
-    match pollster::block_on(gpu.tune_linear(&untuned, TUNE_BUDGET_MS, &mut WallTimer)) {
+    match pollster::block_on(gpu.tune_linear(&untuned, budget_ms, &mut WallTimer)) {
         Ok(tuned) => match tuning_cache::store(gpu, dir) {
             Ok(path) => eprintln!(
                 "kernel tuning: {from}; measured {tuned} more in {:.0} ms, stored in {}",
