@@ -55,8 +55,13 @@ fn max_abs(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
 }
 
+/// Class ids stored as F32.
+fn label_ids(t: &Tensor) -> Vec<u32> {
+    t.data().iter().map(|&v| v as u32).collect()
+}
+
 fn labels(fx: &HashMap<String, Tensor>, key: &str) -> Option<Vec<u32>> {
-    fx.get(key).map(|t| t.data().iter().map(|&v| v as u32).collect())
+    fx.get(key).map(label_ids)
 }
 
 /// All checks of one fixture on one backend; returns (raw b1, raw b7, velocity, solve) errors.
@@ -84,7 +89,7 @@ fn check<B: Backend>(backend: B, name: &str) -> (f64, f64, f64, f64) {
         let key = |k: &str| format!("{k}_{bx}");
         let x = b.upload(&rows_of(&key("x"), rows).unwrap()).unwrap();
         let jump = rows_of(&key("jump"), rows);
-        let y = rows_of(&key("y"), rows).map(|y| y.data().iter().map(|&v| v as u32).collect::<Vec<_>>());
+        let y = rows_of(&key("y"), rows).as_ref().map(label_ids);
         let out = graph
             .forward_raw(
                 b,

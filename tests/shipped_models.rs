@@ -864,37 +864,52 @@ fn matmul_square(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
     out
 }
 
-/// The Fréchet distance between the Gaussian of `features` ([n, d]: mean, unbiased covariance)
-/// and a reference's (mean [d], covariance [d, d]), as `train/evaluate.py` `frechet` computes
-/// it: |μ₁ − μ₂|² + tr Σ₁ + tr Σ₂ − 2 tr √(√Σ₁ Σ₂ √Σ₁).
-fn frechet_to(features: &Tensor, mean: &[f32], cov: &[f32]) -> f64 {
-    let (n, d) = (features.shape()[0], features.shape()[1]);
-    let x = features.data();
-    let mu: Vec<f64> = (0..d).map(|j| (0..n).map(|i| x[i * d + j] as f64).sum::<f64>() / n as f64).collect();
-    let mut s1 = vec![0.0; d * d];
-    for i in 0..n {
-        let row: Vec<f64> = (0..d).map(|j| x[i * d + j] as f64 - mu[j]).collect();
-        for a in 0..d {
-            for b in 0..d {
-                s1[a * d + b] += row[a] * row[b];
+/// The Gaussian of a feature set ([n, d]): its mean, unbiased covariance and the covariance's
+/// symmetric square root, computed once and compared with every reference.
+struct FeatureGaussian {
+    d: usize,
+    mu: Vec<f64>,
+    cov: Vec<f64>,
+    root: Vec<f64>,
+}
+
+impl FeatureGaussian {
+    fn of(features: &Tensor) -> FeatureGaussian {
+        let (n, d) = (features.shape()[0], features.shape()[1]);
+        let x = features.data();
+        let mu: Vec<f64> = (0..d).map(|j| (0..n).map(|i| x[i * d + j] as f64).sum::<f64>() / n as f64).collect();
+        let mut cov = vec![0.0; d * d];
+        for i in 0..n {
+            let row: Vec<f64> = (0..d).map(|j| x[i * d + j] as f64 - mu[j]).collect();
+            for a in 0..d {
+                for b in 0..d {
+                    cov[a * d + b] += row[a] * row[b];
+                }
             }
         }
-    }
-    s1.iter_mut().for_each(|v| *v /= (n - 1) as f64);
-    let s2: Vec<f64> = cov.iter().map(|&v| v as f64).collect();
-    let (w, v) = symmetric_eigen(s1.clone(), d);
-    let mut root = vec![0.0; d * d];
-    for a in 0..d {
-        for b in 0..d {
-            root[a * d + b] = (0..d).map(|k| v[a * d + k] * w[k].max(0.0).sqrt() * v[b * d + k]).sum();
+        cov.iter_mut().for_each(|v| *v /= (n - 1) as f64);
+        let (w, v) = symmetric_eigen(cov.clone(), d);
+        let mut root = vec![0.0; d * d];
+        for a in 0..d {
+            for b in 0..d {
+                root[a * d + b] = (0..d).map(|k| v[a * d + k] * w[k].max(0.0).sqrt() * v[b * d + k]).sum();
+            }
         }
+        FeatureGaussian { d, mu, cov, root }
     }
-    let m = matmul_square(&matmul_square(&root, &s2, d), &root, d);
-    let sym: Vec<f64> = (0..d * d).map(|i| 0.5 * (m[i] + m[(i % d) * d + i / d])).collect();
-    let tr_sqrt: f64 = symmetric_eigen(sym, d).0.iter().map(|&e| e.max(0.0).sqrt()).sum();
-    let dmu: f64 = mu.iter().zip(mean).map(|(a, &b)| (a - b as f64).powi(2)).sum();
-    let tr = |s: &[f64]| (0..d).map(|i| s[i * d + i]).sum::<f64>();
-    dmu + tr(&s1) + tr(&s2) - 2.0 * tr_sqrt
+
+    /// The Fréchet distance to a reference Gaussian (mean [d], covariance [d, d]), as
+    /// `train/evaluate.py` `frechet` computes it: |μ₁ − μ₂|² + tr Σ₁ + tr Σ₂ − 2 tr √(√Σ₁ Σ₂ √Σ₁).
+    fn frechet_to(&self, mean: &[f32], cov: &[f32]) -> f64 {
+        let d = self.d;
+        let s2: Vec<f64> = cov.iter().map(|&v| v as f64).collect();
+        let m = matmul_square(&matmul_square(&self.root, &s2, d), &self.root, d);
+        let sym: Vec<f64> = (0..d * d).map(|i| 0.5 * (m[i] + m[(i % d) * d + i / d])).collect();
+        let tr_sqrt: f64 = symmetric_eigen(sym, d).0.iter().map(|&e| e.max(0.0).sqrt()).sum();
+        let dmu: f64 = self.mu.iter().zip(mean).map(|(a, &b)| (a - b as f64).powi(2)).sum();
+        let tr = |s: &[f64]| (0..d).map(|i| s[i * d + i]).sum::<f64>();
+        dmu + tr(&self.cov) + tr(&s2) - 2.0 * tr_sqrt
+    }
 }
 
 /// The 2,000-sample digit protocol of `train/evaluate.py` (#18), computed here from the crate's
@@ -929,16 +944,16 @@ impl DigitProtocol {
             reference: read_fixture(&root().join("tests/fixtures/mnist_fd_reference.safetensors")),
         };
         let held = read_fixture(&root().join("tests/fixtures/mnist_heldout.safetensors"));
-        let check = p.fd_to(0, &classify_with_features(&p.classifier, &held["x"]).0);
+        let check = p.fd_to(0, &FeatureGaussian::of(&classify_with_features(&p.classifier, &held["x"]).0));
         let want = p.reference["check_fd_heldout250_ref0"].data()[0] as f64;
         assert!((check - want).abs() <= 1e-3 * want, "the Rust FD {check} differs from numpy's {want}");
         p
     }
 
-    fn fd_to(&self, k: usize, features: &Tensor) -> f64 {
+    fn fd_to(&self, k: usize, samples: &FeatureGaussian) -> f64 {
         let (mean, cov) = (&self.reference["mean"], &self.reference["cov"]);
         let d = mean.shape()[1];
-        frechet_to(features, &mean.data()[k * d..][..d], &cov.data()[k * d * d..][..d * d])
+        samples.frechet_to(&mean.data()[k * d..][..d], &cov.data()[k * d * d..][..d * d])
     }
 
     /// 2,000 class-balanced samples (labels cycling 0..9) of `model` with `o`, clamped to
@@ -950,7 +965,8 @@ impl DigitProtocol {
         let (features, logits) = classify_with_features(&self.classifier, &out.samples);
         let hits = logits.iter().zip(&out.labels).filter(|(l, y)| argmax(l) == **y).count();
         let refs = self.reference["mean"].shape()[0];
-        let fd = (0..refs).map(|k| self.fd_to(k, &features)).sum::<f64>() / refs as f64;
+        let gaussian = FeatureGaussian::of(&features);
+        let fd = (0..refs).map(|k| self.fd_to(k, &gaussian)).sum::<f64>() / refs as f64;
         DigitScore {
             agreement: hits as f64 / out.labels.len() as f64,
             fd,
