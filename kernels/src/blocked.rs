@@ -297,23 +297,6 @@ mod wasm {
         }
     }
 
-    #[inline(always)]
-    pub(super) fn micro_4x8(a: &[f32], b: &[f32]) -> [[f32; 8]; 4] {
-        let mut c = [f32x4_splat(0.0); 8];
-        for (ak, bk) in a.chunks_exact(4).zip(b.chunks_exact(8)) {
-            // SAFETY: `bk` holds 8 floats: two unaligned 16-byte loads stay inside it.
-            let (b0, b1) = unsafe { (v128_load(bk.as_ptr().cast()), v128_load(bk.as_ptr().add(4).cast())) };
-            for i in 0..4 {
-                // SAFETY: `ak` holds 4 floats. A load-splat, not a scalar load then a splat: V8
-                // emits one broadcast load instead of a load and a shuffle.
-                let ai = unsafe { v128_load32_splat(ak.as_ptr().add(i).cast()) };
-                c[2 * i] = madd(ai, b0, c[2 * i]);
-                c[2 * i + 1] = madd(ai, b1, c[2 * i + 1]);
-            }
-        }
-        to_tile(c)
-    }
-
     /// One full 4×8 tile of C = act(A·B + bias), A read straight from its 4 rows (`kc` values
     /// each) instead of a packed panel — the packing pass over A is a store and a reload of
     /// every activation — and the epilogue (bias, accumulation over depth blocks, SiLU) in
@@ -423,8 +406,9 @@ mod wasm {
     }
 
     /// [`silu`] over a row of any length: whole vectors, then the last 1–3 values through a
-    /// zero-padded vector (the same lanes' results as if the row were longer).
-    #[inline(always)]
+    /// zero-padded vector (the same lanes' results as if the row were longer). One copy of it
+    /// (its callers run it once per row, not per vector).
+    #[inline(never)]
     pub(super) fn silu_row(row: &mut [f32]) {
         let mut chunks = row.chunks_exact_mut(4);
         for ch in &mut chunks {
@@ -505,28 +489,27 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
             for ic in (0..g.rows).step_by(mc_max) {
                 let mc = mc_max.min(g.rows - ic);
                 let m_panels = mc.div_ceil(MR);
-                // In wasm the 4×8 kernel reads whole 4-row panels of A in place (measured faster
-                // than packing them; only a ragged last panel is packed) and stores a full tile
+                // In wasm the 4×8 kernel reads A's rows in place (measured faster than packing
+                // them; a ragged last panel's missing rows read as zeros) and stores a full tile
                 // through its SIMD epilogue (`tile_rows`); the rest goes through `store`.
                 let direct = cfg!(target_arch = "wasm32") && MR == 4 && NR == 8;
-                let packed_from = if direct { mc / MR * MR } else { 0 };
-                let ap = &mut pack_a[..(m_panels * MR - packed_from) * kc];
-                pack_a_rowmajor::<MR>(g.a, g.lda, ic + packed_from, mc - packed_from, pc, kc, ap);
+                let ap = &mut pack_a[..m_panels * MR * kc];
+                if !direct {
+                    pack_a_rowmajor::<MR>(g.a, g.lda, ic, mc, pc, kc, ap);
+                }
                 for (jp, bpanel) in bp.chunks_exact(NR * kc).enumerate() {
                     let j0 = jc + jp * NR;
                     let nr = NR.min(g.cols - j0);
                     for ip in 0..m_panels {
                         let i0 = ic + ip * MR;
                         let mr = MR.min(g.rows - i0);
-                        let in_place = ip * MR < packed_from;
-                        if in_place && nr == NR && tile_rows::<MR, NR>(g, pc, kc, bpanel, c, ldc, i0, j0, first, last) {
+                        if direct && mr == MR && nr == NR && tile_rows::<MR, NR>(g, pc, kc, bpanel, c, ldc, i0, j0, first, last) {
                             continue;
                         }
-                        let acc = if in_place {
-                            micro_rows::<MR, NR>(g, i0, pc, kc, bpanel)
+                        let acc = if direct {
+                            micro_rows::<MR, NR>(g, i0, mr, pc, kc, bpanel)
                         } else {
-                            let at = ip * MR - packed_from;
-                            micro::<MR, NR, FMA>(&ap[at * kc..(at + MR) * kc], bpanel)
+                            micro::<MR, NR, FMA>(&ap[ip * MR * kc..(ip + 1) * MR * kc], bpanel)
                         };
                         store::<MR, NR>(&acc, c, ldc, i0, j0, mr, nr, first, last, g.bias, g.act);
                     }
@@ -555,49 +538,46 @@ fn tile_rows<const MR: usize, const NR: usize>(
 ) -> bool {
     #[cfg(target_arch = "wasm32")]
     if MR == 4 && NR == 8 {
-        wasm::tile_4x8_rows(a_rows(g, i0, p0, kc), kc, b, c, ldc, i0, j0, first, last, g.bias, g.act);
+        wasm::tile_4x8_rows(a_rows(g, i0, 4, p0, kc), kc, b, c, ldc, i0, j0, first, last, g.bias, g.act);
         return true;
     }
     let _ = (g, p0, kc, b, c, ldc, i0, j0, first, last);
     false
 }
 
-/// The register tile over MR whole rows of A read in place (wasm's 4×8 kernel, for a ragged
-/// column panel; never called elsewhere, where `direct` in `run_generic` is false).
+/// The register tile over the `mr` rows of A from i0, read in place (wasm's 4×8 kernel, for a
+/// ragged panel; never called elsewhere, where `direct` in `run_generic` is false).
 #[inline(always)]
 fn micro_rows<const MR: usize, const NR: usize>(
     g: &Gemm,
     i0: usize,
+    mr: usize,
     p0: usize,
     kc: usize,
     b: &[f32],
 ) -> [[f32; NR]; MR] {
     #[cfg(target_arch = "wasm32")]
     if MR == 4 && NR == 8 {
-        let tile = wasm::micro_4x8_rows(a_rows(g, i0, p0, kc), kc, b);
+        let tile = wasm::micro_4x8_rows(a_rows(g, i0, mr, p0, kc), kc, b);
         // SAFETY: MR = 4 and NR = 8 here, so the two array types are the same type.
         return unsafe { std::mem::transmute_copy::<[[f32; 8]; 4], [[f32; NR]; MR]>(&tile) };
     }
-    let _ = (g, i0, p0, kc, b);
+    let _ = (g, i0, mr, p0, kc, b);
     unreachable!("the in-place kernel is wasm's 4×8 only")
 }
 
-/// Rows i0..i0+4 of A, depth p0..p0+kc: what the in-place kernels read.
+/// Depth p0..p0+kc of A's rows i0..i0+mr, and rows of zeros for the rest of the 4: what the
+/// in-place kernels read (`store` keeps only the first mr rows of the tile).
 #[cfg(target_arch = "wasm32")]
 #[inline(always)]
-fn a_rows<'a>(g: &Gemm<'a>, i0: usize, p0: usize, kc: usize) -> [&'a [f32]; 4] {
-    std::array::from_fn(|i| &g.a[(i0 + i) * g.lda + p0..][..kc])
+fn a_rows<'a>(g: &Gemm<'a>, i0: usize, mr: usize, p0: usize, kc: usize) -> [&'a [f32]; 4] {
+    static ZEROS: [f32; MAX_KC] = [0.0; MAX_KC];
+    std::array::from_fn(|i| if i < mr { &g.a[(i0 + i) * g.lda + p0..][..kc] } else { &ZEROS[..kc] })
 }
 
 /// The register tile: Σ_p a[p][i]·b[p][j] over one packed A and B micro-panel.
 #[inline(always)]
 fn micro<const MR: usize, const NR: usize, const FMA: bool>(a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
-    #[cfg(target_arch = "wasm32")]
-    if MR == 4 && NR == 8 {
-        let tile = wasm::micro_4x8(a, b);
-        // SAFETY: MR = 4 and NR = 8 here, so the two array types are the same type.
-        return unsafe { std::mem::transmute_copy::<[[f32; 8]; 4], [[f32; NR]; MR]>(&tile) };
-    }
     let mut acc = [[0.0f32; NR]; MR];
     for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
         let ak: &[f32; MR] = ak.try_into().unwrap();
@@ -652,11 +632,6 @@ fn store<const MR: usize, const NR: usize>(
             }
         }
         if last && act == Activation::Silu {
-            // In wasm through the SIMD SiLU of the full tiles' epilogue, so that a row's
-            // results do not depend on whether its tile was full (see `wasm::silu`).
-            #[cfg(target_arch = "wasm32")]
-            wasm::silu_row(row);
-            #[cfg(not(target_arch = "wasm32"))]
             silu_slice(row);
         }
     }
@@ -817,10 +792,15 @@ fn pack_b_im2col<const NR: usize>(
 }
 
 /// In-place SiLU with a polynomial exp the compiler can vectorise (std's `exp` is a scalar libm
-/// call, which would cost as much as the product itself for a 256-wide layer).
+/// call, which would cost as much as the product itself for a 256-wide layer). In wasm through
+/// the SIMD SiLU of the GEMM's full tiles (`wasm::silu`): a row's results do not depend on
+/// whether its tile was full, and in the relaxed-SIMD build its multiply-adds are fused, which
+/// the compiler may not do to this loop (GroupNorm + SiLU on the U-Net: 354–364 → 251–274 ms).
 #[inline(always)]
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // wasm's GEMM uses `wasm::silu_row`
 pub(crate) fn silu_slice(x: &mut [f32]) {
+    #[cfg(target_arch = "wasm32")]
+    wasm::silu_row(x);
+    #[cfg(not(target_arch = "wasm32"))]
     for v in x {
         *v /= 1.0 + exp_approx(-*v);
     }

@@ -1,10 +1,9 @@
 //! Elementwise and data-movement kernels: SiLU, add, per-channel bias, nearest 2× upsample,
 //! channel / column concatenation, and the ODE's linear combinations.
 
+/// The kernels' one SiLU (the GEMM's and GroupNorm's epilogue).
 pub fn silu_in_place(x: &mut [f32]) {
-    for v in x {
-        *v = super::silu(*v);
-    }
+    super::blocked::silu_slice(x);
 }
 
 /// out = silu′(z)·dz, with silu′(z) = s·(1 + z·(1 − s)) and s = sigmoid(z).

@@ -35,10 +35,10 @@ pub fn group_norm(
                 let shift = beta[cidx] - mean * scale;
                 let o = base + ch * hw;
                 let (src, dst) = (&x[o..o + hw], &mut out[o..o + hw]);
-                // One loop per activation, so that each vectorises without a branch inside.
-                match act {
-                    Activation::None => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * scale + shift),
-                    Activation::Silu => dst.iter_mut().zip(src).for_each(|(d, &v)| *d = super::silu(v * scale + shift)),
+                // The activation in a second pass over the row (in L1): the kernels' one SiLU.
+                dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * scale + shift);
+                if act == Activation::Silu {
+                    super::blocked::silu_slice(dst);
                 }
             }
         }
