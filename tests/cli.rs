@@ -74,14 +74,15 @@ fn the_gpu_backend_tunes_once_per_adapter() {
     };
     let first = run();
     println!("{first}");
-    // The MLP's layers at 300 rows: 2 + 8 → 16 and 16 → 16 (one class: n ≤ 512, k ≤ 16, m ≤ 16),
-    // 16 → 2 (another).
-    assert!(first.contains("no stored tuning; measured 2 more in"), "{first}");
+    // The MLP's products at 300 rows (classes round n, k and m up to powers of two): the first
+    // layer's embedding share on one row (1, 8 → 16: its folded bias), the first layer's point
+    // columns (2 → 16), 16 → 16, 16 → 2.
+    assert!(first.contains("no stored tuning; measured 4 more in"), "{first}");
     let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let second = run();
     println!("{second}");
-    assert_eq!(second, "kernel tuning: 2 stored shape classes, nothing to measure");
+    assert_eq!(second, "kernel tuning: 4 stored shape classes, nothing to measure");
     std::fs::remove_dir_all(&cache).unwrap();
 }
 

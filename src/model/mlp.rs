@@ -70,8 +70,20 @@ pub fn forward<B: Backend>(
     step: f32,
     labels: Option<&[u32]>,
 ) -> Result<B::Tensor> {
-    let mut h = input(b, c, p, x, t, step, labels)?;
-    for i in 0..c.depth {
+    // Every row of a forward shares t (and a flow map's step), so without class labels the
+    // embeddings' share of the first layer is the same for every row: it is computed once, as
+    // the first layer of a single zero point, and becomes the bias of the batch's product with
+    // the point's columns of the weight alone (`FIRST_X`), whose depth is then d instead of
+    // d + embedding (the moons MLP: 2 instead of 34, 7.6% of its multiply-adds, and no
+    // concatenation of the embedding to every row; measured 6% faster in wasm).
+    let folded = labels.is_none();
+    let first = input(b, c, p, if folded { p.get(ZERO_POINT)? } else { x }, t, step, labels)?;
+    let act = if folded { Activation::None } else { Activation::Silu };
+    let mut h = b.linear(&first, p.get("layers.0.weight")?, Some(p.get("layers.0.bias")?), act)?;
+    if folded {
+        h = b.linear(x, p.get(FIRST_X)?, Some(&b.reshape_owned(h, &[c.width])?), Activation::Silu)?;
+    }
+    for i in 1..c.depth {
         h = b.linear(
             &h,
             p.get(&format!("layers.{i}.weight"))?,
@@ -82,28 +94,37 @@ pub fn forward<B: Backend>(
     b.linear(&h, p.get("out.weight")?, Some(p.get("out.bias")?), Activation::None)
 }
 
-/// Names of the tensors [`forward_with_divergence`] derives from the weights (see
-/// [`divergence_params`]).
+/// Names of the tensors [`forward`] and [`forward_with_divergence`] derive from the weights
+/// (see [`derived_params`]).
 fn div_col(j: usize) -> String {
     format!("divergence.layers.0.weight.col{j}")
 }
 const DIV_ZERO: &str = "divergence.zero";
 const DIV_OUT: &str = "divergence.out_rows";
+const FIRST_X: &str = "first_layer.point_columns";
+const ZERO_POINT: &str = "first_layer.zero_point";
 
-/// Host-side tensors for the exact divergence, derived once from the weights: column j of the
+/// Host-side tensors derived once from the weights. For the exact divergence: column j of the
 /// first layer's weight (the tangent of input coordinate j after the first matmul), a zero
 /// weight (to broadcast those columns to every row with `linear`'s bias), and the output
-/// rows `[W_out[0, :], …, W_out[d−1, :]]` as one [1, d·width] weight.
-pub fn divergence_params(c: &MlpConfig, w0: &Tensor, w_out: &Tensor) -> Result<Vec<(String, Tensor)>> {
+/// rows `[W_out[0, :], …, W_out[d−1, :]]` as one [1, d·width] weight. For [`forward`]: the
+/// first layer's point columns [width, d] and a zero point [1, d].
+pub fn derived_params(c: &MlpConfig, w0: &Tensor, w_out: &Tensor) -> Result<Vec<(String, Tensor)>> {
     let (d, width) = (c.data_dim, c.width);
     let fan_in = input_width(c);
-    let mut v = Vec::with_capacity(d + 2);
+    let mut v = Vec::with_capacity(d + 4);
     for j in 0..d {
         let col = (0..width).map(|r| w0.data()[r * fan_in + j]).collect();
         v.push((div_col(j), Tensor::new(vec![width], col)?));
     }
+    let mut point_cols = Vec::with_capacity(width * d);
+    for row in w0.data().chunks_exact(fan_in) {
+        point_cols.extend_from_slice(&row[..d]);
+    }
     v.push((DIV_ZERO.into(), Tensor::zeros(vec![width, d])?));
     v.push((DIV_OUT.into(), Tensor::new(vec![1, d * width], w_out.data()[..d * width].to_vec())?));
+    v.push((FIRST_X.into(), Tensor::new(vec![width, d], point_cols)?));
+    v.push((ZERO_POINT.into(), Tensor::zeros(vec![1, d])?));
     Ok(v)
 }
 

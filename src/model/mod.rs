@@ -121,7 +121,7 @@ impl<B: Backend> Network<B> {
         }
         if let ArchConfig::Mlp(c) = &model.config.arch {
             let get = |k: &str| model.params.get(k).ok_or_else(|| Error::MissingTensor(k.to_string()));
-            for (name, t) in mlp::divergence_params(c, get("layers.0.weight")?, get("out.weight")?)? {
+            for (name, t) in mlp::derived_params(c, get("layers.0.weight")?, get("out.weight")?)? {
                 tensors.insert(name, backend.upload(&t)?);
             }
         }
