@@ -50,7 +50,13 @@ class PoolWorker {
     const id = nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress });
-      this.worker.postMessage({ id, type, ...payload });
+      try {
+        this.worker.postMessage({ id, type, ...payload });
+      } catch (e) {
+        // Not sent (a value that cannot be cloned): nothing is in flight.
+        this.pending.delete(id);
+        reject(e);
+      }
     });
   }
 
@@ -92,10 +98,12 @@ function split(n, k, minRows) {
 }
 
 export class CpuPool {
-  constructor(model, count, declaration, build) {
+  constructor(model, count, declaration, build, module) {
     this.model = model;
-    // The page's wasm build ('relaxed' or 'simd128'): the workers load the same one.
+    // The page's wasm build ('relaxed' or 'simd128') and its compiled module: the workers
+    // instantiate the same one (where a module cannot be posted, they load the same build).
     this.build = build;
+    this.module = module;
     // An ONNX model's declaration when it was passed beside the file (undefined otherwise).
     this.declaration = declaration;
     this.count = count;
@@ -106,25 +114,41 @@ export class CpuPool {
     this.queue = [];            // requests waiting for the running one
     this.running = null;
     this.disposed = false;
+    this.up = false;            // the first workers are up
+    this.failure = null;        // why they could not start (the pool has stopped)
   }
 
-  static async create(model, count, declaration, build) {
-    const pool = new CpuPool(model.slice(), count, declaration ?? undefined, build);
-    try {
-      await pool.spawn();
-    } catch (e) {
+  /// Starts `count` workers and returns at once: requests wait for them (`solve`), and
+  /// `state()` says how far they are, so that the sampler can solve a small first request on
+  /// the page's thread meanwhile. If they cannot all start, the pool stops and its requests
+  /// reject with the cause. `started` settles when they are up.
+  static start(model, count, declaration, build, module) {
+    const pool = new CpuPool(model.slice(), count, declaration ?? undefined, build, module);
+    pool.started = pool.spawn().then(() => {
+      pool.up = true;
+      // When the workers are up, not when the sampler gets to them (the first-frame breakdown).
+      globalThis.performance?.mark?.('pushforward:workers-ready');
+    }, (e) => {
+      pool.failure = e instanceof Error ? e : new Error(String(e));
       pool.terminate();
-      throw e;
-    }
-    // When the workers are up, not when the sampler gets to them (the first-frame breakdown).
-    globalThis.performance?.mark?.('pushforward:workers-ready');
+    });
     return pool;
+  }
+
+  /// 'starting' until the first workers are up, then 'ready'; or why they could not start.
+  state() {
+    return this.failure?.message ?? (this.up ? 'ready' : 'starting');
+  }
+
+  /// Why requests are refused once the pool has stopped.
+  gone() {
+    return this.failure ?? disposed();
   }
 
   /// Starts the missing workers. Idempotent: a call while a spawn is in flight waits for that
   /// one instead of starting more.
   spawn() {
-    if (this.disposed) return Promise.reject(disposed());
+    if (this.disposed) return Promise.reject(this.gone());
     if (this.workers.length >= this.count) return Promise.resolve();
     this.spawning ??= (async () => {
       const missing = this.count - this.workers.length;
@@ -150,7 +174,14 @@ export class CpuPool {
     this.spawned++;
     this.starting.add(w);
     try {
-      await w.request('init', { model: this.model, declaration: this.declaration, build: this.build });
+      const init = { model: this.model, declaration: this.declaration, build: this.build, module: this.module };
+      await w.request('init', init).catch((e) => {
+        // A browser that cannot post a compiled module (DataCloneError): the worker loads it.
+        // (Tested against what this init posted: workers starting together all get here.)
+        if (e?.name !== 'DataCloneError' || !init.module) throw e;
+        this.module = undefined;
+        return w.request('init', { ...init, module: undefined });
+      });
     } catch (e) {
       w.kill(e);
       throw e;
@@ -171,7 +202,7 @@ export class CpuPool {
   /// with { samples, labels, frames: [{ t, data }], nfe, acceptedSteps, rejectedSteps }.
   /// Requests run one at a time, in call order.
   solve(opts, n, minRows, onProgress, signal) {
-    if (this.disposed) return Promise.reject(disposed());
+    if (this.disposed) return Promise.reject(this.gone());
     if (signal?.aborted) return Promise.reject(cancelled());
     return new Promise((resolve, reject) => {
       const req = { opts, n, minRows, onProgress, signal, resolve, reject, workers: [], settled: false };
@@ -250,9 +281,9 @@ export class CpuPool {
   terminate() {
     if (this.disposed) return;
     this.disposed = true;
-    for (const req of this.queue.splice(0)) this.finish(req, disposed());
-    if (this.running) this.finish(this.running, disposed());
-    for (const w of [...this.workers, ...this.starting]) w.kill(disposed());
+    for (const req of this.queue.splice(0)) this.finish(req, this.gone());
+    if (this.running) this.finish(this.running, this.gone());
+    for (const w of [...this.workers, ...this.starting]) w.kill(this.gone());
     this.workers = [];
   }
 }
@@ -306,7 +337,7 @@ if (IN_WORKER) {
         const glue = await import('../../../pushforward.js');
         // The bindings' default path picks the build by this (scripts/choose-wasm-build.mjs).
         if (m.build) globalThis.PUSHFORWARD_WASM_BUILD = m.build;
-        await glue.default();
+        await glue.default(m.module ? { module_or_path: m.module } : undefined);
         sampler = await glue.Sampler.create({ model: m.model, declaration: m.declaration, backend: 'cpu', workers: 0 });
         post({ id: m.id, type: 'done', result: null });
         // Warm-up, after the reply so that it delays nothing: one network evaluation on a few
@@ -314,7 +345,11 @@ if (IN_WORKER) {
         // (in the background) before the first request, instead of running that one on its
         // baseline code (measured: the demo's first solve 150-240 ms, later ones 90-100 ms).
         // A request waits for it (a few ms), so that it never shares this instance's profile.
-        warmUp = (async () => {
+        // Not with the page's compiled module: its optimised code is shared with the page's
+        // thread, which solves the first small request meanwhile, and the warm-up would only
+        // take a core from that solve (demo, 2 cores, 2 × 10 interleaved cold loads: first
+        // frame median 734/777 → 588/689 ms).
+        warmUp = m.module ? null : (async () => {
           const rows = sampler.info().config.data.kind === 'image' ? 1 : 256;
           await sampler.solveRows({ n: rows, steps: 1, solver: 'euler' }, 0, rows);
         })().catch(() => {});

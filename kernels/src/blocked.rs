@@ -503,7 +503,11 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
                     for ip in 0..m_panels {
                         let i0 = ic + ip * MR;
                         let mr = MR.min(g.rows - i0);
-                        if direct && mr == MR && nr == NR && tile_rows::<MR, NR>(g, pc, kc, bpanel, c, ldc, i0, j0, first, last) {
+                        if direct
+                            && mr == MR
+                            && nr == NR
+                            && tile_rows::<MR, NR>(g, pc, kc, bpanel, c, ldc, i0, j0, first, last)
+                        {
                             continue;
                         }
                         let acc = if direct {

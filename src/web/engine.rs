@@ -19,8 +19,9 @@ use wasm_bindgen::{Clamped, JsCast};
 
 /// The sampler on whichever backend was chosen (the library is generic; JS sees one class).
 pub enum Engine {
-    /// With a pool, solves run in workers; without, on this thread (yielding between steps).
-    Cpu { sampler: CoreSampler<Dual<'static>>, pool: Option<pool::CpuPool> },
+    /// With workers, solves run there (a small one on this thread while they boot, see
+    /// [`page_thread_while_starting`]); without, on this thread (yielding between steps).
+    Cpu { sampler: CoreSampler<Dual<'static>>, pool: Option<pool::Workers> },
     /// The solve stays on the GPU and is drawn from there.
     Gpu { sampler: CoreSampler<Dual<'static>>, gpu: &'static GpuBackend, painter: Option<Box<GpuCanvas>> },
 }
@@ -83,7 +84,19 @@ impl Engine {
     /// Stops the workers (their pending calls reject as disposed).
     pub fn stop(&self) {
         if let Engine::Cpu { pool: Some(p), .. } = self {
-            p.terminate();
+            p.stop();
+        }
+    }
+
+    /// Why the CPU engine's workers could not start, once that is known (it then solves on
+    /// this thread), and what `backendReason` said of them until then.
+    pub fn workers_failed(&self) -> Option<(String, String)> {
+        match self {
+            Engine::Cpu { pool: Some(p), .. } => match p.state() {
+                pool::WorkerState::Failed(why) => Some((why, p.note())),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -106,20 +119,31 @@ impl Engine {
             ControlFlow::Continue(())
         };
         match self {
-            Engine::Cpu { pool: Some(pool), .. } => {
-                // Adaptive steps differ between row ranges, so their frames would not line up:
-                // an adaptive solve that keeps frames runs in one worker.
-                let min_rows = if o.solver.is_adaptive() && o.trajectory_every.is_some() {
-                    o.n
-                } else if matches!(config.data, DataConfig::Image { .. }) {
-                    1
-                } else {
-                    256
-                };
-                let (out, profile) = pool::solve(pool, entries, o.n, &config.sample_shape(), min_rows, cb).await?;
-                Ok((out, request.profile.then_some(profile)))
-            }
-            Engine::Cpu { sampler, pool: None } => {
+            Engine::Cpu { sampler, pool } => {
+                let on_workers = pool.as_ref().filter(|p| match p.state() {
+                    pool::WorkerState::Ready => true,
+                    pool::WorkerState::Starting => !page_thread_while_starting(config, request),
+                    pool::WorkerState::Failed(_) => false,
+                });
+                if let Some(workers) = on_workers {
+                    // Adaptive steps differ between row ranges, so their frames would not line
+                    // up: an adaptive solve that keeps frames runs in one worker.
+                    let min_rows = if o.solver.is_adaptive() && o.trajectory_every.is_some() {
+                        o.n
+                    } else if matches!(config.data, DataConfig::Image { .. }) {
+                        1
+                    } else {
+                        256
+                    };
+                    match pool::solve(workers, entries, o.n, &config.sample_shape(), min_rows, cb).await {
+                        // The workers never started: this thread solves it below.
+                        Err(Error::Worker(_)) if matches!(workers.state(), pool::WorkerState::Failed(_)) => {}
+                        r => {
+                            let (out, profile) = r?;
+                            return Ok((out, request.profile.then_some(profile)));
+                        }
+                    }
+                }
                 if request.profile {
                     crate::profile::start();
                 }
@@ -143,23 +167,27 @@ impl Engine {
     }
 }
 
-/// The CPU engine, with the pool `starting` (none: 0 workers) when its workers start;
-/// `reason` says why the CPU was chosen and gains what happened to the workers.
-pub async fn open_cpu(
-    model: &Model,
-    starting: Option<pool::PoolStarting>,
-    workers: u32,
-    reason: String,
-) -> Result<(Engine, String)> {
+/// Whether a request may run on the page's thread while the workers are still booting (they
+/// take ~150–300 ms after the weights in a cold page, most of it compiling and warming up the
+/// wasm): a 2-D request of at most 16,384 sample evaluations (the demo's first frame: 1,024
+/// points × 16 evaluations, ~70 ms on one core), whose samples are the workers' own (same
+/// kernels, noise indexed by sample). Anything larger waits for the workers.
+fn page_thread_while_starting(config: &ModelConfig, request: &SampleRequest) -> bool {
+    let o = &request.options;
+    let guided = if o.guidance != 1.0 { 2 } else { 1 };
+    let evaluations = o.n.saturating_mul(o.steps.saturating_mul(o.solver.stages() * guided));
+    matches!(config.data, DataConfig::Points2d { .. }) && !o.solver.is_adaptive() && evaluations <= 16_384
+}
+
+/// The CPU engine, with `pool` (none: 0 workers) booting; `reason` says why the CPU was chosen
+/// and gains how many workers it has.
+pub fn open_cpu(model: &Model, pool: Option<pool::Workers>, reason: String) -> Result<(Engine, String)> {
     let sampler = CoreSampler::new(Dual::Cpu(CpuBackend), model)?;
     // Workers keep the page responsive and use every core; without them (0, or where workers
     // cannot start, e.g. a sandboxed frame) the solve runs on this thread.
-    let (pool, reason) = match starting {
-        None => (None, reason),
-        Some(starting) => match starting.finish().await {
-            Ok(pool) => (Some(pool), format!("{reason}; {workers} worker{}", if workers == 1 { "" } else { "s" })),
-            Err(e) => (None, format!("{reason}; workers unavailable ({e}), solving on the page's thread")),
-        },
+    let reason = match &pool {
+        Some(p) => format!("{reason}{}", p.note()),
+        None => reason,
     };
     Ok((Engine::Cpu { sampler, pool }, reason))
 }

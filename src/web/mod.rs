@@ -164,6 +164,11 @@ impl Sampler {
         let engine = self.engine().map_err(js_err)?;
         // A late adapter answer that keeps the CPU is told at once (a move waits for sample()).
         let _ = self.late_adapter_says_gpu();
+        if let Some((why, note)) = engine.workers_failed() {
+            let mut reason = self.backend_reason.borrow_mut();
+            *reason =
+                reason.replacen(&note, &format!("; workers unavailable ({why}), solving on the page's thread"), 1);
+        }
         let config =
             js_sys::JSON::parse(&self.model.config.to_json()).map_err(|_| JsError::new("config is not JSON"))?;
         Ok(object(&[
@@ -419,8 +424,8 @@ impl Sampler {
             None => None,
             Some(_) => Some(e.whole("maxBindingBytes", 0, 4, 1 << 50)? as u64),
         };
-        // The workers boot while `auto`'s probe is out (they are up ~75 ms after the bytes): on
-        // a hardware adapter they are stopped as soon as they are up.
+        // The workers boot while `auto`'s probe is out and while the first samples are solved
+        // (see `engine::page_thread_while_starting`); on a hardware adapter they are stopped.
         let starting = (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
         // A 2-D model's first samples take the CPU workers ~100–200 ms, sooner than a cold
         // adapter answers (130–340 ms in a fresh headless Chromium, part of it blocking this
@@ -463,11 +468,11 @@ impl Sampler {
                 Err(e) => {
                     canvas = canvas.as_ref().map(engine::fresh_canvas_like);
                     let why = format!("WebGPU failed to start ({e}); using the wasm CPU kernels");
-                    engine::open_cpu(&model, starting, workers, why).await?
+                    engine::open_cpu(&model, starting, why)?
                 }
             }
         } else {
-            engine::open_cpu(&model, starting, workers, reason).await?
+            engine::open_cpu(&model, starting, reason)?
         };
         if let (Some(force), Some(g)) = (force_linear, engine.gpu()) {
             g.force_linear(force);
@@ -855,7 +860,7 @@ impl Sampler {
                 let why =
                     format!("the WebGPU device was lost and could not be reopened ({e}); using the wasm CPU kernels");
                 let starting = (self.workers > 0).then(|| pool::start(&bytes, self.workers, self.declaration.clone()));
-                engine::open_cpu(&self.model, starting, self.workers, why).await?
+                engine::open_cpu(&self.model, starting, why)?
             }
         };
         self.still_alive()?;

@@ -18,10 +18,18 @@ use wasm_bindgen::prelude::*;
 extern "C" {
     /// The worker pool of the CPU backend (src/cpu_workers.js).
     pub type CpuPool;
-    /// A promise of the pool (not an `async fn`: the workers start at the call, not when the
-    /// future is first polled).
-    #[wasm_bindgen(static_method_of = CpuPool, js_name = create)]
-    fn create_pool(model: js_sys::Uint8Array, count: u32, declaration: Option<String>, build: &str) -> js_sys::Promise;
+    /// The pool, its workers booting (see `Workers`).
+    #[wasm_bindgen(static_method_of = CpuPool, js_name = start)]
+    fn start_pool(
+        model: js_sys::Uint8Array,
+        count: u32,
+        declaration: Option<String>,
+        build: &str,
+        module: &JsValue,
+    ) -> CpuPool;
+    /// "starting", "ready", or why the workers could not start.
+    #[wasm_bindgen(method)]
+    fn state(this: &CpuPool) -> String;
     #[wasm_bindgen(method, catch)]
     async fn solve(
         this: &CpuPool,
@@ -39,42 +47,61 @@ extern "C" {
 /// multiply-adds, chosen where the browser validates them) or `simd128`.
 pub const WASM_BUILD: &str = if cfg!(target_feature = "relaxed-simd") { "relaxed" } else { "simd128" };
 
-/// Workers being started ([`start`]): awaited by a CPU engine; dropped unawaited (the sampler
-/// runs on WebGPU, or its creation failed), they are stopped as soon as they are up.
-pub struct PoolStarting(Option<wasm_bindgen_futures::JsFuture>);
+/// A CPU engine's worker pool. Its workers boot while the sampler goes on (a request sent
+/// meanwhile waits for them in the pool); dropped, it stops them.
+pub struct Workers {
+    pool: CpuPool,
+    count: u32,
+}
+
+/// How far a pool's workers are.
+pub enum WorkerState {
+    Starting,
+    Ready,
+    /// They could not start (e.g. a sandboxed frame); the pool has stopped.
+    Failed(String),
+}
 
 /// Starts `count` workers, each with its own copy of the weights file (and the declaration an
 /// ONNX file was given beside it), on this page's wasm build: the same kernels, so the workers'
-/// rows are the rows the page thread would compute. They boot while the caller goes on.
-pub fn start(model: &[u8], count: u32, declaration: Option<String>) -> PoolStarting {
-    let promise = CpuPool::create_pool(js_sys::Uint8Array::from(model), count, declaration, WASM_BUILD);
-    PoolStarting(Some(wasm_bindgen_futures::JsFuture::from(promise)))
+/// rows are the rows the page thread would compute. They get this page's compiled module, not
+/// its URL: no download and compile per worker (and V8 shares the machine code between them).
+pub fn start(model: &[u8], count: u32, declaration: Option<String>) -> Workers {
+    let module = wasm_bindgen::module();
+    let pool = CpuPool::start_pool(js_sys::Uint8Array::from(model), count, declaration, WASM_BUILD, &module);
+    Workers { pool, count }
 }
 
-impl PoolStarting {
-    /// The pool once every worker is ready.
-    pub async fn finish(mut self) -> std::result::Result<CpuPool, String> {
-        let started = self.0.take().expect("finish consumes the start");
-        started.await.map(JsCast::unchecked_into).map_err(|e| js_message(&e))
+impl Workers {
+    pub fn state(&self) -> WorkerState {
+        match self.pool.state() {
+            s if s == "starting" => WorkerState::Starting,
+            s if s == "ready" => WorkerState::Ready,
+            why => WorkerState::Failed(why),
+        }
+    }
+
+    /// What `backendReason` says of them: "; 2 workers".
+    pub fn note(&self) -> String {
+        format!("; {} worker{}", self.count, if self.count == 1 { "" } else { "s" })
+    }
+
+    /// Stops the workers (their pending calls reject as disposed).
+    pub fn stop(&self) {
+        self.pool.terminate();
     }
 }
 
-impl Drop for PoolStarting {
+impl Drop for Workers {
     fn drop(&mut self) {
-        if let Some(started) = self.0.take() {
-            wasm_bindgen_futures::spawn_local(async move {
-                if let Ok(pool) = started.await {
-                    pool.unchecked_into::<CpuPool>().terminate();
-                }
-            });
-        }
+        self.pool.terminate();
     }
 }
 
 /// Solves the request `entries` (`n` samples of `sample_shape`) over the workers, in row ranges
 /// of at least `min_rows`.
 pub async fn solve(
-    pool: &CpuPool,
+    workers: &Workers,
     entries: &Entries,
     n: usize,
     sample_shape: &[usize],
@@ -83,13 +110,13 @@ pub async fn solve(
 ) -> Result<(BackendOutput<DualTensor>, SolveProfile)> {
     let progress = cb.on_progress.clone().map_or(JsValue::UNDEFINED, JsValue::from);
     let signal = cb.signal.clone().map_or(JsValue::UNDEFINED, JsValue::from);
-    let r = pool.solve(to_object(entries), n as u32, min_rows.min(n) as u32, progress, signal).await.map_err(|e| {
-        match js_message(&e) {
+    let r = workers.pool.solve(to_object(entries), n as u32, min_rows.min(n) as u32, progress, signal).await.map_err(
+        |e| match js_message(&e) {
             m if find_text(&m, "cancelled").is_some() => Error::Cancelled,
             m if find_text(&m, "disposed").is_some() => Error::Disposed,
             m => Error::Worker(m),
-        }
-    })?;
+        },
+    )?;
     let floats = |v: JsValue| v.dyn_into::<js_sys::Float32Array>().map(|a| a.to_vec()).unwrap_or_default();
     let len: usize = sample_shape.iter().product::<usize>().max(1);
     let tensor = |data: Vec<f32>| {

@@ -81,7 +81,8 @@ const withPool = (fn) => page.evaluate(async (src) => {
   const settle = (p) => p.then((v) => ({ v }), (e) => ({ message: String(e.message || e) }));
   const workers = window.__workers;
   const liveBefore = workers.live;
-  const pool = await window.CpuPool.create(new Uint8Array(16), 2);
+  const pool = window.CpuPool.start(new Uint8Array(16), 2);
+  await pool.started;
   workers.maxLive = workers.live;
   try {
     return await (0, eval)(`(${src})`)(pool, { within, settle, workers, liveBefore });

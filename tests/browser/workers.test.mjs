@@ -2,7 +2,8 @@
 // samples of the single-thread solve, bit for bit; progress and cancellation work across
 // workers; a cancelled pool recovers on the next call; concurrent calls on one sampler each get
 // their own samples, one call's abort never touches another, a pool never runs more workers
-// than its size, and an adaptive solve with trajectories is never split.
+// than its size, an adaptive solve with trajectories is never split, and a first small solve
+// runs on the page's thread while the workers boot (or for good, when they cannot start).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch } from './harness.mjs';
@@ -18,6 +19,8 @@ before(async () => {
     const Base = window.Worker;
     window.Worker = class extends Base {
       constructor(url, options) {
+        // `refuse`: what a page whose policy forbids workers does to the pool's.
+        if (w.refuse && options?.name === 'pushforward-cpu') throw new DOMException('workers are refused here', 'SecurityError');
         super(url, options);
         this.__cpu = options?.name === 'pushforward-cpu';
         if (this.__cpu) { w.made++; w.live++; w.maxLive = Math.max(w.maxLive, w.live); }
@@ -275,4 +278,56 @@ test('guidance on an interval of t and CFG-Zero★ reach the workers: the worker
   assert.deepEqual(r.outside, r.unguided);
   assert.notDeepEqual(r.zeroInit, r.plain);
   assert.match(r.bad, /guidanceFrom, guidanceTo/);
+});
+
+test("workers that cannot start: the sampler solves on the page's thread, gives the same samples, and info() says why", async () => {
+  const r = await b.page.evaluate(async () => {
+    const run = async (workers, refuse, opts) => {
+      window.__workers.refuse = refuse;
+      try {
+        const s = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers });
+        // The first call is small enough for the page's thread while workers boot, the second
+        // (65,536 evaluations) waits for them: both end on this thread when they fail.
+        const small = await window.__within(s.sample({ ...opts, n: 512, returnSamples: true }), 60_000, 'the small solve');
+        const large = await window.__within(s.sample({ ...opts, n: 4096, returnSamples: true }), 60_000, 'the large solve');
+        const reason = s.info().backendReason;
+        s.dispose();
+        return { small: Array.from(small.samples), large: Array.from(large.samples), reason };
+      } finally { window.__workers.refuse = false; }
+    };
+    const opts = { seed: 11, steps: 8, solver: 'heun' };
+    const made = window.__workers.made;
+    const refused = await run(2, true, opts);
+    const started = window.__workers.made - made;
+    return { refused, alone: await run(0, false, opts), started };
+  });
+  console.log(`workers refused → "${r.refused.reason}"`);
+  assert.equal(r.started, 0);
+  assert.match(r.refused.reason, /workers unavailable \(.*workers are refused here.*\), solving on the page's thread/);
+  assert.doesNotMatch(r.refused.reason, /; 2 workers/);
+  assert.equal(r.refused.small.length, 512 * 2);
+  assert.deepEqual(r.refused.small, r.alone.small);
+  assert.deepEqual(r.refused.large, r.alone.large);
+});
+
+test("the first small solve runs on the page's thread while the workers boot, with the workers' samples", async () => {
+  const r = await b.page.evaluate(async () => {
+    const opts = { seed: 5, steps: 8, solver: 'heun', n: 1024, returnSamples: true };
+    const ready = () => performance.getEntriesByName('pushforward:workers-ready').length;
+    const before = ready();
+    const s = await window.pushforward.Sampler.create({ model: 'models/moons.safetensors', backend: 'cpu', workers: 2 });
+    window.__workers.mark();
+    const first = await s.sample(opts);
+    const sentFirst = window.__workers.solves.length;
+    // Once they are up (the pool marks it), the same request goes to them.
+    await window.__within((async () => { while (ready() === before) await new Promise((r) => setTimeout(r, 20)); })(), 30_000, 'the workers');
+    window.__workers.mark();
+    const again = await s.sample(opts);
+    const sentAgain = window.__workers.solves.length;
+    s.dispose();
+    return { first: Array.from(first.samples), again: Array.from(again.samples), sentFirst, sentAgain };
+  });
+  assert.equal(r.sentAgain, 2, 'the second solve was split over the two workers');
+  console.log(`first solve: ${r.sentFirst} worker requests; after boot: ${r.sentAgain}`);
+  assert.deepEqual(r.first, r.again);
 });

@@ -79,11 +79,18 @@ const live = () => made.filter((w) => !w.terminated).length;
 const solves = (w) => w.received.filter((m) => m.type === 'solve');
 const expected = (seed, n) => Array.from({ length: n }, (_, i) => [seed * 1e4 + i, -i]).flat();
 const model = new Uint8Array([1, 2, 3]);
+/** A pool whose workers are up (`CpuPool.start` returns before they are). */
+const started = async (...args) => {
+  const pool = CpuPool.start(...args);
+  await pool.started;
+  assert.equal(pool.state(), 'ready');
+  return pool;
+};
 
 beforeEach(() => { made = []; });
 
 test('every message to a worker carries a request id, each one new', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   await pool.solve({ seed: 1 }, 512, 1);
   await pool.solve({ seed: 2 }, 512, 1);
   const ids = made.flatMap((w) => w.received.map((m) => m.id));
@@ -93,7 +100,7 @@ test('every message to a worker carries a request id, each one new', async () =>
 });
 
 test('two solves at once on one pool both settle, each with its own samples', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const [a, b] = await Promise.all([
     pool.solve({ seed: 1, delayMs: 30 }, 600, 1),
     pool.solve({ seed: 2, delayMs: 5 }, 400, 1),
@@ -105,7 +112,7 @@ test('two solves at once on one pool both settle, each with its own samples', as
 });
 
 test('requests run one at a time in call order; stats() shows the queue', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const order = [];
   const calls = [1, 2, 3].map((seed) => pool.solve({ seed, delayMs: 10 }, 256, 1).then(() => order.push(seed)));
   assert.deepEqual(pool.stats(), { workers: 2, spawned: 2, queued: 2 });
@@ -119,7 +126,7 @@ test('requests run one at a time in call order; stats() shows the queue', async 
 });
 
 test('aborting the running request rejects only it; the queued one resolves with its own samples', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const ctrl = new AbortController();
   const a = pool.solve({ seed: 1, delayMs: 200 }, 512, 1, undefined, ctrl.signal);
   const b = pool.solve({ seed: 2, delayMs: 5 }, 512, 1);
@@ -134,7 +141,7 @@ test('aborting the running request rejects only it; the queued one resolves with
 });
 
 test('aborting a queued request removes it at once and leaves the running one alone', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const ctrl = new AbortController();
   const a = pool.solve({ seed: 1, delayMs: 50 }, 512, 1);
   const b = pool.solve({ seed: 2 }, 512, 1, undefined, ctrl.signal);
@@ -149,14 +156,14 @@ test('aborting a queued request removes it at once and leaves the running one al
 });
 
 test('an already-aborted signal rejects without touching the pool', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   await assert.rejects(pool.solve({ seed: 1 }, 512, 1, undefined, AbortSignal.abort()), /cancelled/);
   assert.equal(made.reduce((s, w) => s + solves(w).length, 0), 0);
   pool.terminate();
 });
 
 test('two calls after a cancel start the missing workers once: never more than the pool size', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const ctrl = new AbortController();
   const a = pool.solve({ seed: 1, delayMs: 100 }, 512, 1, undefined, ctrl.signal);
   setTimeout(() => ctrl.abort(), 10);
@@ -175,7 +182,7 @@ test('two calls after a cancel start the missing workers once: never more than t
 });
 
 test('a worker that dies (error event) rejects its request with the cause; the queued one runs on new workers', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const crashing = pool.solve({ seed: 1, crashAfterMs: 5 }, 512, 1);
   const queued = pool.solve({ seed: 9 }, 512, 1);
   await assert.rejects(crashing, /a CPU worker failed: Uncaught RuntimeError: unreachable/);
@@ -186,7 +193,7 @@ test('a worker that dies (error event) rejects its request with the cause; the q
 });
 
 test('a crash rejects the request (not a hang), a fatal error reply replaces the worker, a plain one keeps it', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   await assert.rejects(pool.solve({ seed: 1, crashAfterMs: 5 }, 512, 1), /a CPU worker failed: Uncaught RuntimeError: unreachable/);
   assert.deepEqual(Array.from((await pool.solve({ seed: 2 }, 512, 1)).samples), expected(2, 512));
   assert.equal(made.length, 4);
@@ -200,7 +207,7 @@ test('a crash rejects the request (not a hang), a fatal error reply replaces the
 });
 
 test('terminate() rejects the running and queued requests as disposed, and later calls too', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const a = pool.solve({ seed: 1, delayMs: 100 }, 512, 1);
   const b = pool.solve({ seed: 2 }, 512, 1);
   setTimeout(() => pool.terminate(), 10);
@@ -226,21 +233,21 @@ test('terminate() while the workers are still starting stops them too', async ()
 test('Dopri5 with trajectories is not split, whatever the case of its name; fixed-step solves are', async () => {
   for (const solver of ['dopri5', 'Dopri5', 'DOPRI5']) {
     made = [];
-    const pool = await CpuPool.create(model, 2);
+    const pool = await started(model, 2);
     const r = await pool.solve({ seed: 1, solver, trajectories: 4 }, 1024, 256);
     assert.equal(made.reduce((s, w) => s + solves(w).length, 0), 1, `${solver}: split over workers`);
     assert.deepEqual(r.frames.map((f) => f.t), [0, 1 / 2, 2 / 2]);
     pool.terminate();
   }
   made = [];
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   await pool.solve({ seed: 1, solver: 'Heun', trajectories: 4 }, 1024, 256);
   assert.deepEqual(made.map((w) => solves(w).map((m) => [m.start, m.end])), [[[0, 512]], [[512, 1024]]]);
   pool.terminate();
 });
 
 test('split adaptive solves report the step counts of one worker, the one with the most evaluations', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const r = await pool.solve({ seed: 1, solver: 'dopri5' }, 1024, 256);
   assert.equal(made.reduce((s, w) => s + solves(w).length, 0), 2);
   // Per-field maxima would give (nfe 44, accepted 6, rejected 2): no single solve's counts.
@@ -249,11 +256,57 @@ test('split adaptive solves report the step counts of one worker, the one with t
 });
 
 test('progress is the slowest worker\'s, and a throwing callback does not break the request', async () => {
-  const pool = await CpuPool.create(model, 2);
+  const pool = await started(model, 2);
   const seen = [];
   const r = await pool.solve({ seed: 1, steps: 4 }, 512, 1, (p) => { seen.push(p.step); throw new Error('callback'); });
   assert.deepEqual(Array.from(r.samples), expected(1, 512));
   assert.equal(seen.at(-1), 4);
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `${seen}`);
   pool.terminate();
+});
+
+test('start() returns before the workers are up; a request waits for them; state() says how far they are', async () => {
+  const pool = CpuPool.start(model, 2);
+  assert.equal(pool.state(), 'starting');
+  const a = pool.solve({ seed: 1 }, 512, 1);
+  await pool.started;
+  assert.equal(pool.state(), 'ready');
+  assert.deepEqual(Array.from((await a).samples), expected(1, 512));
+  pool.terminate();
+});
+
+test('workers that cannot start: state() gives the cause, waiting and later requests reject with it', async () => {
+  const original = FakeWorker.prototype.postMessage;
+  FakeWorker.prototype.postMessage = function (m) {
+    if (m.type === 'init') { this.later(1, () => this.reply({ id: m.id, type: 'error', message: 'no memory for the model', fatal: true })); return; }
+    return original.call(this, m);
+  };
+  try {
+    const pool = CpuPool.start(model, 2);
+    const waiting = pool.solve({ seed: 1 }, 512, 1);
+    await pool.started;
+    assert.match(pool.state(), /no memory for the model/);
+    await assert.rejects(waiting, /no memory for the model/);
+    await assert.rejects(pool.solve({ seed: 2 }, 512, 1), /no memory for the model/);
+    assert.equal(live(), 0);
+  } finally {
+    FakeWorker.prototype.postMessage = original;
+  }
+});
+
+test('a compiled module that cannot be posted (DataCloneError): the workers start without it', async () => {
+  const original = FakeWorker.prototype.postMessage;
+  FakeWorker.prototype.postMessage = function (m) {
+    if (m.type === 'init' && m.module) { const e = new Error('could not clone'); e.name = 'DataCloneError'; throw e; }
+    return original.call(this, m);
+  };
+  try {
+    const pool = await started(model, 2, undefined, 'simd128', { compiled: true });
+    assert.equal(pool.module, undefined);
+    assert.ok(made.every((w) => w.received.some((m) => m.type === 'init' && m.module === undefined)));
+    assert.deepEqual(Array.from((await pool.solve({ seed: 1 }, 256, 1)).samples), expected(1, 256));
+    pool.terminate();
+  } finally {
+    FakeWorker.prototype.postMessage = original;
+  }
 });
