@@ -168,8 +168,8 @@ impl Engine {
 }
 
 /// Whether a request may run on the page's thread while the workers are still booting (they
-/// take ~150–300 ms after the weights in a cold page, most of it compiling and warming up the
-/// wasm): a 2-D request of at most 16,384 sample evaluations (the demo's first frame: 1,024
+/// are up ~250–330 ms after the weights in a cold 2-core page: a worker's start, its bindings
+/// and its copy of the model; the wasm itself is posted compiled): a 2-D request of at most 16,384 sample evaluations (the demo's first frame: 1,024
 /// points × 16 evaluations, ~70 ms on one core), whose samples are the workers' own (same
 /// kernels, noise indexed by sample). Anything larger waits for the workers.
 fn page_thread_while_starting(config: &ModelConfig, request: &SampleRequest) -> bool {

@@ -427,7 +427,7 @@ impl Sampler {
         // The workers boot while `auto`'s probe is out and while the first samples are solved
         // (see `engine::page_thread_while_starting`); on a hardware adapter they are stopped.
         let starting = (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
-        // A 2-D model's first samples take the CPU workers ~100–200 ms, sooner than a cold
+        // A 2-D model's first samples take the CPU ~70–330 ms, sooner than a cold
         // adapter answers (130–340 ms in a fresh headless Chromium, part of it blocking this
         // thread) and a device opens: `auto` starts it on the CPU and asks for the adapter after
         // the first sample; a hardware adapter takes over at the next `sample()` after it answers
