@@ -10,6 +10,9 @@
 // Workgroup tiling (`linear_tiled`): a 16×16 workgroup computes a 64×64 patch of `out`, staging
 // 64 rows of x and 64 rows of w, 16 along k at a time, in workgroup memory, so every global
 // value is read once per workgroup instead of once per invocation — what real GPUs need.
+// `linear_tiled128`: the same with 128×128 patches and 8×8 outputs per invocation, read from
+// workgroup memory as vec4s: 64 multiply-adds per 4 workgroup loads instead of 16 per 8, for
+// GPUs whose shared-memory bandwidth, not arithmetic, bounds the 64×64 tile.
 //
 // `x` and `w` are bound as vec4 arrays. `linear_k4` (k % 4 == 0) reads whole vec4s along k;
 // `linear_any` reads single elements through `elem()` so any k works (the MLP's first layer has
@@ -202,6 +205,110 @@ fn linear_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) {
             store_one(row0 + lid.y + 16u * i, col0 + lid.x + 16u * j, acc[i][j]);
+        }
+    }
+}
+
+const TILE128: u32 = 128u;  // output rows and columns per workgroup of linear_tiled128
+const DEPTH8: u32 = 8u;     // k values staged per step
+const PITCH4: u32 = 33u;    // staged row pitch in vec4s: 32 + 1, so the two halves of a warp's
+                            // transposing stores (k and k + 4) land 16 banks apart
+
+// Staged operands, k-major in quads of rows: xq[kk * PITCH4 + r / 4][r % 4] = x[row0 + r, k0 + kk].
+var<workgroup> xq: array<vec4<f32>, 264>;  // DEPTH8 · PITCH4
+var<workgroup> wq: array<vec4<f32>, 264>;
+
+// x[r, k..k + 4] (zero outside the matrix): one vec4 load where rows are whole vec4s.
+fn x_quad(r: u32, k: u32) -> vec4<f32> {
+    if ((p.k & 3u) == 0u) {
+        if (r < p.n && k < p.k) {
+            return x[(r * p.k + k) >> 2u];
+        }
+        return vec4<f32>();
+    }
+    var v = vec4<f32>();
+    for (var j = 0u; j < 4u; j++) {
+        if (r < p.n && k + j < p.k) {
+            v[j] = xe(r * p.k + k + j);
+        }
+    }
+    return v;
+}
+
+fn w_quad(c: u32, k: u32) -> vec4<f32> {
+    if ((p.k & 3u) == 0u) {
+        if (c < p.m && k < p.k) {
+            return w[(c * p.k + k) >> 2u];
+        }
+        return vec4<f32>();
+    }
+    var v = vec4<f32>();
+    for (var j = 0u; j < 4u; j++) {
+        if (c < p.m && k + j < p.k) {
+            v[j] = we(c * p.k + k + j);
+        }
+    }
+    return v;
+}
+
+// Invocation (tx, ty) owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3, columns 4tx..4tx+3 and
+// 64+4tx..64+4tx+3: each k-step reads two vec4s of x and two of w from workgroup memory.
+@compute @workgroup_size(16, 16)
+fn linear_tiled128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    // Uniform across the workgroup: every invocation returns or none does (the barriers below).
+    let tile = wid.x + wid.y * nwg.x;
+    if (tile >= p.tiles_n * p.tiles_m) {
+        return;
+    }
+    let row0 = (tile / p.tiles_m) * TILE128;
+    let col0 = (tile % p.tiles_m) * TILE128;
+    // Staging: invocation li loads k0 + kh .. k0 + kh + 3 of row (and column) li / 2.
+    let sr = li >> 1u;
+    let kh = (li & 1u) * 4u;
+    var acc: array<vec4<f32>, 16>;  // acc[2i + h]: row i (i ≥ 4: 64 + …), column half h
+    for (var k0 = 0u; k0 < p.k; k0 += DEPTH8) {
+        let xv = x_quad(row0 + sr, k0 + kh);
+        let wv = w_quad(col0 + sr, k0 + kh);
+        for (var j = 0u; j < 4u; j++) {
+            xq[(kh + j) * PITCH4 + (sr >> 2u)][sr & 3u] = xv[j];
+            wq[(kh + j) * PITCH4 + (sr >> 2u)][sr & 3u] = wv[j];
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < DEPTH8; kk++) {
+            let base = kk * PITCH4;
+            let a0 = xq[base + lid.y];
+            let a1 = xq[base + lid.y + 16u];
+            let b0 = wq[base + lid.x];
+            let b1 = wq[base + lid.x + 16u];
+            acc[0] += a0.x * b0;
+            acc[1] += a0.x * b1;
+            acc[2] += a0.y * b0;
+            acc[3] += a0.y * b1;
+            acc[4] += a0.z * b0;
+            acc[5] += a0.z * b1;
+            acc[6] += a0.w * b0;
+            acc[7] += a0.w * b1;
+            acc[8] += a1.x * b0;
+            acc[9] += a1.x * b1;
+            acc[10] += a1.y * b0;
+            acc[11] += a1.y * b1;
+            acc[12] += a1.z * b0;
+            acc[13] += a1.z * b1;
+            acc[14] += a1.w * b0;
+            acc[15] += a1.w * b1;
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 8u; i++) {
+        let r = row0 + (i / 4u) * 64u + lid.y * 4u + i % 4u;
+        for (var h = 0u; h < 2u; h++) {
+            let c = col0 + h * 64u + lid.x * 4u;
+            let v = acc[2u * i + h];
+            store_one(r, c, v.x);
+            store_one(r, c + 1u, v.y);
+            store_one(r, c + 2u, v.z);
+            store_one(r, c + 3u, v.w);
         }
     }
 }

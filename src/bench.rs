@@ -356,10 +356,24 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
         };
         let (x, w, b) =
             (up(vec![n, k], 1).map_err(err)?, up(vec![m, k], 2).map_err(err)?, up(vec![m], 3).map_err(err)?);
+        // Each variant's output against the CPU kernel's (max |Δ| over max |reference|): a row over
+        // 1e-4 says WRONG, so that a fast wrong kernel cannot pass for a fast one.
+        fn host(gpu: &crate::gpu::GpuBackend, t: &crate::gpu::GpuTensor) -> Result<crate::Tensor, String> {
+            pollster::block_on(gpu.download(t)).map_err(|e| e.to_string())
+        }
+        let cpu = CpuBackend
+            .linear(&host(gpu, &x)?, &host(gpu, &w)?, Some(&host(gpu, &b)?), Activation::Silu)
+            .map_err(err)?;
+        let scale = cpu.data().iter().fold(0f32, |a, v| a.max(v.abs()));
         for variant in LinearVariant::ALL {
             gpu.force_linear(Some(variant));
+            let y = gpu.linear(&x, &w, Some(&b), Activation::Silu).map_err(err)?;
+            let got = host(gpu, &y)?;
+            let diff = got.data().iter().zip(cpu.data()).fold(0f32, |a, (g, c)| a.max((g - c).abs()));
             let secs = secs_per_call(gpu, 0.3, &mut || gpu.linear(&x, &w, Some(&b), Activation::Silu).map(drop))?;
-            row("linear + bias + SiLU", format!("{n}x{k}x{m}"), variant.name(), secs, 2.0 * (n * k * m) as f64);
+            let verdict = if diff <= 1e-4 * scale { "" } else { "WRONG: " };
+            let name = format!("{} ({verdict}max |Δ| vs CPU {:.1e})", variant.name(), diff / scale);
+            row("linear + bias + SiLU", format!("{n}x{k}x{m}"), &name, secs, 2.0 * (n * k * m) as f64);
         }
         gpu.force_linear(None);
     }
@@ -372,7 +386,14 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
     let sampler = Sampler::new(gpu, unet).map_err(err)?;
     let net = sampler.network();
     // One forward first: the tuner measures the shape classes it ran (besides the two above).
-    net.velocity(&gpu, &x, 0.5, labels).map_err(err)?;
+    // Checked against the CPU backend's forward on the same input.
+    let got = pollster::block_on(gpu.download(&net.velocity(&gpu, &x, 0.5, labels).map_err(err)?)).map_err(err)?;
+    let xh = pollster::block_on(gpu.download(&x)).map_err(err)?;
+    let cpu_sampler = Sampler::new(CpuBackend, unet).map_err(err)?;
+    let want = cpu_sampler.network().velocity(&CpuBackend, &xh, 0.5, labels).map_err(err)?;
+    let scale = want.data().iter().fold(0f32, |a, v| a.max(v.abs()));
+    let unet_diff = got.data().iter().zip(want.data()).fold(0f32, |a, (g, c)| a.max((g - c).abs())) / scale;
+    let verdict = if unet_diff <= 1e-4 { "" } else { "WRONG: " };
     let mut shapes = vec![(65536, 256, 256), (4096, 1024, 1024)];
     shapes.extend(gpu.tuning().untuned());
     let started = Instant::now();
@@ -395,6 +416,7 @@ tuner ({:.0} ms): ",
     }
     let secs = secs_per_call(gpu, 0.3, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
     let flops = unet.config.flops_per_sample().unwrap_or(f64::NAN) * images as f64;
-    row("U-Net forward", format!("{images} images"), "conv3x3_s1 (direct), group_norm, tuned linear", secs, flops);
+    let name = format!("conv3x3_s1 (direct), group_norm, tuned linear ({verdict}max |Δ| vs CPU {unet_diff:.1e})");
+    row("U-Net forward", format!("{images} images"), &name, secs, flops);
     Ok(())
 }

@@ -29,7 +29,8 @@ fn linear_matches_cpu() {
     let cpu = CpuBackend;
     // (n, k, m): MLP layers (34→256, 256→256, 256→2), U-Net time MLP (32→128) and ragged shapes
     // (register blocking: k % 4 == 0 reads vec4s, otherwise scalars; tiling: 64×64 output
-    // tiles staged 16 along k, so sizes that divide neither, and k < 16, k = 16 + 1).
+    // tiles staged 16 along k and 128×128 tiles staged 8 along k in vec4s where k % 4 == 0, so
+    // sizes that divide neither, k < 16, k = 16 + 1, and k % 8 == 4 across two 128 tiles).
     let cases = [
         (37, 34, 256),
         (64, 256, 256),
@@ -42,6 +43,7 @@ fn linear_matches_cpu() {
         (2, 128, 64),
         (129, 65, 130),
         (200, 16, 64),
+        (300, 260, 140),
     ];
     for variant in LinearVariant::ALL {
         g.force_linear(Some(variant));

@@ -118,15 +118,17 @@ impl GpuBackend {
     /// candidate's wall time into the time compared. Returns how many classes were tuned.
     ///
     /// Each variant runs once untimed (its pipeline compiles), then `TUNE_CALLS` times between
-    /// two waits for the device, on at most `TUNE_ROWS` rows: enough to rank the variants on a
-    /// real GPU, and bounded on a software adapter (~35 ms a call there at 256 × 256).
+    /// two waits for the device. On a software adapter at most `SOFTWARE_ROWS` rows (~35 ms a
+    /// call there at 256 × 256); on a GPU the layer's own rows, up to 2²⁴ values per operand: a
+    /// 128×128 tile that wins at 65,536 rows can lose at 1,024, where it leaves most of a large
+    /// GPU's cores idle, and the class covers the large size.
     pub async fn tune_linear(
         &self,
         shapes: &[(usize, usize, usize)],
         budget_ms: f64,
         timer: &mut dyn LapTimer,
     ) -> Result<usize> {
-        const TUNE_ROWS: usize = 1024;
+        const SOFTWARE_ROWS: usize = 1024;
         const TUNE_CALLS: usize = 4;
         let start = crate::host::now_ms();
         let mut tuned = 0;
@@ -138,7 +140,7 @@ impl GpuBackend {
             if crate::host::now_ms() - start > budget_ms {
                 break;
             }
-            let rows = n.min(TUNE_ROWS);
+            let rows = n.min(if self.ctx.is_software() { SOFTWARE_ROWS } else { ((1 << 24) / k.max(m)).max(1) });
             // Any finite values do: a fixed pattern in [-0.5, 0.5).
             let data = |len: usize| (0..len).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect::<Vec<f32>>();
             let x = self.upload(&Tensor::new(vec![rows, k], data(rows * k))?)?;

@@ -103,8 +103,10 @@ pub enum Kernel {
     Linear {
         vec4: bool,
     },
-    /// The workgroup-memory tiled linear layer (any k).
+    /// The workgroup-memory tiled linear layer (any k): 64×64 outputs per workgroup.
     LinearTiled,
+    /// The same with 128×128 outputs per workgroup, 8×8 per invocation.
+    LinearTiled128,
     /// `k3s1`: the 3×3 stride-1 specialisation.
     Conv2d {
         k3s1: bool,
@@ -140,10 +142,11 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 30] = [
+    pub const ALL: [Kernel; 31] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
         Kernel::LinearTiled,
+        Kernel::LinearTiled128,
         Kernel::Conv2d { k3s1: true },
         Kernel::Conv2d { k3s1: false },
         Kernel::GroupNorm,
@@ -176,7 +179,7 @@ impl Kernel {
     fn shader(self) -> Shader {
         use Kernel::*;
         match self {
-            Linear { .. } | LinearTiled => Shader::Matmul,
+            Linear { .. } | LinearTiled | LinearTiled128 => Shader::Matmul,
             Conv2d { .. } => Shader::Conv2d,
             GroupNorm => Shader::Norm,
             Silu | SiluTangent | Add | AddChannelBias | Upsample2x | ConcatAxis1 | Lincomb | Tile | GuidanceMix => {
@@ -197,6 +200,7 @@ impl Kernel {
             Linear { vec4: true } => "linear_k4",
             Linear { vec4: false } => "linear_any",
             LinearTiled => "linear_tiled",
+            LinearTiled128 => "linear_tiled128",
             Conv2d { k3s1: true } => "conv3x3_s1",
             Conv2d { k3s1: false } => "conv2d",
             GroupNorm => "group_norm",
@@ -231,7 +235,7 @@ impl Kernel {
     pub fn inputs(self) -> usize {
         use Kernel::*;
         match self {
-            Linear { .. } | LinearTiled | Conv2d { .. } | GroupNorm | RmsPartial | LayerNormRows => 3,
+            Linear { .. } | LinearTiled | LinearTiled128 | Conv2d { .. } | GroupNorm | RmsPartial | LayerNormRows => 3,
             SiluTangent | Add | AddChannelBias | ConcatAxis1 | GatherRows | Binary | BatchedMatmul => 2,
             StridedCopy | SoftmaxRows | Unary | Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows
             | NonfinitePartial | FinishRms | FinishSum => 1,

@@ -1,9 +1,10 @@
 //! Which kernel variant runs where: the engine times its candidates on the adapter it meets and
 //! keeps the fastest per shape class, instead of assuming what wins on the adapters we test on.
 //!
-//! Today the linear layer has two variants (`shaders/matmul.wgsl`): register blocking straight
+//! Today the linear layer has three variants (`shaders/matmul.wgsl`): register blocking straight
 //! from global memory, which wins on software adapters (lavapipe, SwiftShader emulate workgroup
-//! memory and barriers), and workgroup-memory tiling, what real GPUs are built for. A shape
+//! memory and barriers), and workgroup-memory tiling in 64×64 and 128×128 patches, what real
+//! GPUs are built for (the larger patch needs enough rows to fill a large GPU). A shape
 //! class is (n, k, m) rounded up to powers of two: layers of one model at one batch size share
 //! a class, and a class's winner is measured on its first member.
 //!
@@ -20,15 +21,18 @@ pub enum LinearVariant {
     Registers,
     /// 64×64 outputs per 16×16 workgroup through workgroup memory (`linear_tiled`).
     Tiled,
+    /// 128×128 outputs per 16×16 workgroup, 8×8 per invocation (`linear_tiled128`).
+    Tiled128,
 }
 
 impl LinearVariant {
-    pub const ALL: [LinearVariant; 2] = [LinearVariant::Registers, LinearVariant::Tiled];
+    pub const ALL: [LinearVariant; 3] = [LinearVariant::Registers, LinearVariant::Tiled, LinearVariant::Tiled128];
 
     pub fn name(self) -> &'static str {
         match self {
             LinearVariant::Registers => "registers4x4",
             LinearVariant::Tiled => "tiled64",
+            LinearVariant::Tiled128 => "tiled128",
         }
     }
 

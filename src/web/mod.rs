@@ -159,7 +159,7 @@ impl Sampler {
     /// runs (`relaxed` with relaxed-SIMD FMA kernels, or `simd128`), and where the model came
     /// from (`modelSource`: network, cache, memory, bytes) and is kept (`modelKept`: cache,
     /// memory, none, off; `modelKeptNote` says why); on WebGPU, `linearKernel`: the linear
-    /// layer's kernel variant (`registers4x4` on a software adapter, `tiled64` elsewhere).
+    /// layer's kernel variant (`registers4x4` on a software adapter, `tiled64` or `tiled128` where tuned).
     pub fn info(&self) -> Result<JsValue, JsError> {
         let engine = self.engine().map_err(js_err)?;
         // A late adapter answer that keeps the CPU is told at once (a move waits for sample()).
@@ -363,7 +363,7 @@ impl Sampler {
                 None => {
                     return Err(Error::InvalidOption {
                         option: "testLinearVariant",
-                        reason: "a linear kernel variant (registers4x4, tiled64) or \"tuned\"".into(),
+                        reason: "a linear kernel variant (registers4x4, tiled64, tiled128) or \"tuned\"".into(),
                     });
                 }
             },

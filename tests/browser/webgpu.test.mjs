@@ -15,7 +15,7 @@ before(async () => {
 });
 after(async () => { await b?.close(); });
 
-const VARIANTS = ['registers4x4', 'tiled64'];
+const VARIANTS = ['registers4x4', 'tiled64', 'tiled128'];
 
 async function both(model, opts, variant = 'tuned') {
   return b.page.evaluate(async ({ model, opts, variant }) => {
@@ -90,7 +90,7 @@ test('info() names the linear kernel: registers on SwiftShader by default, the f
     cpu.dispose();
     return out;
   }, VARIANTS);
-  assert.deepEqual(kernels, { tuned: 'registers4x4', registers4x4: 'registers4x4', tiled64: 'tiled64', cpu: null });
+  assert.deepEqual(kernels, { tuned: 'registers4x4', registers4x4: 'registers4x4', tiled64: 'tiled64', tiled128: 'tiled128', cpu: null });
 });
 
 test('mnist draws a grid, and its samples are the reference digits (wasm CPU; WebGPU is compared to it above)', async () => {
