@@ -10,9 +10,10 @@
 // Workgroup tiling (`linear_tiled`): a 16×16 workgroup computes a 64×64 patch of `out`, staging
 // 64 rows of x and 64 rows of w, 16 along k at a time, in workgroup memory, so every global
 // value is read once per workgroup instead of once per invocation — what real GPUs need.
-// `linear_tiled128`: the same with 128×128 patches and 8×8 outputs per invocation, read from
-// workgroup memory as vec4s: 64 multiply-adds per 4 workgroup loads instead of 16 per 8, for
-// GPUs whose shared-memory bandwidth, not arithmetic, bounds the 64×64 tile.
+// `linear_tiled128` (k % 4 == 0): the same with 128×128 patches and 8×8 outputs per
+// invocation, read from workgroup memory as vec4s: 64 multiply-adds per 4 workgroup loads
+// instead of 16 per 8, for GPUs whose shared-memory bandwidth, not arithmetic, bounds the 64×64
+// tile.
 //
 // `x` and `w` are bound as vec4 arrays. `linear_k4` (k % 4 == 0) reads whole vec4s along k;
 // `linear_any` reads single elements through `elem()` so any k works (the MLP's first layer has
@@ -218,39 +219,6 @@ const PITCH4: u32 = 33u;    // staged row pitch in vec4s: 32 + 1, so the two hal
 var<workgroup> xq: array<vec4<f32>, 264>;  // DEPTH8 · PITCH4
 var<workgroup> wq: array<vec4<f32>, 264>;
 
-// x[r, k..k + 4] (zero outside the matrix): one vec4 load where rows are whole vec4s.
-fn x_quad(r: u32, k: u32) -> vec4<f32> {
-    if ((p.k & 3u) == 0u) {
-        if (r < p.n && k < p.k) {
-            return x[(r * p.k + k) >> 2u];
-        }
-        return vec4<f32>();
-    }
-    var v = vec4<f32>();
-    for (var j = 0u; j < 4u; j++) {
-        if (r < p.n && k + j < p.k) {
-            v[j] = xe(r * p.k + k + j);
-        }
-    }
-    return v;
-}
-
-fn w_quad(c: u32, k: u32) -> vec4<f32> {
-    if ((p.k & 3u) == 0u) {
-        if (c < p.m && k < p.k) {
-            return w[(c * p.k + k) >> 2u];
-        }
-        return vec4<f32>();
-    }
-    var v = vec4<f32>();
-    for (var j = 0u; j < 4u; j++) {
-        if (c < p.m && k + j < p.k) {
-            v[j] = we(c * p.k + k + j);
-        }
-    }
-    return v;
-}
-
 // Invocation (tx, ty) owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3, columns 4tx..4tx+3 and
 // 64+4tx..64+4tx+3: each k-step reads two vec4s of x and two of w from workgroup memory.
 @compute @workgroup_size(16, 16)
@@ -268,8 +236,15 @@ fn linear_tiled128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let kh = (li & 1u) * 4u;
     var acc: array<vec4<f32>, 16>;  // acc[2i + h]: row i (i ≥ 4: 64 + …), column half h
     for (var k0 = 0u; k0 < p.k; k0 += DEPTH8) {
-        let xv = x_quad(row0 + sr, k0 + kh);
-        let wv = w_quad(col0 + sr, k0 + kh);
+        // k % 4 == 0 here (other k run linear_tiled): a quad is in the matrix or wholly past k.
+        var xv = vec4<f32>();
+        var wv = vec4<f32>();
+        if (row0 + sr < p.n && k0 + kh < p.k) {
+            xv = x[((row0 + sr) * p.k + k0 + kh) >> 2u];
+        }
+        if (col0 + sr < p.m && k0 + kh < p.k) {
+            wv = w[((col0 + sr) * p.k + k0 + kh) >> 2u];
+        }
         for (var j = 0u; j < 4u; j++) {
             xq[(kh + j) * PITCH4 + (sr >> 2u)][sr & 3u] = xv[j];
             wq[(kh + j) * PITCH4 + (sr >> 2u)][sr & 3u] = wv[j];
@@ -281,22 +256,12 @@ fn linear_tiled128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
             let a1 = xq[base + lid.y + 16u];
             let b0 = wq[base + lid.x];
             let b1 = wq[base + lid.x + 16u];
-            acc[0] += a0.x * b0;
-            acc[1] += a0.x * b1;
-            acc[2] += a0.y * b0;
-            acc[3] += a0.y * b1;
-            acc[4] += a0.z * b0;
-            acc[5] += a0.z * b1;
-            acc[6] += a0.w * b0;
-            acc[7] += a0.w * b1;
-            acc[8] += a1.x * b0;
-            acc[9] += a1.x * b1;
-            acc[10] += a1.y * b0;
-            acc[11] += a1.y * b1;
-            acc[12] += a1.z * b0;
-            acc[13] += a1.z * b1;
-            acc[14] += a1.w * b0;
-            acc[15] += a1.w * b1;
+            for (var i = 0u; i < 4u; i++) {
+                acc[2u * i] += a0[i] * b0;
+                acc[2u * i + 1u] += a0[i] * b1;
+                acc[8u + 2u * i] += a1[i] * b0;
+                acc[9u + 2u * i] += a1[i] * b1;
+            }
         }
         workgroupBarrier();
     }

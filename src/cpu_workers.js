@@ -116,23 +116,46 @@ export class CpuPool {
     this.disposed = false;
     this.up = false;            // the first workers are up
     this.failure = null;        // why they could not start (the pool has stopped)
+    this.holds = 0;             // page-thread solves that a deferred boot waits for
+    this.bootTimer = undefined;
+    this.started = undefined;   // settles when the workers are up (after `boot`)
   }
 
   /// Starts `count` workers and returns at once: requests wait for them (`solve`), and
   /// `state()` says how far they are, so that the sampler can solve a small first request on
   /// the page's thread meanwhile. If they cannot all start, the pool stops and its requests
   /// reject with the cause. `started` settles when they are up.
-  static start(model, count, declaration, build, module) {
+  ///
+  /// With `deferMs` > 0 the boot waits: for a request that needs the workers, for the end of
+  /// the page-thread solves that `hold()` it (a worker's boot takes a core, and on a 2-core
+  /// machine it tripled the first frame's solve), or `deferMs` with none running.
+  static start(model, count, declaration, build, module, deferMs = 0) {
     const pool = new CpuPool(model.slice(), count, declaration ?? undefined, build, module);
-    pool.started = pool.spawn().then(() => {
-      pool.up = true;
+    if (deferMs > 0) pool.bootTimer = setTimeout(() => { if (pool.holds === 0) pool.boot(); }, deferMs);
+    else pool.boot();
+    return pool;
+  }
+
+  /// Boots the workers (once).
+  boot() {
+    clearTimeout(this.bootTimer);
+    this.started ??= this.spawn().then(() => {
+      this.up = true;
       // When the workers are up, not when the sampler gets to them (the first-frame breakdown).
       globalThis.performance?.mark?.('pushforward:workers-ready');
     }, (e) => {
-      pool.failure = e instanceof Error ? e : new Error(String(e));
-      pool.terminate();
+      this.failure = e instanceof Error ? e : new Error(String(e));
+      this.terminate();
     });
-    return pool;
+    return this.started;
+  }
+
+  /// A page-thread solve runs: a deferred boot waits for its `release()`.
+  hold() { this.holds++; }
+
+  release() {
+    this.holds = Math.max(0, this.holds - 1);
+    if (this.holds === 0 && !this.disposed) this.boot();
   }
 
   /// 'starting' until the first workers are up, then 'ready'; or why they could not start.
@@ -243,6 +266,7 @@ export class CpuPool {
   /// Runs one request; never rejects (the outcome goes to the request's promise).
   async run(req) {
     try {
+      this.boot();
       await this.spawn();
       if (req.settled) return; // cancelled or disposed while the workers started
       if (this.workers.length === 0) throw new Error('no CPU worker is running');
@@ -281,6 +305,7 @@ export class CpuPool {
   terminate() {
     if (this.disposed) return;
     this.disposed = true;
+    clearTimeout(this.bootTimer);
     for (const req of this.queue.splice(0)) this.finish(req, this.gone());
     if (this.running) this.finish(this.running, this.gone());
     for (const w of [...this.workers, ...this.starting]) w.kill(this.gone());

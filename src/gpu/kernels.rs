@@ -135,8 +135,9 @@ pub(super) fn linear(
     // Output rows and columns per workgroup: 8×8 invocations of 4×4, or the 64×64 / 128×128 tile.
     let (tile, kernel) = match variant {
         LinearVariant::Registers => (32, Kernel::Linear { vec4: k.is_multiple_of(4) }),
-        LinearVariant::Tiled => (64, Kernel::LinearTiled),
-        LinearVariant::Tiled128 => (128, Kernel::LinearTiled128),
+        // Rows staged as whole vec4s; other k (a 2-D model's first layer) take the 64×64 tile.
+        LinearVariant::Tiled128 if k.is_multiple_of(4) => (128, Kernel::LinearTiled128),
+        LinearVariant::Tiled | LinearVariant::Tiled128 => (64, Kernel::LinearTiled),
     };
     let (tiles_n, tiles_m) = (n.div_ceil(tile), m.div_ceil(tile));
     let p = MatmulParams {

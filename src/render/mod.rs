@@ -143,6 +143,12 @@ impl PlotAccumulators {
         let (w, h) = (self.plot.width, self.plot.height);
         let mut img = Rgba::filled(w, h, BACKGROUND);
         for (i, (&c, &hits)) in self.density.iter().zip(&self.hits).enumerate() {
+            // Most pixels of a point plot hold nothing: they keep the fill (the same bytes the
+            // blend below would give them). Skipping them took the demo's 748² draw in wasm
+            // from 25–31 ms to 9–10 ms (the first, cold draw: 88–96 → 50–71 ms).
+            if c == 0 && hits == 0 && heat.is_none() {
+                continue;
+            }
             let mut rgb = BACKGROUND.map(f32::from);
             if let Some(heat) = heat {
                 let level = heat.level_at(i % w, i / w, w, h);

@@ -144,6 +144,10 @@ impl Engine {
                         }
                     }
                 }
+                // Workers still starting (a small first request): their deferred boot waits for
+                // this solve, which would otherwise share the page's core with it.
+                let _hold =
+                    pool.as_ref().filter(|p| matches!(p.state(), pool::WorkerState::Starting)).map(|p| p.hold());
                 if request.profile {
                     crate::profile::start();
                 }

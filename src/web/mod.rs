@@ -424,9 +424,13 @@ impl Sampler {
             None => None,
             Some(_) => Some(e.whole("maxBindingBytes", 0, 4, 1 << 50)? as u64),
         };
-        // The workers boot while `auto`'s probe is out and while the first samples are solved
-        // (see `engine::page_thread_while_starting`); on a hardware adapter they are stopped.
-        let starting = (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone()));
+        // The workers boot while `auto`'s probe is out; a 2-D model's after the small first
+        // request the page's thread solves meanwhile (`engine::page_thread_while_starting`):
+        // booting beside it took the core it ran on (2-core machines: ~70 → 270–330 ms). On a
+        // hardware adapter they are stopped.
+        let points = matches!(&model.config.data, DataConfig::Points2d { .. });
+        let starting =
+            (workers > 0 && backend != "webgpu").then(|| pool::start(&bytes, workers, declaration.clone(), points));
         // A 2-D model's first samples take the CPU ~70–330 ms, sooner than a cold
         // adapter answers (130–340 ms in a fresh headless Chromium, part of it blocking this
         // thread) and a device opens: `auto` starts it on the CPU and asks for the adapter after
@@ -859,7 +863,8 @@ impl Sampler {
                 let bytes = self.bytes.borrow().clone();
                 let why =
                     format!("the WebGPU device was lost and could not be reopened ({e}); using the wasm CPU kernels");
-                let starting = (self.workers > 0).then(|| pool::start(&bytes, self.workers, self.declaration.clone()));
+                let starting =
+                    (self.workers > 0).then(|| pool::start(&bytes, self.workers, self.declaration.clone(), false));
                 engine::open_cpu(&self.model, starting, why)?
             }
         };

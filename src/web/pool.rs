@@ -26,7 +26,13 @@ extern "C" {
         declaration: Option<String>,
         build: &str,
         module: &JsValue,
+        defer_ms: f64,
     ) -> CpuPool;
+    /// A page-thread solve runs: a deferred boot waits for its `release`.
+    #[wasm_bindgen(method)]
+    fn hold(this: &CpuPool);
+    #[wasm_bindgen(method)]
+    fn release(this: &CpuPool);
     /// "starting", "ready", or why the workers could not start.
     #[wasm_bindgen(method)]
     fn state(this: &CpuPool) -> String;
@@ -66,10 +72,22 @@ pub enum WorkerState {
 /// ONNX file was given beside it), on this page's wasm build: the same kernels, so the workers'
 /// rows are the rows the page thread would compute. They get this page's compiled module, not
 /// its URL: no download and compile per worker (and V8 shares the machine code between them).
-pub fn start(model: &[u8], count: u32, declaration: Option<String>) -> Workers {
+/// `deferred`: they boot when a request needs them, after the page-thread solves that `hold`
+/// them, or 50 ms after this call with none running (see `CpuPool.start`).
+pub fn start(model: &[u8], count: u32, declaration: Option<String>, deferred: bool) -> Workers {
     let module = wasm_bindgen::module();
-    let pool = CpuPool::start_pool(js_sys::Uint8Array::from(model), count, declaration, WASM_BUILD, &module);
+    let defer_ms = if deferred { 50.0 } else { 0.0 };
+    let pool = CpuPool::start_pool(js_sys::Uint8Array::from(model), count, declaration, WASM_BUILD, &module, defer_ms);
     Workers { pool, count }
+}
+
+/// A page-thread solve while the workers are starting; dropped, it lets a deferred boot go.
+pub struct Hold<'a>(&'a CpuPool);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }
 
 impl Workers {
@@ -79,6 +97,12 @@ impl Workers {
             s if s == "ready" => WorkerState::Ready,
             why => WorkerState::Failed(why),
         }
+    }
+
+    /// Holds a deferred boot until the returned guard is dropped.
+    pub fn hold(&self) -> Hold<'_> {
+        self.pool.hold();
+        Hold(&self.pool)
     }
 
     /// What `backendReason` says of them: "; 2 workers".

@@ -275,6 +275,49 @@ test('start() returns before the workers are up; a request waits for them; state
   pool.terminate();
 });
 
+test('a deferred boot waits for the page-thread solves that hold it, or for a request that needs the workers', async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  // Held: nothing boots past deferMs; the last release boots the workers.
+  let pool = CpuPool.start(model, 2, undefined, 'simd128', undefined, 20);
+  pool.hold();
+  pool.hold();
+  await sleep(60);
+  assert.equal(made.length, 0, 'no worker while a page-thread solve holds the boot');
+  assert.equal(pool.state(), 'starting');
+  pool.release();
+  assert.equal(made.length, 0, 'one solve still holds it');
+  pool.release();
+  assert.equal(made.length, 2);
+  await pool.started;
+  assert.equal(pool.state(), 'ready');
+  pool.terminate();
+  // Not held: the timer boots them.
+  made = [];
+  pool = CpuPool.start(model, 2, undefined, 'simd128', undefined, 20);
+  assert.equal(made.length, 0);
+  await sleep(60);
+  assert.equal(made.length, 2);
+  await pool.started;
+  pool.terminate();
+  // A request that needs the workers boots them at once, held or not; nothing boots twice.
+  made = [];
+  pool = CpuPool.start(model, 2, undefined, 'simd128', undefined, 10_000);
+  pool.hold();
+  const a = pool.solve({ seed: 3 }, 512, 1);
+  await sleep(0);
+  assert.equal(made.length, 2);
+  assert.deepEqual(Array.from((await a).samples), expected(3, 512));
+  pool.release();
+  assert.equal(made.length, 2);
+  pool.terminate();
+  // Disposed before the timer: no worker, ever.
+  made = [];
+  pool = CpuPool.start(model, 2, undefined, 'simd128', undefined, 10);
+  pool.terminate();
+  await sleep(40);
+  assert.equal(made.length, 0);
+});
+
 test('workers that cannot start: state() gives the cause, waiting and later requests reject with it', async () => {
   const original = FakeWorker.prototype.postMessage;
   FakeWorker.prototype.postMessage = function (m) {
