@@ -118,7 +118,11 @@ def main(argv):
     print("|---|---:|---:|")
     with torch.no_grad():
         for name, fn in work:
-            e = timed(fn)
+            try:
+                e = timed(fn)
+            except Exception as err:  # noqa: BLE001 - one failing workload leaves the others
+                print(f"| {name} | failed: {type(err).__name__}: {err} | |", flush=True)
+                continue
             try:
                 gr = "%.2f (%.2f-%.2f)" % timed(graphed(fn))
             except Exception as err:  # noqa: BLE001 - the eager figure still stands
