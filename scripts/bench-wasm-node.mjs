@@ -44,3 +44,6 @@ for (const w of work) {
   console.log(`| ${w.what} | ${ms[1].toFixed(0)} (${ms[0].toFixed(0)}-${ms[2].toFixed(0)}) |`);
   s.dispose();
 }
+// The solve's yields to the event loop leave a MessageChannel port open, which keeps Node
+// running: exit once the table is out.
+process.exit(0);
