@@ -4,7 +4,7 @@
 #
 #   bash scripts/device-bench-gpu.sh prepare   # here: the release CLI, the browser bundle's wasm
 #                                              # (www/pkg) and Node, compressed into
-#                                              # target/device-bench/ (~26 MB), and the Vulkan
+#                                              # target/device-bench/ (~29 MB, with the GPU test suites), and the Vulkan
 #                                              # loader's .deb files in .gl/
 #   bash scripts/device-bench-gpu.sh run       # on the device machine: `pushforward bench gpu`,
 #                                              # the wasm CPU (1 thread, in Node) and PyTorch
