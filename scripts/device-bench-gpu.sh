@@ -32,6 +32,8 @@ prepare)
   rm -rf "$DIR" && mkdir -p "$DIR/tests"
   xz -6 -T0 -c target/release/pushforward > "$DIR/pushforward.xz"
   for t in $tests; do xz -6 -T0 -c "$t" > "$DIR/tests/$(basename "$t" | sed 's/-[0-9a-f]*$//').xz"; done
+  # The tests find models/ through the checkout's path at build time (CARGO_MANIFEST_DIR).
+  pwd > "$DIR/tests/manifest_dir"
   xz -9 -T0 -c "$(readlink -f "$(command -v node)")" > "$DIR/node.xz"
   # The Vulkan loader (and GL dispatch libraries) as .deb files, for the machine's x86-64.
   grep -qx '/.gl/' "$(git rev-parse --git-dir)/info/exclude" 2>/dev/null || echo /.gl/ >> "$(git rev-parse --git-dir)/info/exclude"
@@ -68,6 +70,8 @@ run)
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv || true
   lscpu | grep -E 'Model name|^CPU\(s\)|Flags' | cut -c1-200 || true
   echo "== GPU tests on this adapter (every linear variant forced, against the CPU oracle)"
+  built=$(cat "$DIR/tests/manifest_dir" 2>/dev/null || true)
+  if [ -n "$built" ] && [ ! -e "$built" ]; then mkdir -p "$(dirname "$built")" && ln -s "$PWD" "$built"; fi
   for t in "$DIR"/tests/*.xz; do
     xz -dc "$t" > "$tmp/$(basename "$t" .xz)" && chmod +x "$tmp/$(basename "$t" .xz)"
     timeout 60 "$tmp/$(basename "$t" .xz)" --test-threads=1 2>&1 | grep -E '^test |test result|GPU tests run on|panicked|assert' \
