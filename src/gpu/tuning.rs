@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(t.linear(4096, 128, 128), LinearVariant::Registers);
         assert_eq!(Tuning::new(false).linear(4096, 128, 128), LinearVariant::Tiled);
         let class = LinearClass::of(4096, 128, 128);
-        let us = vec![(LinearVariant::Registers, 2500), (LinearVariant::Tiled, 1250)];
+        let us = vec![(LinearVariant::Registers, 2500), (LinearVariant::Tiled, 1250), (LinearVariant::Tiled128, 1500)];
         t.record(class, LinearChoice { variant: LinearVariant::Tiled, us });
         assert_eq!(t.linear(4000, 100, 127), LinearVariant::Tiled);
         assert_eq!(t.linear(8192, 128, 128), LinearVariant::Registers, "another class: the default");
