@@ -176,6 +176,11 @@ fn stage(row0: u32, col0: u32, k0: u32, li: u32) {
     }
 }
 
+// First output row and column of workgroup `tile`'s size × size patch (row-major over the output).
+fn tile_origin(tile: u32, size: u32) -> vec2<u32> {
+    return vec2<u32>((tile / p.tiles_m) * size, (tile % p.tiles_m) * size);
+}
+
 // Invocation (tx, ty) owns rows ty + 16i and columns tx + 16j (i, j < 4): interleaved rather than
 // contiguous, so that the 16 invocations of a row read 16 consecutive staged columns (no bank
 // conflict) and store 16 consecutive outputs (coalesced).
@@ -187,8 +192,9 @@ fn linear_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if (tile >= p.tiles_n * p.tiles_m) {
         return;
     }
-    let row0 = (tile / p.tiles_m) * TILE;
-    let col0 = (tile % p.tiles_m) * TILE;
+    let origin = tile_origin(tile, TILE);
+    let row0 = origin.x;
+    let col0 = origin.y;
     var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < p.k; k0 += DEPTH) {
         stage(row0, col0, k0, li);
@@ -229,8 +235,9 @@ fn linear_tiled128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     if (tile >= p.tiles_n * p.tiles_m) {
         return;
     }
-    let row0 = (tile / p.tiles_m) * TILE128;
-    let col0 = (tile % p.tiles_m) * TILE128;
+    let origin = tile_origin(tile, TILE128);
+    let row0 = origin.x;
+    let col0 = origin.y;
     // Staging: invocation li loads k0 + kh .. k0 + kh + 3 of row (and column) li / 2.
     let sr = li >> 1u;
     let kh = (li & 1u) * 4u;

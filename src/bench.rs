@@ -298,6 +298,20 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
     Ok(())
 }
 
+fn host(gpu: &crate::gpu::GpuBackend, t: &crate::gpu::GpuTensor) -> Result<crate::Tensor, String> {
+    pollster::block_on(crate::Backend::download(gpu, t)).map_err(|e| e.to_string())
+}
+
+/// "max |Δ| vs CPU 3.1e-7": the largest difference over the largest reference value, "WRONG: …"
+/// above 1e-4 (NaN included).
+fn versus_cpu(got: &crate::Tensor, want: &crate::Tensor) -> String {
+    let scale = want.data().iter().fold(0f32, |a, v| a.max(v.abs()));
+    // Not f32::max, which would drop a NaN difference.
+    let worst = |a: f32, d: f32| if d > a || d.is_nan() { d } else { a };
+    let diff = got.data().iter().zip(want.data()).fold(0f32, |a, (g, c)| worst(a, (g - c).abs())) / scale;
+    format!("{}max |Δ| vs CPU {diff:.1e}", if diff <= 1e-4 { "" } else { "WRONG: " })
+}
+
 /// Seconds from recording `f`'s GPU work until the device has finished it.
 fn gpu_secs(gpu: &crate::gpu::GpuBackend, f: &mut dyn FnMut() -> crate::Result<()>) -> Result<f64, String> {
     let t = Instant::now();
@@ -356,23 +370,16 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
         };
         let (x, w, b) =
             (up(vec![n, k], 1).map_err(err)?, up(vec![m, k], 2).map_err(err)?, up(vec![m], 3).map_err(err)?);
-        // Each variant's output against the CPU kernel's (max |Δ| over max |reference|): a row over
-        // 1e-4 says WRONG, so that a fast wrong kernel cannot pass for a fast one.
-        fn host(gpu: &crate::gpu::GpuBackend, t: &crate::gpu::GpuTensor) -> Result<crate::Tensor, String> {
-            pollster::block_on(gpu.download(t)).map_err(|e| e.to_string())
-        }
+        // Each variant's output against the CPU kernel's, so that a fast wrong kernel cannot pass
+        // for a fast one.
         let cpu = CpuBackend
             .linear(&host(gpu, &x)?, &host(gpu, &w)?, Some(&host(gpu, &b)?), Activation::Silu)
             .map_err(err)?;
-        let scale = cpu.data().iter().fold(0f32, |a, v| a.max(v.abs()));
         for variant in LinearVariant::ALL {
             gpu.force_linear(Some(variant));
-            let y = gpu.linear(&x, &w, Some(&b), Activation::Silu).map_err(err)?;
-            let got = host(gpu, &y)?;
-            let diff = got.data().iter().zip(cpu.data()).fold(0f32, |a, (g, c)| a.max((g - c).abs()));
+            let check = versus_cpu(&host(gpu, &gpu.linear(&x, &w, Some(&b), Activation::Silu).map_err(err)?)?, &cpu);
             let secs = secs_per_call(gpu, 0.3, &mut || gpu.linear(&x, &w, Some(&b), Activation::Silu).map(drop))?;
-            let verdict = if diff <= 1e-4 * scale { "" } else { "WRONG: " };
-            let name = format!("{} ({verdict}max |Δ| vs CPU {:.1e})", variant.name(), diff / scale);
+            let name = format!("{} ({check})", variant.name());
             row("linear + bias + SiLU", format!("{n}x{k}x{m}"), &name, secs, 2.0 * (n * k * m) as f64);
         }
         gpu.force_linear(None);
@@ -387,13 +394,10 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
     let net = sampler.network();
     // One forward first: the tuner measures the shape classes it ran (besides the two above).
     // Checked against the CPU backend's forward on the same input.
-    let got = pollster::block_on(gpu.download(&net.velocity(&gpu, &x, 0.5, labels).map_err(err)?)).map_err(err)?;
-    let xh = pollster::block_on(gpu.download(&x)).map_err(err)?;
+    let got = host(gpu, &net.velocity(&gpu, &x, 0.5, labels).map_err(err)?)?;
     let cpu_sampler = Sampler::new(CpuBackend, unet).map_err(err)?;
-    let want = cpu_sampler.network().velocity(&CpuBackend, &xh, 0.5, labels).map_err(err)?;
-    let scale = want.data().iter().fold(0f32, |a, v| a.max(v.abs()));
-    let unet_diff = got.data().iter().zip(want.data()).fold(0f32, |a, (g, c)| a.max((g - c).abs())) / scale;
-    let verdict = if unet_diff <= 1e-4 { "" } else { "WRONG: " };
+    let want = cpu_sampler.network().velocity(&CpuBackend, &host(gpu, &x)?, 0.5, labels).map_err(err)?;
+    let unet_check = versus_cpu(&got, &want);
     let mut shapes = vec![(65536, 256, 256), (4096, 1024, 1024)];
     shapes.extend(gpu.tuning().untuned());
     let started = Instant::now();
@@ -416,7 +420,7 @@ tuner ({:.0} ms): ",
     }
     let secs = secs_per_call(gpu, 0.3, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
     let flops = unet.config.flops_per_sample().unwrap_or(f64::NAN) * images as f64;
-    let name = format!("conv3x3_s1 (direct), group_norm, tuned linear ({verdict}max |Δ| vs CPU {unet_diff:.1e})");
+    let name = format!("conv3x3_s1 (direct), group_norm, tuned linear ({unet_check})");
     row("U-Net forward", format!("{images} images"), &name, secs, flops);
     Ok(())
 }
