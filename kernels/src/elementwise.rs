@@ -10,7 +10,7 @@ pub fn silu_in_place(x: &mut [f32]) {
 pub fn silu_tangent(z: &[f32], dz: &[f32], out: &mut [f32]) {
     assert!(z.len() == dz.len() && out.len() == z.len());
     for ((o, &z), &d) in out.iter_mut().zip(z).zip(dz) {
-        let s = 1.0 / (1.0 + super::blocked::exp_approx(-z));
+        let s = 1.0 / (1.0 + super::blocked::exp_neg(z));
         *o = s * (1.0 + z * (1.0 - s)) * d;
     }
 }

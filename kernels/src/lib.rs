@@ -45,5 +45,5 @@ impl Activation {
 /// U-Net's time (GroupNorm + SiLU); the polynomial vectorises with the loop around it.
 #[inline(always)]
 pub fn silu(x: f32) -> f32 {
-    x / (1.0 + blocked::exp_approx(-x))
+    x / (1.0 + blocked::exp_neg(x))
 }
