@@ -75,4 +75,5 @@ node --test --test-reporter=spec --test-timeout=1200000 tests/browser/*.test.mjs
 echo "== browser tests (Firefox ESR, WebDriver BiDi: the CPU-backend files)"
 # Headless Firefox here has no WebGPU adapter; these files run on the wasm CPU backend.
 PUSHFORWARD_BROWSER=firefox node --test --test-reporter=spec --test-timeout=1200000 \
-  tests/browser/engines.test.mjs tests/browser/workers.test.mjs tests/browser/wasm_builds.test.mjs tests/browser/cache.test.mjs
+  tests/browser/engines.test.mjs tests/browser/workers.test.mjs tests/browser/wasm_builds.test.mjs tests/browser/cache.test.mjs \
+  tests/browser/wasm_kernels.test.mjs
