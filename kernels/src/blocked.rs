@@ -441,8 +441,8 @@ mod wasm {
     /// (`v128.const`), which V8 builds from immediates in 3 instructions (two of them on the
     /// vector ports the SiLU needs): 36 instructions for a SiLU of 16. As loaded values they
     /// stay in registers or cost one load each: the MLP's SiLU 0.44 → 0.33 ms per 4096×128
-    /// values in Chromium, 0.35 → 0.34 in Node. A table and not `black_box` on each splat:
-    /// 12 loads are 0.3 KB less code (gzipped) than 12 constants stored and reloaded.
+    /// values in Chromium, 0.35 → 0.34 in Node. (A `black_box` on each splatted constant
+    /// measured the same, in time and in bundle bytes; the table keeps them in one place.)
     pub(super) struct SiluConsts {
         lo: v128,
         hi: v128,
@@ -527,11 +527,15 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
     ws: &mut Workspace,
     blk: Blocks,
 ) {
+    // In wasm the 4×8 kernel reads A's rows in place (measured faster than packing them), row
+    // group by row group across each packed block of B (`rows_in_place`): there is no packed A
+    // block, so no MC blocking either.
+    let in_place = cfg!(target_arch = "wasm32") && MR == 4 && NR == 8;
     let kc_max = blk.kc.min(g.depth);
     // MC is a multiple of MR and NC of NR so only the last panel of the matrix is ragged.
     let mc_max = (blk.mc.min(g.rows)).div_ceil(MR) * MR;
     let nc_max = (blk.nc.min(g.cols)).div_ceil(NR) * NR;
-    if ws.pack_a.len() < kc_max * mc_max {
+    if !in_place && ws.pack_a.len() < kc_max * mc_max {
         ws.pack_a.resize(kc_max * mc_max, 0.0);
     }
     if ws.pack_b.len() < kc_max * nc_max + B_SLACK {
@@ -551,18 +555,16 @@ fn run_generic<const MR: usize, const NR: usize, const FMA: bool>(
                 BLayout::Im2col(im) => pack_b_im2col::<NR>(g.b, &im, pc, kc, jc, nc, pack_b),
             }
             let bp = &pack_b[..n_panels * NR * kc];
+            if in_place {
+                for i0 in (0..g.rows).step_by(MR) {
+                    let mr = MR.min(g.rows - i0);
+                    rows_in_place::<MR, NR>(g, pc, kc, bp, c, ldc, (i0, mr), (jc, nc), (first, last));
+                }
+                continue;
+            }
             for ic in (0..g.rows).step_by(mc_max) {
                 let mc = mc_max.min(g.rows - ic);
                 let m_panels = mc.div_ceil(MR);
-                // In wasm the 4×8 kernel reads A's rows in place (measured faster than packing
-                // them), row group by row group (`rows_in_place`).
-                if cfg!(target_arch = "wasm32") && MR == 4 && NR == 8 {
-                    for i0 in (ic..ic + mc).step_by(MR) {
-                        let mr = MR.min(g.rows - i0);
-                        rows_in_place::<MR, NR>(g, pc, kc, bp, c, ldc, (i0, mr), (jc, nc), (first, last));
-                    }
-                    continue;
-                }
                 let ap = &mut pack_a[..m_panels * MR * kc];
                 pack_a_rowmajor::<MR>(g.a, g.lda, ic, mc, pc, kc, ap);
                 for (jp, bpanel) in bp.chunks_exact(NR * kc).enumerate() {
@@ -853,22 +855,22 @@ const EXP_ROUND: f32 = 12_583_039.0;
 const EXP_ROUND_BITS: u32 = 0x4B40_0000;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
-/// The coefficients of s², s³ … s⁶ in e^(−s) ≈ 1 − s + Σ, for |s| ≤ ln2/2: the minimax
-/// (relative error 3.1e-9) quartic P in e^r ≈ 1 + r + r²·P(r), found by Remez exchange, with
-/// the odd powers' signs flipped for r = −s.
+/// The coefficients of r², r³ … r⁶ in e^(−r) ≈ 1 − r + Σ, for |r| ≤ ln2/2: the minimax
+/// (relative error 3.1e-9) quartic P in e^u ≈ 1 + u + u²·P(u), found by Remez exchange, with
+/// the odd powers' signs flipped for u = −r.
 const EXP_POLY: [f32; 5] = [0.499_999_94, -0.166_665_21, 0.041_668_39, -0.008_368_731, 0.001_381_457_1];
 
 /// e^(−x) to within 1 ulp for x in [-88, 87] (clamped outside; tested): Cody–Waite reduction
-/// −x = n·ln2 + r, with s = −r = x + n·ln2 (the minus is folded into the constants, so the
-/// SIMD SiLU needs no negation), and a degree-6 minimax polynomial. Integer n is obtained with
+/// −x = n·ln2 − r with r = x + n·ln2, |r| ≤ ln2/2, so e^(−x) = 2ⁿ·e^(−r) (the minus is folded
+/// into the constants, so the SIMD SiLU needs no negation), and a degree-6 minimax polynomial. Integer n is obtained with
 /// the 1.5·2²³ rounding trick and 2ⁿ built from its bits, so there is no float→int conversion
 /// or libm call.
 ///
-/// The polynomial is evaluated in pairs (s², then two linear terms folded in with it) rather
+/// The polynomial is evaluated in pairs (r², then two linear terms folded in with it) rather
 /// than by Horner's rule: a dependency chain of 4 roundings instead of 6. The wasm SiLU
 /// epilogue is bound by that chain's latency and by its operation count, not by throughput
-/// of any one unit (degree 6 instead of Cephes' 7, and the pairs: the MLP's SiLU 0.47 →
-/// NNN ms per 4096×128 values in V8).
+/// of any one unit (degree 6 instead of Cephes' 7, and the pairs: the SiLU of 4096×128 values
+/// 0.47 → 0.35 ms in Node's V8, before its constants were read from a table).
 #[inline(always)]
 pub(crate) fn exp_neg(x: f32) -> f32 {
     let y = x.clamp(EXP_NEG_CLAMP.0, EXP_NEG_CLAMP.1);
