@@ -11,7 +11,8 @@ use crate::memory::MemoryLimits;
 use crate::pointwise::{BinaryOp, UnaryOp};
 use crate::tensor::Tensor;
 
-/// A network's forward over a block of rows (with their labels): what `map_row_blocks` maps.
+/// A network's velocity over a block of rows (with their labels), of the block's shape: what
+/// `map_row_blocks` maps.
 pub type RowsForward<'a, T> = dyn Fn(&T, Option<&[u32]>) -> Result<T> + 'a;
 
 // Readbacks are `async`: in the browser a GPU buffer can only be mapped by awaiting the event
@@ -133,10 +134,11 @@ pub trait Backend {
     /// is seen within one step and the page keeps drawing. Nothing to do elsewhere.
     async fn yield_now(&self) {}
 
-    /// `f(x, labels)` for a network whose rows are independent, `row_values` values wide at its
-    /// widest layer. A backend may run it block by block of rows and stack the results (the
-    /// same values, row for row): the native CPU backend does, so that a block's activations
-    /// stay in the core's cache between layers. Everywhere else it is one call.
+    /// `f(x, labels)` (of x's shape) for a network whose rows are independent, `row_values`
+    /// values wide at its widest layer. A backend may run it block by block of rows and stack
+    /// the results (the same values, row for row): the CPU backend does, natively and in wasm,
+    /// so that a block's activations stay in the core's cache between layers. On the GPU it is
+    /// one call.
     fn map_row_blocks(
         &self,
         x: &Self::Tensor,

@@ -6,3 +6,4 @@ pub use pushforward_kernels::{Activation, conv2d, elementwise, embed, graph, mat
 
 mod backend;
 pub use backend::CpuBackend;
+pub(crate) use backend::row_blocks_on_host;

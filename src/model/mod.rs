@@ -187,23 +187,6 @@ impl<B: Backend> Network<B> {
         Ok((v, div.expect("d = 2")))
     }
 
-    /// `f` over a batch of independent rows, block by block where the backend prefers
-    /// (`Backend::map_row_blocks`, given the network's largest activation per sample). In wasm
-    /// no backend does, and the call is direct (the bundle keeps no code for it).
-    #[inline(always)]
-    fn by_row_blocks(
-        &self,
-        backend: &B,
-        x: &B::Tensor,
-        labels: Option<&[u32]>,
-        f: impl Fn(&B::Tensor, Option<&[u32]>) -> Result<B::Tensor>,
-    ) -> Result<B::Tensor> {
-        if cfg!(target_arch = "wasm32") {
-            return f(x, labels);
-        }
-        backend.map_row_blocks(x, labels, self.row_values, &f)
-    }
-
     /// The velocity v(x, t[, y]) for a batch x [n, …sample shape]. `labels` (one per row, each
     /// ≤ num_classes, where num_classes is the null class) is required exactly when the model
     /// is class-conditional.
@@ -259,17 +242,17 @@ impl<B: Backend> Network<B> {
                 return Err(Error::InvalidOption { option: "label", reason: "this model is class-conditional".into() });
             }
         }
-        match &self.config.arch {
-            // Their rows are independent, so a backend may run them block by block of rows.
-            ArchConfig::Mlp(c) => self.by_row_blocks(backend, x, labels, |x, labels| {
-                mlp::forward(backend, c, &self.params, x, t, step, labels)
-            }),
-            ArchConfig::Unet(c) => self
-                .by_row_blocks(backend, x, labels, |x, labels| unet::forward(backend, c, &self.params, x, t, labels)),
+        // A sample's velocity depends on that sample alone (the sampler already splits batches
+        // over workers and memory chunks), so a backend may run a batch block by block of rows
+        // (`Backend::map_row_blocks`, given the network's largest activation per sample).
+        let forward = |x: &B::Tensor, labels: Option<&[u32]>| match &self.config.arch {
+            ArchConfig::Mlp(c) => mlp::forward(backend, c, &self.params, x, t, step, labels),
+            ArchConfig::Unet(c) => unet::forward(backend, c, &self.params, x, t, labels),
             ArchConfig::Onnx(_) => match &self.graph {
                 Some(g) => g.velocity(backend, x, t, step, labels),
                 None => Err(Error::Shape { op: "velocity", detail: "internal: the graph was not prepared".into() }),
             },
-        }
+        };
+        backend.map_row_blocks(x, labels, self.row_values, &forward)
     }
 }

@@ -61,11 +61,14 @@ async function compare(model, opts) {
   }, { model, opts });
 }
 
-test('moons split over 2 workers equals the single-thread solve', async () => {
-  const { one, pool } = await compare('moons', { n: 4096, solver: 'heun', steps: 8, seed: 3, trajectories: 4 });
-  console.log(`moons 4096 heun 8: page thread ${one.ms.toFixed(0)} ms, 2 workers ${pool.ms.toFixed(0)} ms (${pool.reason})`);
+// 3,003 points: the page thread runs the MLP in row blocks of 1,024, 1,024 and 955 rows; each
+// worker in blocks from its own first row (1,024 + 477 and 1,024 + 478), so the 4-row groups of
+// the wasm GEMM fall elsewhere in every block: the same bits all the same.
+test('moons split over 2 workers equals the single-thread solve (ragged row blocks)', async () => {
+  const { one, pool } = await compare('moons', { n: 3003, solver: 'heun', steps: 8, seed: 3, trajectories: 4 });
+  console.log(`moons 3003 heun 8: page thread ${one.ms.toFixed(0)} ms, 2 workers ${pool.ms.toFixed(0)} ms (${pool.reason})`);
   assert.match(pool.reason, /2 workers/);
-  assert.deepEqual(pool.ranges, [[0, 2048], [2048, 4096]], 'the request was not split over the 2 workers');
+  assert.deepEqual(pool.ranges, [[0, 1501], [1501, 3003]], 'the request was not split over the 2 workers');
   assert.deepEqual(one.ranges, []);
   assert.equal(pool.nfe, one.nfe);
   assert.equal(pool.samples.length, one.samples.length);
@@ -88,7 +91,7 @@ test('profile: per-kernel calls and times, summed over the workers, and each wor
     const out = {};
     for (const [model, workers, opts] of [
       ['moons', 2, { n: 4096, solver: 'heun', steps: 8 }],
-      ['moons', 0, { n: 1024, solver: 'heun', steps: 8 }],
+      ['moons', 0, { n: 3003, solver: 'heun', steps: 8 }],
       ['mnist', 2, { n: 3, solver: 'euler', steps: 2, guidance: 2 }],
     ]) {
       const s = await window.pushforward.Sampler.create({ model: `models/${model}.safetensors`, backend: 'cpu', workers });
@@ -112,12 +115,15 @@ test('profile: per-kernel calls and times, summed over the workers, and each wor
   }
   // Rows: contiguous ranges covering the request; calls: every layer of every evaluation.
   assert.deepEqual(r['moons/2'].profile.workers.map((w) => [w.start, w.end]), [[0, 2048], [2048, 4096]]);
-  assert.deepEqual(r['moons/0'].profile.workers.map((w) => [w.start, w.end]), [[0, 1024]]);
+  assert.deepEqual(r['moons/0'].profile.workers.map((w) => [w.start, w.end]), [[0, 3003]]);
   assert.deepEqual(r['mnist/2'].profile.workers.map((w) => [w.start, w.end]), [[0, 1], [1, 3]]);
   // The moons MLP: 5 linear layers and the one-row product of the embeddings' share of the
-  // first layer (its folded bias, src/model/mlp.rs) × 16 evaluations (Heun 8), in each worker.
-  assert.equal(calls(r['moons/2'].profile, 'linear'), 2 * 6 * 16);
-  assert.equal(calls(r['moons/0'].profile, 'linear'), 6 * 16);
+  // first layer (its folded bias, src/model/mlp.rs) × 16 evaluations (Heun 8), in each row
+  // block of 1,024 (128 floats a row: 512 KiB of activations): 2 in each worker's 2,048 rows,
+  // 3 in the page thread's 3,003.
+  assert.equal(calls(r['moons/2'].profile, 'linear'), 2 * 2 * 6 * 16);
+  assert.equal(calls(r['moons/0'].profile, 'linear'), 3 * 6 * 16);
+  assert.equal(calls(r['moons/0'].profile, 'slice_rows'), 3 * 16);
   assert.equal(r['moons/0'].profile.kernels[0].name, 'linear');
   // The U-Net's convolutions dominate it; 2 Euler evaluations in each of the 2 workers.
   assert.equal(r['mnist/2'].profile.kernels[0].name, 'conv2d');
