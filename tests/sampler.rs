@@ -350,8 +350,27 @@ fn cpu_normal_noise_is_rng_fill_normal_and_batches_are_unbounded() {
     assert_eq!(cpu.normal_noise(11, rng::STREAM_INIT, 4, &[3, 2]).unwrap().data(), &x0.data()[4..10]);
 }
 
-/// The native CPU backend runs the MLP and the U-Net in blocks of rows (`map_row_blocks`, so
-/// that activations stay in cache): every row's velocity is the same bits as when that row is
+/// `map_row_blocks` stacks the blocks' results into x's shape: a block whose result has another
+/// shape is a typed error (not a panic), and one that keeps its rows gives back their values.
+#[test]
+fn row_blocks_stack_rows_and_refuse_a_block_of_another_shape() {
+    use pushforward::Backend;
+    use pushforward::tensor::Tensor;
+    // 3,000 rows of 128 values per row: blocks of 1,024, 1,024 and 952.
+    let x = Tensor::new(vec![3000, 2], (0..6000).map(|i| i as f32).collect()).unwrap();
+    let same = |x: &Tensor, _: Option<&[u32]>| -> pushforward::Result<Tensor> {
+        Tensor::new(x.shape().to_vec(), x.data().iter().map(|v| 2.0 * v).collect())
+    };
+    let y = CpuBackend.map_row_blocks(&x, None, 128, &same).unwrap();
+    assert_eq!(y.shape(), &[3000, 2]);
+    assert!(y.data().iter().enumerate().all(|(i, &v)| v == 2.0 * i as f32));
+    let narrower = |x: &Tensor, _: Option<&[u32]>| Tensor::new(vec![x.shape()[0], 1], vec![0.0; x.shape()[0]]);
+    let err = CpuBackend.map_row_blocks(&x, None, 128, &narrower).unwrap_err();
+    assert!(matches!(err, Error::Shape { .. }), "{err}");
+}
+
+/// The CPU backend runs every network in blocks of rows (`map_row_blocks`, so that activations
+/// stay in cache): every row's velocity is the same bits as when that row is
 /// evaluated in a call of its own that is one block or less, with labels, across ragged blocks.
 #[test]
 fn row_blocks_give_every_row_the_values_of_an_unblocked_call() {
