@@ -292,13 +292,17 @@ pub(crate) fn row_blocks_on_host<B: Backend>(
 ) -> Result<Tensor> {
     let n = b.shape(x).first().copied().unwrap_or(0);
     let rows = (ROW_BLOCK_BYTES / (4 * row_values.max(1))).max(1);
-    // The blocks' velocities, row after row: as a whole, x's shape (`Tensor::new` refuses a block
-    // that lost rows). The buffer grows as blocks come (n·d floats, beside the whole batch's
-    // activations that the memory plan counts and the blocks no longer hold at once; an exact,
-    // fallible allocation measured 0.1 KB gzip the bundle has not got). Labels are one per row, checked by the caller: a block without its own
-    // is refused by the network. A batch of one block is copied in and out too: n·d floats
-    // beside a network's n·d·width·depth multiply-adds, and one code path less in the bundle.
-    let mut data = Vec::new();
+    // The blocks' velocities, row after row: as a whole, x's shape (`Tensor::new` refuses a
+    // block that lost rows). Natively the buffer is taken whole from the tensor recycler (a
+    // fresh large allocation is a fresh mmap whose pages fault in on every call, which a warm
+    // solve must not pay: tests/cpu_allocations.rs). In wasm it grows as blocks come: freed
+    // memory there is reused without faults, and the recycled form costs the bundle 0.1 KB gzip
+    // it has not got. Labels are one per row, checked by the caller: a block without its own is
+    // refused by the network. A batch of one block is copied in and out too: n·d floats beside
+    // a network's n·d·width·depth multiply-adds, and one code path less in the bundle.
+    let mut data =
+        if cfg!(target_arch = "wasm32") { Vec::new() } else { Tensor::zeros(b.shape(x).to_vec())?.into_data() };
+    data.clear();
     let mut start = 0;
     while start < n {
         let end = (start + rows).min(n);
