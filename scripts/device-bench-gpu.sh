@@ -72,6 +72,8 @@ run)
   echo "== GPU tests on this adapter (every linear variant forced, against the CPU oracle)"
   built=$(cat "$DIR/tests/manifest_dir" 2>/dev/null || true)
   if [ -n "$built" ] && [ ! -e "$built" ]; then mkdir -p "$(dirname "$built")" && ln -s "$PWD" "$built"; fi
+  # The CLI tests run the binary where it was built (CARGO_BIN_EXE_pushforward).
+  mkdir -p "${built:-$PWD}/target/release" && cp "$tmp/pushforward" "${built:-$PWD}/target/release/pushforward"
   for t in "$DIR"/tests/*.xz; do
     xz -dc "$t" > "$tmp/$(basename "$t" .xz)" && chmod +x "$tmp/$(basename "$t" .xz)"
     timeout 60 "$tmp/$(basename "$t" .xz)" --test-threads=1 2>&1 | grep -E '^test |test result|GPU tests run on|panicked|assert' \

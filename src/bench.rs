@@ -3,7 +3,7 @@
 //! dev-dependencies; this one ships in the binary and needs none.
 
 use crate::cpu::{Activation, CpuBackend, conv2d, matmul};
-use crate::gpu::tuning::{LinearVariant, WallTimer};
+use crate::gpu::tuning::{ConvVariant, LinearClass, LinearVariant, WallTimer};
 use crate::model::{Model, ModelConfig};
 use crate::ode::Solver;
 use crate::sampler::{Labels, SampleOptions, Sampler};
@@ -384,6 +384,29 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
         }
         gpu.force_linear(None);
     }
+    // The mnist U-Net's two most common convolutions at 64 images and a wider one (128 channels
+    // at 32×32, as in a CIFAR-sized U-Net), each variant forced.
+    for (n, c, hw) in [(64usize, 24usize, 28usize), (64, 48, 14), (16, 128, 32)] {
+        let up = |shape: Vec<usize>, seed| {
+            let len = shape.iter().product();
+            gpu.upload(&crate::Tensor::new(shape, crate::rng::test_values(len, seed))?)
+        };
+        let (x, w, b) = (
+            up(vec![n, c, hw, hw], 5).map_err(err)?,
+            up(vec![c, c, 3, 3], 6).map_err(err)?,
+            up(vec![c], 7).map_err(err)?,
+        );
+        let cpu = CpuBackend.conv2d(&host(gpu, &x)?, &host(gpu, &w)?, Some(&host(gpu, &b)?), 1, 1).map_err(err)?;
+        for variant in ConvVariant::ALL {
+            gpu.force_conv(Some(variant));
+            let check = versus_cpu(&host(gpu, &gpu.conv2d(&x, &w, Some(&b), 1, 1).map_err(err)?)?, &cpu);
+            let secs = secs_per_call(gpu, 0.3, &mut || gpu.conv2d(&x, &w, Some(&b), 1, 1).map(drop))?;
+            let name = format!("{} ({check})", variant.name());
+            let flops = 2.0 * (n * hw * hw * c * c * 9) as f64;
+            row("conv 3x3 + bias", format!("{n}x{c}x{hw}x{hw} -> {c}"), &name, secs, flops);
+        }
+        gpu.force_conv(None);
+    }
     let images = 64;
     let shape: Vec<usize> = std::iter::once(images).chain(unet.config.sample_shape()).collect();
     let values = shape.iter().product();
@@ -393,34 +416,46 @@ fn kernel_throughput(gpu: &crate::gpu::GpuBackend, unet: &Model) -> Result<(), S
     let sampler = Sampler::new(gpu, unet).map_err(err)?;
     let net = sampler.network();
     // One forward first: the tuner measures the shape classes it ran (besides the two above).
-    // Checked against the CPU backend's forward on the same input.
-    let got = host(gpu, &net.velocity(&gpu, &x, 0.5, labels).map_err(err)?)?;
+    // Each variant's forward is checked against the CPU backend's on the same input.
+    host(gpu, &net.velocity(&gpu, &x, 0.5, labels).map_err(err)?)?;
     let cpu_sampler = Sampler::new(CpuBackend, unet).map_err(err)?;
     let want = cpu_sampler.network().velocity(&CpuBackend, &host(gpu, &x)?, 0.5, labels).map_err(err)?;
-    let unet_check = versus_cpu(&got, &want);
     let mut shapes = vec![(65536, 256, 256), (4096, 1024, 1024)];
     shapes.extend(gpu.tuning().untuned());
     let started = Instant::now();
     pollster::block_on(gpu.tune_linear(&shapes, f64::INFINITY, &mut WallTimer)).map_err(err)?;
+    pollster::block_on(gpu.tune_conv(&gpu.tuning().untuned_conv(), f64::INFINITY, &mut WallTimer)).map_err(err)?;
     println!(
         "
 tuner ({:.0} ms): ",
         started.elapsed().as_secs_f64() * 1e3
     );
-    for (class, choice) in gpu.tuning().choices() {
-        let times: Vec<String> = choice.us.iter().map(|(v, us)| format!("{} {us} µs", v.name())).collect();
+    let tuning = gpu.tuning();
+    let print = |family: &str, class: &LinearClass, winner: &str, times: Vec<String>| {
         println!(
-            "- n≤2^{} k≤2^{} m≤2^{}: {} ({})",
+            "- {family} n≤2^{} k≤2^{} m≤2^{}: {winner} ({})",
             class.n_log2,
             class.k_log2,
             class.m_log2,
-            choice.variant.name(),
             times.join(", ")
         );
+    };
+    for (class, c) in tuning.choices() {
+        print("linear", class, c.variant.name(), c.us.iter().map(|(v, us)| format!("{} {us} µs", v.name())).collect());
     }
-    let secs = secs_per_call(gpu, 0.3, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
+    for (class, c) in tuning.conv_choices() {
+        print("conv", class, c.variant.name(), c.us.iter().map(|(v, us)| format!("{} {us} µs", v.name())).collect());
+    }
     let flops = unet.config.flops_per_sample().unwrap_or(f64::NAN) * images as f64;
-    let name = format!("conv3x3_s1 (direct), group_norm, tuned linear ({unet_check})");
-    row("U-Net forward", format!("{images} images"), &name, secs, flops);
+    for variant in ConvVariant::ALL.map(Some).into_iter().chain([None]) {
+        gpu.force_conv(variant);
+        let got = host(gpu, &net.velocity(&gpu, &x, 0.5, labels).map_err(err)?)?;
+        let check = versus_cpu(&got, &want);
+        let secs = secs_per_call(gpu, 0.3, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
+        let conv = variant.map_or("tuned", |v| v.name());
+        let name = format!("conv {conv}, group_norm, tuned linear ({check})");
+        row("U-Net forward", format!("{images} images"), &name, secs, flops);
+    }
+    gpu.force_conv(None);
     Ok(())
 }

@@ -10,7 +10,7 @@ mod gpu_common;
 
 use gpu_common::{assert_close, gpu, host, mlp_config, open, rand_vec};
 use pushforward::cpu::{Activation, CpuBackend};
-use pushforward::gpu::tuning::{LapTimer, LinearClass, LinearVariant, Tuning, WallTimer};
+use pushforward::gpu::tuning::{ConvVariant, LapTimer, LinearClass, LinearVariant, Tuning, WallTimer};
 use pushforward::gpu::{GpuBackend, GpuOptions, PlanLimits};
 use pushforward::model::{Model, ModelConfig, Network};
 use pushforward::{Backend, Tensor, rng};
@@ -65,10 +65,10 @@ fn linear_matches_cpu() {
 
 /// A timer that reports scripted times: the tuner must keep, per class, the variant the timer
 /// says is fastest, and the layers of that class must then run it (and still be right).
-struct ScriptedTimer(fn(LinearClass, LinearVariant) -> f64);
+struct ScriptedTimer(fn(LinearClass, &str) -> f64);
 
 impl LapTimer for ScriptedTimer {
-    fn lap(&mut self, class: LinearClass, variant: LinearVariant, _wall_ms: f64) -> f64 {
+    fn lap(&mut self, class: LinearClass, variant: &str, _wall_ms: f64) -> f64 {
         (self.0)(class, variant)
     }
 }
@@ -80,7 +80,7 @@ fn the_tuner_keeps_the_fastest_variant_per_shape_class() {
     let shapes = [(300, 36, 70), (40, 128, 128), (300, 36, 70)];
     // Tiled wins the first class, registers the second.
     let mut timer = ScriptedTimer(|c, v| match (c.k_log2, v) {
-        (6, LinearVariant::Tiled) | (7, LinearVariant::Registers) => 1.0,
+        (6, "tiled64") | (7, "registers4x4") => 1.0,
         _ => 2.0,
     });
     let tuned = pollster::block_on(g.tune_linear(&shapes, 10_000.0, &mut timer)).unwrap();
@@ -106,6 +106,52 @@ fn the_tuner_keeps_the_fastest_variant_per_shape_class() {
     assert_eq!(pollster::block_on(fresh.tune_linear(&shapes, -1.0, &mut timer)).unwrap(), 0);
 }
 
+/// Convolutions are tuned per class too: a scripted timer makes the implicit GEMM win one
+/// class and direct the other; convolutions of each class then run their winner, still right,
+/// and the stored text brings both families back.
+#[test]
+fn the_tuner_keeps_the_fastest_convolution_per_shape_class() {
+    let Some(g) = open(&GpuOptions::default()) else { return };
+    let cpu = CpuBackend;
+    // (n, c_in, h, w, c_out): classes with k = c_in·9 of 2^5 (c_in 3) and 2^8 (c_in 24).
+    let cases = [(2, 3, 12, 10, 40), (1, 24, 9, 9, 48)];
+    let inputs: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, cin, h, w, cout))| (t(&[n, cin, h, w], 100 + i as u64), t(&[cout, cin, 3, 3], 110 + i as u64)))
+        .collect();
+    let run =
+        |x: &Tensor, w: &Tensor| host(&g, &g.conv2d(&g.upload(x).unwrap(), &g.upload(w).unwrap(), None, 1, 1).unwrap());
+    assert_eq!(g.tuning().untuned_conv().len(), 0);
+    for (x, w) in &inputs {
+        run(x, w);
+    }
+    let shapes = g.tuning().untuned_conv();
+    assert_eq!(shapes.len(), 2, "each class that ran is noted once: {shapes:?}");
+    assert!(shapes.iter().all(|s| g.tuning().conv(s) == ConvVariant::Direct), "untuned: direct");
+    let mut timer = ScriptedTimer(|c, v| match (c.k_log2, v) {
+        (5, "implicit_gemm") | (8, "direct") => 1.0,
+        _ => 2.0,
+    });
+    assert_eq!(pollster::block_on(g.tune_conv(&shapes, 10_000.0, &mut timer)).unwrap(), 2);
+    let tuning = g.tuning();
+    assert_eq!(tuning.conv(&shapes[0]), ConvVariant::Gemm);
+    assert_eq!(tuning.conv(&shapes[1]), ConvVariant::Direct);
+    assert!(tuning.untuned_conv().is_empty());
+    for (_, choice) in tuning.conv_choices() {
+        assert_eq!(choice.us.len(), ConvVariant::ALL.len());
+        assert!(choice.us.iter().any(|&(v, us)| v == choice.variant && us == 1000), "{choice:?}");
+    }
+    assert_eq!(pollster::block_on(g.tune_conv(&shapes, 10_000.0, &mut timer)).unwrap(), 0, "tuned classes stay");
+    let back = Tuning::from_text(&tuning.to_text(), g.context().is_software()).unwrap();
+    assert_eq!(back.conv_choices().collect::<Vec<_>>(), tuning.conv_choices().collect::<Vec<_>>());
+    assert_eq!(back.to_text(), tuning.to_text());
+    for (i, (x, w)) in inputs.iter().enumerate() {
+        let want = cpu.conv2d(x, w, None, 1, 1).unwrap();
+        assert_close(&format!("convolution of tuned class {i}"), run(x, w).data(), want.data(), 1e-5, 1e-4);
+    }
+}
+
 /// The disk cache: a fresh device of the same adapter starts with the stored choices and has
 /// nothing left to measure; a file of another adapter (key line) or a damaged one is ignored.
 #[test]
@@ -116,7 +162,7 @@ fn the_tuning_cache_brings_an_adapters_choices_back() {
     let _ = std::fs::remove_dir_all(&dir);
     let shapes = [(300, 36, 70), (40, 128, 128)];
     // The opposite of the untuned default on each class, so that a lost choice shows.
-    let mut timer = ScriptedTimer(|c, v| if (c.k_log2 == 6) == (v == LinearVariant::Tiled) { 1.0 } else { 2.0 });
+    let mut timer = ScriptedTimer(|c, v| if (c.k_log2 == 6) == (v == "tiled64") { 1.0 } else { 2.0 });
     assert_eq!(tuning_cache::load(&g, &dir), None, "nothing stored yet");
     assert_eq!(pollster::block_on(g.tune_linear(&shapes, 10_000.0, &mut timer)).unwrap(), 2);
     let path = tuning_cache::store(&g, &dir).unwrap();
@@ -166,10 +212,12 @@ fn the_tuner_on_this_adapter_keeps_what_it_measured_fastest() {
 /// Convolutions: sums of c_in·9 products (≤ 1152 here): atol 1e-5 + rtol 1e-4.
 #[test]
 fn conv2d_matches_cpu() {
-    let Some(g) = gpu() else { return };
+    let Some(g) = open(&GpuOptions::default()) else { return };
     let cpu = CpuBackend;
     // (n, c_in, h, w, c_out, k, stride, pad): the U-Net's conv_in, 3×3 blocks at 28/14/7,
-    // stride-2 downsamples 28→14→7, 1×1 skips, and ragged geometry.
+    // stride-2 downsamples 28→14→7, 1×1 skips, and ragged geometry: for the implicit GEMM,
+    // pixel counts and channel counts that fill no whole tile (128 pixels × 32 channels), input
+    // channels that fill no whole step of 8, and a 5×5 kernel with padding 2.
     let cases = [
         (2, 1, 28, 28, 32, 3, 1, 1),
         (1, 32, 28, 28, 32, 3, 1, 1),
@@ -182,18 +230,24 @@ fn conv2d_matches_cpu() {
         (1, 3, 5, 6, 6, 3, 1, 0),
         (2, 4, 6, 5, 3, 1, 1, 0),
         (1, 2, 4, 4, 5, 3, 1, 2),
+        (3, 24, 28, 28, 48, 3, 1, 1),
+        (2, 72, 14, 14, 24, 3, 1, 1),
+        (1, 13, 10, 9, 33, 5, 1, 2),
     ];
-    for (i, &(n, cin, h, w, cout, k, s, p)) in cases.iter().enumerate() {
-        let x = t(&[n, cin, h, w], 40 + i as u64);
-        let wt = t(&[cout, cin, k, k], 50 + i as u64);
-        let b = t(&[cout], 60 + i as u64);
-        for bias in [true, false] {
-            let want = cpu.conv2d(&x, &wt, bias.then_some(&b), s, p).unwrap();
-            let (gx, gw, gb) = (g.upload(&x).unwrap(), g.upload(&wt).unwrap(), g.upload(&b).unwrap());
-            let got = host(g, &g.conv2d(&gx, &gw, bias.then_some(&gb), s, p).unwrap());
-            assert_eq!(got.shape(), want.shape());
-            let what = format!("conv2d {n}x{cin}x{h}x{w} -> {cout} k{k} s{s} p{p} bias {bias}");
-            assert_close(&what, got.data(), want.data(), 1e-5, 1e-4);
+    for variant in ConvVariant::ALL {
+        g.force_conv(Some(variant));
+        for (i, &(n, cin, h, w, cout, k, s, p)) in cases.iter().enumerate() {
+            let x = t(&[n, cin, h, w], 40 + i as u64);
+            let wt = t(&[cout, cin, k, k], 50 + i as u64);
+            let b = t(&[cout], 60 + i as u64);
+            for bias in [true, false] {
+                let want = cpu.conv2d(&x, &wt, bias.then_some(&b), s, p).unwrap();
+                let (gx, gw, gb) = (g.upload(&x).unwrap(), g.upload(&wt).unwrap(), g.upload(&b).unwrap());
+                let got = host(&g, &g.conv2d(&gx, &gw, bias.then_some(&gb), s, p).unwrap());
+                assert_eq!(got.shape(), want.shape());
+                let what = format!("conv2d {} {n}x{cin}x{h}x{w} -> {cout} k{k} s{s} p{p} bias {bias}", variant.name());
+                assert_close(&what, got.data(), want.data(), 1e-5, 1e-4);
+            }
         }
     }
 }
@@ -321,9 +375,12 @@ fn reductions_match_cpu() {
     }
 }
 
-/// Philox words must be bit-identical to rng.rs, and so must the normals: rng.rs and rng.wgsl
-/// compute ln, sin and cos with the same f32 formulas, operation for operation, and lavapipe
-/// rounds + − × ÷ sqrt as IEEE 754 does without fusing multiply-adds.
+/// Philox words must be bit-identical to rng.rs. So must the normals on software adapters:
+/// rng.rs and rng.wgsl compute ln, sin and cos with the same f32 formulas, operation for
+/// operation, and lavapipe and SwiftShader round + − × ÷ sqrt as IEEE 754 does without fusing
+/// multiply-adds. A hardware compiler may contract a·b+c into one FMA (WGSL allows it), so
+/// there the normals must agree to 1e-6·(1+|x|): the NVIDIA H200 (driver 580) measured 5.4e-8
+/// at most, a 1858-ulp difference only where cos(θ) ≈ 0 cancels to 2.9e-4.
 #[test]
 fn rng_matches_cpu() {
     let Some(g) = gpu() else { return };
@@ -346,12 +403,12 @@ fn rng_matches_cpu() {
         for (i, (a, b)) in got.data().iter().zip(&want).enumerate() {
             let ulps = (a.to_bits() as i64 - b.to_bits() as i64).abs();
             let abs = (a - b).abs();
-            assert_eq!(
-                a.to_bits(),
-                b.to_bits(),
-                "normal {} of seed {seed}: gpu {a} vs cpu {b} ({ulps} ulps)",
-                start + i as u64
-            );
+            let what = format!("normal {} of seed {seed}: gpu {a} vs cpu {b} ({ulps} ulps)", start + i as u64);
+            if g.context().is_software() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{what}");
+            } else {
+                assert!(abs <= 1e-6 * (1.0 + b.abs()), "{what}");
+            }
             max_ulps = max_ulps.max(ulps);
             max_abs = max_abs.max(abs);
         }

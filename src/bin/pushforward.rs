@@ -246,7 +246,7 @@ fn sample(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// The GPU kernels' variants for the next run: the linear shape classes this solve ran that
+/// The GPU kernels' variants for the next run: the linear and convolution shape classes this solve ran that
 /// the stored tuning lacks are timed (a class is started only while the budget, 300 ms or
 /// `$PUSHFORWARD_TUNE_BUDGET_MS`, lasts) and the file rewritten, so that a machine tunes once
 /// (`tuning_cache`). Says what it did on stderr; a failure only says so.
@@ -263,13 +263,18 @@ fn tune_for_next_time(gpu: &GpuBackend, cache: Option<&std::path::Path>, loaded:
         },
     };
     let from = loaded.map_or("no stored tuning".to_string(), |k| format!("{k} stored shape classes"));
-    let untuned = gpu.tuning().untuned();
-    if untuned.is_empty() {
+    let (untuned, untuned_conv) = (gpu.tuning().untuned(), gpu.tuning().untuned_conv());
+    if untuned.is_empty() && untuned_conv.is_empty() {
         eprintln!("kernel tuning: {from}, nothing to measure");
         return;
     }
     let start = Instant::now();
-    match pollster::block_on(gpu.tune_linear(&untuned, budget_ms, &mut WallTimer)) {
+    let tuned = pollster::block_on(async {
+        let linear = gpu.tune_linear(&untuned, budget_ms, &mut WallTimer).await?;
+        let left = budget_ms - start.elapsed().as_secs_f64() * 1e3;
+        Ok::<usize, pushforward::Error>(linear + gpu.tune_conv(&untuned_conv, left, &mut WallTimer).await?)
+    });
+    match tuned {
         Ok(tuned) => match tuning_cache::store(gpu, dir) {
             Ok(path) => eprintln!(
                 "kernel tuning: {from}; measured {tuned} more in {:.0} ms, stored in {}",

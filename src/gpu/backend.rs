@@ -10,11 +10,12 @@ use super::pipelines::{Kernel, LINCOMB_TERMS};
 #[cfg(not(target_arch = "wasm32"))]
 use super::recorder::Profile;
 use super::recorder::{Bind, GpuStats, MAX_STAGED, Recorder, oneshot};
-use super::tuning::{LapTimer, LinearChoice, LinearClass, LinearVariant, Tuning, fastest};
+use super::tuning::{ConvChoice, ConvVariant, LapTimer, LinearChoice, LinearClass, LinearVariant, Tuning, fastest};
 use crate::backend::Backend;
 use crate::cpu::{Activation, embed};
 use crate::error::{Error, Result};
 use crate::shapes;
+use crate::shapes::Conv2dShape;
 use crate::tensor::{Tensor, checked_numel};
 use std::sync::{Mutex, MutexGuard};
 
@@ -98,6 +99,7 @@ impl GpuBackend {
     pub fn adopt_tuning(&self, mut tuning: Tuning) {
         let mut t = self.tuning_lock();
         tuning.forced_linear = t.forced_linear;
+        tuning.forced_conv = t.forced_conv;
         *t = tuning;
     }
 
@@ -110,6 +112,11 @@ impl GpuBackend {
     /// variant, so a broken one cannot hide behind the tuner.
     pub fn force_linear(&self, variant: Option<LinearVariant>) {
         self.tuning_lock().forced_linear = variant;
+    }
+
+    /// Runs every convolution with `variant` (None: the default again).
+    pub fn force_conv(&self, variant: Option<ConvVariant>) {
+        self.tuning_lock().forced_conv = variant;
     }
 
     /// Times every linear variant on each of `shapes` (n, k, m) whose class is not tuned yet
@@ -150,10 +157,54 @@ impl GpuBackend {
             for v in LinearVariant::ALL {
                 self.time_linear(v, 1, [&out, &x, &w], [rows, k, m]).await?;
                 let wall = self.time_linear(v, TUNE_CALLS, [&out, &x, &w], [rows, k, m]).await?;
-                us.push((v, (timer.lap(class, v, wall) * 1e3).round().clamp(0.0, u32::MAX as f64) as u32));
+                us.push((v, micros(timer.lap(class, v.name(), wall))));
             }
             let variant = fastest(&us).unwrap_or(LinearVariant::default_for(self.ctx.is_software()));
             self.tuning_lock().record(class, LinearChoice { variant, us });
+            tuned += 1;
+        }
+        Ok(tuned)
+    }
+
+    /// Times both convolution variants on each of `shapes` whose class is not tuned yet
+    /// (`tuning().untuned_conv()`), like [`GpuBackend::tune_linear`]: at most 2 images on a
+    /// software adapter, else the shape's own batch up to 2²⁴ input values.
+    pub async fn tune_conv(&self, shapes: &[Conv2dShape], budget_ms: f64, timer: &mut dyn LapTimer) -> Result<usize> {
+        const TUNE_CALLS: usize = 4;
+        let start = crate::host::now_ms();
+        let mut tuned = 0;
+        for s in shapes {
+            let class = LinearClass::of_conv(s);
+            if s.batch * s.out_h() * s.out_w() * s.c_in * s.c_out == 0 || self.tuning_lock().is_conv_tuned(class) {
+                continue;
+            }
+            if crate::host::now_ms() - start > budget_ms {
+                break;
+            }
+            let image = s.c_in * s.h * s.w;
+            let batch = s.batch.min(if self.ctx.is_software() { 2 } else { ((1 << 24) / image.max(1)).max(1) });
+            let s = Conv2dShape { batch, ..*s };
+            let data = |len: usize| (0..len).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect::<Vec<f32>>();
+            let x = self.upload(&Tensor::new(vec![batch, s.c_in, s.h, s.w], data(batch * image))?)?;
+            let w =
+                self.upload(&Tensor::new(vec![s.c_out, s.c_in, s.kh, s.kw], data(s.c_out * s.c_in * s.kh * s.kw))?)?;
+            let out = self.alloc(s.out())?;
+            let mut us = Vec::with_capacity(ConvVariant::ALL.len());
+            for v in ConvVariant::ALL {
+                let time = async |calls: usize| {
+                    let t0 = crate::host::now_ms();
+                    for _ in 0..calls {
+                        self.record(|r| kernels::conv2d(r, v, out.bind(), x.bind(), w.bind(), None, &s))?;
+                    }
+                    self.finish().await?;
+                    Ok::<f64, crate::Error>((crate::host::now_ms() - t0) / calls as f64)
+                };
+                time(1).await?;
+                let wall = time(TUNE_CALLS).await?;
+                us.push((v, micros(timer.lap(class, v.name(), wall))));
+            }
+            let variant = fastest(&us).unwrap_or(ConvVariant::default_for(self.ctx.is_software()));
+            self.tuning_lock().record_conv(class, ConvChoice { variant, us });
             tuned += 1;
         }
         Ok(tuned)
@@ -393,7 +444,10 @@ impl Backend for GpuBackend {
         if n > 0 && m > 0 {
             let variant = {
                 let mut t = self.tuning_lock();
-                t.note(n, k, m);
+                // The browser build runs no tuner (tuning.rs): nothing there reads the notes.
+                if !cfg!(target_arch = "wasm32") {
+                    t.note(n, k, m);
+                }
                 t.linear(n, k, m)
             };
             self.record(|r| {
@@ -414,7 +468,15 @@ impl Backend for GpuBackend {
         let s = shapes::conv2d(&x.shape, &w.shape, b.map(GpuTensor::shape), stride, pad)?;
         let out = self.alloc(s.out())?;
         if out.len > 0 {
-            self.record(|r| kernels::conv2d(r, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), &s))?;
+            // The browser build runs no tuner and carries only the direct kernels.
+            let variant = if cfg!(target_arch = "wasm32") {
+                ConvVariant::Direct
+            } else {
+                let mut t = self.tuning_lock();
+                t.note_conv(&s);
+                t.conv(&s)
+            };
+            self.record(|r| kernels::conv2d(r, variant, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), &s))?;
         }
         Ok(out)
     }
@@ -715,4 +777,9 @@ impl Backend for GpuBackend {
             max_kept_values: crate::memory::MAX_KEPT_FRAME_VALUES,
         }
     }
+}
+
+/// A lap in milliseconds as whole microseconds (the stored tuning's unit).
+fn micros(ms: f64) -> u32 {
+    (ms * 1e3).round().clamp(0.0, u32::MAX as f64) as u32
 }

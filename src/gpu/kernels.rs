@@ -8,7 +8,7 @@
 
 use super::pipelines::{Kernel, LINCOMB_TERMS};
 use super::recorder::{Bind, Recorder};
-use super::tuning::LinearVariant;
+use super::tuning::{ConvVariant, LinearVariant};
 use crate::cpu::Activation;
 use crate::error::Result;
 use crate::shapes::{Conv2dShape, Nchw};
@@ -154,12 +154,33 @@ pub(super) fn linear(
     r.dispatch(kernel, bytemuck::bytes_of(&p), out, &[x, w, b.unwrap_or(x)], (tiles_n * tiles_m) as u64)
 }
 
-/// NCHW convolution of geometry `s`.
-pub(super) fn conv2d(r: &mut Recorder, out: Bind, x: Bind, w: Bind, b: Option<Bind>, s: &Conv2dShape) -> Result<()> {
+/// NCHW convolution of geometry `s`, by `variant`'s kernel.
+pub(super) fn conv2d(
+    r: &mut Recorder,
+    variant: ConvVariant,
+    out: Bind,
+    x: Bind,
+    w: Bind,
+    b: Option<Bind>,
+    s: &Conv2dShape,
+) -> Result<()> {
     let Conv2dShape { batch: n, c_in: cin, h, w: wd, c_out: cout, kh, kw, stride, pad } = *s;
     let (oh, ow) = (s.out_h(), s.out_w());
-    let (cblocks, xblocks) = (cout.div_ceil(4), ow.div_ceil(4));
-    let total = n * cblocks * oh * xblocks;
+    // Direct: invocations of 4 channels × 4 pixels of a row, 64 per workgroup. Implicit GEMM:
+    // workgroups of 32 channels × 128 pixels (flattened over images and rows).
+    // The browser build carries only the direct kernels (shaders/conv_gemm.wgsl says why).
+    let variant = if cfg!(target_arch = "wasm32") { ConvVariant::Direct } else { variant };
+    let (cblocks, xblocks, total, workgroups, kernel) = match variant {
+        ConvVariant::Direct => {
+            let (cblocks, xblocks) = (cout.div_ceil(4), ow.div_ceil(4));
+            let total = n * cblocks * oh * xblocks;
+            (cblocks, xblocks, total, total.div_ceil(64), Kernel::Conv2d { k3s1: kh == 3 && kw == 3 && stride == 1 })
+        }
+        ConvVariant::Gemm => {
+            let (cblocks, xblocks) = (cout.div_ceil(32), (n * oh * ow).div_ceil(128));
+            (cblocks, xblocks, cblocks * xblocks, cblocks * xblocks, Kernel::ConvGemm)
+        }
+    };
     let p = Conv2dParams {
         n: n as u32,
         cin: cin as u32,
@@ -178,14 +199,7 @@ pub(super) fn conv2d(r: &mut Recorder, out: Bind, x: Bind, w: Bind, b: Option<Bi
         total: total as u32,
         ..Conv2dParams::zeroed()
     };
-    let k3s1 = kh == 3 && kw == 3 && stride == 1;
-    r.dispatch(
-        Kernel::Conv2d { k3s1 },
-        bytemuck::bytes_of(&p),
-        out,
-        &[x, w, b.unwrap_or(x)],
-        (total as u64).div_ceil(64),
-    )
+    r.dispatch(kernel, bytemuck::bytes_of(&p), out, &[x, w, b.unwrap_or(x)], workgroups as u64)
 }
 
 /// GroupNorm over `x` of dims `d` (+ the fused activation).

@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub enum Shader {
     Matmul,
     Conv2d,
+    /// conv2d.wgsl + conv_gemm.wgsl (native builds only: see that file).
+    ConvGemm,
     Norm,
     Elementwise,
     Embed,
@@ -41,11 +43,14 @@ impl Shader {
             Shader::Rng => concat!(wgsl!("sincos"), wgsl!("rng")),
             Shader::Pointwise => concat!(wgsl!("sincos"), wgsl!("pointwise")),
             Shader::Graph => wgsl!("graph"),
-            // The benchmark's kernel is not in the browser bundle (nothing there runs it).
+            // The benchmark's kernel and the implicit GEMM are not in the browser bundle (nothing
+            // there runs them: `kernels::conv2d`).
             #[cfg(not(target_arch = "wasm32"))]
             Shader::Peak => wgsl!("peak"),
+            #[cfg(not(target_arch = "wasm32"))]
+            Shader::ConvGemm => concat!(wgsl!("conv2d"), wgsl!("conv_gemm")),
             #[cfg(target_arch = "wasm32")]
-            Shader::Peak => "",
+            Shader::Peak | Shader::ConvGemm => "",
         }
     }
 }
@@ -111,6 +116,8 @@ pub enum Kernel {
     Conv2d {
         k3s1: bool,
     },
+    /// The implicit-GEMM convolution: 128 pixels × 32 channels per workgroup.
+    ConvGemm,
     GroupNorm,
     Silu,
     SiluTangent,
@@ -142,13 +149,14 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 31] = [
+    pub const ALL: [Kernel; 32] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
         Kernel::LinearTiled,
         Kernel::LinearTiled128,
         Kernel::Conv2d { k3s1: true },
         Kernel::Conv2d { k3s1: false },
+        Kernel::ConvGemm,
         Kernel::GroupNorm,
         Kernel::Silu,
         Kernel::SiluTangent,
@@ -181,6 +189,7 @@ impl Kernel {
         match self {
             Linear { .. } | LinearTiled | LinearTiled128 => Shader::Matmul,
             Conv2d { .. } => Shader::Conv2d,
+            ConvGemm => Shader::ConvGemm,
             GroupNorm => Shader::Norm,
             Silu | SiluTangent | Add | AddChannelBias | Upsample2x | ConcatAxis1 | Lincomb | Tile | GuidanceMix => {
                 Shader::Elementwise
@@ -203,6 +212,7 @@ impl Kernel {
             LinearTiled128 => "linear_tiled128",
             Conv2d { k3s1: true } => "conv3x3_s1",
             Conv2d { k3s1: false } => "conv2d",
+            ConvGemm => "conv_gemm",
             GroupNorm => "group_norm",
             Silu => "silu",
             SiluTangent => "silu_tangent",
@@ -235,7 +245,14 @@ impl Kernel {
     pub fn inputs(self) -> usize {
         use Kernel::*;
         match self {
-            Linear { .. } | LinearTiled | LinearTiled128 | Conv2d { .. } | GroupNorm | RmsPartial | LayerNormRows => 3,
+            Linear { .. }
+            | LinearTiled
+            | LinearTiled128
+            | Conv2d { .. }
+            | ConvGemm
+            | GroupNorm
+            | RmsPartial
+            | LayerNormRows => 3,
             SiluTangent | Add | AddChannelBias | ConcatAxis1 | GatherRows | Binary | BatchedMatmul => 2,
             StridedCopy | SoftmaxRows | Unary | Silu | Upsample2x | Tile | GuidanceMix | BroadcastRows
             | NonfinitePartial | FinishRms | FinishSum => 1,
@@ -247,7 +264,7 @@ impl Kernel {
     pub fn family(self) -> Family {
         match self.shader() {
             Shader::Matmul => Family::Matmul,
-            Shader::Conv2d => Family::Conv2d,
+            Shader::Conv2d | Shader::ConvGemm => Family::Conv2d,
             Shader::Norm => Family::Norm,
             Shader::Elementwise => Family::Elementwise,
             Shader::Embed => Family::Embed,

@@ -1,18 +1,33 @@
 //! Which kernel variant runs where: the engine times its candidates on the adapter it meets and
 //! keeps the fastest per shape class, instead of assuming what wins on the adapters we test on.
 //!
-//! Today the linear layer has three variants (`shaders/matmul.wgsl`): register blocking straight
+//! The linear layer has three variants (`shaders/matmul.wgsl`): register blocking straight
 //! from global memory, which wins on software adapters (lavapipe, SwiftShader emulate workgroup
 //! memory and barriers), and workgroup-memory tiling in 64×64 and 128×128 patches, what real
-//! GPUs are built for (the larger patch needs enough rows to fill a large GPU). A shape
-//! class is (n, k, m) rounded up to powers of two: layers of one model at one batch size share
-//! a class, and a class's winner is measured on its first member.
+//! GPUs are built for (the larger patch needs enough rows to fill a large GPU). The convolution
+//! has two (`shaders/conv2d.wgsl`): direct register blocking and an implicit GEMM through
+//! workgroup memory. A shape class is the product's (n, k, m) rounded up to powers of two (for
+//! a convolution: output pixels, c_in·kh·kw, c_out): layers of one model at one batch size
+//! share a class, and a class's winner is measured on its first member.
 //!
 //! A [`Tuning`] belongs to one adapter. Its stored form is the small text of
 //! [`Tuning::to_text`], keyed by [`adapter_key`] so that a new driver or a new version of this
 //! crate tunes again. Natively `tuning_cache.rs` keeps it on disk (the CLI tunes the classes a
 //! solve ran, ≤ 300 ms, and later runs start from the file); the browser build runs no tuner
 //! today: its timing loop and `localStorage` were 3.7 KB of gzip, over the bundle budget.
+
+use crate::shapes::Conv2dShape;
+
+/// The kernel variants of one family, for the tuner and the stored text.
+pub trait Variant: Copy + PartialEq + std::fmt::Debug + 'static {
+    /// The family's word in the stored text.
+    const FAMILY: &'static str;
+    fn all() -> &'static [Self];
+    fn name(self) -> &'static str;
+    fn from_name(name: &str) -> Option<Self> {
+        Self::all().iter().copied().find(|v| v.name() == name)
+    }
+}
 
 /// The linear layer's kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,24 +40,75 @@ pub enum LinearVariant {
     Tiled128,
 }
 
-impl LinearVariant {
-    pub const ALL: [LinearVariant; 3] = [LinearVariant::Registers, LinearVariant::Tiled, LinearVariant::Tiled128];
+impl Variant for LinearVariant {
+    const FAMILY: &'static str = "linear";
 
-    pub fn name(self) -> &'static str {
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn name(self) -> &'static str {
         match self {
             LinearVariant::Registers => "registers4x4",
             LinearVariant::Tiled => "tiled64",
             LinearVariant::Tiled128 => "tiled128",
         }
     }
+}
+
+impl LinearVariant {
+    pub const ALL: [LinearVariant; 3] = [LinearVariant::Registers, LinearVariant::Tiled, LinearVariant::Tiled128];
+
+    pub fn name(self) -> &'static str {
+        Variant::name(self)
+    }
 
     pub fn from_name(name: &str) -> Option<LinearVariant> {
-        Self::ALL.into_iter().find(|v| v.name() == name)
+        Variant::from_name(name)
     }
 
     /// The untuned choice: registers on software adapters (measured there), tiles elsewhere.
     pub fn default_for(software: bool) -> LinearVariant {
         if software { LinearVariant::Registers } else { LinearVariant::Tiled }
+    }
+}
+
+/// The convolution's kernels (`shaders/conv2d.wgsl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConvVariant {
+    /// 4 channels × 4 pixels per invocation straight from global memory (`conv3x3_s1`/`conv2d`).
+    Direct,
+    /// Implicit GEMM through workgroup memory, 128 pixels × 32 channels per workgroup (`conv_gemm`).
+    Gemm,
+}
+
+impl Variant for ConvVariant {
+    const FAMILY: &'static str = "conv";
+
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ConvVariant::Direct => "direct",
+            ConvVariant::Gemm => "implicit_gemm",
+        }
+    }
+}
+
+impl ConvVariant {
+    pub const ALL: [ConvVariant; 2] = [ConvVariant::Direct, ConvVariant::Gemm];
+
+    pub fn name(self) -> &'static str {
+        Variant::name(self)
+    }
+
+    /// The untuned choice, on every adapter: direct. On software adapters workgroup memory is
+    /// emulated; on the NVIDIA H200 the implicit GEMM lost at the mnist U-Net's 24- and
+    /// 48-channel layers too (BENCHMARKS.md), so only a measurement makes it win.
+    pub fn default_for(_software: bool) -> ConvVariant {
+        ConvVariant::Direct
     }
 }
 
@@ -59,15 +125,23 @@ impl LinearClass {
         let lg = |v: usize| v.max(1).next_power_of_two().trailing_zeros() as u8;
         LinearClass { n_log2: lg(n), k_log2: lg(k), m_log2: lg(m) }
     }
+
+    /// A convolution's class: its implicit matrix product's (output pixels, c_in·kh·kw, c_out).
+    pub fn of_conv(s: &Conv2dShape) -> LinearClass {
+        LinearClass::of(s.batch * s.out_h() * s.out_w(), s.c_in * s.kh * s.kw, s.c_out)
+    }
 }
 
 /// One class's measurement: the winner and each candidate's time (µs per call; whole numbers,
 /// so that reading a stored tuning needs no float parser in the wasm).
 #[derive(Debug, Clone, PartialEq)]
-pub struct LinearChoice {
-    pub variant: LinearVariant,
-    pub us: Vec<(LinearVariant, u32)>,
+pub struct Choice<V> {
+    pub variant: V,
+    pub us: Vec<(V, u32)>,
 }
+
+pub type LinearChoice = Choice<LinearVariant>;
+pub type ConvChoice = Choice<ConvVariant>;
 
 /// The chosen variants of one adapter.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,13 +149,19 @@ pub struct Tuning {
     /// Whether the adapter is a software one (picks the untuned default).
     pub software: bool,
     linear: Vec<(LinearClass, LinearChoice)>,
-    /// One shape of each class that ran untuned, for [`GpuBackend::tune_linear`] to measure
-    /// later (the first solve finds a model's shapes, whatever its architecture).
+    conv: Vec<(LinearClass, ConvChoice)>,
+    /// One shape of each class that ran untuned, for [`GpuBackend::tune_linear`] and
+    /// [`GpuBackend::tune_conv`] to measure later (the first solve finds a model's shapes,
+    /// whatever its architecture).
     ///
     /// [`GpuBackend::tune_linear`]: super::GpuBackend::tune_linear
+    /// [`GpuBackend::tune_conv`]: super::GpuBackend::tune_conv
     untuned: Vec<(LinearClass, (usize, usize, usize))>,
+    untuned_conv: Vec<(LinearClass, Conv2dShape)>,
     /// Every linear layer runs this variant, whatever was measured (tests, benchmarks).
     pub forced_linear: Option<LinearVariant>,
+    /// Every convolution runs this variant (tests, benchmarks).
+    pub forced_conv: Option<ConvVariant>,
 }
 
 /// At most this many untuned shapes are remembered (a model has a handful of classes).
@@ -92,7 +172,15 @@ const TEXT_HEADER: &str = "pushforward-tuning 1";
 
 impl Tuning {
     pub fn new(software: bool) -> Tuning {
-        Tuning { software, linear: Vec::new(), untuned: Vec::new(), forced_linear: None }
+        Tuning {
+            software,
+            linear: Vec::new(),
+            conv: Vec::new(),
+            untuned: Vec::new(),
+            untuned_conv: Vec::new(),
+            forced_linear: None,
+            forced_conv: None,
+        }
     }
 
     /// Notes a linear layer that is about to run: its class is remembered if it is not tuned.
@@ -109,7 +197,7 @@ impl Tuning {
     }
 
     fn choice(&self, class: LinearClass) -> Option<&LinearChoice> {
-        self.linear.iter().find(|(c, _)| *c == class).map(|(_, choice)| choice)
+        find(&self.linear, class)
     }
 
     /// The variant a linear layer of this shape runs.
@@ -117,6 +205,42 @@ impl Tuning {
         self.forced_linear
             .or_else(|| self.choice(LinearClass::of(n, k, m)).map(|c| c.variant))
             .unwrap_or_else(|| LinearVariant::default_for(self.software))
+    }
+
+    /// Notes a convolution that is about to run, like [`Tuning::note`].
+    pub fn note_conv(&mut self, s: &Conv2dShape) {
+        let class = LinearClass::of_conv(s);
+        let known = self.untuned_conv.iter().any(|&(c, _)| c == class) || find(&self.conv, class).is_some();
+        if self.untuned_conv.len() < MAX_UNTUNED && !known {
+            self.untuned_conv.push((class, *s));
+        }
+    }
+
+    /// One convolution of each class that ran and is not tuned yet.
+    pub fn untuned_conv(&self) -> Vec<Conv2dShape> {
+        self.untuned_conv.iter().filter(|&&(c, _)| find(&self.conv, c).is_none()).map(|&(_, s)| s).collect()
+    }
+
+    /// The variant a convolution of this geometry runs.
+    pub fn conv(&self, s: &Conv2dShape) -> ConvVariant {
+        self.forced_conv
+            .or_else(|| find(&self.conv, LinearClass::of_conv(s)).map(|c| c.variant))
+            .unwrap_or_else(|| ConvVariant::default_for(self.software))
+    }
+
+    pub fn is_conv_tuned(&self, class: LinearClass) -> bool {
+        find(&self.conv, class).is_some()
+    }
+
+    /// Keeps `choice` for the convolutions of `class` (replacing an earlier one).
+    pub fn record_conv(&mut self, class: LinearClass, choice: ConvChoice) {
+        self.conv.retain(|(c, _)| *c != class);
+        self.conv.push((class, choice));
+    }
+
+    /// Every measured convolution class, in the order measured.
+    pub fn conv_choices(&self) -> impl Iterator<Item = (&LinearClass, &ConvChoice)> {
+        self.conv.iter().map(|(c, choice)| (c, choice))
     }
 
     pub fn is_tuned(&self, class: LinearClass) -> bool {
@@ -134,23 +258,18 @@ impl Tuning {
         self.linear.iter().map(|(c, choice)| (c, choice))
     }
 
-    /// One line per class: `linear n_log2 k_log2 m_log2 winner name=µs …`.
+    /// One line per class: `linear n_log2 k_log2 m_log2 winner name=µs …` (`conv …` likewise).
     pub fn to_text(&self) -> String {
         let mut s = format!("{TEXT_HEADER}\n");
-        for (c, choice) in self.linear.iter() {
-            s += &format!("linear {} {} {} {}", c.n_log2, c.k_log2, c.m_log2, choice.variant.name());
-            for (v, us) in &choice.us {
-                s += &format!(" {}={us}", v.name());
-            }
-            s.push('\n');
-        }
+        line_per_class(&mut s, &self.linear);
+        line_per_class(&mut s, &self.conv);
         s
     }
 
     /// Reads `to_text`'s form; None for anything else (a stale or foreign entry is re-tuned,
     /// never trusted half-way). Read as whitespace-separated words, each class being exactly
-    /// `linear`, three logarithms, the winner and one `name=µs` per variant (the browser build
-    /// carries this parser: it stays small).
+    /// its family's word, three logarithms, the winner and one `name=µs` per variant (the
+    /// browser build carries this parser: it stays small).
     pub fn from_text(text: &str, software: bool) -> Option<Tuning> {
         let mut words = text.split_ascii_whitespace();
         if TEXT_HEADER.split_ascii_whitespace().any(|h| words.next() != Some(h)) {
@@ -158,22 +277,46 @@ impl Tuning {
         }
         let mut t = Tuning::new(software);
         while let Some(word) = words.next() {
-            if word != "linear" {
+            if word == LinearVariant::FAMILY {
+                let (class, choice) = read_class(&mut words)?;
+                t.record(class, choice);
+            } else if word == ConvVariant::FAMILY {
+                let (class, choice) = read_class(&mut words)?;
+                t.record_conv(class, choice);
+            } else {
                 return None;
             }
-            let mut lg = || number(words.next()?).filter(|&v| v < 40).map(|v| v as u8);
-            let class = LinearClass { n_log2: lg()?, k_log2: lg()?, m_log2: lg()? };
-            let variant = LinearVariant::from_name(words.next()?)?;
-            let mut us = Vec::with_capacity(LinearVariant::ALL.len());
-            for _ in LinearVariant::ALL {
-                let word = words.next()?;
-                let eq = word.bytes().position(|b| b == b'=')?;
-                us.push((LinearVariant::from_name(&word[..eq])?, number(&word[eq + 1..])?));
-            }
-            t.record(class, LinearChoice { variant, us });
         }
         Some(t)
     }
+}
+
+fn find<V>(classes: &[(LinearClass, Choice<V>)], class: LinearClass) -> Option<&Choice<V>> {
+    classes.iter().find(|(c, _)| *c == class).map(|(_, choice)| choice)
+}
+
+fn line_per_class<V: Variant>(s: &mut String, classes: &[(LinearClass, Choice<V>)]) {
+    for (c, choice) in classes {
+        *s += &format!("{} {} {} {} {}", V::FAMILY, c.n_log2, c.k_log2, c.m_log2, choice.variant.name());
+        for (v, us) in &choice.us {
+            *s += &format!(" {}={us}", v.name());
+        }
+        s.push('\n');
+    }
+}
+
+/// One class after its family's word: three logarithms, the winner, `name=µs` per variant.
+fn read_class<'a, V: Variant>(words: &mut impl Iterator<Item = &'a str>) -> Option<(LinearClass, Choice<V>)> {
+    let mut lg = || number(words.next()?).filter(|&v| v < 40).map(|v| v as u8);
+    let class = LinearClass { n_log2: lg()?, k_log2: lg()?, m_log2: lg()? };
+    let variant = V::from_name(words.next()?)?;
+    let mut us = Vec::with_capacity(V::all().len());
+    for _ in V::all() {
+        let word = words.next()?;
+        let eq = word.bytes().position(|b| b == b'=')?;
+        us.push((V::from_name(&word[..eq])?, number(&word[eq + 1..])?));
+    }
+    Some((class, Choice { variant, us }))
 }
 
 /// A decimal number of 1–9 digits (no sign, no float parser in the wasm).
@@ -202,21 +345,22 @@ pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
 
 /// Turns a candidate's wall time into the time the tuner compares. The engine's is the wall
 /// time itself; tests substitute scripted times to check that the tuner keeps the fastest.
+/// `variant` is the candidate's name (`Variant::name`).
 pub trait LapTimer {
-    fn lap(&mut self, class: LinearClass, variant: LinearVariant, wall_ms: f64) -> f64;
+    fn lap(&mut self, class: LinearClass, variant: &str, wall_ms: f64) -> f64;
 }
 
 /// Wall-clock timing (`host::now_ms` around the candidate's calls and a wait for the device).
 pub struct WallTimer;
 
 impl LapTimer for WallTimer {
-    fn lap(&mut self, _: LinearClass, _: LinearVariant, wall_ms: f64) -> f64 {
+    fn lap(&mut self, _: LinearClass, _: &str, wall_ms: f64) -> f64 {
         wall_ms
     }
 }
 
 /// The fastest of the measured candidates (the first of equals).
-pub fn fastest(us: &[(LinearVariant, u32)]) -> Option<LinearVariant> {
+pub fn fastest<V: Copy>(us: &[(V, u32)]) -> Option<V> {
     us.iter().min_by_key(|(_, t)| *t).map(|(v, _)| *v)
 }
 
@@ -241,7 +385,11 @@ mod tests {
         t.record(class, LinearChoice { variant: LinearVariant::Tiled, us });
         assert_eq!(t.linear(4000, 100, 127), LinearVariant::Tiled);
         assert_eq!(t.linear(8192, 128, 128), LinearVariant::Registers, "another class: the default");
+        let conv =
+            ConvChoice { variant: ConvVariant::Gemm, us: vec![(ConvVariant::Direct, 900), (ConvVariant::Gemm, 700)] };
+        t.record_conv(LinearClass::of(50176, 216, 24), conv);
         let text = t.to_text();
+        assert!(text.ends_with("conv 16 8 5 implicit_gemm direct=900 implicit_gemm=700\n"), "{text}");
         assert_eq!(Tuning::from_text(&text, true), Some(t.clone()), "{text}");
         let bad = [
             "",
@@ -253,6 +401,9 @@ mod tests {
             &text.replace("=1250", "=12345678901"),
             &text.replace(" 12 ", " 99 "),
             &text.replace(" tiled64=1250", ""),
+            &text.replace("conv 16", "convolution 16"),
+            &text.replace(" direct=900", ""),
+            &text.replace("direct=900", "tiled64=900"),
         ];
         for bad in bad {
             assert_eq!(Tuning::from_text(bad, true), None, "{bad:?}");
@@ -284,6 +435,6 @@ mod tests {
         use LinearVariant::*;
         assert_eq!(fastest(&[(Registers, 3), (Tiled, 2)]), Some(Tiled));
         assert_eq!(fastest(&[(Registers, 1), (Tiled, 1)]), Some(Registers));
-        assert_eq!(fastest(&[]), None);
+        assert_eq!(fastest::<LinearVariant>(&[]), None);
     }
 }

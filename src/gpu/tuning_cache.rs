@@ -38,7 +38,7 @@ pub fn load(gpu: &GpuBackend, dir: &Path) -> Option<usize> {
         return None;
     }
     let tuning = Tuning::from_text(rest, gpu.context().is_software())?;
-    let classes = tuning.choices().count();
+    let classes = tuning.choices().count() + tuning.conv_choices().count();
     gpu.adopt_tuning(tuning);
     Some(classes)
 }
