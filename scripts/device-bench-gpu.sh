@@ -81,6 +81,8 @@ run)
   done
   echo "== pushforward bench gpu"
   timeout 240 "$tmp/pushforward" bench gpu 2>&1 | tee "$out/bench-gpu.txt" || echo "bench gpu: exit $?"
+  # PEERS=0 stops here (a rerun that changed only GPU kernels: the peers were measured already).
+  [ "${PEERS:-1}" = 0 ] && exit 0
   echo "== wasm CPU (the browser bundle, 1 thread, Node)"
   nodebin=$(command -v node || true)
   if [ -z "$nodebin" ]; then xz -dc "$DIR/node.xz" > "$tmp/node" && chmod +x "$tmp/node" && nodebin="$tmp/node"; fi

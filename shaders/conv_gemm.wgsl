@@ -82,23 +82,115 @@ fn conv_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             workgroupBarrier();
         }
     }
-    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var i = 0u; i < 4u; i++) {
-        let pix = pix0 + tx + 32u * i;
-        if (pix >= npix) {
-            continue;
-        }
-        let b = pix / ohw;
-        let rem = pix % ohw;
-        for (var j = 0u; j < 4u; j++) {
-            let co = co0 + ty + 8u * j;
-            if (co < p.cout) {
-                var bv = 0.0;
-                if (p.has_bias != 0u) {
-                    bv = bias[co];
+    // Constant indices only (matmul.wgsl's store says why).
+    gemm_store_pixel(pix0 + tx, co0 + ty, 8u, acc0);
+    gemm_store_pixel(pix0 + tx + 32u, co0 + ty, 8u, acc1);
+    gemm_store_pixel(pix0 + tx + 64u, co0 + ty, 8u, acc2);
+    gemm_store_pixel(pix0 + tx + 96u, co0 + ty, 8u, acc3);
+}
+
+// Output pixel `pix` (flattened over images) of channels co, co + step, co + 2·step, co + 3·step.
+fn gemm_store_pixel(pix: u32, co: u32, step: u32, v: vec4<f32>) {
+    let ohw = p.oh * p.ow;
+    if (pix >= p.n * ohw) {
+        return;
+    }
+    let at = (pix / ohw) * p.cout * ohw + pix % ohw;
+    gemm_store_one(at, co, v.x);
+    gemm_store_one(at, co + step, v.y);
+    gemm_store_one(at, co + 2u * step, v.z);
+    gemm_store_one(at, co + 3u * step, v.w);
+}
+
+fn gemm_store_one(at: u32, co: u32, v: f32) {
+    if (co >= p.cout) {
+        return;
+    }
+    var bv = 0.0;
+    if (p.has_bias != 0u) {
+        bv = bias[co];
+    }
+    out[at + co * p.oh * p.ow] = v + bv;
+}
+
+// `conv_gemm_wide`: 256 output pixels × 32 channels per workgroup, 8 pixels × 4 channels per
+// invocation read from workgroup memory as vec4s (two pixel quads 128 apart and one channel
+// quad), so a step of one input channel is 3 workgroup loads for 32 multiply-adds instead of 8
+// for 16: linear_tiled128's shape, for layers with pixels enough to fill the GPU.
+const WP: u32 = 256u;  // output pixels per workgroup
+
+var<workgroup> wx: array<vec4<f32>, 512>;  // GK · 64 quads: wx[kk * 64 + pixel / 4][pixel % 4]
+var<workgroup> ww: array<vec4<f32>, 64>;   // GK · 8 quads: ww[kk * 8 + channel / 4][channel % 4]
+
+@compute @workgroup_size(256)
+fn conv_gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) li: u32) {
+    // Uniform across the workgroup: every invocation returns or none does (the barriers below).
+    let tile = wid.x + wid.y * nwg.x;
+    if (tile >= p.total) {
+        return;
+    }
+    let co0 = (tile % p.cblocks) * GC;
+    let pix0 = (tile / p.cblocks) * WP;
+    let ohw = p.oh * p.ow;
+    let npix = p.n * ohw;
+    let taps = p.kh * p.kw;
+    // Staging role: pixel li, the step's 8 input channels; weights: channel li / 8, input li % 8.
+    let sp = pix0 + li;
+    let spc = min(sp, npix - 1u);
+    let srem = spc % ohw;
+    let iy0 = i32((srem / p.ow) * p.stride) - i32(p.pad);
+    let ix0 = i32((srem % p.ow) * p.stride) - i32(p.pad);
+    let plane = p.h * p.w;
+    let xbase = (spc / ohw) * p.cin * plane;
+    let wc = li / GK;
+    let wkk = li % GK;
+    let tx = li % 32u;
+    let ty = li / 32u;
+    var acc: array<vec4<f32>, 8>;  // acc[i]: pixel 4tx + i (i ≥ 4: 124 + 4tx + i), channels 4ty..
+    for (var t = 0u; t < taps; t++) {
+        let iy = iy0 + i32(t / p.kw);
+        let ix = ix0 + i32(t % p.kw);
+        let inside = sp < npix && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+        let at = xbase + u32(max(iy, 0)) * p.w + u32(max(ix, 0));
+        for (var c0 = 0u; c0 < p.cin; c0 += GK) {
+            for (var q = 0u; q < GK; q++) {
+                var v = 0.0;
+                if (inside && c0 + q < p.cin) {
+                    v = x[at + (c0 + q) * plane];
                 }
-                out[(b * p.cout + co) * ohw + rem] = accs[i][j] + bv;
+                wx[q * 64u + li / 4u][li % 4u] = v;
             }
+            var wv = 0.0;
+            if (co0 + wc < p.cout && c0 + wkk < p.cin) {
+                wv = wt[((co0 + wc) * p.cin + c0 + wkk) * taps + t];
+            }
+            ww[wkk * 8u + wc / 4u][wc % 4u] = wv;
+            workgroupBarrier();
+            for (var kk = 0u; kk < GK; kk++) {
+                let a0 = wx[kk * 64u + tx];
+                let a1 = wx[kk * 64u + 32u + tx];
+                let b = ww[kk * 8u + ty];
+                acc[0] += a0.x * b;
+                acc[1] += a0.y * b;
+                acc[2] += a0.z * b;
+                acc[3] += a0.w * b;
+                acc[4] += a1.x * b;
+                acc[5] += a1.y * b;
+                acc[6] += a1.z * b;
+                acc[7] += a1.w * b;
+            }
+            workgroupBarrier();
         }
     }
+    let p0 = pix0 + 4u * tx;
+    let c = co0 + 4u * ty;
+    gemm_store_pixel(p0, c, 1u, acc[0]);
+    gemm_store_pixel(p0 + 1u, c, 1u, acc[1]);
+    gemm_store_pixel(p0 + 2u, c, 1u, acc[2]);
+    gemm_store_pixel(p0 + 3u, c, 1u, acc[3]);
+    gemm_store_pixel(p0 + 128u, c, 1u, acc[4]);
+    gemm_store_pixel(p0 + 129u, c, 1u, acc[5]);
+    gemm_store_pixel(p0 + 130u, c, 1u, acc[6]);
+    gemm_store_pixel(p0 + 131u, c, 1u, acc[7]);
 }

@@ -457,5 +457,22 @@ tuner ({:.0} ms): ",
         row("U-Net forward", format!("{images} images"), &name, secs, flops);
     }
     gpu.force_conv(None);
+    // Smaller batches, tuned: back to back (throughput, as `secs_per_call`) and one call waited
+    // for alone (latency: recording, submission and the GPU's work without overlap).
+    for images in [8usize, 32] {
+        let shape: Vec<usize> = std::iter::once(images).chain(unet.config.sample_shape()).collect();
+        let values = shape.iter().product();
+        let x =
+            gpu.upload(&crate::Tensor::new(shape, crate::rng::test_values(values, 5)).map_err(err)?).map_err(err)?;
+        let labels: Vec<u32> = (0..images as u32).map(|i| i % unet.config.num_classes.max(1) as u32).collect();
+        let labels = (unet.config.num_classes > 0).then_some(&labels[..]);
+        let secs = secs_per_call(gpu, 0.3, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
+        let flops = unet.config.flops_per_sample().unwrap_or(f64::NAN) * images as f64;
+        let alone = median_secs(9, || {
+            gpu_secs(gpu, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop)).expect("forward");
+        });
+        let name = format!("tuned, back to back ({:.2} ms waited for alone)", alone * 1e3);
+        row("U-Net forward", format!("{images} images"), &name, secs, flops);
+    }
     Ok(())
 }

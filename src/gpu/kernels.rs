@@ -167,7 +167,7 @@ pub(super) fn conv2d(
     let Conv2dShape { batch: n, c_in: cin, h, w: wd, c_out: cout, kh, kw, stride, pad } = *s;
     let (oh, ow) = (s.out_h(), s.out_w());
     // Direct: invocations of 4 channels × 4 pixels of a row, 64 per workgroup. Implicit GEMM:
-    // workgroups of 32 channels × 128 pixels (flattened over images and rows).
+    // workgroups of 32 channels × 128 or 256 pixels (flattened over images and rows).
     // The browser build carries only the direct kernels (shaders/conv_gemm.wgsl says why).
     let variant = if cfg!(target_arch = "wasm32") { ConvVariant::Direct } else { variant };
     let (cblocks, xblocks, total, workgroups, kernel) = match variant {
@@ -176,9 +176,11 @@ pub(super) fn conv2d(
             let total = n * cblocks * oh * xblocks;
             (cblocks, xblocks, total, total.div_ceil(64), Kernel::Conv2d { k3s1: kh == 3 && kw == 3 && stride == 1 })
         }
-        ConvVariant::Gemm => {
-            let (cblocks, xblocks) = (cout.div_ceil(32), (n * oh * ow).div_ceil(128));
-            (cblocks, xblocks, cblocks * xblocks, cblocks * xblocks, Kernel::ConvGemm)
+        ConvVariant::Gemm | ConvVariant::GemmWide => {
+            let (pixels, kernel) =
+                if variant == ConvVariant::Gemm { (128, Kernel::ConvGemm) } else { (256, Kernel::ConvGemmWide) };
+            let (cblocks, xblocks) = (cout.div_ceil(32), (n * oh * ow).div_ceil(pixels));
+            (cblocks, xblocks, cblocks * xblocks, cblocks * xblocks, kernel)
         }
     };
     let p = Conv2dParams {

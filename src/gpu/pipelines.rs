@@ -118,6 +118,8 @@ pub enum Kernel {
     },
     /// The implicit-GEMM convolution: 128 pixels × 32 channels per workgroup.
     ConvGemm,
+    /// The same with 256 pixels per workgroup, 8 × 4 outputs per invocation.
+    ConvGemmWide,
     GroupNorm,
     Silu,
     SiluTangent,
@@ -149,7 +151,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 32] = [
+    pub const ALL: [Kernel; 33] = [
         Kernel::Linear { vec4: true },
         Kernel::Linear { vec4: false },
         Kernel::LinearTiled,
@@ -157,6 +159,7 @@ impl Kernel {
         Kernel::Conv2d { k3s1: true },
         Kernel::Conv2d { k3s1: false },
         Kernel::ConvGemm,
+        Kernel::ConvGemmWide,
         Kernel::GroupNorm,
         Kernel::Silu,
         Kernel::SiluTangent,
@@ -189,7 +192,7 @@ impl Kernel {
         match self {
             Linear { .. } | LinearTiled | LinearTiled128 => Shader::Matmul,
             Conv2d { .. } => Shader::Conv2d,
-            ConvGemm => Shader::ConvGemm,
+            ConvGemm | ConvGemmWide => Shader::ConvGemm,
             GroupNorm => Shader::Norm,
             Silu | SiluTangent | Add | AddChannelBias | Upsample2x | ConcatAxis1 | Lincomb | Tile | GuidanceMix => {
                 Shader::Elementwise
@@ -212,7 +215,13 @@ impl Kernel {
             LinearTiled128 => "linear_tiled128",
             Conv2d { k3s1: true } => "conv3x3_s1",
             Conv2d { k3s1: false } => "conv2d",
+            // Not in the browser bundle (`Shader::ConvGemm` is empty there).
+            #[cfg(not(target_arch = "wasm32"))]
             ConvGemm => "conv_gemm",
+            #[cfg(not(target_arch = "wasm32"))]
+            ConvGemmWide => "conv_gemm_wide",
+            #[cfg(target_arch = "wasm32")]
+            ConvGemm | ConvGemmWide => "",
             GroupNorm => "group_norm",
             Silu => "silu",
             SiluTangent => "silu_tangent",
@@ -250,6 +259,7 @@ impl Kernel {
             | LinearTiled128
             | Conv2d { .. }
             | ConvGemm
+            | ConvGemmWide
             | GroupNorm
             | RmsPartial
             | LayerNormRows => 3,

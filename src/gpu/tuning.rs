@@ -5,8 +5,8 @@
 //! from global memory, which wins on software adapters (lavapipe, SwiftShader emulate workgroup
 //! memory and barriers), and workgroup-memory tiling in 64×64 and 128×128 patches, what real
 //! GPUs are built for (the larger patch needs enough rows to fill a large GPU). The convolution
-//! has two (`shaders/conv2d.wgsl`): direct register blocking and an implicit GEMM through
-//! workgroup memory. A shape class is the product's (n, k, m) rounded up to powers of two (for
+//! has three: direct register blocking (`shaders/conv2d.wgsl`) and implicit GEMMs through
+//! workgroup memory in 128- and 256-pixel tiles (`shaders/conv_gemm.wgsl`, native only). A shape class is the product's (n, k, m) rounded up to powers of two (for
 //! a convolution: output pixels, c_in·kh·kw, c_out): layers of one model at one batch size
 //! share a class, and a class's winner is measured on its first member.
 //!
@@ -80,6 +80,8 @@ pub enum ConvVariant {
     Direct,
     /// Implicit GEMM through workgroup memory, 128 pixels × 32 channels per workgroup (`conv_gemm`).
     Gemm,
+    /// The same with 256 pixels per workgroup and 8 × 4 outputs per invocation (`conv_gemm_wide`).
+    GemmWide,
 }
 
 impl Variant for ConvVariant {
@@ -93,12 +95,13 @@ impl Variant for ConvVariant {
         match self {
             ConvVariant::Direct => "direct",
             ConvVariant::Gemm => "implicit_gemm",
+            ConvVariant::GemmWide => "implicit_gemm_wide",
         }
     }
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 2] = [ConvVariant::Direct, ConvVariant::Gemm];
+    pub const ALL: [ConvVariant; 3] = [ConvVariant::Direct, ConvVariant::Gemm, ConvVariant::GemmWide];
 
     pub fn name(self) -> &'static str {
         Variant::name(self)
@@ -385,11 +388,14 @@ mod tests {
         t.record(class, LinearChoice { variant: LinearVariant::Tiled, us });
         assert_eq!(t.linear(4000, 100, 127), LinearVariant::Tiled);
         assert_eq!(t.linear(8192, 128, 128), LinearVariant::Registers, "another class: the default");
-        let conv =
-            ConvChoice { variant: ConvVariant::Gemm, us: vec![(ConvVariant::Direct, 900), (ConvVariant::Gemm, 700)] };
+        use ConvVariant::*;
+        let conv = ConvChoice { variant: Gemm, us: vec![(Direct, 900), (Gemm, 700), (GemmWide, 800)] };
         t.record_conv(LinearClass::of(50176, 216, 24), conv);
         let text = t.to_text();
-        assert!(text.ends_with("conv 16 8 5 implicit_gemm direct=900 implicit_gemm=700\n"), "{text}");
+        assert!(
+            text.ends_with("conv 16 8 5 implicit_gemm direct=900 implicit_gemm=700 implicit_gemm_wide=800\n"),
+            "{text}"
+        );
         assert_eq!(Tuning::from_text(&text, true), Some(t.clone()), "{text}");
         let bad = [
             "",
