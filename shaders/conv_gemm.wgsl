@@ -20,6 +20,35 @@ const GCP: u32 = 33u;  // staged channel pitch: 32 + 1
 var<workgroup> gx: array<f32, 1024>;  // GK · GP: gx[kk * GP + pixel]
 var<workgroup> gw: array<f32, 264>;   // GK · GCP: gw[kk * GCP + channel]
 
+// Where the staging invocation of output pixel `sp` (flattened over images) reads: its top-left
+// tap's input row and column (padding subtracted) and its image's first input value; `valid` is
+// false past the last pixel (that lane stages zeros).
+struct PixelSource {
+    iy0: i32,
+    ix0: i32,
+    image: u32,
+    valid: bool,
+}
+
+fn pixel_source(sp: u32) -> PixelSource {
+    let ohw = p.oh * p.ow;
+    let npix = p.n * ohw;
+    let rem = min(sp, npix - 1u) % ohw;
+    let image = (min(sp, npix - 1u) / ohw) * p.cin * p.h * p.w;
+    return PixelSource(i32((rem / p.ow) * p.stride) - i32(p.pad), i32((rem % p.ow) * p.stride) - i32(p.pad), image,
+                       sp < npix);
+}
+
+// Input channel 0's offset of tap t for `s`, or -1 where the tap falls in the zero padding.
+fn tap_offset(s: PixelSource, t: u32) -> i32 {
+    let iy = s.iy0 + i32(t / p.kw);
+    let ix = s.ix0 + i32(t % p.kw);
+    if (!s.valid || iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) {
+        return -1;
+    }
+    return i32(s.image + u32(iy) * p.w + u32(ix));
+}
+
 @compute @workgroup_size(256)
 fn conv_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) li: u32) {
@@ -30,17 +59,10 @@ fn conv_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
     let co0 = (tile % p.cblocks) * GC;
     let pix0 = (tile / p.cblocks) * GP;
-    let ohw = p.oh * p.ow;
-    let npix = p.n * ohw;
     let taps = p.kh * p.kw;
     // Staging role: pixel li % 128, input channels li / 128 + 2q of each step (q < 4).
-    let sp = pix0 + li % GP;
-    let sb = min(sp, npix - 1u) / ohw;
-    let srem = min(sp, npix - 1u) % ohw;
-    let iy0 = i32((srem / p.ow) * p.stride) - i32(p.pad);
-    let ix0 = i32((srem % p.ow) * p.stride) - i32(p.pad);
+    let src = pixel_source(pix0 + li % GP);
     let plane = p.h * p.w;
-    let xbase = sb * p.cin * plane;
     let skk = li / GP;
     // Weight staging: channel li / 8, input channel li % 8 of the step.
     let wc = co0 + li / GK;
@@ -52,16 +74,13 @@ fn conv_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var t = 0u; t < taps; t++) {
-        let iy = iy0 + i32(t / p.kw);
-        let ix = ix0 + i32(t % p.kw);
-        let inside = sp < npix && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-        let at = xbase + u32(max(iy, 0)) * p.w + u32(max(ix, 0));
+        let at = tap_offset(src, t);
         for (var c0 = 0u; c0 < p.cin; c0 += GK) {
             for (var q = 0u; q < 4u; q++) {
                 let kk = skk + 2u * q;
                 var v = 0.0;
-                if (inside && c0 + kk < p.cin) {
-                    v = x[at + (c0 + kk) * plane];
+                if (at >= 0 && c0 + kk < p.cin) {
+                    v = x[u32(at) + (c0 + kk) * plane];
                 }
                 gx[kk * GP + li % GP] = v;
             }
@@ -132,32 +151,22 @@ fn conv_gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     let co0 = (tile % p.cblocks) * GC;
     let pix0 = (tile / p.cblocks) * WP;
-    let ohw = p.oh * p.ow;
-    let npix = p.n * ohw;
     let taps = p.kh * p.kw;
     // Staging role: pixel li, the step's 8 input channels; weights: channel li / 8, input li % 8.
-    let sp = pix0 + li;
-    let spc = min(sp, npix - 1u);
-    let srem = spc % ohw;
-    let iy0 = i32((srem / p.ow) * p.stride) - i32(p.pad);
-    let ix0 = i32((srem % p.ow) * p.stride) - i32(p.pad);
+    let src = pixel_source(pix0 + li);
     let plane = p.h * p.w;
-    let xbase = (spc / ohw) * p.cin * plane;
     let wc = li / GK;
     let wkk = li % GK;
     let tx = li % 32u;
     let ty = li / 32u;
     var acc: array<vec4<f32>, 8>;  // acc[i]: pixel 4tx + i (i ≥ 4: 124 + 4tx + i), channels 4ty..
     for (var t = 0u; t < taps; t++) {
-        let iy = iy0 + i32(t / p.kw);
-        let ix = ix0 + i32(t % p.kw);
-        let inside = sp < npix && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-        let at = xbase + u32(max(iy, 0)) * p.w + u32(max(ix, 0));
+        let at = tap_offset(src, t);
         for (var c0 = 0u; c0 < p.cin; c0 += GK) {
             for (var q = 0u; q < GK; q++) {
                 var v = 0.0;
-                if (inside && c0 + q < p.cin) {
-                    v = x[at + (c0 + q) * plane];
+                if (at >= 0 && c0 + q < p.cin) {
+                    v = x[u32(at) + (c0 + q) * plane];
                 }
                 wx[q * 64u + li / 4u][li % 4u] = v;
             }
