@@ -166,4 +166,3 @@ fn conv3x3_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
     store(b, co0, oy, ox0, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
 }
-
