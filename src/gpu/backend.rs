@@ -148,10 +148,8 @@ impl GpuBackend {
                 break;
             }
             let rows = n.min(if self.ctx.is_software() { SOFTWARE_ROWS } else { ((1 << 24) / k.max(m)).max(1) });
-            // Any finite values do: a fixed pattern in [-0.5, 0.5).
-            let data = |len: usize| (0..len).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect::<Vec<f32>>();
-            let x = self.upload(&Tensor::new(vec![rows, k], data(rows * k))?)?;
-            let w = self.upload(&Tensor::new(vec![m, k], data(m * k))?)?;
+            let x = self.upload(&Tensor::new(vec![rows, k], tuning_data(rows * k))?)?;
+            let w = self.upload(&Tensor::new(vec![m, k], tuning_data(m * k))?)?;
             let out = self.alloc(vec![rows, m])?;
             let mut us = Vec::with_capacity(LinearVariant::ALL.len());
             for v in LinearVariant::ALL {
@@ -166,7 +164,7 @@ impl GpuBackend {
         Ok(tuned)
     }
 
-    /// Times both convolution variants on each of `shapes` whose class is not tuned yet
+    /// Times every convolution variant on each of `shapes` whose class is not tuned yet
     /// (`tuning().untuned_conv()`), like [`GpuBackend::tune_linear`]: at most 2 images on a
     /// software adapter, else the shape's own batch up to 2²⁴ input values.
     pub async fn tune_conv(&self, shapes: &[Conv2dShape], budget_ms: f64, timer: &mut dyn LapTimer) -> Result<usize> {
@@ -184,10 +182,11 @@ impl GpuBackend {
             let image = s.c_in * s.h * s.w;
             let batch = s.batch.min(if self.ctx.is_software() { 2 } else { ((1 << 24) / image.max(1)).max(1) });
             let s = Conv2dShape { batch, ..*s };
-            let data = |len: usize| (0..len).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect::<Vec<f32>>();
-            let x = self.upload(&Tensor::new(vec![batch, s.c_in, s.h, s.w], data(batch * image))?)?;
-            let w =
-                self.upload(&Tensor::new(vec![s.c_out, s.c_in, s.kh, s.kw], data(s.c_out * s.c_in * s.kh * s.kw))?)?;
+            let x = self.upload(&Tensor::new(vec![batch, s.c_in, s.h, s.w], tuning_data(batch * image))?)?;
+            let w = self.upload(&Tensor::new(
+                vec![s.c_out, s.c_in, s.kh, s.kw],
+                tuning_data(s.c_out * s.c_in * s.kh * s.kw),
+            )?)?;
             let out = self.alloc(s.out())?;
             let mut us = Vec::with_capacity(ConvVariant::ALL.len());
             for v in ConvVariant::ALL {
@@ -777,6 +776,11 @@ impl Backend for GpuBackend {
             max_kept_values: crate::memory::MAX_KEPT_FRAME_VALUES,
         }
     }
+}
+
+/// The tuner's operands: any finite values do, so a fixed pattern in [-0.5, 0.5).
+fn tuning_data(len: usize) -> Vec<f32> {
+    (0..len).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect()
 }
 
 /// A lap in milliseconds as whole microseconds (the stored tuning's unit).
