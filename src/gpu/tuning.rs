@@ -6,9 +6,10 @@
 //! memory and barriers), and workgroup-memory tiling in 64×64 and 128×128 patches, what real
 //! GPUs are built for (the larger patch needs enough rows to fill a large GPU). The convolution
 //! has three: direct register blocking (`shaders/conv2d.wgsl`) and implicit GEMMs through
-//! workgroup memory in 128- and 256-pixel tiles (`shaders/conv_gemm.wgsl`, native only). A shape class is the product's (n, k, m) rounded up to powers of two (for
-//! a convolution: output pixels, c_in·kh·kw, c_out): layers of one model at one batch size
-//! share a class, and a class's winner is measured on its first member.
+//! workgroup memory in 128- and 256-pixel tiles (`shaders/conv_gemm.wgsl`, native only). A
+//! shape class is the product's (n, k, m) rounded up to powers of two (for a convolution:
+//! output pixels, c_in·kh·kw, c_out): layers of one model at one batch size share a class, and
+//! a class's winner is measured on its first member.
 //!
 //! A [`Tuning`] belongs to one adapter. Its stored form is the small text of
 //! [`Tuning::to_text`], keyed by [`adapter_key`] so that a new driver or a new version of this
@@ -73,7 +74,7 @@ impl LinearVariant {
     }
 }
 
-/// The convolution's kernels (`shaders/conv2d.wgsl`).
+/// The convolution's kernels (`shaders/conv2d.wgsl`, `shaders/conv_gemm.wgsl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConvVariant {
     /// 4 channels × 4 pixels per invocation straight from global memory (`conv3x3_s1`/`conv2d`).
