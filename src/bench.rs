@@ -191,9 +191,13 @@ pub fn run_gpu(quick: bool) -> Result<(), String> {
         let gs = Sampler::new(&gpu, model).map_err(|e| e.to_string())?;
         let mut nfe = 0;
         let mut err = None;
-        // Scaled rows: median of `reps` after a warm-up call; full rows: one timed call.
+        // Scaled rows: median of `reps` after a warm-up call; full rows: one timed call, after
+        // a warm-up call on the GPU (its first call at a new batch size creates and zero-fills
+        // that size's buffers: the H200's one cold 16-image call took 165 ms, 8.3 ms per NFE),
+        // but not on the CPU (seconds a call there, and nothing to warm).
         let time = |f: &mut dyn FnMut()| if w.size == "full" { once_secs(f) } else { median_secs(reps, f) };
-        let g_secs = time(&mut || match gs.sample(&w.opts, &mut |_| ControlFlow::Continue(())) {
+        let g_time = |f: &mut dyn FnMut()| median_secs(if w.size == "full" { 1 } else { reps }, f);
+        let g_secs = g_time(&mut || match gs.sample(&w.opts, &mut |_| ControlFlow::Continue(())) {
             Ok(o) => nfe = o.stats.nfe,
             Err(e) => err = Some(e.to_string()),
         });
@@ -318,6 +322,31 @@ fn gpu_secs(gpu: &crate::gpu::GpuBackend, f: &mut dyn FnMut() -> crate::Result<(
     f().map_err(|e| e.to_string())?;
     pollster::block_on(gpu.finish()).map_err(|e| e.to_string())?;
     Ok(t.elapsed().as_secs_f64())
+}
+
+/// The host's share of one call of `f`, the median of 9 after a warm-up: seconds to record its
+/// dispatches, seconds to submit them (`GpuBackend::flush`), and their count. Back to back, a
+/// forward can go no faster than this, whatever the GPU: it tells a launch-bound network whether
+/// the CPU or the GPU sets the pace.
+fn host_costs(
+    gpu: &crate::gpu::GpuBackend,
+    f: &mut dyn FnMut() -> crate::Result<()>,
+) -> Result<(f64, f64, u64), String> {
+    let mut samples = Vec::new();
+    for i in 0..10 {
+        let d0 = gpu.stats().dispatches;
+        let t = Instant::now();
+        f().map_err(|e| e.to_string())?;
+        let record = t.elapsed().as_secs_f64();
+        gpu.flush().map_err(|e| e.to_string())?;
+        let submit = t.elapsed().as_secs_f64() - record;
+        pollster::block_on(gpu.finish()).map_err(|e| e.to_string())?;
+        if i > 0 {
+            samples.push((record, submit, gpu.stats().dispatches - d0));
+        }
+    }
+    samples.sort_by(|a, b| (a.0 + a.1).total_cmp(&(b.0 + b.1)));
+    Ok(samples[samples.len() / 2])
 }
 
 /// Seconds per call of `f` (one unit of GPU work), repeated (doubling) until a batch of calls
@@ -471,7 +500,14 @@ tuner ({:.0} ms): ",
         let alone = median_secs(9, || {
             gpu_secs(gpu, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop)).expect("forward");
         });
-        let name = format!("tuned, back to back ({:.2} ms waited for alone)", alone * 1e3);
+        let (record, submit, dispatches) = host_costs(gpu, &mut || net.velocity(&gpu, &x, 0.5, labels).map(drop))?;
+        let name = format!(
+            "tuned, back to back ({:.2} ms waited for alone; on the host, {dispatches} dispatches: record {:.2} ms + submit {:.2} ms = {:.1} µs a dispatch)",
+            alone * 1e3,
+            record * 1e3,
+            submit * 1e3,
+            (record + submit) * 1e6 / dispatches as f64
+        );
         row("U-Net forward", format!("{images} images"), &name, secs, flops);
     }
     Ok(())
