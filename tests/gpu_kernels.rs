@@ -745,3 +745,42 @@ fn fma_peak_matches_the_closed_form() {
         assert_close(&format!("fma_peak len {len} iters {iters}"), got.data(), &want, 1e-3, 1e-4);
     }
 }
+
+/// Dispatches share one compute pass until a copy or a submission ends it (gpu/recorder.rs):
+/// a chain that interleaves dispatches with the copies of `reshape` and `slice_rows`, and one
+/// of 300 dependent dispatches (past the 256 that force a submission with a pass open), all
+/// recorded before a single readback, give the CPU's values: each step reads the one before.
+#[test]
+fn dispatches_and_copies_interleaved_in_one_submission() {
+    use pushforward::pointwise::{BinaryOp, UnaryOp};
+    let Some(g) = gpu() else { return };
+    let cpu = CpuBackend;
+    let x = t(&[6, 35], 71);
+    let want = {
+        let y = cpu.unary(&x, UnaryOp::Tanh).unwrap();
+        let r = cpu.reshape(&y, &[35, 6]).unwrap();
+        let z = cpu.binary(&r, &r, BinaryOp::Mul).unwrap();
+        let s = cpu.slice_rows(&z, 3..20).unwrap();
+        cpu.binary(&s, &cpu.unary(&s, UnaryOp::Neg).unwrap(), BinaryOp::Sub).unwrap()
+    };
+    let d0 = g.stats().submissions;
+    let y = g.unary(&g.upload(&x).unwrap(), UnaryOp::Tanh).unwrap();
+    let r = g.reshape(&y, &[35, 6]).unwrap();
+    let z = g.binary(&r, &r, BinaryOp::Mul).unwrap();
+    let s = g.slice_rows(&z, 3..20).unwrap();
+    let got = g.binary(&s, &g.unary(&s, UnaryOp::Neg).unwrap(), BinaryOp::Sub).unwrap();
+    assert_eq!(g.stats().submissions, d0, "recorded without submitting");
+    assert_close("dispatch, copy, dispatch, copy, dispatches", host(g, &got).data(), want.data(), 1e-6, 1e-6);
+
+    // 300 dependent adds of 1 in one recording: x + 300, with a submission forced midway.
+    let one = g.upload(&Tensor::new(vec![6, 35], vec![1.0; 210]).unwrap()).unwrap();
+    let (d0, s0) = (g.stats().dispatches, g.stats().submissions);
+    let mut acc = g.upload(&x).unwrap();
+    for _ in 0..300 {
+        acc = g.binary(&acc, &one, BinaryOp::Add).unwrap();
+    }
+    assert!(g.stats().submissions > s0, "256 pending dispatches force a submission");
+    assert_eq!(g.stats().dispatches - d0, 300);
+    let want: Vec<f32> = x.data().iter().map(|v| (0..300).fold(*v, |a, _| a + 1.0)).collect();
+    assert_eq!(host(g, &acc).data(), &want[..]);
+}
