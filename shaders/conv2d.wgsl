@@ -24,7 +24,7 @@ struct Params {
     cblocks: u32,
     xblocks: u32,
     total: u32,
-    _pad: u32,
+    adds: u32, // bit 0: + chan_add[image, channel]; bit 1: residual + that (a U-Net block's epilogues)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,6 +32,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> wt: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> chan_add: array<f32>;
+@group(0) @binding(6) var<storage, read> residual: array<f32>;
 
 fn tap(row: u32, ix: i32) -> f32 {
     if (ix < 0 || ix >= i32(p.w)) {
@@ -112,7 +114,15 @@ fn store(b: u32, co0: u32, oy: u32, ox0: u32, accs: array<vec4<f32>, 4>) {
         for (var q = 0u; q < 4u; q++) {
             let ox = ox0 + q;
             if (ox < p.ow) {
-                out[orow + ox] = accs[j][q] + bv;
+                // The sums of the separate ops, in their order.
+                var v = accs[j][q] + bv;
+                if ((p.adds & 1u) != 0u) {
+                    v += chan_add[b * p.cout + co];
+                }
+                if ((p.adds & 2u) != 0u) {
+                    v = residual[orow + ox] + v;
+                }
+                out[orow + ox] = v;
             }
         }
     }

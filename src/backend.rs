@@ -49,6 +49,31 @@ pub trait Backend {
         pad: usize,
     ) -> Result<Self::Tensor>;
 
+    /// `conv2d`, then + `channel_add`[n, c] over each image's channel (the U-Net's time
+    /// embedding), then `residual` + that (a tensor of the output's shape): a residual block's
+    /// epilogues, which the GPU fuses into the convolution's store (a dispatch and a pass over
+    /// the activation each). The same sums in the same order as the three ops.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_add(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+        stride: usize,
+        pad: usize,
+        channel_add: Option<&Self::Tensor>,
+        residual: Option<&Self::Tensor>,
+    ) -> Result<Self::Tensor> {
+        let mut y = self.conv2d(x, w, b, stride, pad)?;
+        if let Some(c) = channel_add {
+            y = self.add_channel_bias(&y, c)?;
+        }
+        if let Some(r) = residual {
+            y = self.add(r, &y)?;
+        }
+        Ok(y)
+    }
+
     /// GroupNorm over NCHW followed by an optional fused activation.
     fn group_norm(
         &self,
@@ -185,6 +210,18 @@ impl<B: Backend + ?Sized> Backend for &B {
         pad: usize,
     ) -> Result<Self::Tensor> {
         (**self).conv2d(x, w, b, stride, pad)
+    }
+    fn conv2d_add(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        b: Option<&Self::Tensor>,
+        stride: usize,
+        pad: usize,
+        channel_add: Option<&Self::Tensor>,
+        residual: Option<&Self::Tensor>,
+    ) -> Result<Self::Tensor> {
+        (**self).conv2d_add(x, w, b, stride, pad, channel_add, residual)
     }
     fn group_norm(
         &self,

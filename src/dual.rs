@@ -121,6 +121,27 @@ impl Backend for Dual<'_> {
         each!(self, b, t => b.conv2d(t(x)?, t(w)?, bias.map(t).transpose()?, stride, pad)?)
     }
 
+    fn conv2d_add(
+        &self,
+        x: &DualTensor,
+        w: &DualTensor,
+        bias: Option<&DualTensor>,
+        stride: usize,
+        pad: usize,
+        channel_add: Option<&DualTensor>,
+        residual: Option<&DualTensor>,
+    ) -> Result<DualTensor> {
+        each!(self, b, t => b.conv2d_add(
+            t(x)?,
+            t(w)?,
+            bias.map(t).transpose()?,
+            stride,
+            pad,
+            channel_add.map(t).transpose()?,
+            residual.map(t).transpose()?
+        )?)
+    }
+
     fn group_norm(
         &self,
         x: &DualTensor,

@@ -248,8 +248,48 @@ fn conv2d_matches_cpu() {
                 let what = format!("conv2d {} {n}x{cin}x{h}x{w} -> {cout} k{k} s{s} p{p} bias {bias}", variant.name());
                 assert_close(&what, got.data(), want.data(), 1e-5, 1e-4);
             }
+            // The residual block's epilogues (`conv2d_add`): the CPU runs them as separate ops;
+            // the direct kernel adds them in its store, in one dispatch.
+            // Tolerance: the convolution's own (of its magnitude, which a residual may cancel)
+            // plus the adds' roundings.
+            let conv = cpu.conv2d(&x, &wt, Some(&b), s, p).unwrap();
+            let out_shape = conv.shape().to_vec();
+            let cadd = t(&[n, cout], 65 + i as u64);
+            let res = t(&out_shape, 68 + i as u64);
+            for (c, r) in [(true, false), (false, true), (true, true)] {
+                let (c, r) = (c.then_some(&cadd), r.then_some(&res));
+                let want = cpu.conv2d_add(&x, &wt, Some(&b), s, p, c, r).unwrap();
+                let up = |v: &Tensor| g.upload(v).unwrap();
+                let (gc, gr) = (c.map(up), r.map(up));
+                let d0 = g.stats().dispatches;
+                let got = g.conv2d_add(&up(&x), &up(&wt), Some(&up(&b)), s, p, gc.as_ref(), gr.as_ref()).unwrap();
+                if variant == ConvVariant::Direct {
+                    assert_eq!(g.stats().dispatches - d0, 1, "the direct kernel fuses the adds");
+                }
+                let what = format!(
+                    "conv2d_add {} case {i}: channel add {}, residual {}",
+                    variant.name(),
+                    c.is_some(),
+                    r.is_some()
+                );
+                let got = host(&g, &got);
+                for ((g, w), y) in got.data().iter().zip(want.data()).zip(conv.data()) {
+                    let tol = 1e-5 + 1e-4 * y.abs() + 4.0 * f32::EPSILON * (w.abs() + y.abs());
+                    assert!((g - w).abs() <= tol, "{what}: gpu {g} vs cpu {w} (conv {y})");
+                }
+            }
         }
     }
+    g.force_conv(None);
+    // Operands of the wrong shape are typed errors, before anything is recorded.
+    let (x, wt) = (g.upload(&t(&[2, 3, 8, 8], 1)).unwrap(), g.upload(&t(&[4, 3, 3, 3], 2)).unwrap());
+    let wrong_cadd = g.upload(&t(&[2, 3], 3)).unwrap();
+    let wrong_res = g.upload(&t(&[2, 4, 8, 7], 4)).unwrap();
+    assert!(matches!(
+        g.conv2d_add(&x, &wt, None, 1, 1, Some(&wrong_cadd), None),
+        Err(pushforward::Error::Shape { .. })
+    ));
+    assert!(matches!(g.conv2d_add(&x, &wt, None, 1, 1, None, Some(&wrong_res)), Err(pushforward::Error::Shape { .. })));
 }
 
 /// GroupNorm: f32 tree reductions vs the CPU's f64 sums; normalised outputs are O(1):

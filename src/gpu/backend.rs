@@ -193,7 +193,7 @@ impl GpuBackend {
                 let time = async |calls: usize| {
                     let t0 = crate::host::now_ms();
                     for _ in 0..calls {
-                        self.record(|r| kernels::conv2d(r, v, out.bind(), x.bind(), w.bind(), None, &s))?;
+                        self.record(|r| kernels::conv2d(r, v, out.bind(), x.bind(), w.bind(), None, [None, None], &s))?;
                     }
                     self.finish().await?;
                     Ok::<f64, crate::Error>((crate::host::now_ms() - t0) / calls as f64)
@@ -464,18 +464,53 @@ impl Backend for GpuBackend {
         stride: usize,
         pad: usize,
     ) -> Result<GpuTensor> {
+        self.conv2d_add(x, w, b, stride, pad, None, None)
+    }
+
+    /// The direct kernel adds `channel_add` and `residual` in its store; the implicit GEMMs
+    /// (native, when tuned in) run the trait's separate ops after them.
+    fn conv2d_add(
+        &self,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        b: Option<&GpuTensor>,
+        stride: usize,
+        pad: usize,
+        channel_add: Option<&GpuTensor>,
+        residual: Option<&GpuTensor>,
+    ) -> Result<GpuTensor> {
         let s = shapes::conv2d(&x.shape, &w.shape, b.map(GpuTensor::shape), stride, pad)?;
+        if let Some(c) = channel_add {
+            shapes::add_channel_bias(&s.out(), &c.shape)?;
+        }
+        if let Some(r) = residual {
+            shapes::add(&r.shape, &s.out())?;
+        }
+        // The browser build runs no tuner and carries only the direct kernels.
+        let variant = if cfg!(target_arch = "wasm32") {
+            ConvVariant::Direct
+        } else {
+            let mut t = self.tuning_lock();
+            t.note_conv(&s);
+            t.conv(&s)
+        };
+        if variant != ConvVariant::Direct && (channel_add.is_some() || residual.is_some()) {
+            let y = self.conv2d_add(x, w, b, stride, pad, None, None)?;
+            let y = match channel_add {
+                Some(c) => self.add_channel_bias(&y, c)?,
+                None => y,
+            };
+            return match residual {
+                Some(r) => self.add(r, &y),
+                None => Ok(y),
+            };
+        }
         let out = self.alloc(s.out())?;
         if out.len > 0 {
-            // The browser build runs no tuner and carries only the direct kernels.
-            let variant = if cfg!(target_arch = "wasm32") {
-                ConvVariant::Direct
-            } else {
-                let mut t = self.tuning_lock();
-                t.note_conv(&s);
-                t.conv(&s)
-            };
-            self.record(|r| kernels::conv2d(r, variant, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), &s))?;
+            let adds = [channel_add.map(GpuTensor::bind), residual.map(GpuTensor::bind)];
+            self.record(|r| {
+                kernels::conv2d(r, variant, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), adds, &s)
+            })?;
         }
         Ok(out)
     }

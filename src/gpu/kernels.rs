@@ -48,7 +48,7 @@ uniform! {
     /// `Params` of conv2d.wgsl.
     Conv2dParams = "conv2d" {
         n: u32, cin: u32, h: u32, w: u32, cout: u32, oh: u32, ow: u32, kh: u32, kw: u32,
-        stride: u32, pad: u32, has_bias: u32, cblocks: u32, xblocks: u32, total: u32, _pad: u32,
+        stride: u32, pad: u32, has_bias: u32, cblocks: u32, xblocks: u32, total: u32, adds: u32,
     }
 }
 
@@ -162,6 +162,7 @@ pub(super) fn conv2d(
     x: Bind,
     w: Bind,
     b: Option<Bind>,
+    [channel_add, residual]: [Option<Bind>; 2],
     s: &Conv2dShape,
 ) -> Result<()> {
     let Conv2dShape { batch: n, c_in: cin, h, w: wd, c_out: cout, kh, kw, stride, pad } = *s;
@@ -201,9 +202,13 @@ pub(super) fn conv2d(
         cblocks: cblocks as u32,
         xblocks: xblocks as u32,
         total: total as u32,
-        ..Conv2dParams::zeroed()
+        adds: channel_add.is_some() as u32 | (residual.is_some() as u32) << 1,
     };
-    r.dispatch(kernel, bytemuck::bytes_of(&p), out, &[x, w, b.unwrap_or(x)], workgroups as u64)
+    // Unused inputs bind `x` (read-only, never read). The implicit GEMMs have no epilogue adds
+    // (their caller runs them as ops).
+    let inputs = [x, w, b.unwrap_or(x), channel_add.unwrap_or(x), residual.unwrap_or(x)];
+    let inputs = if variant == ConvVariant::Direct { &inputs[..] } else { &inputs[..3] };
+    r.dispatch(kernel, bytemuck::bytes_of(&p), out, inputs, workgroups as u64)
 }
 
 /// GroupNorm over `x` of dims `d` (+ the fused activation).

@@ -254,10 +254,10 @@ impl Kernel {
     pub fn inputs(self) -> usize {
         use Kernel::*;
         match self {
+            Conv2d { .. } => 5,
             Linear { .. }
             | LinearTiled
             | LinearTiled128
-            | Conv2d { .. }
             | ConvGemm
             | ConvGemmWide
             | GroupNorm

@@ -154,18 +154,18 @@ fn res_block<B: Backend>(
     emb: &B::Tensor,
 ) -> Result<B::Tensor> {
     let w = |s: &str| p.get(&format!("{name}.{s}"));
+    // conv1 + the time embedding's projection, and skip + conv2, each one op: the GPU adds them
+    // in the convolution's store (`Backend::conv2d_add`).
     let h = b.group_norm(x, c.groups, w("norm1.weight")?, w("norm1.bias")?, GROUP_NORM_EPS, Activation::Silu)?;
-    let h = b.conv2d(&h, w("conv1.weight")?, Some(w("conv1.bias")?), 1, 1)?;
     let tproj = b.linear(emb, w("temb_proj.weight")?, Some(w("temb_proj.bias")?), Activation::None)?;
-    let h = b.add_channel_bias(&h, &tproj)?;
+    let h = b.conv2d_add(&h, w("conv1.weight")?, Some(w("conv1.bias")?), 1, 1, Some(&tproj), None)?;
     let h = b.group_norm(&h, c.groups, w("norm2.weight")?, w("norm2.bias")?, GROUP_NORM_EPS, Activation::Silu)?;
-    let h = b.conv2d(&h, w("conv2.weight")?, Some(w("conv2.bias")?), 1, 1)?;
     let skip = if p.contains(&format!("{name}.skip.weight")) {
-        b.conv2d(x, w("skip.weight")?, Some(w("skip.bias")?), 1, 0)?
+        Some(b.conv2d(x, w("skip.weight")?, Some(w("skip.bias")?), 1, 0)?)
     } else {
-        return b.add(x, &h);
+        None
     };
-    b.add(&skip, &h)
+    b.conv2d_add(&h, w("conv2.weight")?, Some(w("conv2.bias")?), 1, 1, None, Some(skip.as_ref().unwrap_or(x)))
 }
 
 /// v(x, t[, y]) for x [n, C, H, W] → [n, C, H, W].
