@@ -64,14 +64,8 @@ pub trait Backend {
         channel_add: Option<&Self::Tensor>,
         residual: Option<&Self::Tensor>,
     ) -> Result<Self::Tensor> {
-        let mut y = self.conv2d(x, w, b, stride, pad)?;
-        if let Some(c) = channel_add {
-            y = self.add_channel_bias(&y, c)?;
-        }
-        if let Some(r) = residual {
-            y = self.add(r, &y)?;
-        }
-        Ok(y)
+        let y = self.conv2d(x, w, b, stride, pad)?;
+        adds_after_conv2d(self, y, channel_add, residual)
     }
 
     /// GroupNorm over NCHW followed by an optional fused activation.
@@ -173,6 +167,24 @@ pub trait Backend {
     ) -> Result<Self::Tensor> {
         let _ = row_values;
         f(x, labels)
+    }
+}
+
+/// `conv2d_add`'s adds as separate ops on the convolution's output `y`: the trait's default,
+/// and the GPU's where its convolution kernel has no such epilogue.
+pub(crate) fn adds_after_conv2d<B: Backend + ?Sized>(
+    b: &B,
+    y: B::Tensor,
+    channel_add: Option<&B::Tensor>,
+    residual: Option<&B::Tensor>,
+) -> Result<B::Tensor> {
+    let y = match channel_add {
+        Some(c) => b.add_channel_bias(&y, c)?,
+        None => y,
+    };
+    match residual {
+        Some(r) => b.add(r, &y),
+        None => Ok(y),
     }
 }
 

@@ -496,14 +496,7 @@ impl Backend for GpuBackend {
         };
         if variant != ConvVariant::Direct && (channel_add.is_some() || residual.is_some()) {
             let y = self.conv2d_add(x, w, b, stride, pad, None, None)?;
-            let y = match channel_add {
-                Some(c) => self.add_channel_bias(&y, c)?,
-                None => y,
-            };
-            return match residual {
-                Some(r) => self.add(r, &y),
-                None => Ok(y),
-            };
+            return crate::backend::adds_after_conv2d(self, y, channel_add, residual);
         }
         let out = self.alloc(s.out())?;
         if out.len > 0 {
