@@ -824,3 +824,39 @@ fn dispatches_and_copies_interleaved_in_one_submission() {
     let want: Vec<f32> = x.data().iter().map(|v| (0..300).fold(*v, |a, _| a + 1.0)).collect();
     assert_eq!(host(g, &acc).data(), &want[..]);
 }
+
+/// Profiling gives every dispatch a pass of its own with timestamps (gpu/recorder.rs), between
+/// the passes that unprofiled dispatches share: each dispatch is counted once under its family,
+/// with a finite, non-negative time, and the results are the CPU's. lavapipe has timestamp
+/// queries; an adapter without them says so and is checked for the unprofiled results only.
+#[test]
+fn profiling_times_every_dispatch_and_keeps_results() {
+    use pushforward::pointwise::{BinaryOp, UnaryOp};
+    let Some(g) = open(&GpuOptions { timestamps: true, ..Default::default() }) else { return };
+    let cpu = CpuBackend;
+    let x = t(&[5, 19], 81);
+    let want = cpu.binary(&cpu.unary(&x, UnaryOp::Tanh).unwrap(), &x, BinaryOp::Mul).unwrap();
+    let run = || {
+        let gx = g.upload(&x).unwrap();
+        let y = g.unary(&gx, UnaryOp::Tanh).unwrap();
+        let r = g.reshape(&y, &[5, 19]).unwrap();
+        g.binary(&r, &gx, BinaryOp::Mul).unwrap()
+    };
+    // Unprofiled first: the shared pass is open when profiling starts.
+    let before = run();
+    let profiling = g.set_profiling(true).unwrap();
+    let d0 = g.stats().dispatches;
+    let got = run();
+    assert_close("profiled", host(&g, &got).data(), want.data(), 1e-6, 1e-6);
+    assert_close("unprofiled", host(&g, &before).data(), want.data(), 1e-6, 1e-6);
+    if !profiling {
+        eprintln!("this adapter has no timestamp queries: profiling is off");
+        return;
+    }
+    let p = g.profile().unwrap().expect("profiling is on");
+    let counted: u64 = p.dispatches.values().sum();
+    assert_eq!(counted, g.stats().dispatches - d0, "every profiled dispatch counted once");
+    assert!(p.secs.values().all(|s| s.is_finite() && *s >= 0.0), "{:?}", p.secs);
+    assert!(g.set_profiling(false).unwrap());
+    assert!(g.profile().unwrap().is_none());
+}

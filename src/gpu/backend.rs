@@ -494,18 +494,16 @@ impl Backend for GpuBackend {
             t.note_conv(&s);
             t.conv(&s)
         };
-        if variant != ConvVariant::Direct && (channel_add.is_some() || residual.is_some()) {
-            let y = self.conv2d_add(x, w, b, stride, pad, None, None)?;
-            return crate::backend::adds_after_conv2d(self, y, channel_add, residual);
-        }
+        let fused = variant == ConvVariant::Direct;
         let out = self.alloc(s.out())?;
         if out.len > 0 {
-            let adds = [channel_add.map(GpuTensor::bind), residual.map(GpuTensor::bind)];
+            let adds =
+                if fused { [channel_add.map(GpuTensor::bind), residual.map(GpuTensor::bind)] } else { [None, None] };
             self.record(|r| {
                 kernels::conv2d(r, variant, out.bind(), x.bind(), w.bind(), b.map(GpuTensor::bind), adds, &s)
             })?;
         }
-        Ok(out)
+        if fused { Ok(out) } else { crate::backend::adds_after_conv2d(self, out, channel_add, residual) }
     }
 
     fn group_norm(

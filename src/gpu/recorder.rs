@@ -279,27 +279,29 @@ impl Recorder {
             p.families.push(kernel.family());
             (p.queries.clone(), 2 * (p.families.len() as u32 - 1))
         });
-        if let Some((q, i)) = &timestamps {
-            let timestamp_writes = Some(wgpu::ComputePassTimestampWrites {
-                query_set: q,
-                beginning_of_pass_write_index: Some(*i),
-                end_of_pass_write_index: Some(*i + 1),
-            });
-            let mut pass =
-                self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
-            pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind_group, &[dyn_offset]);
-            pass.dispatch_workgroups(x, y, 1);
-        } else {
-            if self.pass.is_none() {
-                let pass = self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-                self.pass = Some(pass.forget_lifetime());
+        let mut timed;
+        let pass = match &timestamps {
+            Some((q, i)) => {
+                let timestamp_writes = Some(wgpu::ComputePassTimestampWrites {
+                    query_set: q,
+                    beginning_of_pass_write_index: Some(*i),
+                    end_of_pass_write_index: Some(*i + 1),
+                });
+                let desc = wgpu::ComputePassDescriptor { label: None, timestamp_writes };
+                timed = self.encoder().begin_compute_pass(&desc).forget_lifetime();
+                &mut timed
             }
-            let pass = self.pass.as_mut().expect("opened above");
-            pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind_group, &[dyn_offset]);
-            pass.dispatch_workgroups(x, y, 1);
-        }
+            None => {
+                if self.pass.is_none() {
+                    let pass = self.encoder().begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+                    self.pass = Some(pass.forget_lifetime());
+                }
+                self.pass.as_mut().expect("opened above")
+            }
+        };
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[dyn_offset]);
+        pass.dispatch_workgroups(x, y, 1);
         self.pending += 1;
         self.stats.dispatches += 1;
         if self.pending >= MAX_PENDING || self.arena_host.len() >= ARENA_HIGH_WATER {
