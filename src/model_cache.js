@@ -29,12 +29,31 @@ function cacheStorage() {
   }
 }
 
+/**
+ * Whether this origin keeps any model, asked once when the bindings are imported on a page: the
+ * Cache API's first answer in a fresh profile takes 30–90 ms (its storage opens), which then
+ * overlaps the wasm's download and compile instead of delaying the model's request. The first
+ * `cachedModel` uses it (and nothing is created for a visitor who has nothing kept); later
+ * ones ask again. Not in workers: they never load by URL.
+ */
+let anyKept = globalThis.document ? askAnyKept() : null;
+function askAnyKept() {
+  try {
+    return cacheStorage()?.has(CACHE_NAME).catch(() => true) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** The kept copy of `url`: `{ bytes, etag, source: 'cache' | 'memory' }`, or null. */
 export async function cachedModel(url) {
   const m = memory.get(url);   // (every path below resolves: a rejection would reach wasm as a trap)
   if (m) return { bytes: m.bytes, etag: m.etag, source: 'memory' };
   const storage = cacheStorage();
   if (!storage) return null;
+  const early = anyKept;
+  anyKept = null;
+  if (early && !(await early)) return null;
   try {
     const cache = await storage.open(CACHE_NAME);
     const r = await cache.match(url);
@@ -54,6 +73,7 @@ export async function cachedModel(url) {
 
 /** Keeps `bytes` of `url`; resolves with `{ stored: 'cache' | 'memory', note }`. */
 export async function storeModel(url, bytes, etag) {
+  anyKept = null;
   let why;
   const storage = cacheStorage();
   if (!storage) {

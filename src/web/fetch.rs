@@ -32,9 +32,10 @@ extern "C" {
     /// The kept copy of a model: `{ bytes, etag, source: 'cache' | 'memory' }` or null.
     #[wasm_bindgen(js_name = cachedModel)]
     async fn cached_model(url: &str) -> JsValue;
-    /// Keeps a model's bytes: `{ stored: 'cache' | 'memory' | 'none', note }`.
+    /// Keeps a model's bytes: resolves with `{ stored: 'cache' | 'memory' | 'none', note }`
+    /// (never rejects). A plain call, not an `async fn`: the write starts at once.
     #[wasm_bindgen(js_name = storeModel)]
-    async fn store_model(url: &str, bytes: js_sys::Uint8Array, etag: &str) -> JsValue;
+    fn store_model(url: &str, bytes: js_sys::Uint8Array, etag: &str) -> js_sys::Promise;
     /// Drops the kept copies of a model (or of every model).
     #[wasm_bindgen(js_name = forgetModels)]
     pub async fn forget_models(url: Option<String>);
@@ -61,13 +62,38 @@ pub struct Provenance {
     pub note: String,
 }
 
+/// Where a model's bytes are kept: known at once, or once the write of a download into the
+/// Cache API settles. That write (20–110 ms in a fresh profile) runs while `Sampler.create`
+/// parses the model and opens its engine, instead of before.
+pub enum Kept {
+    Known(Provenance),
+    Storing(js_sys::Promise),
+}
+
+impl Kept {
+    pub async fn provenance(self) -> Provenance {
+        match self {
+            Kept::Known(p) => p,
+            Kept::Storing(write) => {
+                let r = JsFuture::from(write).await.unwrap_or(JsValue::NULL);
+                let kept = match get(&r, "stored").as_string().as_deref() {
+                    Some("cache") => "cache",
+                    Some("memory") => "memory",
+                    _ => "none",
+                };
+                Provenance { source: "network", kept, note: get(&r, "note").as_string().unwrap_or_default() }
+            }
+        }
+    }
+}
+
 /// The bytes of the model at `url`, from the kept copy or the network (`fetch_bytes`), kept
 /// for the next load as `mode` says.
-pub async fn fetch_model(url: &str, cb: &Callbacks, limits: &Limits, mode: CacheMode) -> Result<(Vec<u8>, Provenance)> {
+pub async fn fetch_model(url: &str, cb: &Callbacks, limits: &Limits, mode: CacheMode) -> Result<(Vec<u8>, Kept)> {
     if mode == CacheMode::Off {
         let (bytes, _) = fetch_bytes(url, cb, limits, None).await?.unwrap_or_default();
         let note = "not kept (cache: false)".into();
-        return Ok((bytes, Provenance { source: "network", kept: "off", note }));
+        return Ok((bytes, Kept::Known(Provenance { source: "network", kept: "off", note })));
     }
     let kept = cached_model(url).await;
     let kept = (!kept.is_null() && !kept.is_undefined()).then(|| {
@@ -84,7 +110,7 @@ pub async fn fetch_model(url: &str, cb: &Callbacks, limits: &Limits, mode: Cache
             ("cached", true.into()),
         ]));
         let kept = if *source == "memory" { "memory" } else { "cache" };
-        (bytes.to_vec(), Provenance { source, kept, note: format!("loaded from {how}") })
+        (bytes.to_vec(), Kept::Known(Provenance { source, kept, note: format!("loaded from {how}") }))
     };
     if let Some(k) = &kept
         && (k.0.length() as f64) <= limits.max_bytes
@@ -97,27 +123,21 @@ pub async fn fetch_model(url: &str, cb: &Callbacks, limits: &Limits, mode: Cache
             CacheMode::Revalidate if !k.1.is_empty() => match fetch_bytes(url, cb, limits, Some(&k.1)).await? {
                 None => return Ok(from_kept(k, "the kept copy (the server answered 304 Not Modified)")),
                 Some((bytes, etag)) => {
-                    let provenance = keep(url, &bytes, &etag).await;
-                    return Ok((bytes, provenance));
+                    let kept = keep(url, &bytes, &etag);
+                    return Ok((bytes, kept));
                 }
             },
             _ => {}
         }
     }
     let (bytes, etag) = fetch_bytes(url, cb, limits, None).await?.unwrap_or_default();
-    let provenance = keep(url, &bytes, &etag).await;
-    Ok((bytes, provenance))
+    let kept = keep(url, &bytes, &etag);
+    Ok((bytes, kept))
 }
 
-/// Keeps a download for the next load; says where.
-async fn keep(url: &str, bytes: &[u8], etag: &str) -> Provenance {
-    let r = store_model(url, js_sys::Uint8Array::from(bytes), etag).await;
-    let kept = match get(&r, "stored").as_string().as_deref() {
-        Some("cache") => "cache",
-        Some("memory") => "memory",
-        _ => "none",
-    };
-    Provenance { source: "network", kept, note: get(&r, "note").as_string().unwrap_or_default() }
+/// Starts keeping a download for the next load.
+fn keep(url: &str, bytes: &[u8], etag: &str) -> Kept {
+    Kept::Storing(store_model(url, js_sys::Uint8Array::from(bytes), etag))
 }
 
 /// The body of `url` and its ETag, reporting `{ phase: 'download', loaded, total }` to `cb`;

@@ -370,10 +370,10 @@ impl Sampler {
         };
         let given = |bytes: Vec<u8>| {
             let note = "given as bytes".into();
-            (bytes, fetch::Provenance { source: "bytes", kept: "none", note })
+            (bytes, fetch::Kept::Known(fetch::Provenance { source: "bytes", kept: "none", note }))
         };
         let model_v = get(&opts, "model");
-        let (bytes, provenance) = if let Some(url) = model_v.as_string() {
+        let (bytes, kept) = if let Some(url) = model_v.as_string() {
             let limits = fetch::Limits {
                 max_bytes: e.number("maxDownloadBytes", fetch::DEFAULT_MAX_BYTES, 1.0, fetch::MAX_MAX_BYTES)?,
                 timeout_ms: e.number("downloadTimeoutMs", fetch::DEFAULT_TIMEOUT_MS, 1.0, 3_600_000.0)?,
@@ -493,7 +493,7 @@ impl Sampler {
             canvas: RefCell::new(canvas),
             backend_reason: RefCell::new(reason),
             late_adapter: RefCell::new(late),
-            provenance,
+            provenance: kept.provenance().await,
             kept: RefCell::default(),
             heat: RefCell::default(),
             disposed: Cell::new(false),
