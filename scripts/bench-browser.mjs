@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, root } from '../tests/browser/harness.mjs';
+import { launch, launchBrowser, root } from '../tests/browser/harness.mjs';
 import { bundleSizes } from './bundle-size.mjs';
 
 const env = (k, d) => (process.env[k] === undefined || process.env[k] === '' ? d : process.env[k]);
@@ -89,40 +89,67 @@ const b = await launch({
 const results = {}; // page id → { adapter, info, checks: {model: …}, cells: {model:n → …}, error }
 let browser = '';
 try {
-  // First frame: 5 cold loads of the default demo, each in a fresh browser profile (nothing in
-  // the HTTP cache or the Cache API), with the breakdown from the demo's performance marks.
+  // First frame: cold loads of the default demo (nothing in the HTTP cache or the Cache API),
+  // with the breakdown from the demo's performance marks; 5 of each kind:
+  // - "running browser": each load in a new, empty context of a browser that is already up (a
+  //   visitor with the browser open and the cache disabled: what #16 measures; one load before
+  //   them, not counted, lets the browser finish starting);
+  // - "fresh browser": each load in a browser started for it, whose own start-up shares the 2
+  //   cores with the page (its first canvas write waits 20–300 ms for the GPU process).
+  const demoMarks = async (page, url) => {
+    await page.goto(`${url}/`);
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+    return page.evaluate(() => {
+      const m = (name) => performance.getEntriesByName(name)[0]?.startTime ?? NaN;
+      const ms = document.getElementById('r-ms')?.textContent ?? '';
+      const [solve, draw] = [/^([\d.]+) ms/, /\+([\d.]+) ms draw/].map((re) => Number(ms.match(re)?.[1] ?? NaN));
+      return {
+        script: m('pf:script'), wasm: m('pf:wasm'), createStart: m('pf:create-start'), created: m('pf:created'), drawn: m('pf:drawn'), firstDrawn: m('pf:first-drawn'),
+        fetched: m('pushforward:model-fetched'), adapter: m('pushforward:adapter-answered'), workers: m('pushforward:workers-ready'), solve, draw,
+      };
+    });
+  };
+  // The first frame is the demo's preview (the request's first 1,024 points, drawn before the
+  // whole 4,096); the whole frame follows.
+  const frame = (l) => (Number.isFinite(l.firstDrawn) ? l.firstDrawn : l.drawn);
+  const reportLoads = (what, loads) => {
+    const whole = loads.map((l) => l.drawn).sort((x, y) => x - y);
+    loads.sort((x, y) => frame(x) - frame(y));
+    const med = loads[2];
+    const firstFrame = frame(med);
+    console.log(`demo (moons, 4096 points, heun 8 steps), 5 cold loads, ${what}: first frame (the first 1024 points) ${loads.map((l) => frame(l).toFixed(0)).join(', ')} ms after navigation start; median ${firstFrame.toFixed(0)} ms; all 4096 points drawn: median ${whole[2].toFixed(0)} ms (${whole.map((x) => x.toFixed(0)).join(', ')}); first frame = `
+      + `page and scripts ${med.script.toFixed(0)} + wasm download and compile ${(med.wasm - med.script).toFixed(0)} + `
+      + `Sampler.create ${(med.created - med.createStart).toFixed(0)} (from its start: model fetched +${(med.fetched - med.createStart).toFixed(0)}, `
+      + `workers ready +${(med.workers - med.createStart).toFixed(0)}, WebGPU adapter answered +${(med.adapter - med.createStart).toFixed(0)}; the three overlap) + `
+      + `first frame's sample ${(firstFrame - med.created).toFixed(0)} ms (the whole request's: solve ${med.solve.toFixed(0)} + draw ${med.draw.toFixed(0)})`
+      + ` (+ ${(med.createStart - med.wasm).toFixed(0)} between)`);
+  };
+  const running = await launchBrowser({ webgpu: true });
+  try {
+    const loads = [];
+    for (let i = 0; i < 6; i++) {
+      const fresh = await running.fresh();
+      try {
+        const marks = await demoMarks(fresh.page, running.url);
+        if (i > 0) loads.push(marks);
+      } finally {
+        await fresh.close();
+      }
+    }
+    reportLoads('each in a new context of a running browser', loads);
+  } finally {
+    await running.close();
+  }
   const loads = [];
   for (let i = 0; i < 5; i++) {
     const cold = await launch({ webgpu: true });
     try {
-      await cold.page.goto(`${cold.url}/`);
-      await cold.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
-      loads.push(await cold.page.evaluate(() => {
-        const m = (name) => performance.getEntriesByName(name)[0]?.startTime ?? NaN;
-        const ms = document.getElementById('r-ms')?.textContent ?? '';
-        const [solve, draw] = [/^([\d.]+) ms/, /\+([\d.]+) ms draw/].map((re) => Number(ms.match(re)?.[1] ?? NaN));
-        return {
-          script: m('pf:script'), wasm: m('pf:wasm'), createStart: m('pf:create-start'), created: m('pf:created'), drawn: m('pf:drawn'), firstDrawn: m('pf:first-drawn'),
-          fetched: m('pushforward:model-fetched'), adapter: m('pushforward:adapter-answered'), workers: m('pushforward:workers-ready'), solve, draw,
-        };
-      }));
+      loads.push(await demoMarks(cold.page, cold.url));
     } finally {
       await cold.close();
     }
   }
-  // The first frame is the demo's preview (the request's first 1,024 points, drawn before the
-  // whole 4,096); the whole frame follows.
-  const frame = (l) => (Number.isFinite(l.firstDrawn) ? l.firstDrawn : l.drawn);
-  const whole = loads.map((l) => l.drawn).sort((x, y) => x - y);
-  loads.sort((x, y) => frame(x) - frame(y));
-  const med = loads[2];
-  const firstFrame = frame(med);
-  console.log(`demo (moons, 4096 points, heun 8 steps), 5 cold loads: first frame (the first 1024 points) ${loads.map((l) => frame(l).toFixed(0)).join(', ')} ms after navigation start; median ${firstFrame.toFixed(0)} ms; all 4096 points drawn: median ${whole[2].toFixed(0)} ms (${whole.map((x) => x.toFixed(0)).join(', ')}); first frame = `
-    + `page and scripts ${med.script.toFixed(0)} + wasm download and compile ${(med.wasm - med.script).toFixed(0)} + `
-    + `Sampler.create ${(med.created - med.createStart).toFixed(0)} (from its start: model fetched +${(med.fetched - med.createStart).toFixed(0)}, `
-    + `workers ready +${(med.workers - med.createStart).toFixed(0)}, WebGPU adapter answered +${(med.adapter - med.createStart).toFixed(0)}; the three overlap) + `
-    + `first frame's sample ${(firstFrame - med.created).toFixed(0)} ms (the whole request's: solve ${med.solve.toFixed(0)} + draw ${med.draw.toFixed(0)})`
-    + ` (+ ${(med.createStart - med.wasm).toFixed(0)} between)`);
+  reportLoads('each in a freshly started browser', loads);
   await b.page.goto(`${b.url}/`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
   browser = await b.page.evaluate(() => navigator.userAgent.match(/Chrom(e|ium)\/[\d.]+/)?.[0] || navigator.userAgent);

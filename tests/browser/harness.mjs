@@ -49,6 +49,30 @@ export async function launch({ webgpu = true, isolated = false, args = [] } = {}
   };
 }
 
+/** Starts the server and one running Chromium whose `fresh()` opens a page in a new, empty
+ * browser context (its own HTTP cache and storage, as a visitor with the browser already open
+ * and the cache disabled; `launch` starts a whole browser instead). Chromium only. */
+export async function launchBrowser({ webgpu = true } = {}) {
+  const server = await startServer(0, {});
+  const url = `http://127.0.0.1:${server.address().port}`;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [...BASE_FLAGS, ...(webgpu ? WEBGPU_FLAGS : [])],
+  });
+  return {
+    url, browser,
+    async fresh() {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+      return { page: await context.newPage(), close: () => context.close() };
+    },
+    async close() {
+      await browser.close();
+      server.close();
+    },
+  };
+}
+
 /** Before the page loads: keep every GPUDevice it opens in `window.__gpuDevices` (so a test can
  * destroy one, as a driver reset would) and every unhandled rejection in `window.__unhandled`. */
 export async function watchDevices(page) {
