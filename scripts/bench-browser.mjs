@@ -77,6 +77,8 @@ function sizeFor(page, w) {
 
 const out = [];
 const say = (s = '') => { console.log(s); out.push(s); };
+// The first frame's lines, measured first and written after the tables.
+const frameLines = [];
 
 // --- bundle and first frame (unchanged measurements)
 for (const { build, wasmBytes, gzipped } of bundleSizes()) {
@@ -119,12 +121,13 @@ try {
     loads.sort((x, y) => frame(x) - frame(y));
     const med = loads[2];
     const firstFrame = frame(med);
-    console.log(`demo (moons, 4096 points, heun 8 steps), 5 cold loads, ${what}: first frame (the first 1024 points) ${loads.map((l) => frame(l).toFixed(0)).join(', ')} ms after navigation start; median ${firstFrame.toFixed(0)} ms; all 4096 points drawn: median ${whole[2].toFixed(0)} ms (${whole.map((x) => x.toFixed(0)).join(', ')}); first frame = `
+    frameLines.push(`demo (moons, 4096 points, heun 8 steps), 5 cold loads, ${what}: first frame (the first 1024 points) ${loads.map((l) => frame(l).toFixed(0)).join(', ')} ms after navigation start; median ${firstFrame.toFixed(0)} ms; all 4096 points drawn: median ${whole[2].toFixed(0)} ms (${whole.map((x) => x.toFixed(0)).join(', ')}); first frame = `
       + `page and scripts ${med.script.toFixed(0)} + wasm download and compile ${(med.wasm - med.script).toFixed(0)} + `
       + `Sampler.create ${(med.created - med.createStart).toFixed(0)} (from its start: model fetched +${(med.fetched - med.createStart).toFixed(0)}, `
       + `workers ready +${(med.workers - med.createStart).toFixed(0)}, WebGPU adapter answered +${(med.adapter - med.createStart).toFixed(0)}; the three overlap) + `
       + `first frame's sample ${(firstFrame - med.created).toFixed(0)} ms (the whole request's: solve ${med.solve.toFixed(0)} + draw ${med.draw.toFixed(0)})`
       + ` (+ ${(med.createStart - med.wasm).toFixed(0)} between)`);
+    console.log(frameLines.at(-1));
   };
   const running = await launchBrowser({ webgpu: true });
   try {
@@ -338,6 +341,12 @@ for (const [oursId, mmId] of [['ours-webgpu', 'tfjs-webgpu'], ['ours-cpu', 'tfjs
     });
     say(`- ${PAGES.find((p) => p.id === 'ours-cpu').label} vs the 4-lane peak measured in the same browser (12 FMA chains: relaxed_madd ${pk.relaxedMadd?.toFixed(2) ?? '—'}, mul+add ${pk.mulAdd?.toFixed(2) ?? '—'} GFLOP/s; target ≥ 70% of the better): ${shares.join('; ')}.`);
   }
+}
+
+if (frameLines.length) {
+  say();
+  say('First frame of the default demo (`pf:first-drawn` after navigation start; breakdown of the median load from the demo\'s performance marks):');
+  for (const line of frameLines) say(`- ${line}`);
 }
 
 if (WRITE) {
