@@ -80,7 +80,7 @@ const say = (s = '') => { console.log(s); out.push(s); };
 // The first frame's lines, measured first and written after the tables.
 const frameLines = [];
 
-// --- bundle and first frame (unchanged measurements)
+// --- bundle size, then the first frame
 for (const { build, wasmBytes, gzipped } of bundleSizes()) {
   console.log(`bundle (${build}): wasm ${wasmBytes} B; with the JS bindings and snippets, each gzipped: ${gzipped} B (${(gzipped / 1000).toFixed(1)} KB)`);
 }
@@ -129,32 +129,27 @@ try {
       + ` (+ ${(med.createStart - med.wasm).toFixed(0)} between)`);
     console.log(frameLines.at(-1));
   };
-  const running = await launchBrowser({ webgpu: true });
-  try {
+  // `count` loads of the demo, each in a page that `open()` gives ({ page, url, close }).
+  const coldLoads = async (count, open) => {
     const loads = [];
-    for (let i = 0; i < 6; i++) {
-      const fresh = await running.fresh();
+    for (let i = 0; i < count; i++) {
+      const cold = await open();
       try {
-        const marks = await demoMarks(fresh.page, running.url);
-        if (i > 0) loads.push(marks);
+        loads.push(await demoMarks(cold.page, cold.url));
       } finally {
-        await fresh.close();
+        await cold.close();
       }
     }
-    reportLoads('each in a new context of a running browser', loads);
+    return loads;
+  };
+  const running = await launchBrowser({ webgpu: true });
+  try {
+    const loads = await coldLoads(6, async () => ({ ...(await running.fresh()), url: running.url }));
+    reportLoads('each in a new context of a running browser', loads.slice(1));
   } finally {
     await running.close();
   }
-  const loads = [];
-  for (let i = 0; i < 5; i++) {
-    const cold = await launch({ webgpu: true });
-    try {
-      loads.push(await demoMarks(cold.page, cold.url));
-    } finally {
-      await cold.close();
-    }
-  }
-  reportLoads('each in a freshly started browser', loads);
+  reportLoads('each in a freshly started browser', await coldLoads(5, () => launch({ webgpu: true })));
   await b.page.goto(`${b.url}/`);
   await b.page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
   browser = await b.page.evaluate(() => navigator.userAgent.match(/Chrom(e|ium)\/[\d.]+/)?.[0] || navigator.userAgent);
