@@ -167,6 +167,27 @@ fn zero_depth_is_bias_and_activation() {
 }
 
 #[test]
+fn linear_writes_every_value_of_a_recycled_buffer() {
+    // `CpuBackend::linear` takes its output from the tensor recycler without zeroing it
+    // (`Tensor::for_overwrite`): a buffer given back full of NaN must not show through, at any
+    // depth (0 too), with or without bias, for wide and narrow outputs (each ≥ 4096 values,
+    // the recycler's smallest).
+    use pushforward::backend::Backend;
+    use pushforward::cpu::CpuBackend;
+    use pushforward::tensor::Tensor;
+    for (n, k, m, bias) in [(37, 19, 129, true), (64, 128, 128, false), (4096, 2, 2, true), (1024, 0, 5, true)] {
+        drop(Tensor::new(vec![n * m], vec![f32::NAN; n * m]).unwrap());
+        let (x, w, b) = (values(n * k, 1), values(m * k, 2), values(m, 3));
+        let t = |shape: Vec<usize>, v: &[f32]| Tensor::new(shape, v.to_vec()).unwrap();
+        let bt = bias.then(|| t(vec![m], &b));
+        let got = CpuBackend.linear(&t(vec![n, k], &x), &t(vec![m, k], &w), bt.as_ref(), Activation::None).unwrap();
+        let mut want = vec![0.0; n * m];
+        matmul::naive::linear(&x, &w, bias.then_some(&b[..]), Activation::None, n, k, m, &mut want);
+        assert_close(got.data(), &want, k, &format!("linear {n}×{k}×{m} over a stale buffer"));
+    }
+}
+
+#[test]
 fn silu_epilogue_over_a_wide_range() {
     // k = 1, w = 1: the output is silu(x) itself, including where e^-x overflows or underflows.
     let x: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.25).chain([-1e4, 1e4, -88.5, 88.5]).collect();

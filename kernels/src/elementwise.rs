@@ -113,8 +113,11 @@ pub fn all_finite(x: &[f32]) -> bool {
 /// `v` emptied and refilled with `n` zeros: how a recycled tensor buffer is handed out. A kernel
 /// here (not inline in the caller) because the browser build compiles the caller's crate for
 /// size, where `Vec::resize` becomes a scalar store loop instead of a `memset` (7% of the mnist
-/// U-Net's time in wasm).
-pub fn fill_zeros(v: &mut Vec<f32>, n: usize) {
-    v.clear();
+/// U-Net's time in wasm). With `keep_stale`, `v` is only cut or zero-extended to `n` values, the
+/// rest kept as they are: a buffer for a kernel that overwrites all of it.
+pub fn resize_buffer(v: &mut Vec<f32>, n: usize, keep_stale: bool) {
+    if !keep_stale {
+        v.clear();
+    }
     v.resize(n, 0.0);
 }

@@ -36,7 +36,8 @@ impl Backend for CpuBackend {
         let _span = profile::Span::new("linear");
         let s = shapes::linear(x.shape(), w.shape(), b.map(Tensor::shape))?;
         let (n, k, m) = (s.n, s.k, s.m);
-        let mut out = Tensor::zeros(s.out())?;
+        // Every output is written (`linear` overwrites C, bias or not, at any depth).
+        let mut out = Tensor::for_overwrite(s.out())?;
         matmul::linear(x.data(), w.data(), b.map(|b| b.data()), act, n, k, m, out.data_mut());
         Ok(out)
     }

@@ -37,13 +37,17 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 
 /// `linear` (a PyTorch weight used transposed; column bias or none; SiLU or none) and `matmul`
 /// (row-major B) on `cases` shapes up to 70 × 300 × 70: rows and columns that do and do not
-/// fill the 4 × 8 register tile, depths past one 256-deep block.
+/// fill the 4 × 8 register tile, depths past one 256-deep block; every third case has one or
+/// two columns, half of those with a depth that is a multiple of 4 (`linear`'s dot-product
+/// kernel for narrow outputs; `matmul` and the other depths go through the panels).
 #[unsafe(no_mangle)]
 pub extern "C" fn check_products(cases: u32, seed: u64) -> f32 {
     let mut r = Lcg(seed);
     let mut worst = 0.0f32;
     for case in 0..cases {
         let (n, k, m) = (r.size(70), r.size(300), r.size(70));
+        let m = if case % 3 == 1 { 1 + m % 2 } else { m };
+        let k = if case % 6 == 1 { 4 * k.div_ceil(4) } else { k };
         let (x, w, b) = (r.values(n * k), r.values(m * k), r.values(m));
         let act = if case % 2 == 0 { Activation::Silu } else { Activation::None };
         let bias = if case % 3 == 0 { None } else { Some(&b[..]) };
