@@ -3,8 +3,9 @@
 use crate::error::{Error, Result};
 
 /// A host tensor. Its storage is recycled: a dropped tensor's buffer is kept (per thread,
-/// bounded) and handed to the next `zeros`/`clone` of a similar size, so an ODE loop on the CPU
-/// backend stops allocating after its first step (the same buffers serve every step and call).
+/// bounded) and handed to the next `zeros`/`for_overwrite`/`clone` of a similar size, so an ODE
+/// loop on the CPU backend stops allocating after its first step (the same buffers serve every
+/// step and call).
 #[derive(Debug, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,

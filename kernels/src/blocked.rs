@@ -219,7 +219,11 @@ impl Gemm<'_> {
         }
         // A linear layer down to one or two outputs: dot products, not panels padded to 8.
         #[cfg(target_arch = "wasm32")]
-        if self.b_layout == BLayout::Transposed && self.cols <= 2 && self.depth.is_multiple_of(4) {
+        if self.b_layout == BLayout::Transposed
+            && self.cols <= 2
+            && self.depth.is_multiple_of(4)
+            && !matches!(self.bias, Bias::PerRow(_))
+        {
             return wasm::linear_narrow(self, c, ldc);
         }
         match isa.clamp_to_cpu() {
